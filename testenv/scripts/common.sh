@@ -28,3 +28,41 @@ die() { printf '[testenv] error: %s\n' "$*" >&2; exit 1; }
 need_go() {
   command -v go >/dev/null 2>&1 || die "Go is required to build the test control plane (etcd, Kubernetes, helm are built from source). Install Go >= 1.26 (https://go.dev/doc/install, or your distribution's golang package) and put it on PATH."
 }
+
+STATE="$JTP_TESTENV_DIR"
+PKI="$STATE/pki"
+LOCK_FILE="${JTP_TESTENV_DIR%/}.lock"
+ADMIN_KUBECONFIG="$STATE/admin.kubeconfig"
+# Start order; stopped in reverse. (The endpoint reconciler is off: it rejects loopback addresses.)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler jtp-node)
+
+# The pid of a component we started, if that process is still alive and is that program.
+component_pid() {
+  local name=$1 pidfile="$STATE/pids/$1.pid" pid
+  [[ -f "$pidfile" ]] || return 1
+  pid=$(cat "$pidfile")
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "$name" || return 1
+  echo "$pid"
+}
+
+stop_components() {
+  local i name pid waited
+  for (( i=${#COMPONENTS[@]}-1; i>=0; i-- )); do
+    name=${COMPONENTS[$i]}
+    if pid=$(component_pid "$name"); then
+      log "stopping $name (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      waited=0
+      while kill -0 "$pid" 2>/dev/null && (( waited < 100 )); do sleep 0.1; waited=$((waited + 1)); done
+      if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in 10s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    rm -f "$STATE/pids/$name.pid"
+  done
+  # Mount points jtp-node had to create on the host (it removes them itself on SIGTERM).
+  if [[ -f "$STATE/node/created-mountpoints" ]]; then
+    sort -u "$STATE/node/created-mountpoints" | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2- \
+      | while read -r dir; do rmdir "$dir" 2>/dev/null || true; done
+    rm -f "$STATE/node/created-mountpoints"
+  fi
+}
