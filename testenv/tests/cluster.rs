@@ -1,0 +1,369 @@
+//! The test control plane end to end: real Job controller, scheduler, API server and
+//! jtp-node running real processes. Each test has its own namespace.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jtp_testenv::{TestNamespace, kubectl, wait_for};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, ContainerStateWaiting, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn client() -> kube::Client {
+    jtp_testenv::cluster_with_node(env!("CARGO_BIN_EXE_jtp-node")).await
+}
+
+fn from_json<T: DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("test manifest matches the Kubernetes type")
+}
+
+fn pod(name: &str, container: Value, volumes: Value) -> Pod {
+    from_json(json!({
+        "metadata": { "name": name },
+        "spec": { "restartPolicy": "Never", "containers": [container], "volumes": volumes },
+    }))
+}
+
+fn terminated(pod: &Pod) -> Option<ContainerStateTerminated> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .terminated
+        .clone()
+}
+
+fn waiting(pod: &Pod) -> Option<ContainerStateWaiting> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .clone()
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// A scratch directory on the host that a container can write to (no mount needed).
+fn host_scratch(ns: &TestNamespace) -> std::path::PathBuf {
+    let dir = jtp_testenv::testenv_dir()
+        .join("test-scratch")
+        .join(ns.name());
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+#[tokio::test]
+async fn failing_job_reports_exit_code_and_logs_through_the_api_server() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "job").await;
+    let jobs: Api<Job> = ns.api();
+    let job: Job = from_json(json!({
+        "metadata": { "name": "fails" },
+        "spec": {
+            "backoffLimit": 0,
+            "template": { "spec": {
+                "restartPolicy": "Never",
+                "containers": [{
+                    "name": "main",
+                    "image": "busybox:1.36",
+                    "command": ["sh", "-c", "echo out; echo err >&2; exit 3"],
+                }],
+            }},
+        },
+    }));
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
+
+    wait_for(&jobs, "fails", TIMEOUT, "end Failed", |j| {
+        j.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
+    })
+    .await;
+
+    let pods: Api<Pod> = ns.api();
+    let list = pods
+        .list(&ListParams::default().labels("job-name=fails"))
+        .await
+        .expect("list pods");
+    assert_eq!(list.items.len(), 1, "backoffLimit 0 means exactly one pod");
+    let pod = &list.items[0];
+    assert_eq!(
+        pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some("jtp-node")
+    );
+    assert_eq!(phase(pod), "Failed");
+    let t = terminated(pod).expect("container terminated");
+    assert_eq!(t.exit_code, 3);
+    assert_eq!(t.reason.as_deref(), Some("Error"));
+    assert!(t.started_at.is_some() && t.finished_at.is_some());
+
+    let pod_name = pod.metadata.name.clone().expect("pod name");
+    let logs = kubectl(&["logs", "-n", ns.name(), &pod_name]);
+    assert_eq!(
+        logs, "out\nerr\n",
+        "kubectl logs returns stdout and stderr in order"
+    );
+    // The same through the client's pods/log.
+    let via_client = pods
+        .logs(&pod_name, &Default::default())
+        .await
+        .expect("pods/log");
+    assert_eq!(via_client, "out\nerr\n");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn unpullable_image_never_runs() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "pull").await;
+    let marker = host_scratch(&ns).join("ran");
+    let pods: Api<Pod> = ns.api();
+    let p = pod(
+        "unpullable",
+        json!({
+            "name": "main",
+            "image": "unpullable.invalid/script:1",
+            "command": ["touch", marker.to_string_lossy()],
+        }),
+        json!([]),
+    );
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("create pod");
+    let seen = wait_for(
+        &pods,
+        "unpullable",
+        TIMEOUT,
+        "report ImagePullBackOff",
+        |p| waiting(p).and_then(|w| w.reason).as_deref() == Some("ImagePullBackOff"),
+    )
+    .await;
+    assert_eq!(phase(&seen), "Pending");
+    assert!(
+        waiting(&seen)
+            .and_then(|w| w.message)
+            .is_some_and(|m| m.contains("unpullable.invalid/script:1"))
+    );
+    assert!(!marker.exists(), "the container's command must never run");
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn crd_cel_rule_is_enforced_by_the_api_server() {
+    let client = client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = from_json(json!({
+        "metadata": { "name": "widgets.testenv.jobtrigger.io" },
+        "spec": {
+            "group": "testenv.jobtrigger.io",
+            "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": {
+                    "type": "object",
+                    "properties": { "spec": {
+                        "type": "object",
+                        "properties": { "min": { "type": "integer" }, "max": { "type": "integer" } },
+                        "x-kubernetes-validations": [{ "rule": "self.min <= self.max", "message": "min must not exceed max" }],
+                    }},
+                }},
+            }],
+        },
+    }));
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {} // installed by an earlier run
+        Err(e) => panic!("creating the CRD: {e}"),
+    }
+    wait_for(
+        &crds,
+        "widgets.testenv.jobtrigger.io",
+        TIMEOUT,
+        "be Established",
+        |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        },
+    )
+    .await;
+
+    let ns = TestNamespace::new(&client, "cel").await;
+    let gvk = kube::api::GroupVersionKind::gvk("testenv.jobtrigger.io", "v1", "Widget");
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "widgets");
+    let widgets: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &resource);
+    let object = |name: &str, min: i64, max: i64| -> kube::api::DynamicObject {
+        from_json(json!({
+            "apiVersion": "testenv.jobtrigger.io/v1", "kind": "Widget",
+            "metadata": { "name": name }, "spec": { "min": min, "max": max },
+        }))
+    };
+    // Discovery of a new CRD can lag its Established condition: retry the valid create.
+    let mut attempts = 0;
+    loop {
+        match widgets
+            .create(&PostParams::default(), &object("ok", 1, 2))
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 404 && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("creating a valid Widget: {e}"),
+        }
+    }
+    let err = widgets
+        .create(&PostParams::default(), &object("bad", 5, 1))
+        .await
+        .expect_err("the API server must reject min > max");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(
+                s.message.contains("min must not exceed max"),
+                "message was: {}",
+                s.message
+            );
+        }
+        other => panic!("expected an API error, got {other}"),
+    }
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "script").await;
+    let cms: Api<ConfigMap> = ns.api();
+    let cm: ConfigMap = from_json(json!({
+        "metadata": { "name": "scripts" },
+        "data": { "run.sh": "#!/bin/sh\necho \"script ran in $POD_NAMESPACE with $(ls /scripts)\"\nexit 0\n" },
+    }));
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create configmap");
+    let pods: Api<Pod> = ns.api();
+    let script_pod = pod(
+        "script",
+        json!({
+            "name": "main", "image": "busybox",
+            "command": ["/scripts/run.sh"],
+            "env": [{ "name": "POD_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } }],
+            "volumeMounts": [{ "name": "scripts", "mountPath": "/scripts" }],
+        }),
+        json!([{ "name": "scripts", "configMap": { "name": "scripts", "defaultMode": 0o755 } }]),
+    );
+    pods.create(&PostParams::default(), &script_pod)
+        .await
+        .expect("create script pod");
+    let missing = pod(
+        "missing",
+        json!({ "name": "main", "image": "busybox", "command": ["definitely-not-installed-jtp"] }),
+        json!([]),
+    );
+    pods.create(&PostParams::default(), &missing)
+        .await
+        .expect("create missing pod");
+
+    let done = wait_for(&pods, "script", TIMEOUT, "succeed", |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(terminated(&done).map(|t| t.exit_code), Some(0));
+    let logs = kubectl(&["logs", "-n", ns.name(), "script"]);
+    assert_eq!(logs, format!("script ran in {} with run.sh\n", ns.name()));
+
+    let failed = wait_for(&pods, "missing", TIMEOUT, "fail to start", |p| {
+        phase(p) == "Failed"
+    })
+    .await;
+    let t = terminated(&failed).expect("terminated state");
+    assert_eq!(t.reason.as_deref(), Some("StartError"));
+    let message = t.message.unwrap_or_default();
+    assert!(
+        message.contains("executable file not found in $PATH"),
+        "{message}"
+    );
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn deleting_a_running_pod_kills_its_process() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "kill").await;
+    let pid_file = host_scratch(&ns).join("pid");
+    let pods: Api<Pod> = ns.api();
+    // `$$$$` is `$$` after the kubelet's $(VAR) expansion.
+    let script = format!("echo $$$$ > {}; exec sleep 300", pid_file.display());
+    let p = pod(
+        "sleeper",
+        json!({ "name": "main", "image": "busybox", "command": ["sh", "-c", script] }),
+        json!([]),
+    );
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("create pod");
+    wait_for(&pods, "sleeper", TIMEOUT, "run", |p| phase(p) == "Running").await;
+    let pid = wait_for_pid(&pid_file).await;
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "sleep should be running"
+    );
+
+    pods.delete("sleeper", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while pods.get_opt("sleeper").await.expect("get pod").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pod was not removed after its process was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} still runs after the pod was deleted"
+    );
+    ns.cleanup().await;
+}
+
+async fn wait_for_pid(file: &Path) -> u32 {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} was never written", file.display());
+}
