@@ -1,0 +1,36 @@
+//! The `ScheduledJob` API shared by every part of Job Trigger Portal: the custom resource types,
+//! the one validation function, and the pure schedule engine (no clock, no client).
+
+pub mod schedule;
+pub mod testing;
+pub mod types;
+pub mod validate;
+
+pub use schedule::{CompiledSchedule, MissedSlots};
+pub use types::*;
+pub use validate::{FieldError, InvalidSpec, validate};
+
+/// Group of the custom resource.
+pub const GROUP: &str = "jobtrigger.io";
+/// Annotation that asks for one manual run; its value is an RFC3339 instant, one run per distinct value.
+pub const RUN_NOW_ANNOTATION: &str = "jobtrigger.io/run-now";
+/// Annotation on a launched Job holding the scheduled instant (RFC3339 UTC).
+pub const SCHEDULED_AT_ANNOTATION: &str = "jobtrigger.io/scheduled-at";
+/// Annotation on a launched Job holding what triggered it (`schedule` or `manual`).
+pub const TRIGGER_ANNOTATION: &str = "jobtrigger.io/trigger";
+/// Label on a launched Job naming its ScheduledJob.
+pub const JOB_LABEL: &str = "jobtrigger.io/scheduled-job";
+/// Label on a launched Job holding the slot as UTC seconds.
+pub const SLOT_LABEL: &str = "jobtrigger.io/slot";
+/// The zone used when a job names none: Hong Kong, as in the original system.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Hong_Kong";
+/// The shortest interval a job may ask for.
+pub const MIN_INTERVAL_SECONDS: u64 = 10;
+
+/// The CustomResourceDefinition generated from the Rust types, as YAML (what `crds/` holds).
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let crd = ScheduledJob::crd();
+    let body = serde_yaml::to_string(&crd).unwrap_or_else(|e| format!("# cannot render CRD: {e}\n"));
+    format!("# Generated from crds/src/types.rs by `jtp crd`; do not edit by hand.\n{body}")
+}

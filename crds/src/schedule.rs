@@ -1,0 +1,440 @@
+//! The pure schedule engine: next run, missed slots and a description in words.
+//!
+//! Wall-clock forms (hourly, daily, weekly, monthly, cron) are evaluated on the local calendar of
+//! the job's zone and each wall time is then mapped to one UTC instant:
+//! - a wall time inside a DST gap maps to the first instant after the gap;
+//! - a wall time that occurs twice maps to its first occurrence, so it runs once.
+//!
+//! Intervals are absolute: slots are `k × every` seconds after the Unix epoch, whatever the zone.
+//! Nothing here reads a clock: `now` and `after` are always parameters.
+
+use crate::types::{IntervalUnit, Schedule, ScheduledJobSpec, Weekday};
+use crate::validate::{FieldError, InvalidSpec};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
+};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use std::collections::VecDeque;
+use std::str::FromStr;
+
+/// A schedule parsed once and ready to answer "when next?" many times.
+#[derive(Clone, Debug)]
+pub struct CompiledSchedule {
+    tz: Tz,
+    rule: Rule,
+}
+
+#[derive(Clone, Debug)]
+enum Rule {
+    Interval {
+        every_secs: i64,
+    },
+    Hourly {
+        minute: u32,
+    },
+    Daily {
+        at: NaiveTime,
+    },
+    /// Bit `n` set = runs on the weekday whose `num_days_from_monday()` is `n`.
+    Weekly {
+        days: u8,
+        at: NaiveTime,
+    },
+    Monthly {
+        day: u32,
+        at: NaiveTime,
+    },
+    Cron(Box<Cron>),
+    Manual,
+}
+
+/// The slots that fell due between the last handled slot and now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissedSlots {
+    /// The most recent missed slots, oldest first, at most the requested limit.
+    pub recent: Vec<DateTime<Utc>>,
+    /// True when more slots were missed than `recent` holds.
+    pub truncated: bool,
+}
+
+impl MissedSlots {
+    /// The latest missed slot, the only one a catch-up may run.
+    pub fn latest(&self) -> Option<DateTime<Utc>> {
+        self.recent.last().copied()
+    }
+}
+
+/// How far a wall-clock search may look before deciding a schedule never fires (e.g. `0 0 30 2 *`).
+const MAX_WALL_STEPS: usize = 2_000;
+
+impl CompiledSchedule {
+    /// Parses a spec's schedule and zone; errors name the field and say what to fix.
+    pub fn new(spec: &ScheduledJobSpec) -> Result<Self, InvalidSpec> {
+        let mut errors = Vec::new();
+        let tz = parse_time_zone(&spec.time_zone).map_err(|e| errors.push(e)).ok();
+        let rule = compile_rule(&spec.schedule).map_err(|e| errors.push(e)).ok();
+        match (tz, rule) {
+            (Some(tz), Some(rule)) if errors.is_empty() => Ok(Self { tz, rule }),
+            _ => Err(InvalidSpec { errors }),
+        }
+    }
+
+    /// The job's time zone.
+    pub fn time_zone(&self) -> Tz {
+        self.tz
+    }
+
+    /// True for manual jobs, which never run by themselves.
+    pub fn is_manual(&self) -> bool {
+        matches!(self.rule, Rule::Manual)
+    }
+
+    /// The first slot strictly after `after`, in UTC; `None` for manual jobs (or a cron that never fires).
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.rule {
+            Rule::Manual => None,
+            Rule::Interval { every_secs } => {
+                let k = after.timestamp().div_euclid(*every_secs) + 1;
+                DateTime::from_timestamp(k.checked_mul(*every_secs)?, 0)
+            }
+            _ => self.next_wall_slot(after),
+        }
+    }
+
+    /// Up to `limit` of the most recent slots in `(last, now]`, oldest first.
+    ///
+    /// Bounded in time and memory however long the job was down: the search looks back from `now`
+    /// in widening windows, so a minutely job down for a year costs a few thousand steps.
+    pub fn missed(&self, last: DateTime<Utc>, now: DateTime<Utc>, limit: usize) -> MissedSlots {
+        if limit == 0 || now <= last || self.is_manual() {
+            return MissedSlots {
+                recent: Vec::new(),
+                truncated: false,
+            };
+        }
+        let mut window = Duration::minutes(1);
+        loop {
+            let start = now.checked_sub_signed(window).map_or(last, |s| s.max(last));
+            let mut recent = VecDeque::with_capacity(limit);
+            let mut count = 0usize;
+            let mut cursor = start;
+            while let Some(slot) = self.next_after(cursor).filter(|slot| *slot <= now) {
+                if recent.len() == limit {
+                    recent.pop_front();
+                }
+                recent.push_back(slot);
+                count += 1;
+                cursor = slot;
+            }
+            if count >= limit || start == last {
+                let earlier = start > last && self.next_after(last).is_some_and(|s| s <= start);
+                return MissedSlots {
+                    recent: recent.into(),
+                    truncated: count > limit || earlier,
+                };
+            }
+            window = window * 4;
+        }
+    }
+
+    /// The schedule in words, with the zone: "Every Monday at 09:00 (Asia/Hong_Kong)".
+    pub fn describe(&self) -> String {
+        let zone = self.tz.name();
+        match &self.rule {
+            Rule::Manual => "Manual: runs only when triggered".to_owned(),
+            Rule::Interval { every_secs } => describe_interval(*every_secs),
+            Rule::Hourly { minute } => format!("Every hour at minute {minute} ({zone})"),
+            Rule::Daily { at } => format!("Every day at {} ({zone})", at.format("%H:%M")),
+            Rule::Weekly { days, at } => {
+                let names: Vec<&str> = Weekday::ALL
+                    .iter()
+                    .filter(|d| days & day_bit(d.to_chrono()) != 0)
+                    .map(|d| d.title())
+                    .collect();
+                let list = match names.as_slice() {
+                    [] => String::new(),
+                    [one] => (*one).to_owned(),
+                    [init @ .., last] => format!("{} and {last}", init.join(", ")),
+                };
+                format!("Every {list} at {} ({zone})", at.format("%H:%M"))
+            }
+            Rule::Monthly { day, at } => {
+                let clamp = if *day > 28 {
+                    " (or the month's last day)"
+                } else {
+                    ""
+                };
+                format!("Monthly on day {day}{clamp} at {} ({zone})", at.format("%H:%M"))
+            }
+            Rule::Cron(cron) => format!("Cron \"{}\": {} ({zone})", cron.pattern, cron.describe()),
+        }
+    }
+
+    /// The earliest wall-clock slot that maps to an instant strictly after `after`.
+    fn next_wall_slot(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut wall = after.with_timezone(&self.tz).naive_local();
+        for _ in 0..MAX_WALL_STEPS {
+            wall = self.next_wall_after(wall)?;
+            let instant = resolve_wall(self.tz, wall);
+            if instant > after {
+                return Some(instant);
+            }
+        }
+        None
+    }
+
+    /// The next wall time of the rule strictly after `wall`, on the zone's local calendar.
+    fn next_wall_after(&self, wall: NaiveDateTime) -> Option<NaiveDateTime> {
+        match &self.rule {
+            Rule::Hourly { minute } => {
+                let hour = wall.date().and_hms_opt(wall.hour(), *minute, 0)?;
+                Some(if hour > wall {
+                    hour
+                } else {
+                    hour + Duration::hours(1)
+                })
+            }
+            Rule::Daily { at } => {
+                let today = wall.date().and_time(*at);
+                Some(if today > wall {
+                    today
+                } else {
+                    today + Duration::days(1)
+                })
+            }
+            Rule::Weekly { days, at } => (0..=7).find_map(|offset| {
+                let date = wall.date() + Duration::days(offset);
+                let candidate = date.and_time(*at);
+                (days & day_bit(date.weekday()) != 0 && candidate > wall).then_some(candidate)
+            }),
+            Rule::Monthly { day, at } => {
+                let (mut year, mut month) = (wall.year(), wall.month());
+                for _ in 0..3 {
+                    let date = clamped_day(year, month, *day)?;
+                    let candidate = date.and_time(*at);
+                    if candidate > wall {
+                        return Some(candidate);
+                    }
+                    (year, month) = if month == 12 {
+                        (year + 1, 1)
+                    } else {
+                        (year, month + 1)
+                    };
+                }
+                None
+            }
+            Rule::Cron(cron) => {
+                // Evaluate on a zone without DST so the pattern sees the plain local calendar.
+                let fake = Utc.from_utc_datetime(&wall);
+                cron.find_next_occurrence(&fake, false)
+                    .ok()
+                    .map(|next| next.naive_utc())
+            }
+            Rule::Interval { .. } | Rule::Manual => None,
+        }
+    }
+}
+
+/// Maps a local wall time to one instant: the first occurrence, or the end of a DST gap.
+pub fn resolve_wall(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&wall) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(first, second) => first.min(second).with_timezone(&Utc),
+        LocalResult::None => gap_end(tz, wall),
+    }
+}
+
+/// The first instant after the DST gap containing `wall`: the transition itself.
+fn gap_end(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
+    let as_utc = Utc.from_utc_datetime(&wall);
+    let offset_secs = |t: DateTime<Utc>| {
+        i64::from(
+            tz.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        )
+    };
+    let before = offset_secs(as_utc - Duration::days(2));
+    let after = offset_secs(as_utc + Duration::days(2));
+    // Read with the later offset the wall time falls before the transition; with the earlier, after it.
+    let mut lo = as_utc.timestamp() - after;
+    let mut hi = as_utc.timestamp() - before;
+    let local_after_wall = |secs: i64| {
+        DateTime::from_timestamp(secs, 0).is_some_and(|t| t.with_timezone(&tz).naive_local() > wall)
+    };
+    if lo >= hi || !local_after_wall(hi) {
+        // Not a plain two-offset gap: walk forward minute by minute (bounded) instead.
+        return (1..=48 * 60)
+            .find_map(|m| tz.from_local_datetime(&(wall + Duration::minutes(m))).earliest())
+            .map_or(as_utc, |t| t.with_timezone(&Utc));
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if local_after_wall(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0).unwrap_or(as_utc)
+}
+
+fn day_bit(day: chrono::Weekday) -> u8 {
+    1 << day.num_days_from_monday()
+}
+
+/// Day `day` of the month, or the month's last day when the month is shorter.
+fn clamped_day(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
+    let first_of_next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    }?;
+    let last_day = first_of_next.pred_opt()?.day();
+    NaiveDate::from_ymd_opt(year, month, day.min(last_day))
+}
+
+fn describe_interval(every_secs: i64) -> String {
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")]
+        .into_iter()
+        .find(|(secs, _)| every_secs % secs == 0)
+        .map_or((every_secs, "second"), |(secs, unit)| (every_secs / secs, unit));
+    if n == 1 {
+        format!("Every {unit}")
+    } else {
+        format!("Every {n} {unit}s")
+    }
+}
+
+/// Parses an IANA zone name; the error says what to fix and suggests the closest name.
+pub fn parse_time_zone(name: &str) -> Result<Tz, FieldError> {
+    Tz::from_str(name).map_err(|_| {
+        let normal = |s: &str| s.to_ascii_lowercase().replace(['_', ' ', '-'], "");
+        let wanted = normal(name);
+        let hint = chrono_tz::TZ_VARIANTS
+            .iter()
+            .find(|tz| normal(tz.name()) == wanted)
+            .map_or_else(
+                || "use an IANA name such as Asia/Hong_Kong, Europe/London or UTC".to_owned(),
+                |tz| format!("did you mean {}?", tz.name()),
+            );
+        FieldError::new("spec.timeZone", format!("unknown time zone \"{name}\": {hint}"))
+    })
+}
+
+/// Parses `HH:MM` (00:00–23:59).
+pub fn parse_wall_time(field: &str, value: &str) -> Result<NaiveTime, FieldError> {
+    let bad = || {
+        FieldError::new(
+            field,
+            format!("\"{value}\" is not a time: write HH:MM on a 24-hour clock, 00:00 to 23:59"),
+        )
+    };
+    let (h, m) = value.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    NaiveTime::from_hms_opt(h, m, 0)
+        .filter(|_| m < 60)
+        .ok_or_else(bad)
+}
+
+/// Parses a standard 5-field cron expression.
+pub fn parse_cron(field: &str, expr: &str) -> Result<Cron, FieldError> {
+    let fields = expr.split_whitespace().count();
+    if fields != 5 {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "cron \"{expr}\" has {fields} fields; write 5: minute hour day-of-month month day-of-week, e.g. \"*/5 * * * *\""
+            ),
+        ));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| FieldError::new(field, format!("cron \"{expr}\" is invalid: {e}")))
+}
+
+fn compile_rule(schedule: &Schedule) -> Result<Rule, FieldError> {
+    let path = "spec.schedule";
+    if schedule.forms_set() != 1 {
+        return Err(FieldError::new(
+            path,
+            "set exactly one schedule form: interval, hourly, daily, weekly, monthly, cron or manual",
+        ));
+    }
+    if let Some(interval) = &schedule.interval {
+        let every_secs = interval.every.saturating_mul(interval.unit.seconds());
+        if every_secs < crate::MIN_INTERVAL_SECONDS {
+            return Err(FieldError::new(
+                "spec.schedule.interval",
+                format!(
+                    "every {} {} is too often: an interval must be at least {} seconds",
+                    interval.every,
+                    interval.unit.as_str(),
+                    crate::MIN_INTERVAL_SECONDS
+                ),
+            ));
+        }
+        let every_secs = i64::try_from(every_secs)
+            .ok()
+            .filter(|s| *s <= 100 * 366 * IntervalUnit::Days.seconds() as i64)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "spec.schedule.interval.every",
+                    "an interval must be at most 100 years",
+                )
+            })?;
+        return Ok(Rule::Interval { every_secs });
+    }
+    if let Some(hourly) = &schedule.hourly {
+        if hourly.minute > 59 {
+            return Err(FieldError::new(
+                "spec.schedule.hourly.minute",
+                format!("minute {} is out of range: use 0 to 59", hourly.minute),
+            ));
+        }
+        return Ok(Rule::Hourly {
+            minute: hourly.minute,
+        });
+    }
+    if let Some(daily) = &schedule.daily {
+        let at = parse_wall_time("spec.schedule.daily.at", &daily.at)?;
+        return Ok(Rule::Daily { at });
+    }
+    if let Some(weekly) = &schedule.weekly {
+        if weekly.on.is_empty() {
+            return Err(FieldError::new(
+                "spec.schedule.weekly.on",
+                "name at least one weekday, e.g. [monday]",
+            ));
+        }
+        let at = parse_wall_time("spec.schedule.weekly.at", &weekly.at)?;
+        let days = weekly.on.iter().fold(0, |bits, d| bits | day_bit(d.to_chrono()));
+        return Ok(Rule::Weekly { days, at });
+    }
+    if let Some(monthly) = &schedule.monthly {
+        if !(1..=31).contains(&monthly.day) {
+            return Err(FieldError::new(
+                "spec.schedule.monthly.day",
+                format!(
+                    "day {} is out of range: use 1 to 31 (29–31 run on the last day of shorter months)",
+                    monthly.day
+                ),
+            ));
+        }
+        let at = parse_wall_time("spec.schedule.monthly.at", &monthly.at)?;
+        return Ok(Rule::Monthly { day: monthly.day, at });
+    }
+    if let Some(expr) = &schedule.cron {
+        return Ok(Rule::Cron(Box::new(parse_cron("spec.schedule.cron", expr)?)));
+    }
+    Ok(Rule::Manual)
+}

@@ -1,0 +1,95 @@
+//! Small builders for tests in every crate: `ScheduledJobSpec::daily("09:00")`, then chain.
+
+use crate::types::*;
+
+impl ScheduledJobSpec {
+    /// A job with this schedule and an `echo` script, in the default zone.
+    pub fn with_schedule(schedule: Schedule) -> Self {
+        Self {
+            schedule,
+            time_zone: default_time_zone(),
+            suspend: false,
+            script: Script {
+                inline: Some("echo hello".into()),
+                ..Script::default()
+            },
+            description: None,
+            image: None,
+            env: Vec::new(),
+            working_dir: None,
+            resources: None,
+            service_account_name: None,
+            concurrency_policy: ConcurrencyPolicy::default(),
+            starting_deadline_seconds: None,
+            active_deadline_seconds: None,
+            backoff_limit: None,
+            successful_jobs_history_limit: None,
+            failed_jobs_history_limit: None,
+        }
+    }
+
+    pub fn interval(every: u64, unit: IntervalUnit) -> Self {
+        Self::with_schedule(Schedule {
+            interval: Some(IntervalSchedule { every, unit }),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn hourly(minute: u32) -> Self {
+        Self::with_schedule(Schedule {
+            hourly: Some(HourlySchedule { minute }),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn daily(at: &str) -> Self {
+        Self::with_schedule(Schedule {
+            daily: Some(DailySchedule { at: at.into() }),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn weekly(on: &[Weekday], at: &str) -> Self {
+        Self::with_schedule(Schedule {
+            weekly: Some(WeeklySchedule {
+                on: on.to_vec(),
+                at: at.into(),
+            }),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn monthly(day: u32, at: &str) -> Self {
+        Self::with_schedule(Schedule {
+            monthly: Some(MonthlySchedule { day, at: at.into() }),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn cron(expr: &str) -> Self {
+        Self::with_schedule(Schedule {
+            cron: Some(expr.into()),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn manual() -> Self {
+        Self::with_schedule(Schedule {
+            manual: Some(ManualSchedule {}),
+            ..Schedule::default()
+        })
+    }
+
+    pub fn in_zone(mut self, zone: &str) -> Self {
+        self.time_zone = zone.into();
+        self
+    }
+
+    pub fn script(mut self, inline: &str) -> Self {
+        self.script = Script {
+            inline: Some(inline.into()),
+            ..Script::default()
+        };
+        self
+    }
+}

@@ -1,0 +1,506 @@
+//! The `ScheduledJob` custom resource (group `jobtrigger.io`, version `v1alpha1`): spec, status and
+//! the small enums the store and the portal share. Schema rules here are what `kubectl apply` checks;
+//! what a schema cannot check lives in [`crate::validate`].
+
+// The derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A script that runs on a schedule or on demand, with every run recorded.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "jobtrigger.io",
+    version = "v1alpha1",
+    kind = "ScheduledJob",
+    plural = "scheduledjobs",
+    shortname = "sj",
+    namespaced,
+    status = "ScheduledJobStatus",
+    printcolumn(
+        name = "Schedule",
+        type_ = "string",
+        json_path = ".status.scheduleDescription"
+    ),
+    printcolumn(name = "Time Zone", type_ = "string", json_path = ".spec.timeZone"),
+    printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextRun"),
+    printcolumn(name = "Last Status", type_ = "string", json_path = ".status.lastStatus"),
+    printcolumn(
+        name = "Suspended",
+        type_ = "boolean",
+        json_path = ".spec.suspend",
+        priority = "1"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledJobSpec {
+    /// When the job runs: exactly one schedule form.
+    pub schedule: Schedule,
+    /// IANA time zone in which wall-clock times are read (default Asia/Hong_Kong).
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: String,
+    /// A suspended job is never started by its schedule; Run Now still works.
+    #[serde(default)]
+    pub suspend: bool,
+    /// What runs.
+    pub script: Script,
+    /// Free text shown in the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// Container image (Kubernetes mode); the operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Environment variables for the script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Working directory of the script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Compute resources of the run's container (Kubernetes mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Service account the run's pod uses (Kubernetes mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// What to do when a run is due while another is still running.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// A slot missed by more than this many seconds is skipped and reported, never replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_deadline_seconds: Option<i64>,
+    /// A run still going after this many seconds is stopped and counted as FAILURE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+    /// Retries of a failed pod within one run (Kubernetes mode; default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: Option<i32>,
+    /// Finished successful Kubernetes Jobs to keep (SQL keeps every run regardless; default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub successful_jobs_history_limit: Option<i32>,
+    /// Finished failed Kubernetes Jobs to keep (SQL keeps every run regardless; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub failed_jobs_history_limit: Option<i32>,
+}
+
+pub fn default_time_zone() -> String {
+    crate::DEFAULT_TIME_ZONE.to_owned()
+}
+
+/// Exactly one schedule form. Wall-clock times are `HH:MM` in the job's time zone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = kube::core::Rule::new(
+    "[has(self.interval), has(self.hourly), has(self.daily), has(self.weekly), has(self.monthly), has(self.cron), has(self.manual)].filter(x, x).size() == 1"
+).message("set exactly one schedule form: interval, hourly, daily, weekly, monthly, cron or manual"))]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<IntervalSchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<HourlySchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<DailySchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<WeeklySchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<MonthlySchedule>,
+    /// A standard 5-field cron expression (minute hour day-of-month month day-of-week), read in the job's zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\s*[0-9A-Za-z*/,?#-]+(\s+[0-9A-Za-z*/,?#-]+){4}\s*$"))]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<ManualSchedule>,
+}
+
+/// `HH:MM`, 00:00 to 23:59.
+pub const TIME_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
+
+/// Every N units, on slots anchored at the Unix epoch (1970-01-01T00:00:00Z): slot k is `k × every`
+/// since then, so restarts and edits of other fields never shift it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = kube::core::Rule::new(
+    "self.unit != 'seconds' || self.every >= 10"
+).message("an interval must be at least 10 seconds"))]
+pub struct IntervalSchedule {
+    #[schemars(range(min = 1))]
+    pub every: u64,
+    pub unit: IntervalUnit,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IntervalUnit {
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+}
+
+impl IntervalUnit {
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::Seconds => 1,
+            Self::Minutes => 60,
+            Self::Hours => 3_600,
+            Self::Days => 86_400,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Seconds => "seconds",
+            Self::Minutes => "minutes",
+            Self::Hours => "hours",
+            Self::Days => "days",
+        }
+    }
+}
+
+/// Once an hour, at this minute.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HourlySchedule {
+    #[schemars(range(min = 0, max = 59))]
+    pub minute: u32,
+}
+
+/// Once a day at a wall-clock time.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct DailySchedule {
+    #[schemars(regex(pattern = TIME_PATTERN))]
+    pub at: String,
+}
+
+/// On one or more weekdays at a wall-clock time.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WeeklySchedule {
+    #[schemars(length(min = 1, max = 7))]
+    pub on: Vec<Weekday>,
+    #[schemars(regex(pattern = TIME_PATTERN))]
+    pub at: String,
+}
+
+/// On a day of the month at a wall-clock time; day 29–31 runs on the last day of shorter months.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MonthlySchedule {
+    #[schemars(range(min = 1, max = 31))]
+    pub day: u32,
+    #[schemars(regex(pattern = TIME_PATTERN))]
+    pub at: String,
+}
+
+/// Never runs by itself; only Run Now starts it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct ManualSchedule {}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl Weekday {
+    pub const ALL: [Weekday; 7] = [
+        Self::Monday,
+        Self::Tuesday,
+        Self::Wednesday,
+        Self::Thursday,
+        Self::Friday,
+        Self::Saturday,
+        Self::Sunday,
+    ];
+
+    pub fn to_chrono(self) -> chrono::Weekday {
+        match self {
+            Self::Monday => chrono::Weekday::Mon,
+            Self::Tuesday => chrono::Weekday::Tue,
+            Self::Wednesday => chrono::Weekday::Wed,
+            Self::Thursday => chrono::Weekday::Thu,
+            Self::Friday => chrono::Weekday::Fri,
+            Self::Saturday => chrono::Weekday::Sat,
+            Self::Sunday => chrono::Weekday::Sun,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Monday => "monday",
+            Self::Tuesday => "tuesday",
+            Self::Wednesday => "wednesday",
+            Self::Thursday => "thursday",
+            Self::Friday => "friday",
+            Self::Saturday => "saturday",
+            Self::Sunday => "sunday",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s || d.as_str()[..3] == s)
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Monday => "Monday",
+            Self::Tuesday => "Tuesday",
+            Self::Wednesday => "Wednesday",
+            Self::Thursday => "Thursday",
+            Self::Friday => "Friday",
+            Self::Saturday => "Saturday",
+            Self::Sunday => "Sunday",
+        }
+    }
+}
+
+/// What runs: exactly one of an inline shell script, a key of a ConfigMap, a command, or a file.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = kube::core::Rule::new(
+    "[has(self.inline), has(self.configMap), has(self.command), has(self.file)].filter(x, x).size() == 1"
+).message("set exactly one of script.inline, script.configMap, script.command or script.file"))]
+#[serde(rename_all = "camelCase")]
+pub struct Script {
+    /// A shell script, run with `sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub inline: Option<String>,
+    /// A script stored under a key of a ConfigMap in the job's namespace, mounted and executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapScript>,
+    /// A program and its arguments, run without a shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub command: Option<Vec<String>>,
+    /// An executable file: a path in the image (Kubernetes) or relative to the scripts folder (standalone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub file: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ConfigMapScript {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// One environment variable.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct EnvVar {
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// What happens when a run is due while an earlier one is still running.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConcurrencyPolicy {
+    /// Start the new run alongside.
+    Allow,
+    /// Skip the new run (the default).
+    #[default]
+    Forbid,
+    /// Stop the running one and start the new one.
+    Replace,
+}
+
+impl ConcurrencyPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "Allow",
+            Self::Forbid => "Forbid",
+            Self::Replace => "Replace",
+        }
+    }
+}
+
+/// Outcome of a run, with the original system's names.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RunStatus {
+    /// Still running (or queued).
+    Running,
+    /// Exit code 0.
+    Success,
+    /// A non-zero exit code, or stopped for running too long.
+    Failure,
+    /// The script never started: not found, permission denied, image pull failure…
+    Error,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Success => "SUCCESS",
+            Self::Failure => "FAILURE",
+            Self::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "RUNNING" => Some(Self::Running),
+            "SUCCESS" => Some(Self::Success),
+            "FAILURE" => Some(Self::Failure),
+            "ERROR" => Some(Self::Error),
+            _ => None,
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        self != Self::Running
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a run started.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "schedule" => Some(Self::Schedule),
+            "manual" => Some(Self::Manual),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the operator last observed and decided. Times are UTC.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledJobStatus {
+    /// The schedule in words, for `kubectl get sj`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_description: Option<String>,
+    /// The next slot; absent for manual or suspended jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<DateTime<Utc>>,
+    /// The last slot handled (run or skipped); scheduling resumes after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_time: Option<DateTime<Utc>>,
+    /// When the last finished run was scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<RunStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Runs in flight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<ActiveRun>,
+    /// The last `jobtrigger.io/run-now` value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A run in flight.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveRun {
+    pub job_name: String,
+    pub scheduled_time: DateTime<Utc>,
+    pub trigger: Trigger,
+}
+
+/// A standard Kubernetes condition (`Ready`, `Valid`…).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Schedule {
+    /// The name of the form that is set (`interval`, `daily`, …), or `none`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self {
+                interval: Some(_), ..
+            } => "interval",
+            Self { hourly: Some(_), .. } => "hourly",
+            Self { daily: Some(_), .. } => "daily",
+            Self { weekly: Some(_), .. } => "weekly",
+            Self { monthly: Some(_), .. } => "monthly",
+            Self { cron: Some(_), .. } => "cron",
+            Self { manual: Some(_), .. } => "manual",
+            _ => "none",
+        }
+    }
+
+    /// How many forms are set; a valid schedule has exactly one.
+    pub fn forms_set(&self) -> usize {
+        [
+            self.interval.is_some(),
+            self.hourly.is_some(),
+            self.daily.is_some(),
+            self.weekly.is_some(),
+            self.monthly.is_some(),
+            self.cron.is_some(),
+            self.manual.is_some(),
+        ]
+        .into_iter()
+        .filter(|set| *set)
+        .count()
+    }
+}

@@ -1,0 +1,132 @@
+//! The one validation function that the operator, the portal and the CLI all call. It repeats the
+//! schema's rules (so a row written without the API server is held to them too) and adds what a
+//! schema cannot check: a known time-zone name, a cron expression that parses.
+
+use crate::schedule::CompiledSchedule;
+use crate::types::ScheduledJobSpec;
+use serde::Serialize;
+use std::fmt;
+
+/// One problem, located by the field path a user wrote (`spec.schedule.daily.at`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A spec that cannot be scheduled, with every problem found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+pub struct InvalidSpec {
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.errors.iter().map(ToString::to_string).collect();
+        write!(f, "invalid ScheduledJob: {}", lines.join("; "))
+    }
+}
+
+/// Checks a spec; on success returns its compiled schedule, ready to use.
+pub fn validate(spec: &ScheduledJobSpec) -> Result<CompiledSchedule, InvalidSpec> {
+    let mut errors = Vec::new();
+    let compiled = CompiledSchedule::new(spec)
+        .map_err(|e| errors.extend(e.errors))
+        .ok();
+
+    let script = &spec.script;
+    let scripts = [
+        script.inline.is_some(),
+        script.config_map.is_some(),
+        script.command.is_some(),
+        script.file.is_some(),
+    ];
+    if scripts.into_iter().filter(|set| *set).count() != 1 {
+        errors.push(FieldError::new(
+            "spec.script",
+            "set exactly one of script.inline, script.configMap, script.command or script.file",
+        ));
+    }
+    if script.inline.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        errors.push(FieldError::new(
+            "spec.script.inline",
+            "the inline script is empty",
+        ));
+    }
+    if script
+        .command
+        .as_ref()
+        .is_some_and(|c| c.first().is_none_or(|p| p.is_empty()))
+    {
+        errors.push(FieldError::new(
+            "spec.script.command",
+            "name a program as the command's first item",
+        ));
+    }
+    if let Some(cm) = &script.config_map
+        && (cm.name.is_empty() || cm.key.is_empty())
+    {
+        errors.push(FieldError::new(
+            "spec.script.configMap",
+            "name both the ConfigMap and its key",
+        ));
+    }
+    if script.file.as_deref().is_some_and(str::is_empty) {
+        errors.push(FieldError::new("spec.script.file", "name the script file"));
+    }
+    for (i, var) in spec.env.iter().enumerate() {
+        let ok = var
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            errors.push(FieldError::new(
+                format!("spec.env[{i}].name"),
+                format!(
+                    "\"{}\" is not a variable name: use letters, digits and _, not starting with a digit",
+                    var.name
+                ),
+            ));
+        }
+    }
+    for (field, value, min) in [
+        ("spec.startingDeadlineSeconds", spec.starting_deadline_seconds, 0),
+        ("spec.activeDeadlineSeconds", spec.active_deadline_seconds, 1),
+        ("spec.backoffLimit", spec.backoff_limit.map(i64::from), 0),
+        (
+            "spec.successfulJobsHistoryLimit",
+            spec.successful_jobs_history_limit.map(i64::from),
+            0,
+        ),
+        (
+            "spec.failedJobsHistoryLimit",
+            spec.failed_jobs_history_limit.map(i64::from),
+            0,
+        ),
+    ] {
+        if value.is_some_and(|v| v < min) {
+            errors.push(FieldError::new(field, format!("must be at least {min}")));
+        }
+    }
+    match compiled {
+        Some(compiled) if errors.is_empty() => Ok(compiled),
+        _ => Err(InvalidSpec { errors }),
+    }
+}

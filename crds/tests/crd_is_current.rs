@@ -1,0 +1,36 @@
+//! The CRD checked in under `crds/` must be exactly what the Rust types generate.
+//! Regenerate with `cargo run -p jtp-operator -- crd > crds/scheduledjob.yaml`
+//! (or run this test with `JTP_UPDATE_CRD=1`).
+
+use std::path::Path;
+
+#[test]
+fn checked_in_crd_equals_the_generated_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scheduledjob.yaml");
+    let generated = jtp_crds::crd_yaml();
+    if std::env::var_os("JTP_UPDATE_CRD").is_some() {
+        std::fs::write(&path, &generated).expect("write the CRD");
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "crds/scheduledjob.yaml is stale: run `JTP_UPDATE_CRD=1 cargo test -p jtp-crds --test crd_is_current` and commit it"
+    );
+}
+
+#[test]
+fn crd_has_what_kubectl_users_need() {
+    let yaml = jtp_crds::crd_yaml();
+    for needle in [
+        "group: jobtrigger.io",
+        "- sj",
+        "name: v1alpha1",
+        "status: {}",
+        "jsonPath: .status.nextRun",
+        "set exactly one schedule form",
+        "an interval must be at least 10 seconds",
+        "pattern: ^([01][0-9]|2[0-3]):[0-5][0-9]$",
+    ] {
+        assert!(yaml.contains(needle), "CRD lacks {needle:?}:\n{yaml}");
+    }
+}

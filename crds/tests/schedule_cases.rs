@@ -1,0 +1,281 @@
+//! Table tests of the schedule engine on real cases, each with a fixed `now`.
+
+use chrono::{DateTime, Utc};
+use jtp_crds::{IntervalUnit, ScheduledJobSpec, Weekday, validate};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test instant is RFC3339")
+        .with_timezone(&Utc)
+}
+
+fn next(spec: &ScheduledJobSpec, after: &str) -> Option<DateTime<Utc>> {
+    validate(spec).expect("spec is valid").next_after(at(after))
+}
+
+fn walk(spec: &ScheduledJobSpec, after: &str, n: usize) -> Vec<String> {
+    let schedule = validate(spec).expect("spec is valid");
+    let mut cursor = at(after);
+    (0..n)
+        .map(|_| {
+            cursor = schedule.next_after(cursor).expect("schedule has a next run");
+            cursor.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .collect()
+}
+
+#[test]
+fn daily_nine_hkt_is_one_utc() {
+    let spec = ScheduledJobSpec::daily("09:00");
+    assert_eq!(
+        next(&spec, "2026-11-29T00:00:00Z"),
+        Some(at("2026-11-29T01:00:00Z"))
+    );
+    assert_eq!(
+        next(&spec, "2026-11-29T01:00:00Z"),
+        Some(at("2026-11-30T01:00:00Z"))
+    );
+}
+
+#[test]
+fn hourly_at_minute_thirty() {
+    let spec = ScheduledJobSpec::hourly(30);
+    assert_eq!(
+        walk(&spec, "2026-11-29T09:29:59Z", 3),
+        [
+            "2026-11-29T09:30:00Z",
+            "2026-11-29T10:30:00Z",
+            "2026-11-29T11:30:00Z"
+        ]
+    );
+}
+
+#[test]
+fn weekly_monday_asked_monday_after_the_time_is_next_monday() {
+    // 2026-11-30 is a Monday; 09:30 HKT = 01:30 UTC.
+    let spec = ScheduledJobSpec::weekly(&[Weekday::Monday], "09:00");
+    assert_eq!(
+        next(&spec, "2026-11-30T01:30:00Z"),
+        Some(at("2026-12-07T01:00:00Z"))
+    );
+    assert_eq!(
+        next(&spec, "2026-11-30T00:30:00Z"),
+        Some(at("2026-11-30T01:00:00Z"))
+    );
+}
+
+#[test]
+fn weekly_several_days() {
+    let spec = ScheduledJobSpec::weekly(&[Weekday::Friday, Weekday::Monday], "18:00").in_zone("UTC");
+    assert_eq!(
+        walk(&spec, "2026-11-29T00:00:00Z", 3),
+        [
+            "2026-11-30T18:00:00Z",
+            "2026-12-04T18:00:00Z",
+            "2026-12-07T18:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn monthly_day_31_runs_on_the_last_day_of_short_months() {
+    let spec = ScheduledJobSpec::monthly(31, "09:00");
+    assert_eq!(
+        walk(&spec, "2027-01-31T02:00:00Z", 3),
+        [
+            "2027-02-28T01:00:00Z",
+            "2027-03-31T01:00:00Z",
+            "2027-04-30T01:00:00Z"
+        ]
+    );
+    // 2028 is a leap year.
+    assert_eq!(
+        next(&spec, "2028-02-01T00:00:00Z"),
+        Some(at("2028-02-29T01:00:00Z"))
+    );
+}
+
+#[test]
+fn london_daily_0130_across_the_gap_and_the_overlap_runs_once_each_day() {
+    let spec = ScheduledJobSpec::daily("01:30").in_zone("Europe/London");
+    // 2027-03-28: clocks go 01:00 GMT -> 02:00 BST, so 01:30 does not exist; run at 02:00 BST = 01:00 UTC.
+    assert_eq!(
+        walk(&spec, "2027-03-26T12:00:00Z", 4),
+        [
+            "2027-03-27T01:30:00Z",
+            "2027-03-28T01:00:00Z",
+            "2027-03-29T00:30:00Z",
+            "2027-03-30T00:30:00Z"
+        ]
+    );
+    // 2027-10-31: clocks go 02:00 BST -> 01:00 GMT, 01:30 happens twice; run at the first (00:30 UTC) only.
+    assert_eq!(
+        walk(&spec, "2027-10-29T12:00:00Z", 4),
+        [
+            "2027-10-30T00:30:00Z",
+            "2027-10-31T00:30:00Z",
+            "2027-11-01T01:30:00Z",
+            "2027-11-02T01:30:00Z"
+        ]
+    );
+}
+
+#[test]
+fn new_york_0230_on_spring_forward_day_runs_at_0300_edt() {
+    // 2027-03-14: 02:00 EST -> 03:00 EDT. 02:30 does not exist: run at 03:00 EDT = 07:00 UTC.
+    let spec = ScheduledJobSpec::daily("02:30").in_zone("America/New_York");
+    assert_eq!(
+        walk(&spec, "2027-03-13T12:00:00Z", 3),
+        [
+            "2027-03-14T07:00:00Z",
+            "2027-03-15T06:30:00Z",
+            "2027-03-16T06:30:00Z"
+        ]
+    );
+}
+
+#[test]
+fn cron_every_five_minutes_in_hkt() {
+    let spec = ScheduledJobSpec::cron("*/5 * * * *");
+    assert_eq!(
+        walk(&spec, "2026-11-29T09:02:10Z", 3),
+        [
+            "2026-11-29T09:05:00Z",
+            "2026-11-29T09:10:00Z",
+            "2026-11-29T09:15:00Z"
+        ]
+    );
+}
+
+#[test]
+fn cron_wall_time_is_read_in_the_zone() {
+    // 09:00 on weekdays in HKT = 01:00 UTC; 2026-11-28 is a Saturday.
+    let spec = ScheduledJobSpec::cron("0 9 * * 1-5");
+    assert_eq!(
+        walk(&spec, "2026-11-27T02:00:00Z", 2),
+        ["2026-11-30T01:00:00Z", "2026-12-01T01:00:00Z"]
+    );
+}
+
+#[test]
+fn cron_in_the_london_overlap_runs_each_wall_minute_once() {
+    // Every 30 minutes across the October overlap: 01:00 and 01:30 happen twice, run once each.
+    let spec = ScheduledJobSpec::cron("*/30 * * * *").in_zone("Europe/London");
+    assert_eq!(
+        walk(&spec, "2027-10-30T23:45:00Z", 5),
+        [
+            "2027-10-31T00:00:00Z", // 01:00 BST
+            "2027-10-31T00:30:00Z", // 01:30 BST
+            "2027-10-31T02:00:00Z", // 02:00 GMT (01:00 and 01:30 GMT are second occurrences)
+            "2027-10-31T02:30:00Z",
+            "2027-10-31T03:00:00Z",
+        ]
+    );
+}
+
+#[test]
+fn interval_fifteen_minutes_is_anchored_to_the_epoch() {
+    let spec = ScheduledJobSpec::interval(15, IntervalUnit::Minutes);
+    assert_eq!(
+        walk(&spec, "2026-11-29T09:07:31Z", 3),
+        [
+            "2026-11-29T09:15:00Z",
+            "2026-11-29T09:30:00Z",
+            "2026-11-29T09:45:00Z"
+        ]
+    );
+    // The zone does not move an interval.
+    let london = ScheduledJobSpec::interval(15, IntervalUnit::Minutes).in_zone("Europe/London");
+    assert_eq!(
+        next(&london, "2026-11-29T09:07:31Z"),
+        Some(at("2026-11-29T09:15:00Z"))
+    );
+}
+
+#[test]
+fn manual_has_no_next_run() {
+    assert_eq!(next(&ScheduledJobSpec::manual(), "2026-11-29T00:00:00Z"), None);
+}
+
+#[test]
+fn missed_slots_are_bounded_for_a_job_down_a_year() {
+    let schedule = validate(&ScheduledJobSpec::cron("* * * * *")).expect("valid");
+    let started = std::time::Instant::now();
+    let missed = schedule.missed(at("2025-11-29T00:00:00Z"), at("2026-11-29T00:00:30Z"), 3);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(missed.truncated);
+    assert_eq!(
+        missed.recent,
+        [
+            at("2026-11-28T23:58:00Z"),
+            at("2026-11-28T23:59:00Z"),
+            at("2026-11-29T00:00:00Z")
+        ]
+    );
+    assert_eq!(missed.latest(), Some(at("2026-11-29T00:00:00Z")));
+}
+
+#[test]
+fn missed_slots_when_few_were_missed() {
+    let schedule = validate(&ScheduledJobSpec::daily("09:00")).expect("valid");
+    let missed = schedule.missed(at("2026-11-27T01:00:00Z"), at("2026-11-29T05:00:00Z"), 10);
+    assert!(!missed.truncated);
+    assert_eq!(
+        missed.recent,
+        [at("2026-11-28T01:00:00Z"), at("2026-11-29T01:00:00Z")]
+    );
+    let none = schedule.missed(at("2026-11-29T01:00:00Z"), at("2026-11-29T05:00:00Z"), 10);
+    assert!(none.recent.is_empty() && !none.truncated);
+    let one_of_two = schedule.missed(at("2026-11-27T01:00:00Z"), at("2026-11-29T05:00:00Z"), 1);
+    assert!(one_of_two.truncated);
+    assert_eq!(one_of_two.recent, [at("2026-11-29T01:00:00Z")]);
+}
+
+#[test]
+fn descriptions_read_like_sentences() {
+    let describe = |spec: ScheduledJobSpec| validate(&spec).expect("valid").describe();
+    assert_eq!(
+        describe(ScheduledJobSpec::weekly(&[Weekday::Monday], "09:00")),
+        "Every Monday at 09:00 (Asia/Hong_Kong)"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::weekly(
+            &[Weekday::Friday, Weekday::Monday, Weekday::Wednesday],
+            "18:30"
+        )),
+        "Every Monday, Wednesday and Friday at 18:30 (Asia/Hong_Kong)"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::daily("14:00")),
+        "Every day at 14:00 (Asia/Hong_Kong)"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::hourly(30)),
+        "Every hour at minute 30 (Asia/Hong_Kong)"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::interval(15, IntervalUnit::Minutes)),
+        "Every 15 minutes"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::interval(90, IntervalUnit::Seconds)),
+        "Every 90 seconds"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::interval(1, IntervalUnit::Hours)),
+        "Every hour"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::monthly(31, "09:00")),
+        "Monthly on day 31 (or the month's last day) at 09:00 (Asia/Hong_Kong)"
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::manual()),
+        "Manual: runs only when triggered"
+    );
+    assert!(describe(ScheduledJobSpec::cron("*/5 * * * *")).starts_with("Cron \"*/5 * * * *\""));
+}

@@ -1,0 +1,222 @@
+//! Property tests over many zones and random instants, against a brute-force reference that knows
+//! nothing of the engine: it walks UTC minute by minute and maps each matching wall time to the
+//! first instant whose local time reaches it (which is the first occurrence, or the end of a gap).
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::{TZ_VARIANTS, Tz};
+use jtp_crds::{IntervalUnit, ScheduledJobSpec, Weekday, validate};
+use proptest::prelude::*;
+use std::str::FromStr;
+
+#[derive(Clone, Debug)]
+enum Form {
+    Hourly(u32),
+    Daily(u32, u32),
+    Weekly(Vec<Weekday>, u32, u32),
+    Monthly(u32, u32, u32),
+    Cron(&'static str),
+    Interval(u64, IntervalUnit),
+}
+
+const CRONS: [&str; 6] = [
+    "*/5 * * * *",
+    "0 9 * * 1-5",
+    "30 1,2,3 * * *",
+    "15 2 * * 0",
+    "0 0 1 * *",
+    "*/20 0-3 * * *",
+];
+
+fn form() -> impl Strategy<Value = Form> {
+    let hhmm = (0u32..24, prop::sample::select(vec![0u32, 1, 15, 30, 45, 59]));
+    prop_oneof![
+        (0u32..60).prop_map(Form::Hourly),
+        hhmm.clone().prop_map(|(h, m)| Form::Daily(h, m)),
+        (
+            prop::sample::subsequence(Weekday::ALL.to_vec(), 1..=3),
+            hhmm.clone()
+        )
+            .prop_map(|(days, (h, m))| Form::Weekly(days, h, m)),
+        (prop::sample::select(vec![1u32, 15, 28, 29, 30, 31]), hhmm)
+            .prop_map(|(d, (h, m))| Form::Monthly(d, h, m)),
+        prop::sample::select(CRONS.to_vec()).prop_map(Form::Cron),
+        (
+            prop::sample::select(vec![10u64, 45, 90, 3600]),
+            Just(IntervalUnit::Seconds)
+        )
+            .prop_map(|(n, u)| Form::Interval(n, u)),
+    ]
+}
+
+fn spec(form: &Form, zone: &str) -> ScheduledJobSpec {
+    let hm = |h: u32, m: u32| format!("{h:02}:{m:02}");
+    match form {
+        Form::Hourly(m) => ScheduledJobSpec::hourly(*m),
+        Form::Daily(h, m) => ScheduledJobSpec::daily(&hm(*h, *m)),
+        Form::Weekly(days, h, m) => ScheduledJobSpec::weekly(days, &hm(*h, *m)),
+        Form::Monthly(d, h, m) => ScheduledJobSpec::monthly(*d, &hm(*h, *m)),
+        Form::Cron(expr) => ScheduledJobSpec::cron(expr),
+        Form::Interval(n, unit) => ScheduledJobSpec::interval(*n, *unit),
+    }
+    .in_zone(zone)
+}
+
+fn last_day(date: NaiveDate) -> u32 {
+    (28..=31)
+        .rev()
+        .find(|d| date.with_day(*d).is_some())
+        .unwrap_or(28)
+}
+
+/// Does this local wall time (on a minute) belong to the schedule? Independent of the engine.
+fn matcher(form: &Form) -> impl Fn(NaiveDateTime) -> bool + '_ {
+    let cron = match form {
+        Form::Cron(expr) => Some(croner::Cron::from_str(expr).expect("test cron parses")),
+        _ => None,
+    };
+    move |wall| matches(form, cron.as_ref(), wall)
+}
+
+fn matches(form: &Form, cron: Option<&croner::Cron>, wall: NaiveDateTime) -> bool {
+    let (h, m) = (wall.hour(), wall.minute());
+    match form {
+        Form::Hourly(minute) => m == *minute,
+        Form::Daily(hh, mm) => (h, m) == (*hh, *mm),
+        Form::Weekly(days, hh, mm) => {
+            (h, m) == (*hh, *mm) && days.iter().any(|d| d.to_chrono() == wall.weekday())
+        }
+        Form::Monthly(day, hh, mm) => (h, m) == (*hh, *mm) && wall.day() == (*day).min(last_day(wall.date())),
+        Form::Cron(_) => cron
+            .expect("parsed above")
+            .is_time_matching(&Utc.from_utc_datetime(&wall))
+            .expect("matching works"),
+        Form::Interval(..) => false,
+    }
+}
+
+/// All slots in (start, end] by brute force on a one-minute UTC grid.
+fn reference(form: &Form, tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    if let Form::Interval(n, unit) = form {
+        let every = i64::try_from(n * unit.seconds()).expect("small");
+        let first = start.timestamp().div_euclid(every) + 1;
+        return (first..)
+            .map(|k| DateTime::from_timestamp(k * every, 0).expect("in range"))
+            .take_while(|t| *t <= end)
+            .collect();
+    }
+    let grid_start = start - Duration::days(2);
+    let minutes = (end - start).num_minutes() + 4 * 24 * 60;
+    let grid: Vec<(DateTime<Utc>, NaiveDateTime)> = (0..minutes)
+        .map(|i| {
+            let t = grid_start + Duration::minutes(i);
+            (t, t.with_timezone(&tz).naive_local())
+        })
+        .collect();
+    // Running maximum of local time: the first instant that reaches a wall time.
+    let mut high = Vec::with_capacity(grid.len());
+    let mut max = grid[0].1;
+    for (_, local) in &grid {
+        max = max.max(*local);
+        high.push(max);
+    }
+    let first_wall = grid[0].1;
+    let belongs = matcher(form);
+    let mut slots: Vec<DateTime<Utc>> = (0..minutes)
+        .map(|i| first_wall + Duration::minutes(i))
+        .filter(|wall| belongs(*wall))
+        .map(|wall| high.partition_point(|h| *h < wall))
+        .filter(|i| *i < grid.len())
+        .map(|i| grid[i].0)
+        .filter(|t| *t > start && *t <= end)
+        .collect();
+    slots.sort();
+    slots.dedup();
+    slots
+}
+
+fn zone() -> impl Strategy<Value = Tz> {
+    prop::sample::select(TZ_VARIANTS.to_vec())
+}
+
+fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+    // 1995..2037, on a minute, so slots and the grid line up.
+    (788_918_400i64 / 60..2_114_380_800i64 / 60)
+        .prop_map(|m| DateTime::from_timestamp(m * 60, 0).expect("in range"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The next run is strictly after the instant and is a slot of the schedule.
+    #[test]
+    fn next_is_strictly_after_and_a_real_slot(form in form(), tz in zone(), after in instant(), nudge in 0i64..60) {
+        let after = after + Duration::seconds(nudge);
+        let schedule = validate(&spec(&form, tz.name())).expect("generated specs are valid");
+        let next = schedule.next_after(after).expect("every generated form fires");
+        prop_assert!(next > after);
+        let horizon = if matches!(form, Form::Monthly(..)) { Duration::days(62) } else { Duration::days(8) };
+        prop_assume!(next - after < horizon);
+        let expected = reference(&form, tz, after - Duration::seconds(nudge), next);
+        let expected = expected.into_iter().find(|t| *t > after);
+        prop_assert_eq!(Some(next), expected);
+    }
+
+    /// Walking next -> next over three days yields exactly the reference slots: none skipped, none twice.
+    #[test]
+    fn walking_never_skips_or_repeats(form in form().prop_filter("short forms", |f| !matches!(f, Form::Monthly(..))), tz in zone(), start in instant()) {
+        let schedule = validate(&spec(&form, tz.name())).expect("generated specs are valid");
+        let end = start + Duration::days(3);
+        let mut walked = Vec::new();
+        let mut cursor = start;
+        while let Some(next) = schedule.next_after(cursor).filter(|t| *t <= end) {
+            walked.push(next);
+            cursor = next;
+        }
+        prop_assert_eq!(walked, reference(&form, tz, start, end));
+    }
+}
+
+/// The same over the DST transitions of zones that have them, where bugs live.
+#[test]
+fn walking_across_dst_transitions_matches_the_reference() {
+    let forms = [
+        Form::Daily(1, 30),
+        Form::Daily(2, 30),
+        Form::Daily(0, 0),
+        Form::Hourly(30),
+        Form::Cron("*/20 0-3 * * *"),
+        Form::Cron("30 1,2,3 * * *"),
+        Form::Weekly(vec![Weekday::Sunday], 2, 0),
+    ];
+    let cases = [
+        ("Europe/London", "2027-03-27T00:00:00Z"),
+        ("Europe/London", "2027-10-30T00:00:00Z"),
+        ("America/New_York", "2027-03-13T00:00:00Z"),
+        ("America/New_York", "2027-11-06T00:00:00Z"),
+        ("Australia/Lord_Howe", "2027-04-03T00:00:00Z"),
+        ("Australia/Lord_Howe", "2027-10-02T00:00:00Z"),
+        ("America/Santiago", "2027-04-03T00:00:00Z"),
+        ("Pacific/Apia", "2011-12-29T00:00:00Z"),
+    ];
+    for (zone, start) in cases {
+        let tz = Tz::from_str(zone).expect("known zone");
+        let start = DateTime::parse_from_rfc3339(start)
+            .expect("rfc3339")
+            .with_timezone(&Utc);
+        let end = start + Duration::days(3);
+        for form in &forms {
+            let schedule = validate(&spec(form, zone)).expect("valid");
+            let mut walked = Vec::new();
+            let mut cursor = start;
+            while let Some(next) = schedule.next_after(cursor).filter(|t| *t <= end) {
+                walked.push(next);
+                cursor = next;
+            }
+            assert_eq!(
+                walked,
+                reference(form, tz, start, end),
+                "{form:?} in {zone} from {start}"
+            );
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The validation function: every rule the schema has, plus what a schema cannot check.
+
+use jtp_crds::{IntervalUnit, Schedule, ScheduledJobSpec, Script, validate};
+
+fn errors(spec: &ScheduledJobSpec) -> Vec<String> {
+    match validate(spec) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn rejected(spec: ScheduledJobSpec, field: &str, words: &str) {
+    let errors = errors(&spec);
+    assert!(
+        errors.iter().any(|e| e.starts_with(field) && e.contains(words)),
+        "expected an error on {field} saying {words:?}, got {errors:?}"
+    );
+}
+
+#[test]
+fn valid_specs_pass() {
+    for spec in [
+        ScheduledJobSpec::daily("00:00"),
+        ScheduledJobSpec::daily("23:59"),
+        ScheduledJobSpec::hourly(0),
+        ScheduledJobSpec::interval(10, IntervalUnit::Seconds),
+        ScheduledJobSpec::cron("0 9 * * mon-fri").in_zone("Europe/London"),
+        ScheduledJobSpec::manual().in_zone("UTC"),
+    ] {
+        assert_eq!(errors(&spec), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn unknown_time_zone_names_the_fix() {
+    rejected(
+        ScheduledJobSpec::daily("09:00").in_zone("Asia/HongKong"),
+        "spec.timeZone",
+        "did you mean Asia/Hong_Kong?",
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").in_zone("Mars/Olympus"),
+        "spec.timeZone",
+        "IANA name",
+    );
+}
+
+#[test]
+fn bad_times_and_ranges() {
+    rejected(
+        ScheduledJobSpec::daily("24:00"),
+        "spec.schedule.daily.at",
+        "HH:MM",
+    );
+    rejected(ScheduledJobSpec::daily("9:00"), "spec.schedule.daily.at", "HH:MM");
+    rejected(
+        ScheduledJobSpec::daily("09:60"),
+        "spec.schedule.daily.at",
+        "HH:MM",
+    );
+    rejected(
+        ScheduledJobSpec::hourly(60),
+        "spec.schedule.hourly.minute",
+        "0 to 59",
+    );
+    rejected(
+        ScheduledJobSpec::monthly(0, "09:00"),
+        "spec.schedule.monthly.day",
+        "1 to 31",
+    );
+    rejected(
+        ScheduledJobSpec::monthly(32, "09:00"),
+        "spec.schedule.monthly.day",
+        "1 to 31",
+    );
+    rejected(
+        ScheduledJobSpec::interval(9, IntervalUnit::Seconds),
+        "spec.schedule.interval",
+        "at least 10 seconds",
+    );
+    rejected(
+        ScheduledJobSpec::interval(0, IntervalUnit::Minutes),
+        "spec.schedule.interval",
+        "at least 10 seconds",
+    );
+    rejected(
+        ScheduledJobSpec::weekly(&[], "09:00"),
+        "spec.schedule.weekly.on",
+        "at least one weekday",
+    );
+}
+
+#[test]
+fn cron_must_be_five_valid_fields() {
+    rejected(
+        ScheduledJobSpec::cron("0 0 9 * * *"),
+        "spec.schedule.cron",
+        "write 5",
+    );
+    rejected(ScheduledJobSpec::cron("* * *"), "spec.schedule.cron", "write 5");
+    rejected(
+        ScheduledJobSpec::cron("61 * * * *"),
+        "spec.schedule.cron",
+        "invalid",
+    );
+}
+
+#[test]
+fn exactly_one_schedule_form_and_one_script() {
+    rejected(
+        ScheduledJobSpec::with_schedule(Schedule::default()),
+        "spec.schedule",
+        "exactly one schedule form",
+    );
+    let mut two = ScheduledJobSpec::daily("09:00");
+    two.schedule.hourly = ScheduledJobSpec::hourly(5).schedule.hourly;
+    rejected(two, "spec.schedule", "exactly one schedule form");
+    let mut no_script = ScheduledJobSpec::daily("09:00");
+    no_script.script = Script::default();
+    rejected(no_script, "spec.script", "exactly one of");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let mut spec = ScheduledJobSpec::daily("25:00").in_zone("Nowhere");
+    spec.script = Script::default();
+    assert_eq!(errors(&spec).len(), 3, "{:?}", errors(&spec));
+}
