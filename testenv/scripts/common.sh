@@ -62,7 +62,10 @@ stop_components() {
   # Mount points jtp-node had to create on the host (it removes them itself on SIGTERM).
   if [[ -f "$STATE/node/created-mountpoints" ]]; then
     sort -u "$STATE/node/created-mountpoints" | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2- \
-      | while read -r dir; do rmdir "$dir" 2>/dev/null || true; done
+      | while read -r path; do
+          if [[ -d "$path" ]]; then rmdir "$path" 2>/dev/null || true
+          elif [[ -f "$path" && ! -s "$path" ]]; then rm -f "$path"; fi
+        done
     rm -f "$STATE/node/created-mountpoints"
   fi
 }

@@ -261,10 +261,16 @@ impl Runtime {
 
     fn remove_created_mountpoints(&self) {
         if let Ok(mut dirs) = self.created_mountpoints.lock() {
-            // Deepest first; remove_dir only succeeds on empty, unmounted dirs.
+            // Deepest first; remove_dir only succeeds on empty, unmounted dirs, and
+            // mount-point files are always empty.
             dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for dir in dirs.drain(..) {
-                let _ = std::fs::remove_dir(&dir);
+            dirs.dedup();
+            for path in dirs.drain(..) {
+                if path.is_dir() {
+                    let _ = std::fs::remove_dir(&path);
+                } else if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&path);
+                }
             }
         }
     }
@@ -904,12 +910,12 @@ impl Runtime {
         if path.exists() {
             return Ok(());
         }
-        let mut first_missing = path.to_path_buf();
-        while let Some(parent) = first_missing.parent() {
-            if parent.exists() {
-                break;
-            }
-            first_missing = parent.to_path_buf();
+        // Every directory we are about to create, so all of them can be removed later.
+        let mut created: Vec<PathBuf> = Vec::new();
+        let mut missing = if dir { Some(path) } else { path.parent() };
+        while let Some(p) = missing.filter(|p| !p.exists()) {
+            created.push(p.to_path_buf());
+            missing = p.parent();
         }
         let made = if dir {
             std::fs::create_dir_all(path)
@@ -920,17 +926,18 @@ impl Runtime {
                 .and_then(|_| std::fs::File::create(path).map(|_| ()))
         };
         made.map_err(|e| format!("creating mount point {}: {e}", path.display()))?;
-        if let Ok(mut created) = self.created_mountpoints.lock() {
-            created.push(first_missing.clone());
+        if !dir {
+            created.push(path.to_path_buf());
         }
         let record = self.config.state_dir.join("created-mountpoints");
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(record)
-        {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(record) {
             use std::io::Write;
-            let _ = writeln!(f, "{}", first_missing.display());
+            for p in &created {
+                let _ = writeln!(f, "{}", p.display());
+            }
+        }
+        if let Ok(mut all) = self.created_mountpoints.lock() {
+            all.extend(created);
         }
         Ok(())
     }
