@@ -1,6 +1,7 @@
 //! The `ScheduledJob` API shared by every part of Job Trigger Portal: the custom resource types,
 //! the one validation function, and the pure schedule engine (no clock, no client).
 
+pub mod manifest;
 pub mod schedule;
 pub mod testing;
 pub mod types;

@@ -1,0 +1,4 @@
+//! The `jtp` program: the Kubernetes operator, the standalone runner with its local executor, and
+//! the small commands around them (preview, crd, migrate).
+
+pub mod preview;

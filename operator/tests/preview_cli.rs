@@ -1,0 +1,84 @@
+//! `jtp preview` through the built binary.
+
+use std::process::Command;
+
+fn preview(yaml: &str, args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("job.yaml");
+    std::fs::write(&file, yaml).expect("write manifest");
+    let out = Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .arg("preview")
+        .arg(&file)
+        .args(args)
+        .output()
+        .expect("run jtp");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WEEKLY: &str = r#"
+apiVersion: jobtrigger.io/v1alpha1
+kind: ScheduledJob
+metadata: { name: weekly-report }
+spec:
+  schedule: { weekly: { on: [monday], at: "09:00" } }
+  script: { inline: "echo report" }
+"#;
+
+#[test]
+fn prints_the_next_runs_utc_first_then_the_job_zone() {
+    let (ok, stdout, stderr) = preview(WEEKLY, &["--after", "2026-11-30T01:30:00Z", "--count", "2"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let first: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(first[0], "2026-12-07T01:00:00Z");
+    assert_eq!(
+        &first[1..],
+        ["2026-12-07", "09:00:00", "+08:00", "Asia/Hong_Kong"]
+    );
+    assert!(lines[1].starts_with("2026-12-14T01:00:00Z "));
+}
+
+#[test]
+fn every_example_previews() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).expect("examples/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let yaml = std::fs::read_to_string(&path).expect("read example");
+            if !yaml.contains("kind: ScheduledJob") {
+                continue;
+            }
+            let (ok, stdout, stderr) = preview(&yaml, &["--after", "2026-11-29T00:00:00Z", "--count", "3"]);
+            assert!(ok, "{}: {stderr}", path.display());
+            let manual = yaml.contains("manual: {}");
+            assert_eq!(stdout.is_empty(), manual, "{}: {stdout}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 7, "expected an example per schedule form, found {seen}");
+}
+
+#[test]
+fn an_invalid_manifest_says_what_to_fix_and_fails() {
+    let bad = WEEKLY.replace("09:00", "9am") + "  timeZone: Asia/HongKong\n";
+    let (ok, _, stderr) = preview(&bad, &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("spec.schedule.weekly.at") && stderr.contains("HH:MM"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean Asia/Hong_Kong?"), "{stderr}");
+}
+
+#[test]
+fn a_file_without_a_scheduled_job_fails() {
+    let (ok, _, stderr) = preview("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", &[]);
+    assert!(!ok);
+    assert!(stderr.contains("no ScheduledJob"), "{stderr}");
+}
