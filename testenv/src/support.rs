@@ -27,8 +27,7 @@ fn up_script() -> PathBuf {
 
 /// The state directory of the test cluster: pid files, certificates, kubeconfigs, `bin/`.
 pub fn testenv_dir() -> PathBuf {
-    std::env::var_os("JTP_TESTENV_DIR")
-        .map_or_else(|| PathBuf::from(DEFAULT_TESTENV_DIR), PathBuf::from)
+    std::env::var_os("JTP_TESTENV_DIR").map_or_else(|| PathBuf::from(DEFAULT_TESTENV_DIR), PathBuf::from)
 }
 
 static KUBECONFIG: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -41,9 +40,7 @@ static KUBECONFIG: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// When `up` fails (Go missing, a build failure, a component that does not come up), with
 /// its output and what to do about it.
 fn ensure_up(node_bin: Option<&Path>) -> PathBuf {
-    let mut guard = KUBECONFIG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = KUBECONFIG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(path) = guard.as_ref() {
         return path.clone();
     }
@@ -99,10 +96,9 @@ pub fn kubeconfig_path() -> PathBuf {
 async fn client_for(kubeconfig: PathBuf) -> kube::Client {
     let config = kube::config::Kubeconfig::read_from(&kubeconfig)
         .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
-    let config =
-        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("loading {}: {e}", kubeconfig.display()));
+    let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading {}: {e}", kubeconfig.display()));
     kube::Client::try_from(config).unwrap_or_else(|e| panic!("building a client: {e}"))
 }
 
@@ -276,10 +272,7 @@ impl TestNamespace {
             return;
         }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        if let Err(e) = namespaces
-            .delete(&self.name, &DeleteParams::background())
-            .await
-        {
+        if let Err(e) = namespaces.delete(&self.name, &DeleteParams::background()).await {
             eprintln!("jtp-testenv: deleting namespace {}: {e}", self.name);
         }
     }

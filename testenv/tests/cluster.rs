@@ -55,17 +55,12 @@ fn waiting(pod: &Pod) -> Option<ContainerStateWaiting> {
 }
 
 fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
 /// A scratch directory on the host that a container can write to (no mount needed).
 fn host_scratch(ns: &TestNamespace) -> std::path::PathBuf {
-    let dir = jtp_testenv::testenv_dir()
-        .join("test-scratch")
-        .join(ns.name());
+    let dir = jtp_testenv::testenv_dir().join("test-scratch").join(ns.name());
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
 }
@@ -125,10 +120,7 @@ async fn failing_job_reports_exit_code_and_logs_through_the_api_server() {
         "kubectl logs returns stdout and stderr in order"
     );
     // The same through the client's pods/log.
-    let via_client = pods
-        .logs(&pod_name, &Default::default())
-        .await
-        .expect("pods/log");
+    let via_client = pods.logs(&pod_name, &Default::default()).await.expect("pods/log");
     assert_eq!(via_client, "out\nerr\n");
     ns.cleanup().await;
 }
@@ -148,16 +140,10 @@ async fn unpullable_image_never_runs() {
         }),
         json!([]),
     );
-    pods.create(&PostParams::default(), &p)
-        .await
-        .expect("create pod");
-    let seen = wait_for(
-        &pods,
-        "unpullable",
-        TIMEOUT,
-        "report ImagePullBackOff",
-        |p| waiting(p).and_then(|w| w.reason).as_deref() == Some("ImagePullBackOff"),
-    )
+    pods.create(&PostParams::default(), &p).await.expect("create pod");
+    let seen = wait_for(&pods, "unpullable", TIMEOUT, "report ImagePullBackOff", |p| {
+        waiting(p).and_then(|w| w.reason).as_deref() == Some("ImagePullBackOff")
+    })
     .await;
     assert_eq!(phase(&seen), "Pending");
     assert!(
@@ -206,10 +192,7 @@ async fn crd_cel_rule_is_enforced_by_the_api_server() {
             c.status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
         },
     )
     .await;
@@ -217,8 +200,7 @@ async fn crd_cel_rule_is_enforced_by_the_api_server() {
     let ns = TestNamespace::new(&client, "cel").await;
     let gvk = kube::api::GroupVersionKind::gvk("testenv.jobtrigger.io", "v1", "Widget");
     let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "widgets");
-    let widgets: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(client.clone(), ns.name(), &resource);
+    let widgets: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns.name(), &resource);
     let object = |name: &str, min: i64, max: i64| -> kube::api::DynamicObject {
         from_json(json!({
             "apiVersion": "testenv.jobtrigger.io/v1", "kind": "Widget",
@@ -228,10 +210,7 @@ async fn crd_cel_rule_is_enforced_by_the_api_server() {
     // Discovery of a new CRD can lag its Established condition: retry the valid create.
     let mut attempts = 0;
     loop {
-        match widgets
-            .create(&PostParams::default(), &object("ok", 1, 2))
-            .await
-        {
+        match widgets.create(&PostParams::default(), &object("ok", 1, 2)).await {
             Ok(_) => break,
             Err(kube::Error::Api(s)) if s.code == 404 && attempts < 50 => {
                 attempts += 1;
@@ -293,10 +272,7 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
         .await
         .expect("create missing pod");
 
-    let done = wait_for(&pods, "script", TIMEOUT, "succeed", |p| {
-        phase(p) == "Succeeded"
-    })
-    .await;
+    let done = wait_for(&pods, "script", TIMEOUT, "succeed", |p| phase(p) == "Succeeded").await;
     assert_eq!(terminated(&done).map(|t| t.exit_code), Some(0));
     let logs = kubectl(&["logs", "-n", ns.name(), "script"]);
     assert_eq!(logs, format!("script ran in {} with run.sh\n", ns.name()));
@@ -328,9 +304,7 @@ async fn deleting_a_running_pod_kills_its_process() {
         json!({ "name": "main", "image": "busybox", "command": ["sh", "-c", script] }),
         json!([]),
     );
-    pods.create(&PostParams::default(), &p)
-        .await
-        .expect("create pod");
+    pods.create(&PostParams::default(), &p).await.expect("create pod");
     wait_for(&pods, "sleeper", TIMEOUT, "run", |p| phase(p) == "Running").await;
     let pid = wait_for_pid(&pid_file).await;
     assert!(

@@ -7,9 +7,7 @@ use clap::Parser;
 use jtp_testenv::node::{DEFAULT_UNPULLABLE_PREFIX, MountMode, NodeConfig};
 
 #[derive(Debug, Parser)]
-#[command(
-    about = "Test stand-in for kubelet + container runtime: runs pod containers as host processes"
-)]
+#[command(about = "Test stand-in for kubelet + container runtime: runs pod containers as host processes")]
 struct Args {
     /// Kubeconfig with the node's identity (system:node:<name>).
     #[arg(long, env = "JTP_NODE_KUBECONFIG")]

@@ -58,13 +58,11 @@ impl LogRegistry {
     pub fn start(&self, ns: &str, pod: &str, uid: &str, container: &str, dir: &Path) -> PathBuf {
         let _ = std::fs::create_dir_all(dir);
         if let Ok(mut entries) = self.entries.lock() {
-            let entry = entries
-                .entry(key(ns, pod, container))
-                .or_insert_with(|| Entry {
-                    uid: uid.to_string(),
-                    dir: dir.to_path_buf(),
-                    running: watch::channel(true).0,
-                });
+            let entry = entries.entry(key(ns, pod, container)).or_insert_with(|| Entry {
+                uid: uid.to_string(),
+                dir: dir.to_path_buf(),
+                running: watch::channel(true).0,
+            });
             entry.uid = uid.to_string();
             entry.dir = dir.to_path_buf();
             entry.running.send_replace(true);
@@ -123,12 +121,10 @@ fn tls_config(config: &NodeConfig) -> Result<rustls::ServerConfig> {
         roots.add(ca.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| tls(&e))?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| tls(&e))?;
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls(&e))?
@@ -224,9 +220,7 @@ async fn handle(logs: &LogRegistry, req: Request<hyper::body::Incoming>) -> Resp
     let Some(log) = logs.get(ns, pod, container) else {
         return text(
             StatusCode::NOT_FOUND,
-            format!(
-                "container \"{container}\" in pod \"{pod}\" (namespace {ns}) has no log on this node"
-            ),
+            format!("container \"{container}\" in pod \"{pod}\" (namespace {ns}) has no log on this node"),
         );
     };
     let file = if query.previous {
@@ -239,12 +233,7 @@ async fn handle(logs: &LogRegistry, req: Request<hyper::body::Incoming>) -> Resp
         None => 0,
     };
     let follow = query.follow && !query.previous;
-    let stream = log_stream(
-        file,
-        start,
-        query.limit_bytes,
-        follow.then_some(log.running),
-    );
+    let stream = log_stream(file, start, query.limit_bytes, follow.then_some(log.running));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(
         stream.map(|r| r.map(Frame::data)),
     )));
@@ -301,9 +290,7 @@ fn log_stream(
             if st.remaining == Some(0) {
                 return None;
             }
-            let want = st
-                .remaining
-                .map_or(READ_CHUNK, |r| (r as usize).min(READ_CHUNK));
+            let want = st.remaining.map_or(READ_CHUNK, |r| (r as usize).min(READ_CHUNK));
             let mut buf = vec![0u8; want];
             let read = match tokio::fs::File::open(&st.file).await {
                 Ok(mut f) => match f.seek(SeekFrom::Start(st.offset)).await {
@@ -341,9 +328,7 @@ mod tests {
 
     #[test]
     fn parses_kubectl_query() {
-        let q = parse_query(Some(
-            "follow=true&tailLines=2&limitBytes=10&timestamps=false",
-        ));
+        let q = parse_query(Some("follow=true&tailLines=2&limitBytes=10&timestamps=false"));
         assert_eq!(
             q,
             LogQuery {

@@ -54,11 +54,8 @@ pub struct NodeConfig {
 /// Runs the node until SIGTERM/SIGINT, then kills every container it started.
 pub async fn run(config: NodeConfig) -> Result<()> {
     let kubeconfig = kube::config::Kubeconfig::read_from(&config.kubeconfig)?;
-    let client_config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
+    let client_config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
     let apiserver_port = client_config.cluster_url.port_u16().unwrap_or(443);
     let client = kube::Client::try_from(client_config)?;
     let config = Arc::new(config);
@@ -78,8 +75,8 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let server = tokio::spawn(logs::serve(config.clone(), logs));
     let pods = tokio::spawn(pods::run(client.clone(), config.clone(), runtime.clone()));
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(Error::Serve)?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(Error::Serve)?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),

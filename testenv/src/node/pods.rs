@@ -22,11 +22,7 @@ struct Tracked {
 }
 
 /// Watches pods with `spec.nodeName=<node>` forever.
-pub async fn run(
-    client: kube::Client,
-    config: Arc<NodeConfig>,
-    runtime: Arc<Runtime>,
-) -> Result<()> {
+pub async fn run(client: kube::Client, config: Arc<NodeConfig>, runtime: Arc<Runtime>) -> Result<()> {
     let pods: Api<Pod> = Api::all(client);
     let selector = format!("spec.nodeName={}", config.node_name);
     let mut events = watcher(pods, watcher::Config::default().fields(&selector))
@@ -48,11 +44,7 @@ pub async fn run(
             Ok(watcher::Event::InitDone) => {
                 // Pods that vanished while the watch was broken.
                 if let Some(seen) = seen_in_relist.take() {
-                    let gone: Vec<String> = tracked
-                        .keys()
-                        .filter(|k| !seen.contains(k))
-                        .cloned()
-                        .collect();
+                    let gone: Vec<String> = tracked.keys().filter(|k| !seen.contains(k)).cloned().collect();
                     for uid in gone {
                         on_gone(&runtime, &mut tracked, &uid);
                     }
@@ -89,17 +81,13 @@ fn on_pod(runtime: &Arc<Runtime>, tracked: &mut HashMap<String, Tracked>, pod: P
         // Never started here (or started by an earlier node process): nothing to kill.
         let runtime = runtime.clone();
         let pod = pod.clone();
-        Some(tokio::spawn(async move {
-            runtime.finalize_deletion(&pod).await
-        }))
+        Some(tokio::spawn(async move { runtime.finalize_deletion(&pod).await }))
     } else if phase == "Succeeded" || phase == "Failed" {
         None
     } else if phase == "Running" {
         let runtime = runtime.clone();
         let pod = pod.clone();
-        Some(tokio::spawn(
-            async move { runtime.fail_lost_pod(&pod).await },
-        ))
+        Some(tokio::spawn(async move { runtime.fail_lost_pod(&pod).await }))
     } else {
         Some(tokio::spawn(runtime.clone().run_pod(pod.clone(), stop_rx)))
     };

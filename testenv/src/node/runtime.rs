@@ -15,8 +15,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, KeyToPath, ObjectFieldSelector, Pod, Secret,
-    ServiceAccount, Volume,
+    ContainerStateWaiting, ContainerStatus, KeyToPath, ObjectFieldSelector, Pod, Secret, ServiceAccount,
+    Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -98,6 +98,13 @@ impl PrepareError {
     }
 }
 
+/// How one container process ended.
+enum Exit {
+    Process(std::io::Result<ExitStatus>),
+    /// It never started; the runtime's message.
+    StartError(String),
+}
+
 /// How a group of containers ended.
 enum Outcome {
     Done { all_succeeded: bool },
@@ -146,11 +153,7 @@ impl PodStatus {
         let spec = pod.spec.as_ref();
         let init = spec
             .and_then(|s| s.init_containers.as_ref())
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| initial_status(c, "PodInitializing"))
-                    .collect()
-            })
+            .map(|cs| cs.iter().map(|c| initial_status(c, "PodInitializing")).collect())
             .unwrap_or_default();
         let main = spec
             .map(|s| {
@@ -402,13 +405,10 @@ impl Runtime {
         let all: Vec<&Container> = pod_containers(pod, true)
             .chain(pod_containers(pod, false))
             .collect();
-        if let Some(c) = all.iter().find(|c| {
-            !prefix.is_empty()
-                && c.image
-                    .as_deref()
-                    .unwrap_or("")
-                    .starts_with(prefix.as_str())
-        }) {
+        if let Some(c) = all
+            .iter()
+            .find(|c| !prefix.is_empty() && c.image.as_deref().unwrap_or("").starts_with(prefix.as_str()))
+        {
             return self.image_pull_failure(pod, status, c, stop).await;
         }
         let uid = uid(pod);
@@ -442,20 +442,10 @@ impl Runtime {
 
         for (index, container) in init.into_iter().enumerate() {
             match self
-                .run_group(
-                    pod,
-                    status,
-                    vec![container],
-                    true,
-                    index,
-                    &restart_policy,
-                    stop,
-                )
+                .run_group(pod, status, vec![container], true, index, &restart_policy, stop)
                 .await
             {
-                Outcome::Done {
-                    all_succeeded: true,
-                } => {}
+                Outcome::Done { all_succeeded: true } => {}
                 other => return other,
             }
         }
@@ -526,7 +516,7 @@ impl Runtime {
         stop: &mut StopSignal,
     ) -> Outcome {
         let uid = uid(pod);
-        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, std::io::Result<ExitStatus>, Time)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Exit, Time)>();
         let mut running: HashMap<usize, i32> = HashMap::new();
         let mut restart_at: HashMap<usize, tokio::time::Instant> = HashMap::new();
         let mut finished: HashMap<usize, bool> = HashMap::new();
@@ -549,7 +539,6 @@ impl Runtime {
                 container,
                 &tx,
                 &mut running,
-                &mut finished,
                 &uid,
             );
         }
@@ -563,7 +552,7 @@ impl Runtime {
         }
 
         loop {
-            if running.is_empty() && restart_at.is_empty() {
+            if finished.len() == containers.len() {
                 let all_succeeded = finished.values().all(|ok| *ok);
                 return Outcome::Done { all_succeeded };
             }
@@ -579,20 +568,25 @@ impl Runtime {
                         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
                         self.track_group(&uid, pgid, false);
                     }
-                    let (code, signal) = match &exit {
-                        Ok(s) => (s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)), s.signal()),
-                        Err(_) => (START_ERROR_EXIT_CODE, None),
-                    };
                     let c = slot(status, init, first_index + i);
                     let started_at = c.state.as_ref().and_then(|s| s.running.as_ref()).and_then(|r| r.started_at.clone());
+                    let (code, signal, reason, message, started_at) = match exit {
+                        Exit::Process(Ok(s)) => {
+                            let code = s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0));
+                            (code, s.signal(), if code == 0 { "Completed" } else { "Error" }, None, started_at)
+                        }
+                        Exit::Process(Err(e)) => (START_ERROR_EXIT_CODE, None, "Error", Some(e.to_string()), started_at),
+                        // containerd reports a never-started process as started at the epoch.
+                        Exit::StartError(m) => (START_ERROR_EXIT_CODE, None, "StartError", Some(m), Some(Time(Timestamp::UNIX_EPOCH))),
+                    };
                     let terminated = ContainerStateTerminated {
                         exit_code: code,
                         signal,
-                        reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                        reason: Some(reason.into()),
                         started_at,
                         finished_at: Some(finished_at),
                         container_id: c.container_id.clone(),
-                        message: exit.as_ref().err().map(|e| e.to_string()),
+                        message,
                     };
                     self.logs.set_running(&namespace(pod), &name(pod), &containers[i].name, false);
                     let restart = match restart_policy {
@@ -614,7 +608,7 @@ impl Runtime {
                         finished.insert(i, code == 0);
                     }
                     self.refresh_ready(status, init);
-                    if running.is_empty() && restart_at.is_empty() {
+                    if finished.len() == containers.len() {
                         continue; // the caller patches the final status
                     }
                     if let Err(e) = self.patch_status(pod, status).await && is_not_found(&e) {
@@ -633,7 +627,7 @@ impl Runtime {
                         let c = slot(status, init, first_index + i);
                         c.restart_count += 1;
                         self.logs.rotate(&namespace(pod), &name(pod), &containers[i].name);
-                        self.start_container(pod, status, init, first_index + i, i, &containers[i], &tx, &mut running, &mut finished, &uid);
+                        self.start_container(pod, status, init, first_index + i, i, &containers[i], &tx, &mut running, &uid);
                         self.refresh_ready(status, init);
                         if let Err(e) = self.patch_status(pod, status).await && is_not_found(&e) {
                             self.kill_groups(&uid, running.values().copied().collect(), 0).await;
@@ -678,8 +672,7 @@ impl Runtime {
         for pgid in &groups {
             let _ = killpg(Pid::from_raw(*pgid), Signal::SIGTERM);
         }
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(grace.max(0) as u64).min(MAX_GRACE);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(grace.max(0) as u64).min(MAX_GRACE);
         loop {
             let alive: Vec<i32> = groups
                 .iter()
@@ -711,9 +704,8 @@ impl Runtime {
         status_index: usize,
         i: usize,
         container: &Prepared,
-        tx: &mpsc::UnboundedSender<(usize, std::io::Result<ExitStatus>, Time)>,
+        tx: &mpsc::UnboundedSender<(usize, Exit, Time)>,
         running: &mut HashMap<usize, i32>,
-        finished: &mut HashMap<usize, bool>,
         uid: &str,
     ) {
         let c = if init {
@@ -739,52 +731,27 @@ impl Runtime {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let exit = child.wait().await;
-                    let _ = tx.send((i, exit, now()));
+                    let _ = tx.send((i, Exit::Process(exit), now()));
                 });
             }
             Err(message) => {
                 tracing::info!(pod = %name(pod), container = %container.name, %message, "container could not start");
-                let at = now();
-                c.state = Some(ContainerState {
-                    terminated: Some(ContainerStateTerminated {
-                        exit_code: START_ERROR_EXIT_CODE,
-                        reason: Some("StartError".into()),
-                        message: Some(message),
-                        started_at: Some(Time(Timestamp::UNIX_EPOCH)),
-                        finished_at: Some(at),
-                        container_id: Some(container_id),
-                        signal: None,
-                    }),
-                    ..Default::default()
-                });
-                c.ready = false;
-                c.started = Some(false);
-                // A start error is not retried: the restart policy decides like any failure,
-                // but for simplicity a StartError is always terminal here.
-                finished.insert(i, false);
+                // Reported like any exit, so the restart policy applies as with a kubelet.
+                let _ = tx.send((i, Exit::StartError(message), now()));
             }
         }
     }
 
     /// Starts the container's process in its own process group; `Err` is a StartError message.
-    fn spawn(
-        &self,
-        pod: &Pod,
-        container: &Prepared,
-    ) -> Result<(tokio::process::Child, i32), String> {
+    fn spawn(&self, pod: &Pod, container: &Prepared) -> Result<(tokio::process::Child, i32), String> {
         let Some(argv0) = container.argv.first() else {
             return Err(
-                "jtp-node cannot run an image's entrypoint: the container has no command or args"
-                    .into(),
+                "jtp-node cannot run an image's entrypoint: the container has no command or args".into(),
             );
         };
-        let container_dir = self
-            .pod_dir(&uid(pod))
-            .join("containers")
-            .join(&container.name);
+        let container_dir = self.pod_dir(&uid(pod)).join("containers").join(&container.name);
         let scratch = container_dir.join("work");
-        std::fs::create_dir_all(&scratch)
-            .map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
         let env_path = container
             .env
             .iter()
@@ -803,11 +770,7 @@ impl Runtime {
                 let rw = |s: &String| rewrite_paths(s, &container.mounts);
                 (
                     container.argv.iter().map(rw).collect(),
-                    container
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), rw(v)))
-                        .collect(),
+                    container.env.iter().map(|(k, v)| (k.clone(), rw(v))).collect(),
                     container.working_dir.as_ref().map(rw),
                     Vec::new(),
                 )
@@ -943,11 +906,7 @@ impl Runtime {
     }
 
     /// Materialises volumes and resolves env for every container. Errors are retried.
-    async fn prepare(
-        &self,
-        pod: &Pod,
-        dir: &Path,
-    ) -> Result<(Vec<Prepared>, Vec<Prepared>), PrepareError> {
+    async fn prepare(&self, pod: &Pod, dir: &Path) -> Result<(Vec<Prepared>, Vec<Prepared>), PrepareError> {
         let spec = pod
             .spec
             .as_ref()
@@ -980,10 +939,7 @@ impl Runtime {
             ("HOME".into(), "/root".into()),
             ("HOSTNAME".into(), name(pod)),
             ("KUBERNETES_SERVICE_HOST".into(), "127.0.0.1".into()),
-            (
-                "KUBERNETES_SERVICE_PORT".into(),
-                self.apiserver_port.to_string(),
-            ),
+            ("KUBERNETES_SERVICE_PORT".into(), self.apiserver_port.to_string()),
         ];
         for from in container.env_from.iter().flatten() {
             let prefix = from.prefix.clone().unwrap_or_default();
@@ -1105,31 +1061,20 @@ impl Runtime {
         match api.get_opt(name).await {
             Ok(Some(cm)) => Ok(Some(cm)),
             Ok(None) if optional => Ok(None),
-            Ok(None) => Err(PrepareError::mount(format!(
-                "configmap \"{name}\" not found"
-            ))),
+            Ok(None) => Err(PrepareError::mount(format!("configmap \"{name}\" not found"))),
             // The node authorizer may not yet know the pod references it: retried.
-            Err(e) => Err(PrepareError::mount(format!(
-                "reading configmap \"{name}\": {e}"
-            ))),
+            Err(e) => Err(PrepareError::mount(format!("reading configmap \"{name}\": {e}"))),
         }
     }
 
-    async fn get_secret(
-        &self,
-        ns: &str,
-        name: &str,
-        optional: bool,
-    ) -> Result<Option<Secret>, PrepareError> {
+    async fn get_secret(&self, ns: &str, name: &str, optional: bool) -> Result<Option<Secret>, PrepareError> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
         let _permit = self.api_permits.acquire().await;
         match api.get_opt(name).await {
             Ok(Some(s)) => Ok(Some(s)),
             Ok(None) if optional => Ok(None),
             Ok(None) => Err(PrepareError::mount(format!("secret \"{name}\" not found"))),
-            Err(e) => Err(PrepareError::mount(format!(
-                "reading secret \"{name}\": {e}"
-            ))),
+            Err(e) => Err(PrepareError::mount(format!("reading secret \"{name}\": {e}"))),
         }
     }
 
@@ -1180,12 +1125,7 @@ impl Runtime {
             for item in d.items.iter().flatten() {
                 if let Some(f) = &item.field_ref {
                     let value = field_ref(pod, f).unwrap_or_default();
-                    write_file(
-                        &dir,
-                        &item.path,
-                        value.as_bytes(),
-                        item.mode.or(d.default_mode),
-                    )?;
+                    write_file(&dir, &item.path, value.as_bytes(), item.mode.or(d.default_mode))?;
                 }
             }
             return Ok(dir);
@@ -1220,12 +1160,7 @@ impl Runtime {
                     for item in d.items.iter().flatten() {
                         if let Some(f) = &item.field_ref {
                             let value = field_ref(pod, f).unwrap_or_default();
-                            write_file(
-                                &dir,
-                                &item.path,
-                                value.as_bytes(),
-                                item.mode.or(p.default_mode),
-                            )?;
+                            write_file(&dir, &item.path, value.as_bytes(), item.mode.or(p.default_mode))?;
                         }
                     }
                 }
@@ -1274,9 +1209,7 @@ impl Runtime {
         let created: TokenRequest = api
             .create_subresource("token", &sa, &PostParams::default(), &request)
             .await
-            .map_err(|e| {
-                PrepareError::mount(format!("requesting a token for service account {sa}: {e}"))
-            })?;
+            .map_err(|e| PrepareError::mount(format!("requesting a token for service account {sa}: {e}")))?;
         Ok(created.status.and_then(|s| s.token).unwrap_or_default())
     }
 }
@@ -1331,24 +1264,15 @@ fn field_ref(pod: &Pod, f: &ObjectFieldSelector) -> Option<String> {
     let path = f.field_path.as_str();
     let lookup = |map: &Option<BTreeMap<String, String>>, prefix: &str| {
         let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
-        Some(
-            map.as_ref()
-                .and_then(|m| m.get(key).cloned())
-                .unwrap_or_default(),
-        )
+        Some(map.as_ref().and_then(|m| m.get(key).cloned()).unwrap_or_default())
     };
     match path {
         "metadata.name" => meta.name.clone(),
         "metadata.namespace" => meta.namespace.clone(),
         "metadata.uid" => meta.uid.clone(),
         "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        "spec.serviceAccountName" => pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.service_account_name.clone()),
-        "status.hostIP" | "status.podIP" | "status.hostIPs" | "status.podIPs" => {
-            Some("127.0.0.1".into())
-        }
+        "spec.serviceAccountName" => pod.spec.as_ref().and_then(|s| s.service_account_name.clone()),
+        "status.hostIP" | "status.podIP" | "status.hostIPs" | "status.podIPs" => Some("127.0.0.1".into()),
         _ => lookup(&meta.labels, "metadata.labels['")
             .or_else(|| lookup(&meta.annotations, "metadata.annotations['")),
     }
@@ -1419,9 +1343,7 @@ fn write_items(
 
 fn write_file(dir: &Path, rel: &str, data: &[u8], mode: Option<i32>) -> Result<(), PrepareError> {
     if rel.split('/').any(|part| part == "..") || rel.starts_with('/') {
-        return Err(PrepareError::mount(format!(
-            "invalid volume item path {rel}"
-        )));
+        return Err(PrepareError::mount(format!("invalid volume item path {rel}")));
     }
     let path = dir.join(rel);
     let err = |e: std::io::Error| PrepareError::mount(format!("writing {}: {e}", path.display()));
@@ -1436,9 +1358,7 @@ fn write_file(dir: &Path, rel: &str, data: &[u8], mode: Option<i32>) -> Result<(
 
 fn under(path: &str, mount: &str) -> bool {
     let mount = mount.trim_end_matches('/');
-    path == mount
-        || path.strip_prefix(mount).is_some_and(|r| r.starts_with('/'))
-        || mount.is_empty()
+    path == mount || path.strip_prefix(mount).is_some_and(|r| r.starts_with('/')) || mount.is_empty()
 }
 
 /// Where an in-container path lives on the host, given the container's mounts.
@@ -1551,10 +1471,7 @@ fn pod_containers(pod: &Pod, init: bool) -> impl Iterator<Item = &Container> {
 }
 
 pub(crate) fn namespace(pod: &Pod) -> String {
-    pod.metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into())
+    pod.metadata.namespace.clone().unwrap_or_else(|| "default".into())
 }
 
 pub(crate) fn name(pod: &Pod) -> String {
