@@ -123,28 +123,27 @@ pub async fn cluster_with_node(node_bin: &str) -> kube::Client {
     client_for(path).await
 }
 
-/// Runs the cluster's kubectl with the admin kubeconfig and returns its output as is.
-pub fn kubectl_output(args: &[&str]) -> Output {
+/// A binary of the running test cluster (`kubectl`, `helm`, `etcd`, `kube-apiserver`, ...).
+pub fn tool_path(name: &str) -> PathBuf {
+    testenv_dir().join("bin").join(name)
+}
+
+fn run_tool(tool: &str, args: &[&str]) -> Output {
     let kubeconfig = kubeconfig_path();
-    let kubectl = testenv_dir().join("bin").join("kubectl");
-    Command::new(&kubectl)
+    let path = tool_path(tool);
+    Command::new(&path)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", kubectl.display()))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()))
 }
 
-/// Runs kubectl and returns its stdout.
-///
-/// # Panics
-/// When kubectl fails, with its stderr.
-pub fn kubectl(args: &[&str]) -> String {
-    let out = kubectl_output(args);
+fn stdout_or_panic(tool: &str, args: &[&str], out: Output) -> String {
     if !out.status.success() {
         panic!(
-            "kubectl {} failed ({}):\n{}{}",
+            "{tool} {} failed ({}):\n{}{}",
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stdout),
@@ -152,6 +151,32 @@ pub fn kubectl(args: &[&str]) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the cluster's kubectl with the admin kubeconfig and returns its output as is.
+pub fn kubectl_output(args: &[&str]) -> Output {
+    run_tool("kubectl", args)
+}
+
+/// Runs kubectl and returns its stdout.
+///
+/// # Panics
+/// When kubectl fails, with its stderr.
+pub fn kubectl(args: &[&str]) -> String {
+    stdout_or_panic("kubectl", args, kubectl_output(args))
+}
+
+/// Runs the pinned helm with the admin kubeconfig and returns its output as is.
+pub fn helm_output(args: &[&str]) -> Output {
+    run_tool("helm", args)
+}
+
+/// Runs helm and returns its stdout.
+///
+/// # Panics
+/// When helm fails, with its stderr.
+pub fn helm(args: &[&str]) -> String {
+    stdout_or_panic("helm", args, helm_output(args))
 }
 
 /// Polls `name` until `condition` holds and returns the object.

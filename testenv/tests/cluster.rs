@@ -341,3 +341,12 @@ async fn wait_for_pid(file: &Path) -> u32 {
     }
     panic!("{} was never written", file.display());
 }
+
+#[tokio::test]
+async fn pinned_helm_reaches_the_cluster() {
+    let _client = client().await;
+    let version = jtp_testenv::helm(&["version", "--short"]);
+    assert!(version.starts_with("v4."), "{version}");
+    let releases = jtp_testenv::helm(&["list", "--all-namespaces", "--output", "json"]);
+    assert!(releases.trim_start().starts_with('['), "{releases}");
+}
