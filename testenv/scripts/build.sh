@@ -23,7 +23,7 @@ stamp_ok() { # dir, expected stamp, binaries...
 
 # Runs `go build` for the tools of the generated module in $dir/src into $dir/bin,
 # atomically, and writes the stamp last.
-build_tools() { # dir, stamp, ldflags
+build_tools() { # dir, stamp, ldflags, tags
   local dir=$1 stamp=$2 ldflags=$3
   ( cd "$dir/src" && go mod tidy )
   rm -rf "$dir/bin.tmp" && mkdir -p "$dir/bin.tmp"
@@ -36,6 +36,7 @@ build_etcd() {
   local stamp="etcd $ETCD_VERSION recipe $RECIPE"
   if stamp_ok "$ETCD_DIR" "$stamp" etcd; then log "etcd $ETCD_VERSION: up to date ($ETCD_DIR/bin)"; return; fi
   log "building etcd $ETCD_VERSION (go.etcd.io/etcd/server/v3/etcdmain) into $ETCD_DIR/bin"
+  need_go
   rm -rf "$ETCD_DIR/src" && mkdir -p "$ETCD_DIR/src/cmd/etcd"
   cat > "$ETCD_DIR/src/go.mod" <<GOMOD
 module jtp.local/testenv/etcd
@@ -66,10 +67,12 @@ build_kubernetes() {
   local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   if stamp_ok "$KUBE_DIR" "$stamp" "${bins[@]}"; then log "kubernetes $KUBERNETES_VERSION: up to date ($KUBE_DIR/bin)"; return; fi
   log "building ${bins[*]} $KUBERNETES_VERSION (k8s.io/kubernetes) into $KUBE_DIR/bin"
+  need_go
   # k8s.io/kubernetes points each staging module (k8s.io/api, ...) at ./staging/src/...;
   # as a dependency those must be replaced by the published v0.<minor>.<patch> tags.
   # The list comes from the module's own go.mod, so it follows the pinned version.
   local upstream_mod staging_version major minor
+  command -v jq >/dev/null || die "jq is required to read k8s.io/kubernetes' go.mod (apt-get install jq)"
   upstream_mod=$(cd /tmp && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | jq -r .GoMod)
   [[ -f "$upstream_mod" ]] || die "could not download k8s.io/kubernetes@$KUBERNETES_VERSION"
   staging_version="v0.${KUBERNETES_VERSION#v1.}"
@@ -106,6 +109,7 @@ build_helm() {
   if stamp_ok "$HELM_DIR" "$stamp" helm; then log "helm $HELM_VERSION: up to date ($HELM_DIR/bin)"; return; fi
   local module="helm.sh/helm/v${HELM_VERSION:1:1}"
   log "building helm $HELM_VERSION ($module/cmd/helm) into $HELM_DIR/bin"
+  need_go
   rm -rf "$HELM_DIR/src" && mkdir -p "$HELM_DIR/src"
   cat > "$HELM_DIR/src/go.mod" <<GOMOD
 module jtp.local/testenv/helm
@@ -120,8 +124,6 @@ GOMOD
 }
 
 main() {
-  need_go
-  command -v jq >/dev/null || die "jq is required (apt-get install jq)"
   mkdir -p "$CACHE_ROOT"
   # One build at a time per cache, even from concurrent test binaries or CI steps.
   exec 9>"$CACHE_ROOT/.build.lock"

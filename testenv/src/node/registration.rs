@@ -37,7 +37,7 @@ pub async fn register(client: &kube::Client, config: &NodeConfig) -> Result<()> 
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     nodes.patch(name, &params, &Patch::Apply(&node)).await?;
-    post_status(&nodes, config).await?;
+    post_status(&nodes, config, ready_since()).await?;
     renew_lease(client, config).await?;
     tracing::info!(node = %name, "node registered and Ready");
     Ok(())
@@ -55,19 +55,26 @@ pub async fn heartbeat(client: kube::Client, config: Arc<NodeConfig>) {
         since_status += LEASE_RENEW_INTERVAL;
         if since_status >= STATUS_REPORT_INTERVAL {
             since_status = Duration::ZERO;
-            if let Err(error) = post_status(&nodes, &config).await {
+            if let Err(error) = post_status(&nodes, &config, ready_since()).await {
                 tracing::warn!(%error, "posting node status failed");
             }
         }
     }
 }
 
-async fn post_status(nodes: &Api<Node>, config: &NodeConfig) -> Result<()> {
+/// When this node process became Ready: the conditions' lastTransitionTime.
+fn ready_since() -> Timestamp {
+    static SINCE: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *SINCE.get_or_init(Timestamp::now)
+}
+
+async fn post_status(nodes: &Api<Node>, config: &NodeConfig, since: Timestamp) -> Result<()> {
     let now = Timestamp::now().to_string();
+    let since = since.to_string();
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
         json!({
             "type": kind, "status": status, "reason": reason, "message": message,
-            "lastHeartbeatTime": now, "lastTransitionTime": now,
+            "lastHeartbeatTime": now, "lastTransitionTime": since,
         })
     };
     let capacity = json!({
