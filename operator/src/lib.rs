@@ -2,3 +2,4 @@
 //! the small commands around them (preview, crd, migrate).
 
 pub mod preview;
+pub mod standalone;

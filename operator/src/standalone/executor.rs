@@ -1,0 +1,300 @@
+//! The local executor: runs one script as a child process in its own process group, captures
+//! stdout and stderr together in the order they were written, and classifies the outcome with the
+//! original system's rules (SUCCESS exit 0, FAILURE non-zero or timed out, ERROR could not start).
+
+use jtp_crds::RunStatus;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// A shell script, run with `sh -c`.
+    Shell(String),
+    /// A program and its arguments, run without a shell.
+    Argv(Vec<String>),
+    /// A file under the scripts folder, executed directly.
+    File(PathBuf),
+}
+
+/// One run to execute.
+#[derive(Clone, Debug)]
+pub struct ExecRequest {
+    pub program: Program,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<PathBuf>,
+    /// Stop the run (FAILURE) after this long.
+    pub timeout: Option<Duration>,
+    /// Keep at most this many bytes of output: the head and the tail.
+    pub output_cap: usize,
+}
+
+/// Why a run ended early, when it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Still running: let it go on.
+    None,
+    /// Replaced by a newer run, or the runner shut down: stop it now.
+    Kill(&'static str),
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub output: CapturedOutput,
+}
+
+/// Output kept within the cap while the process writes it, however much it writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapturedOutput {
+    pub head: Vec<u8>,
+    pub tail: VecDeque<u8>,
+    /// Every byte the process wrote, kept or not.
+    pub total: u64,
+}
+
+impl CapturedOutput {
+    fn push(&mut self, chunk: &[u8], cap: usize) {
+        self.total += chunk.len() as u64;
+        let head_room = (cap / 2).saturating_sub(self.head.len());
+        let (to_head, rest) = chunk.split_at(head_room.min(chunk.len()));
+        self.head.extend_from_slice(to_head);
+        let tail_cap = cap - cap / 2;
+        self.tail.extend(rest.iter().rev().take(tail_cap).rev());
+        let excess = self.tail.len().saturating_sub(tail_cap);
+        self.tail.drain(..excess);
+    }
+
+    /// Appends a line the runner writes itself (why it stopped the run, a start error).
+    pub fn note(&mut self, line: &str) {
+        let text = format!("\n[jtp] {line}\n");
+        self.tail.extend(text.as_bytes());
+        self.total += text.len() as u64;
+    }
+
+    /// The kept bytes in order, with how many were dropped between head and tail.
+    pub fn into_parts(self) -> (Vec<u8>, Vec<u8>, u64) {
+        let kept = (self.head.len() + self.tail.len()) as u64;
+        (self.head, self.tail.into(), self.total.saturating_sub(kept))
+    }
+}
+
+/// How long a stopped process group gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the request to the end. `stop` lets the runner end it early (Replace policy, shutdown).
+pub async fn execute(req: &ExecRequest, mut stop: watch::Receiver<Stop>) -> ExecOutcome {
+    let mut output = CapturedOutput::default();
+    let (mut reader, mut process) = match spawn(req) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            output.note(&format!("could not start {}: {e}", describe(&req.program)));
+            return ExecOutcome {
+                status: RunStatus::Error,
+                exit_code: None,
+                output,
+            };
+        }
+    };
+    let pgid = process
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reason: Option<String> = None;
+    let mut open = true;
+    let mut stop_open = true;
+    let mut exited = None;
+    // Once the script itself has exited, whatever it left running is stopped and the pipe drained.
+    let mut drain_until = None;
+    while open || exited.is_none() {
+        tokio::select! {
+            read = reader.read(&mut buf), if open => match read {
+                Ok(0) | Err(_) => open = false,
+                Ok(n) => output.push(&buf[..n], req.output_cap),
+            },
+            status = process.wait(), if exited.is_none() => {
+                exited = Some(status);
+                if let Some(pgid) = pgid {
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                }
+                drain_until = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+            }
+            _ = sleep_until(drain_until), if open => open = false,
+            _ = sleep_until(deadline), if reason.is_none() && exited.is_none() => {
+                let limit = req.timeout.unwrap_or_default().as_secs();
+                reason = Some(format!("timed out after {limit} s: the process group was killed"));
+                terminate(pgid).await;
+            }
+            changed = stop.changed(), if stop_open && reason.is_none() && exited.is_none() => {
+                let requested = *stop.borrow();
+                match (changed, requested) {
+                    (Ok(()), Stop::Kill(why)) => {
+                        reason = Some(format!("stopped: {why}"));
+                        terminate(pgid).await;
+                    }
+                    (Ok(()), Stop::None) => {}
+                    (Err(_), _) => stop_open = false,
+                }
+            }
+        }
+    }
+    let Some(status) = exited else {
+        output.note("lost track of the process");
+        return ExecOutcome {
+            status: RunStatus::Failure,
+            exit_code: None,
+            output,
+        };
+    };
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => {
+            output.note(&format!("lost track of the process: {e}"));
+            return ExecOutcome {
+                status: RunStatus::Failure,
+                exit_code: None,
+                output,
+            };
+        }
+    };
+    let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+    if let Some(reason) = reason {
+        output.note(&reason);
+        return ExecOutcome {
+            status: RunStatus::Failure,
+            exit_code,
+            output,
+        };
+    }
+    if let Some(signal) = status.signal() {
+        output.note(&format!("killed by signal {signal}"));
+    }
+    let status = if exit_code == Some(0) {
+        RunStatus::Success
+    } else {
+        RunStatus::Failure
+    };
+    ExecOutcome {
+        status,
+        exit_code,
+        output,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGTERM to the whole group, then SIGKILL after a grace period.
+async fn terminate(pgid: Option<Pid>) {
+    let Some(pgid) = pgid else { return };
+    if killpg(pgid, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + KILL_GRACE;
+    while tokio::time::Instant::now() < deadline {
+        // Signal 0 probes whether any member of the group is alive.
+        if killpg(pgid, None).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+fn describe(program: &Program) -> String {
+    match program {
+        Program::Shell(_) => "sh".to_owned(),
+        Program::Argv(argv) => argv.first().cloned().unwrap_or_default(),
+        Program::File(path) => path.display().to_string(),
+    }
+}
+
+type Spawned = (tokio::net::unix::pipe::Receiver, tokio::process::Child);
+
+/// Starts the process with stdout and stderr on one pipe, in a new process group.
+fn spawn(req: &ExecRequest) -> io::Result<Spawned> {
+    let mut cmd = match &req.program {
+        Program::Shell(script) => {
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.arg("-c").arg(script);
+            cmd
+        }
+        Program::Argv(argv) => {
+            let (program, args) = argv
+                .split_first()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args);
+            cmd
+        }
+        Program::File(path) => tokio::process::Command::new(path),
+    };
+    let (reader, writer) = io::pipe()?;
+    cmd.stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &req.working_dir {
+        cmd.current_dir(dir);
+    }
+    let child = cmd.spawn()?;
+    // Drop our copies of the write end (held by `cmd`) so EOF arrives when the group exits.
+    drop(cmd);
+    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+    Ok((reader, child))
+}
+
+/// Resolves `script.file` inside the scripts folder, refusing paths that escape it.
+pub fn resolve_script_file(scripts_dir: &Path, file: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(file);
+    if relative.is_absolute() {
+        return Err(format!(
+            "refused: script file \"{file}\" is an absolute path; name a file inside the scripts folder"
+        ));
+    }
+    let root = scripts_dir
+        .canonicalize()
+        .map_err(|e| format!("scripts folder {} is not readable: {e}", scripts_dir.display()))?;
+    let joined = root.join(relative);
+    // A missing file is resolved lexically so the start error (not found) is what the user sees.
+    let resolved = joined.canonicalize().unwrap_or_else(|_| normalize(&joined));
+    if !resolved.starts_with(&root) {
+        return Err(format!(
+            "refused: script file \"{file}\" is outside the scripts folder {}",
+            root.display()
+        ));
+    }
+    Ok(resolved)
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
