@@ -2,3 +2,4 @@
 //! runs scripts as local processes and records their output, with the portal on top.
 
 pub mod executor;
+pub mod plan;
