@@ -263,6 +263,23 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
     pods.create(&PostParams::default(), &script_pod)
         .await
         .expect("create script pod");
+    // Found through the container's own PATH, which points into the mounted volume.
+    let via_path = pod(
+        "via-path",
+        json!({
+            "name": "main", "image": "busybox",
+            "command": ["run.sh"],
+            "env": [
+                { "name": "PATH", "value": "/scripts:/usr/bin:/bin" },
+                { "name": "POD_NAMESPACE", "value": "by-path" },
+            ],
+            "volumeMounts": [{ "name": "scripts", "mountPath": "/scripts", "readOnly": true }],
+        }),
+        json!([{ "name": "scripts", "configMap": { "name": "scripts", "defaultMode": 0o755 } }]),
+    );
+    pods.create(&PostParams::default(), &via_path)
+        .await
+        .expect("create via-path pod");
     let missing = pod(
         "missing",
         json!({ "name": "main", "image": "busybox", "command": ["definitely-not-installed-jtp"] }),
@@ -276,6 +293,12 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
     assert_eq!(terminated(&done).map(|t| t.exit_code), Some(0));
     let logs = kubectl(&["logs", "-n", ns.name(), "script"]);
     assert_eq!(logs, format!("script ran in {} with run.sh\n", ns.name()));
+
+    wait_for(&pods, "via-path", TIMEOUT, "succeed", |p| phase(p) == "Succeeded").await;
+    assert_eq!(
+        kubectl(&["logs", "-n", ns.name(), "via-path"]),
+        "script ran in by-path with run.sh\n"
+    );
 
     let failed = wait_for(&pods, "missing", TIMEOUT, "fail to start", |p| {
         phase(p) == "Failed"

@@ -56,6 +56,18 @@ pub struct Runtime {
     groups: Mutex<HashMap<String, Vec<i32>>>,
     /// Directories the namespace mode had to create on the host as mount points.
     created_mountpoints: Mutex<Vec<PathBuf>>,
+    /// util-linux tools of the host, found on the node's own PATH.
+    unshare_bin: PathBuf,
+    mount_bin: PathBuf,
+}
+
+/// Finds a program on the node's own PATH (falls back to /usr/bin/<name>).
+fn host_program(name: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
+    path.split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| Path::new("/usr/bin").join(name))
 }
 
 /// A volume mount as the container process will see it.
@@ -242,6 +254,8 @@ impl Runtime {
             apiserver_port,
             groups: Mutex::new(HashMap::new()),
             created_mountpoints: Mutex::new(Vec::new()),
+            unshare_bin: host_program("unshare"),
+            mount_bin: host_program("mount"),
         }
     }
 
@@ -801,13 +815,14 @@ impl Runtime {
                 let mut script = String::from("set -e\n");
                 for m in &mounts {
                     self.ensure_mountpoint(Path::new(&m.path), m.host.is_dir())?;
+                    let mount = quote(&self.mount_bin.to_string_lossy());
                     script += &format!(
-                        "mount --bind {} {}\n",
+                        "{mount} --bind {} {}\n",
                         quote(&m.host.to_string_lossy()),
                         quote(&m.path)
                     );
                     if m.read_only {
-                        script += &format!("mount -o remount,bind,ro {}\n", quote(&m.path));
+                        script += &format!("{mount} -o remount,bind,ro {}\n", quote(&m.path));
                     }
                 }
                 let wd = match &working_dir {
@@ -820,7 +835,8 @@ impl Runtime {
                     None => scratch.to_string_lossy().into_owned(),
                 };
                 script += &format!("cd {}\nexec \"$@\"\n", quote(&wd));
-                let mut cmd = tokio::process::Command::new("unshare");
+                // Absolute paths: the process gets the container's PATH, not the node's.
+                let mut cmd = tokio::process::Command::new(&self.unshare_bin);
                 cmd.args([
                     "--mount",
                     "--propagation",
@@ -850,15 +866,6 @@ impl Runtime {
             .stderr(log_err)
             .process_group(0)
             .kill_on_drop(false);
-        // unshare/mount/sh come from the node's own PATH, not the container's.
-        if self.config.mount_mode == MountMode::Namespace {
-            cmd.env("PATH", DEFAULT_PATH);
-            cmd.envs(
-                env.iter()
-                    .filter(|(k, _)| k == "PATH")
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-        }
         let child = cmd.spawn().map_err(|e| start_error(argv0, &e))?;
         let pgid = child
             .id()
