@@ -1,5 +1,6 @@
 //! The `jtp` program: the Kubernetes operator, the standalone runner with its local executor, and
 //! the small commands around them (preview, crd, migrate).
 
+pub mod controller;
 pub mod preview;
 pub mod standalone;

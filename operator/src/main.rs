@@ -32,6 +32,8 @@ enum Command {
     },
     /// Print the ScheduledJob CustomResourceDefinition generated from the types.
     Crd,
+    /// Run the Kubernetes operator (controller for ScheduledJobs).
+    Operator(jtp_operator::controller::OperatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{text}");
         }
         Command::Crd => print!("{}", jtp_crds::crd_yaml()),
+        Command::Operator(args) => tokio::runtime::Runtime::new()?.block_on(jtp_operator::controller::run(args))?,
     }
     Ok(())
 }

@@ -1,0 +1,344 @@
+//! Builds the `batch/v1` Job of one run from a ScheduledJob: pure, no client, no clock.
+//!
+//! The Job's name is a function of the ScheduledJob's name, the trigger and the instant, so a
+//! restarted operator (or a second replica) applies the same object instead of a second run.
+
+use chrono::{DateTime, Utc};
+use jtp_crds::{JOB_LABEL, SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION, Trigger};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use std::collections::BTreeMap;
+
+use super::{Error, Result};
+
+/// Longest name a Job may have so that the `job-name` label its pods get stays valid.
+pub const MAX_JOB_NAME: usize = 63;
+/// Name of the one container of a run's pod.
+pub const CONTAINER_NAME: &str = "run";
+/// Where a ConfigMap script is mounted.
+pub const SCRIPT_MOUNT_DIR: &str = "/opt/jobtrigger";
+/// File name of a mounted ConfigMap script inside [`SCRIPT_MOUNT_DIR`].
+pub const SCRIPT_FILE_NAME: &str = "script";
+/// Label on a Job whose run is written to SQL; its value is the run's status.
+pub const RECORDED_LABEL: &str = "jobtrigger.io/recorded";
+/// Label on a Job holding its trigger (`schedule` or `manual`), for selectors.
+pub const TRIGGER_LABEL: &str = "jobtrigger.io/trigger";
+/// `backoffLimit` when the spec names none: a run is one attempt, as in the original system.
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 0;
+
+/// Operator-wide defaults that a spec may leave out.
+#[derive(Clone, Debug)]
+pub struct JobDefaults {
+    /// Image of runs whose spec names none.
+    pub image: String,
+}
+
+/// One run to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub job_name: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub trigger: Trigger,
+}
+
+impl Launch {
+    pub fn new(sj_name: &str, trigger: Trigger, scheduled_at: DateTime<Utc>) -> Self {
+        Self {
+            job_name: job_name(sj_name, trigger, scheduled_at),
+            scheduled_at,
+            trigger,
+        }
+    }
+}
+
+/// `<name>-<unix secs>` for a scheduled slot, `<name>-m<unix secs>` for Run Now; the name part is
+/// cut and given a short hash of the full name when the result would pass 63 characters.
+pub fn job_name(sj_name: &str, trigger: Trigger, at: DateTime<Utc>) -> String {
+    let marker = match trigger {
+        Trigger::Schedule => "",
+        Trigger::Manual => "m",
+    };
+    let suffix = format!("-{marker}{}", at.timestamp());
+    format!("{}{suffix}", fit(sj_name, MAX_JOB_NAME - suffix.len()))
+}
+
+/// A label value (≤ 63 characters) naming a ScheduledJob, cut and hashed like [`job_name`].
+pub fn label_value(sj_name: &str) -> String {
+    fit(sj_name, MAX_JOB_NAME)
+}
+
+/// `name` if it fits in `max`, else a prefix plus `-` and 8 hex digits of a hash of `name`.
+fn fit(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let hash = format!("{:08x}", fnv1a(name.as_bytes()) as u32);
+    let keep = max.saturating_sub(hash.len() + 1);
+    let prefix = name[..keep.min(name.len())].trim_end_matches(['-', '.']);
+    format!("{prefix}-{hash}")
+}
+
+/// FNV-1a: stable across builds and platforms (std's hasher is not), which names need.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The command of the run's container for each script form.
+fn command(sj: &ScheduledJob) -> Result<(Vec<String>, Vec<Volume>, Vec<VolumeMount>)> {
+    let script = &sj.spec.script;
+    if let Some(inline) = &script.inline {
+        return Ok((vec!["sh".into(), "-c".into(), inline.clone()], vec![], vec![]));
+    }
+    if let Some(cm) = &script.config_map {
+        let volume = Volume {
+            name: "script".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: cm.name.clone(),
+                default_mode: Some(0o755),
+                items: Some(vec![KeyToPath {
+                    key: cm.key.clone(),
+                    path: SCRIPT_FILE_NAME.into(),
+                    mode: Some(0o755),
+                    ..KeyToPath::default()
+                }]),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        };
+        let mount = VolumeMount {
+            name: "script".into(),
+            mount_path: SCRIPT_MOUNT_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        };
+        let path = format!("{SCRIPT_MOUNT_DIR}/{SCRIPT_FILE_NAME}");
+        return Ok((vec![path], vec![volume], vec![mount]));
+    }
+    if let Some(cmd) = &script.command {
+        return Ok((cmd.clone(), vec![], vec![]));
+    }
+    if let Some(file) = &script.file {
+        return Ok((vec![file.clone()], vec![], vec![]));
+    }
+    Err(Error::Build("the spec names no script"))
+}
+
+/// The Job of one run, ready for server-side apply: owned by `sj` (controller), labelled with the
+/// job and the slot, annotated with the scheduled instant and the trigger.
+pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> Result<Job> {
+    let owner = sj
+        .controller_owner_ref(&())
+        .ok_or(Error::Build("the ScheduledJob has no name or uid yet"))?;
+    let sj_name = sj.metadata.name.clone().unwrap_or_default();
+    let spec = &sj.spec;
+    let (command, volumes, mounts) = command(sj)?;
+    let labels = BTreeMap::from([
+        (JOB_LABEL.to_owned(), label_value(&sj_name)),
+        (SLOT_LABEL.to_owned(), launch.scheduled_at.timestamp().to_string()),
+        (TRIGGER_LABEL.to_owned(), launch.trigger.as_str().to_owned()),
+    ]);
+    let annotations = BTreeMap::from([
+        (
+            SCHEDULED_AT_ANNOTATION.to_owned(),
+            launch
+                .scheduled_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ),
+        (TRIGGER_ANNOTATION.to_owned(), launch.trigger.as_str().to_owned()),
+    ]);
+    let env: Vec<EnvVar> = spec
+        .env
+        .iter()
+        .map(|v| EnvVar {
+            name: v.name.clone(),
+            value: Some(v.value.clone()),
+            value_from: None,
+        })
+        .collect();
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(spec.image.clone().unwrap_or_else(|| defaults.image.clone())),
+        command: Some(command),
+        env: (!env.is_empty()).then_some(env),
+        working_dir: spec.working_dir.clone(),
+        resources: spec.resources.clone(),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Container::default()
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(launch.job_name.clone()),
+            namespace: sj.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations.clone()),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(spec.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT)),
+            active_deadline_seconds: spec.active_deadline_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: spec.service_account_name.clone(),
+                    containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jtp_crds::{ConfigMapScript, ScheduledJobSpec, Script};
+
+    fn sj(name: &str, spec: ScheduledJobSpec) -> ScheduledJob {
+        let mut sj = ScheduledJob::new(name, spec);
+        sj.metadata.namespace = Some("ops".into());
+        sj.metadata.uid = Some("uid-1".into());
+        sj
+    }
+
+    fn defaults() -> JobDefaults {
+        JobDefaults {
+            image: "busybox:1.36".into(),
+        }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).expect("valid instant")
+    }
+
+    #[test]
+    fn names_are_deterministic_and_short() {
+        assert_eq!(
+            job_name("report", Trigger::Schedule, at(1_800_000_000)),
+            "report-1800000000"
+        );
+        assert_eq!(
+            job_name("report", Trigger::Manual, at(1_800_000_000)),
+            "report-m1800000000"
+        );
+        let long = "a".repeat(80);
+        let one = job_name(&long, Trigger::Schedule, at(1_800_000_000));
+        assert_eq!(one, job_name(&long, Trigger::Schedule, at(1_800_000_000)));
+        assert!(one.len() <= MAX_JOB_NAME, "{one}");
+        assert!(one.ends_with("-1800000000"));
+        let other = job_name(&format!("{long}b"), Trigger::Schedule, at(1_800_000_000));
+        assert_ne!(one, other, "different long names get different hashes");
+        assert!(label_value(&long).len() <= MAX_JOB_NAME);
+    }
+
+    #[test]
+    fn inline_script_runs_with_sh_and_defaults_apply() {
+        let sj = sj("report", ScheduledJobSpec::daily("09:00").script("echo hi"));
+        let launch = Launch::new("report", Trigger::Schedule, at(1_800_000_000));
+        let job = build_job(&sj, &launch, &defaults()).expect("builds");
+        let spec = job.spec.expect("spec");
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.expect("pod");
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("busybox:1.36"));
+        assert_eq!(
+            c.command.clone().unwrap_or_default(),
+            vec!["sh".to_string(), "-c".into(), "echo hi".into()]
+        );
+        let owner = &job.metadata.owner_references.expect("owner")[0];
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(owner.uid, "uid-1");
+        let labels = job.metadata.labels.expect("labels");
+        assert_eq!(labels[SLOT_LABEL], "1800000000");
+        assert_eq!(labels[JOB_LABEL], "report");
+        let ann = job.metadata.annotations.expect("annotations");
+        assert_eq!(ann[SCHEDULED_AT_ANNOTATION], "2027-01-15T08:00:00Z");
+        assert_eq!(ann[TRIGGER_ANNOTATION], "schedule");
+    }
+
+    #[test]
+    fn config_map_script_is_mounted_executable() {
+        let mut spec = ScheduledJobSpec::daily("09:00");
+        spec.script = Script {
+            config_map: Some(ConfigMapScript {
+                name: "scripts".into(),
+                key: "backup.sh".into(),
+            }),
+            ..Script::default()
+        };
+        spec.image = Some("alpine:3".into());
+        let sj = sj("backup", spec);
+        let job =
+            build_job(&sj, &Launch::new("backup", Trigger::Manual, at(5)), &defaults()).expect("builds");
+        let pod = job.spec.expect("spec").template.spec.expect("pod");
+        let volume = &pod.volumes.expect("volumes")[0];
+        let cm = volume.config_map.as_ref().expect("configMap volume");
+        assert_eq!(cm.default_mode, Some(0o755));
+        assert_eq!(cm.items.as_ref().expect("items")[0].key, "backup.sh");
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("alpine:3"));
+        assert_eq!(
+            c.command.clone().unwrap_or_default(),
+            vec![format!("{SCRIPT_MOUNT_DIR}/{SCRIPT_FILE_NAME}")]
+        );
+    }
+
+    #[test]
+    fn command_and_file_run_as_given() {
+        let mut spec = ScheduledJobSpec::daily("09:00");
+        spec.script = Script {
+            command: Some(vec!["python3".into(), "-V".into()]),
+            ..Script::default()
+        };
+        spec.active_deadline_seconds = Some(60);
+        spec.backoff_limit = Some(2);
+        let job = build_job(
+            &sj("a", spec.clone()),
+            &Launch::new("a", Trigger::Schedule, at(10)),
+            &defaults(),
+        )
+        .expect("builds");
+        let js = job.spec.expect("spec");
+        assert_eq!(js.active_deadline_seconds, Some(60));
+        assert_eq!(js.backoff_limit, Some(2));
+        assert_eq!(
+            js.template.spec.expect("pod").containers[0]
+                .command
+                .clone()
+                .unwrap_or_default(),
+            vec!["python3".to_string(), "-V".into()]
+        );
+        spec.script = Script {
+            file: Some("/usr/local/bin/run.sh".into()),
+            ..Script::default()
+        };
+        let job = build_job(
+            &sj("a", spec),
+            &Launch::new("a", Trigger::Schedule, at(10)),
+            &defaults(),
+        )
+        .expect("builds");
+        assert_eq!(
+            job.spec.expect("spec").template.spec.expect("pod").containers[0]
+                .command
+                .clone()
+                .unwrap_or_default(),
+            vec!["/usr/local/bin/run.sh".to_string()]
+        );
+    }
+}

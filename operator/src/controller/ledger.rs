@@ -1,0 +1,188 @@
+//! The operator's port to SQL: the `scheduled_jobs` mirror and the `job_execution_logs` rows.
+//!
+//! Every call is idempotent (rows are keyed by the resource UID and the Kubernetes Job name), so a
+//! retry after an outage or a restart writes each run once. [`MemoryLedger`] keeps rows in memory
+//! for tests and for runs without a database; the SQL store implements the same trait.
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A failed SQL call; the operator retries it with backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LedgerError {
+    pub message: String,
+}
+
+impl LedgerError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// The mirror row of one ScheduledJob.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobMirror {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub spec: ScheduledJobSpec,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_run: Option<DateTime<Utc>>,
+    pub last_status: Option<RunStatus>,
+}
+
+/// A run that has started (an in-flight RUNNING row).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunStart {
+    pub job: JobMirror,
+    pub k8s_job_name: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub trigger: Trigger,
+}
+
+/// A run that has finished.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFinish {
+    pub start: RunStart,
+    pub finished_at: DateTime<Utc>,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub output: String,
+}
+
+/// Where runs are recorded.
+pub trait Ledger: Send + Sync {
+    /// Inserts or updates the mirror row of a ScheduledJob, keyed by its UID.
+    fn upsert_job<'a>(&'a self, job: &'a JobMirror) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Writes a RUNNING row for a Job unless one exists.
+    fn record_run_start<'a>(&'a self, run: &'a RunStart) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Writes the final row of a Job (creating it if its start was never seen); a repeat is a no-op.
+    fn record_run_finish<'a>(&'a self, run: &'a RunFinish) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Marks the mirror row of a deleted ScheduledJob deleted; its runs stay.
+    fn mark_deleted<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Result<(), LedgerError>>;
+}
+
+/// One row of [`MemoryLedger`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryRun {
+    pub job_uid: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub output: String,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Rows in memory, with a switch that makes every call fail as a stopped database would.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    down: AtomicBool,
+    jobs: Mutex<BTreeMap<String, (JobMirror, bool)>>,
+    runs: Mutex<BTreeMap<String, MemoryRun>>,
+}
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later call fail (`true`) or succeed again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The runs by Kubernetes Job name.
+    pub fn runs(&self) -> BTreeMap<String, MemoryRun> {
+        self.runs.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The mirror row of a job and whether it is marked deleted.
+    pub fn job(&self, uid: &str) -> Option<(JobMirror, bool)> {
+        self.jobs.lock().ok().and_then(|j| j.get(uid).cloned())
+    }
+
+    fn check(&self) -> Result<(), LedgerError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(LedgerError::new("database unavailable (MemoryLedger is down)"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn poisoned() -> LedgerError {
+        LedgerError::new("memory ledger lock poisoned")
+    }
+}
+
+impl Ledger for MemoryLedger {
+    fn upsert_job<'a>(&'a self, job: &'a JobMirror) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            self.check()?;
+            let mut jobs = self.jobs.lock().map_err(|_| Self::poisoned())?;
+            let deleted = jobs.get(&job.uid).is_some_and(|(_, d)| *d);
+            jobs.insert(job.uid.clone(), (job.clone(), deleted));
+            Ok(())
+        })
+    }
+
+    fn record_run_start<'a>(&'a self, run: &'a RunStart) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            self.check()?;
+            let mut runs = self.runs.lock().map_err(|_| Self::poisoned())?;
+            runs.entry(run.k8s_job_name.clone()).or_insert_with(|| MemoryRun {
+                job_uid: run.job.uid.clone(),
+                scheduled_at: run.scheduled_at,
+                trigger: run.trigger,
+                status: RunStatus::Running,
+                exit_code: None,
+                output: String::new(),
+                finished_at: None,
+            });
+            Ok(())
+        })
+    }
+
+    fn record_run_finish<'a>(&'a self, run: &'a RunFinish) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            self.check()?;
+            let mut runs = self.runs.lock().map_err(|_| Self::poisoned())?;
+            let row = runs
+                .entry(run.start.k8s_job_name.clone())
+                .or_insert_with(|| MemoryRun {
+                    job_uid: run.start.job.uid.clone(),
+                    scheduled_at: run.start.scheduled_at,
+                    trigger: run.start.trigger,
+                    status: RunStatus::Running,
+                    exit_code: None,
+                    output: String::new(),
+                    finished_at: None,
+                });
+            if row.status == RunStatus::Running {
+                row.status = run.status;
+                row.exit_code = run.exit_code;
+                row.output = run.output.clone();
+                row.finished_at = Some(run.finished_at);
+            }
+            Ok(())
+        })
+    }
+
+    fn mark_deleted<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            self.check()?;
+            let mut jobs = self.jobs.lock().map_err(|_| Self::poisoned())?;
+            if let Some(entry) = jobs.get_mut(uid) {
+                entry.1 = true;
+            }
+            Ok(())
+        })
+    }
+}

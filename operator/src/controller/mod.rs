@@ -1,0 +1,303 @@
+//! `jtp operator`: the Kubernetes controller for ScheduledJobs.
+//!
+//! Pipeline per ScheduledJob: fetch its Jobs → classify finished runs and record them in SQL →
+//! [`decide`](decide::decide) (pure) → apply Jobs by server-side apply → status by server-side
+//! apply → requeue at the next run. Only the replica holding the leader Lease schedules.
+
+pub mod builder;
+pub mod decide;
+pub mod leader;
+pub mod ledger;
+pub mod metrics;
+pub mod reconcile;
+pub mod runs;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use builder::JobDefaults;
+pub use ledger::{Ledger, LedgerError, MemoryLedger};
+pub use metrics::Metrics;
+
+/// The one field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "jtp-operator";
+/// Finalizer that keeps a deleted ScheduledJob until its SQL mirror row is marked deleted.
+pub const FINALIZER: &str = "jobtrigger.io/sql-mirror";
+/// Default image of runs whose spec names none.
+pub const DEFAULT_IMAGE: &str = "busybox:1.36";
+
+/// Everything that can go wrong, each with a static label for metrics and logs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[source] kube::Error),
+    #[error(
+        "the ScheduledJob CustomResourceDefinition (scheduledjobs.jobtrigger.io) is not installed: \
+         apply it first (`jtp crd | kubectl apply -f -` or the Helm chart)"
+    )]
+    CrdMissing,
+    #[error("cannot load the Kubernetes client configuration: {0}")]
+    Config(#[source] kube::Error),
+    #[error("SQL store error: {0}")]
+    Ledger(#[source] LedgerError),
+    #[error("cannot build the Job: {0}")]
+    Build(&'static str),
+    #[error("the object has no namespace")]
+    MissingNamespace,
+    #[error("finalizer error: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("cannot serve metrics: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("lost the leader lease")]
+    LeadershipLost,
+}
+
+impl Error {
+    /// A short static label for metrics and Events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::CrdMissing => "crd_missing",
+            Self::Config(_) => "config",
+            Self::Ledger(_) => "ledger",
+            Self::Build(_) => "build",
+            Self::MissingNamespace => "missing_namespace",
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.label(),
+                _ => "finalizer",
+            },
+            Self::Serve(_) => "serve",
+            Self::LeadershipLost => "leadership_lost",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Command-line flags of `jtp operator`; each also reads an environment variable (Helm values).
+#[derive(clap::Args, Clone, Debug)]
+pub struct OperatorArgs {
+    /// Namespaces to watch, comma-separated (default: all namespaces).
+    #[arg(long, env = "JTP_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Image of runs whose spec names none.
+    #[arg(long, env = "JTP_DEFAULT_IMAGE", default_value = DEFAULT_IMAGE)]
+    pub default_image: String,
+    /// Database URL (postgres://… or sqlite:…) where runs are recorded; without it runs are kept in memory only.
+    #[arg(long, env = "JTP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "JTP_METRICS_ADDR", default_value = "127.0.0.1:9090")]
+    pub metrics_addr: SocketAddr,
+    /// Seconds a run may sit in an image pull failure (or unschedulable) before it is recorded as ERROR.
+    #[arg(long, env = "JTP_ERROR_GRACE_SECONDS", default_value_t = 30)]
+    pub error_grace_seconds: u64,
+    /// Seconds after which a deleted ScheduledJob is let go even if SQL is unreachable.
+    #[arg(long, env = "JTP_FINALIZER_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub finalizer_timeout_seconds: u64,
+    /// Run without leader election (one replica only).
+    #[arg(long, env = "JTP_NO_LEADER_ELECTION")]
+    pub no_leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "JTP_LEASE_NAME", default_value = "jtp-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "JTP_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Lease duration in seconds; a standby takes over this long after the leader stops renewing.
+    #[arg(long, env = "JTP_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// This replica's identity in the Lease (default: $POD_NAME, else host name and pid).
+    #[arg(long, env = "JTP_IDENTITY")]
+    pub identity: Option<String>,
+}
+
+impl OperatorArgs {
+    /// Flags as parsed from an empty command line (plus environment), for tests to adjust.
+    pub fn defaults() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            default_image: DEFAULT_IMAGE.into(),
+            database_url: None,
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            error_grace_seconds: 30,
+            finalizer_timeout_seconds: 300,
+            no_leader_election: false,
+            lease_name: "jtp-operator".into(),
+            lease_namespace: None,
+            lease_duration_seconds: 15,
+            identity: None,
+        }
+    }
+
+    fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            })
+    }
+}
+
+/// Entry point of `jtp operator`: connects, picks the SQL store, serves metrics and runs until
+/// interrupted (or until leadership is lost, which ends the process so it restarts as a standby).
+pub async fn run(args: OperatorArgs) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn")),
+        )
+        .try_init();
+    let client = kube::Client::try_default().await.map_err(Error::Config)?;
+    let ledger = open_ledger(args.database_url.as_deref()).await?;
+    let metrics = Metrics::new();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return shutdown.await,
+        };
+        tokio::select! {
+            () = shutdown => {}
+            _ = term.recv() => {}
+        }
+    };
+    run_with(client, args, ledger, metrics, shutdown).await
+}
+
+/// Opens the run store named by the URL; without one, runs are kept in memory.
+async fn open_ledger(url: Option<&str>) -> Result<Arc<dyn Ledger>> {
+    match url {
+        None => {
+            tracing::warn!("no --database-url: runs are recorded in memory only");
+            Ok(Arc::new(MemoryLedger::new()))
+        }
+        Some(_) => Err(Error::Ledger(LedgerError::new(
+            "this build records runs in memory only: run without --database-url",
+        ))),
+    }
+}
+
+/// Runs the operator with a given client and store until `shutdown` completes. Tests call this
+/// in-process with a [`MemoryLedger`].
+pub async fn run_with(
+    client: kube::Client,
+    args: OperatorArgs,
+    ledger: Arc<dyn Ledger>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    reconcile::check_crd(&client, &args.namespaces).await?;
+    let _server = AbortOnDrop(tokio::spawn({
+        let (addr, metrics) = (args.metrics_addr, metrics.clone());
+        async move {
+            if let Err(e) = metrics::serve(addr, metrics).await {
+                tracing::error!(error = %e, "metrics server stopped");
+            }
+        }
+    }));
+    let result = lead_and_run(client, &args, ledger, metrics.clone(), shutdown).await;
+    metrics.set_leader(false);
+    result
+}
+
+/// Aborts a spawned task when dropped, so nothing outlives the operator.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn lead_and_run(
+    client: kube::Client,
+    args: &OperatorArgs,
+    ledger: Arc<dyn Ledger>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let ctx = Arc::new(reconcile::Context::new(
+        client.clone(),
+        args,
+        ledger,
+        metrics.clone(),
+    ));
+    let namespaces = args.namespaces.clone();
+    let mut shutdown = std::pin::pin!(shutdown);
+    if args.no_leader_election {
+        metrics.set_ready(true);
+        metrics.set_leader(true);
+        tokio::select! {
+            () = reconcile::run_controllers(ctx, namespaces) => {}
+            () = &mut shutdown => tracing::info!("shutting down"),
+        }
+        return Ok(());
+    }
+    let lease_ns = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let duration = Duration::from_secs(args.lease_duration_seconds.max(3));
+    let renew_every = duration / 3;
+    let mut elector = leader::LeaderElector::new(
+        Api::<Lease>::namespaced(client, &lease_ns),
+        &args.lease_name,
+        &args.identity(),
+        duration,
+    );
+    metrics.set_ready(true);
+    tracing::info!(identity = elector.identity(), lease = %args.lease_name, namespace = %lease_ns, "waiting for the leader lease");
+    loop {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "leader election"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(renew_every) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+    tracing::info!(identity = elector.identity(), "became the leader");
+    metrics.set_leader(true);
+    let controllers = AbortOnDrop(tokio::spawn(reconcile::run_controllers(ctx, namespaces)));
+    let mut renewed = Instant::now();
+    let outcome = loop {
+        tokio::select! {
+            () = tokio::time::sleep(renew_every) => {}
+            () = &mut shutdown => {
+                tracing::info!("shutting down");
+                break Ok(());
+            }
+        }
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => break Err(Error::LeadershipLost),
+            Err(e) if renewed.elapsed() + renew_every >= duration => {
+                tracing::error!(error = %e, "cannot renew the leader lease in time");
+                break Err(Error::LeadershipLost);
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing the leader lease"),
+        }
+        if controllers.0.is_finished() {
+            break Ok(());
+        }
+    };
+    drop(controllers);
+    metrics.set_leader(false);
+    if outcome.is_ok() {
+        elector.release().await;
+    }
+    outcome
+}

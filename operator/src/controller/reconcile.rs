@@ -1,0 +1,514 @@
+//! The IO shell around [`decide`]: fetch a ScheduledJob's Jobs, record finished runs in SQL,
+//! decide, apply Jobs and status by server-side apply, publish Events, choose the requeue.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use jtp_crds::{
+    JOB_LABEL, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob, ScheduledJobStatus, Trigger, validate,
+};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::builder::{JobDefaults, Launch, RECORDED_LABEL, build_job, label_value};
+use super::decide::{Child, DecideInput, Decision, decide};
+use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
+use super::metrics::Metrics;
+use super::runs::{self, Outcome};
+use super::{Error, FIELD_MANAGER, FINALIZER, OperatorArgs, Result};
+
+/// Shortest wait before retrying a failed reconcile or SQL write; doubled per failure.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries.
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub defaults: JobDefaults,
+    pub ledger: Arc<dyn Ledger>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub error_grace: chrono::Duration,
+    pub finalizer_timeout: chrono::Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, args: &OperatorArgs, ledger: Arc<dyn Ledger>, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            defaults: JobDefaults {
+                image: args.default_image.clone(),
+            },
+            ledger,
+            metrics,
+            error_grace: chrono::Duration::seconds(i64::try_from(args.error_grace_seconds).unwrap_or(30)),
+            finalizer_timeout: chrono::Duration::seconds(
+                i64::try_from(args.finalizer_timeout_seconds).unwrap_or(300),
+            ),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The next retry delay for `key`, growing with each consecutive failure.
+    fn backoff(&self, key: &str) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return BACKOFF_MAX;
+        };
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        BACKOFF_MIN
+            .saturating_mul(1u32 << (*n - 1).min(10))
+            .min(BACKOFF_MAX)
+    }
+
+    fn succeeded(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// Fails fast, with a message saying what to do, when the CRD is not installed.
+pub async fn check_crd(client: &Client, namespaces: &[String]) -> Result<()> {
+    let api: Api<ScheduledJob> = match namespaces.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    match api.list_metadata(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Err(Error::CrdMissing),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Runs one controller per watched namespace (or one for all) until they end.
+pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let controllers = scopes.into_iter().map(|ns| {
+        let (jobs, sjs): (Api<ScheduledJob>, Api<Job>) = match &ns {
+            Some(ns) => (
+                Api::namespaced(ctx.client.clone(), ns),
+                Api::namespaced(ctx.client.clone(), ns),
+            ),
+            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+        };
+        tracing::info!(
+            namespace = ns.as_deref().unwrap_or("<all>"),
+            "watching ScheduledJobs"
+        );
+        Controller::new(jobs, watcher::Config::default().any_semantic())
+            .owns(sjs, watcher::Config::default().labels(JOB_LABEL).any_semantic())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|result| async move {
+                match result {
+                    Ok((obj, _)) => tracing::trace!(object = %obj, "reconciled"),
+                    Err(e) => tracing::debug!(error = %e, "controller"),
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn error_policy(sj: Arc<ScheduledJob>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_error(error.label());
+    let delay = ctx.backoff(&sj.uid().unwrap_or_default());
+    tracing::warn!(job = %sj.name_any(), namespace = sj.namespace().as_deref().unwrap_or(""), kind = error.label(), error = %error, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile(sj: Arc<ScheduledJob>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.metrics.reconciled();
+    let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, sj, |event| async {
+        match event {
+            Finalizer::Apply(sj) => apply(&sj, &ctx).await,
+            Finalizer::Cleanup(sj) => cleanup(&sj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The Jobs of one ScheduledJob, classified, with the finished runs written to SQL.
+struct Observed {
+    children: Vec<Child>,
+    /// Finished runs that could not be recorded yet.
+    unrecorded: usize,
+}
+
+fn mirror(sj: &ScheduledJob, status: &ScheduledJobStatus) -> JobMirror {
+    JobMirror {
+        uid: sj.uid().unwrap_or_default(),
+        namespace: sj.namespace().unwrap_or_default(),
+        name: sj.name_any(),
+        spec: sj.spec.clone(),
+        next_run: status.next_run,
+        last_run: status.last_run,
+        last_status: status.last_status,
+    }
+}
+
+fn run_start(sj: &ScheduledJob, job_name: &str, scheduled_at: DateTime<Utc>, trigger: Trigger) -> RunStart {
+    RunStart {
+        job: mirror(sj, &sj.status.clone().unwrap_or_default()),
+        k8s_job_name: job_name.to_owned(),
+        scheduled_at,
+        trigger,
+    }
+}
+
+async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result<Observed> {
+    let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
+    let uid = sj.uid().unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let selector = format!("{JOB_LABEL}={}", label_value(&sj.name_any()));
+    let jobs = jobs_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::Kube)?
+        .items
+        .into_iter()
+        .filter(|j| j.owner_references().iter().any(|o| o.uid == uid));
+    let known_active: Vec<String> = sj
+        .status
+        .as_ref()
+        .map(|s| s.active.iter().map(|a| a.job_name.clone()).collect())
+        .unwrap_or_default();
+    let mut observed = Observed {
+        children: Vec::new(),
+        unrecorded: 0,
+    };
+    for job in jobs {
+        let recorded = job.labels().contains_key(RECORDED_LABEL);
+        let mut outcome = None;
+        let mut pod = None;
+        if !recorded && (runs::job_finished(&job) || now >= runs::created(&job) + ctx.error_grace) {
+            pod = runs::latest_pod(&pods_api, &job.name_any()).await?;
+            outcome = runs::classify(&job, pod.as_ref(), now, ctx.error_grace);
+        }
+        let Some(mut child) = runs::child(&job, outcome.as_ref()) else {
+            continue;
+        };
+        if let Some(outcome) = outcome {
+            match record_finish(
+                sj,
+                ctx,
+                &jobs_api,
+                &pods_api,
+                &job,
+                &child,
+                pod.as_ref(),
+                &outcome,
+            )
+            .await
+            {
+                Ok(()) => child.recorded = true,
+                Err(e) => {
+                    observed.unrecorded += 1;
+                    tracing::warn!(job = %child.name, error = %e, "cannot record the finished run yet");
+                }
+            }
+        } else if child.is_active() && !known_active.contains(&child.name) {
+            let start = run_start(sj, &child.name, child.scheduled_at, child.trigger);
+            if let Err(e) = ctx.ledger.record_run_start(&start).await {
+                tracing::warn!(job = %child.name, error = %e, "cannot record the run start");
+            }
+        }
+        observed.children.push(child);
+    }
+    Ok(observed)
+}
+
+/// Writes a finished run to SQL, then marks its Job recorded (or deletes a stuck one): a Job is
+/// never marked or deleted before its row is written.
+#[allow(clippy::too_many_arguments)]
+async fn record_finish(
+    sj: &ScheduledJob,
+    ctx: &Context,
+    jobs_api: &Api<Job>,
+    pods_api: &Api<Pod>,
+    job: &Job,
+    child: &Child,
+    pod: Option<&Pod>,
+    outcome: &Outcome,
+) -> Result<()> {
+    let log = match pod {
+        Some(pod) => runs::fetch_log(pods_api, pod).await,
+        None => String::new(),
+    };
+    let finish = RunFinish {
+        start: run_start(sj, &child.name, child.scheduled_at, child.trigger),
+        finished_at: outcome.finished_at,
+        status: outcome.status,
+        exit_code: outcome.exit_code,
+        output: runs::output(log, outcome),
+    };
+    ctx.ledger
+        .record_run_finish(&finish)
+        .await
+        .map_err(Error::Ledger)?;
+    ctx.metrics.run_finished(outcome.status);
+    tracing::info!(job = %child.name, status = %outcome.status, exit_code = ?outcome.exit_code, "run recorded");
+    let name = job.name_any();
+    if outcome.stuck {
+        ctx.metrics.api_write("job_delete");
+        match jobs_api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    } else {
+        let patch = json!({ "metadata": { "labels": { RECORDED_LABEL: outcome.status.as_str() } } });
+        ctx.metrics.api_write("job_patch");
+        jobs_api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::Kube)?;
+    }
+    Ok(())
+}
+
+async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
+    let now = Utc::now();
+    let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
+    let name = sj.name_any();
+    let key = sj.uid().unwrap_or_default();
+    let observed = observe(sj, ctx, now).await?;
+    let compiled = validate(&sj.spec);
+    let old_status = sj.status.clone().unwrap_or_default();
+    let decision = decide(DecideInput {
+        name: &name,
+        generation: sj.metadata.generation,
+        created: sj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(runs::to_chrono)
+            .unwrap_or(now),
+        spec: &sj.spec,
+        schedule: compiled.as_ref(),
+        status: &old_status,
+        run_now: sj.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str),
+        children: &observed.children,
+        now,
+        error_grace: ctx.error_grace,
+    });
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    execute(sj, ctx, &jobs_api, &pods_api, &decision, &observed.children).await?;
+
+    if decision.status != old_status {
+        let patch = json!({
+            "apiVersion": "jobtrigger.io/v1alpha1",
+            "kind": "ScheduledJob",
+            "status": decision.status,
+        });
+        let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), &ns);
+        ctx.metrics.api_write("status_apply");
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+        if let Err(e) = ctx.ledger.upsert_job(&mirror(sj, &decision.status)).await {
+            tracing::warn!(job = %name, error = %e, "cannot update the SQL mirror row");
+        }
+    }
+
+    let mut requeue = decision.requeue_after;
+    if observed.unrecorded > 0 {
+        ctx.metrics.reconcile_error("ledger");
+        let retry = ctx.backoff(&key);
+        requeue = Some(requeue.map_or(retry, |r| r.min(retry)));
+    } else {
+        ctx.succeeded(&key);
+    }
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Carries out a decision: stop replaced runs, start new ones, prune history, publish Events.
+async fn execute(
+    sj: &ScheduledJob,
+    ctx: &Context,
+    jobs_api: &Api<Job>,
+    pods_api: &Api<Pod>,
+    decision: &Decision,
+    children: &[Child],
+) -> Result<()> {
+    for name in &decision.stop {
+        stop_replaced(sj, ctx, jobs_api, pods_api, name, children).await;
+    }
+    for launch in &decision.launch {
+        start(sj, ctx, jobs_api, launch).await?;
+    }
+    for name in &decision.prune {
+        ctx.metrics.api_write("job_delete");
+        match jobs_api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => tracing::debug!(job = %name, "pruned by the history limit"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    for notice in &decision.notices {
+        publish(ctx, sj, notice.reason, &notice.message, notice.warning).await;
+    }
+    Ok(())
+}
+
+async fn start(sj: &ScheduledJob, ctx: &Context, jobs_api: &Api<Job>, launch: &Launch) -> Result<()> {
+    let job = build_job(sj, launch, &ctx.defaults)?;
+    ctx.metrics.api_write("job_apply");
+    match jobs_api
+        .patch(
+            &launch.job_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&job),
+        )
+        .await
+    {
+        Ok(_) => {}
+        // The Job exists with a different template (the spec changed since): it is that run.
+        Err(kube::Error::Api(e)) if e.code == 422 => {
+            tracing::info!(job = %launch.job_name, "the Job already exists");
+            return Ok(());
+        }
+        Err(e) => return Err(Error::Kube(e)),
+    }
+    let skew = (Utc::now() - launch.scheduled_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    if launch.trigger == Trigger::Schedule {
+        ctx.metrics.trigger_skew(skew);
+    }
+    ctx.metrics.run_started(launch.trigger);
+    tracing::info!(job = %launch.job_name, trigger = %launch.trigger, skew_seconds = skew, "run started");
+    let start = run_start(sj, &launch.job_name, launch.scheduled_at, launch.trigger);
+    if let Err(e) = ctx.ledger.record_run_start(&start).await {
+        tracing::warn!(job = %launch.job_name, error = %e, "cannot record the run start");
+    }
+    let message = format!(
+        "started {} ({} run for {})",
+        launch.job_name,
+        launch.trigger,
+        launch.scheduled_at.to_rfc3339()
+    );
+    publish(ctx, sj, "Started", &message, false).await;
+    Ok(())
+}
+
+/// Concurrency policy Replace: the running Job is recorded as FAILURE, then deleted. If SQL is
+/// down it is left to finish (and be recorded) rather than lose its run.
+async fn stop_replaced(
+    sj: &ScheduledJob,
+    ctx: &Context,
+    jobs_api: &Api<Job>,
+    pods_api: &Api<Pod>,
+    name: &str,
+    children: &[Child],
+) {
+    let Some(child) = children.iter().find(|c| c.name == name) else {
+        return;
+    };
+    let log = match runs::latest_pod(pods_api, name).await {
+        Ok(Some(pod)) => runs::fetch_log(pods_api, &pod).await,
+        _ => String::new(),
+    };
+    let finish = RunFinish {
+        start: run_start(sj, name, child.scheduled_at, child.trigger),
+        finished_at: Utc::now(),
+        status: RunStatus::Failure,
+        exit_code: None,
+        output: format!("{log}\n[jtp] stopped: replaced by a newer run (concurrencyPolicy Replace)\n"),
+    };
+    if let Err(e) = ctx.ledger.record_run_finish(&finish).await {
+        tracing::warn!(job = %name, error = %e, "cannot record the replaced run; leaving it to finish");
+        return;
+    }
+    ctx.metrics.run_finished(RunStatus::Failure);
+    ctx.metrics.api_write("job_delete");
+    if let Err(e) = jobs_api.delete(name, &DeleteParams::background()).await {
+        tracing::warn!(job = %name, error = %e, "cannot delete the replaced run");
+    }
+    publish(
+        ctx,
+        sj,
+        "Replaced",
+        &format!("stopped {name}: a newer run replaces it"),
+        false,
+    )
+    .await;
+}
+
+async fn publish(ctx: &Context, sj: &ScheduledJob, reason: &'static str, message: &str, warning: bool) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    ctx.metrics.api_write("event");
+    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
+        tracing::warn!(reason, error = %e, "cannot publish an Event");
+    }
+}
+
+/// A deleted ScheduledJob: record what finished, mark the mirror row deleted, let it go. Its
+/// Jobs go with it by owner reference. After the timeout it is let go even if SQL is down.
+async fn cleanup(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
+    let now = Utc::now();
+    let since = sj
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(runs::to_chrono)
+        .unwrap_or(now);
+    let timed_out = now - since > ctx.finalizer_timeout;
+    let observed = observe(sj, ctx, now).await?;
+    let uid = sj.uid().unwrap_or_default();
+    let marked = ctx.ledger.mark_deleted(&uid).await;
+    match (marked, observed.unrecorded) {
+        (Ok(()), 0) => Ok(Action::await_change()),
+        (result, _) if timed_out => {
+            let message = format!(
+                "deleted without recording everything in SQL after {}s: {}",
+                ctx.finalizer_timeout.num_seconds(),
+                result
+                    .err()
+                    .map_or_else(|| "finished runs not recorded".to_owned(), |e| e.to_string())
+            );
+            publish(ctx, sj, "CleanupTimedOut", &message, true).await;
+            Ok(Action::await_change())
+        }
+        (Err(e), _) => Err(Error::Ledger(e)),
+        (Ok(()), _) => Err(Error::Ledger(super::LedgerError::new(
+            "finished runs not recorded yet",
+        ))),
+    }
+}

@@ -1,0 +1,445 @@
+//! What a run's Job and pod say about it: still running, SUCCESS, FAILURE or ERROR (classified
+//! purely from their status), and the IO that fetches the pod's log through `pods/log`.
+
+use chrono::{DateTime, Duration, Utc};
+use jtp_crds::{RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::{ListParams, LogParams};
+
+use super::builder::{CONTAINER_NAME, RECORDED_LABEL};
+use super::decide::{Child, ChildState};
+use super::{Error, Result};
+
+/// Waiting reasons that mean the script will never start by itself.
+pub const NEVER_STARTS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "StartError",
+    "ContainerCannotRun",
+    "RunContainerError",
+];
+/// Label the Job controller puts on a Job's pods.
+pub const POD_JOB_LABEL: &str = "batch.kubernetes.io/job-name";
+
+/// How a finished (or hopelessly stuck) run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub finished_at: DateTime<Utc>,
+    /// Why, when the log alone does not say (image pull failure, deadline…).
+    pub note: Option<String>,
+    /// The Job never finishes by itself: delete it once recorded.
+    pub stuck: bool,
+}
+
+pub fn to_chrono(t: &Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(
+        t.0.as_second(),
+        u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0),
+    )
+    .unwrap_or_default()
+}
+
+fn job_condition<'a>(job: &'a Job, type_: &str) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// True when the Job controller has declared the Job finished.
+pub fn job_finished(job: &Job) -> bool {
+    job_condition(job, "Complete").is_some() || job_condition(job, "Failed").is_some()
+}
+
+/// The instant a Job was created.
+pub fn created(job: &Job) -> DateTime<Utc> {
+    job.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(to_chrono)
+        .unwrap_or_default()
+}
+
+/// Summarises a Job of ours; `None` for a Job without our annotations.
+pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
+    let ann = job.metadata.annotations.as_ref()?;
+    let scheduled_at = DateTime::parse_from_rfc3339(ann.get(SCHEDULED_AT_ANNOTATION)?)
+        .ok()?
+        .with_timezone(&Utc);
+    let trigger = Trigger::parse(ann.get(TRIGGER_ANNOTATION)?)?;
+    let recorded_as = job
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(RECORDED_LABEL))
+        .and_then(|v| RunStatus::parse(v));
+    let finished_at = finished_at(job);
+    let state = match (outcome, recorded_as) {
+        (Some(o), _) => ChildState::Finished {
+            status: o.status,
+            finished_at: o.finished_at,
+        },
+        (None, Some(status)) => ChildState::Finished { status, finished_at },
+        (None, None) if job_finished(job) => ChildState::Finished {
+            status: if job_condition(job, "Complete").is_some() {
+                RunStatus::Success
+            } else {
+                RunStatus::Failure
+            },
+            finished_at,
+        },
+        (None, None) => ChildState::Active,
+    };
+    Some(Child {
+        name: job.metadata.name.clone()?,
+        trigger,
+        scheduled_at,
+        created: created(job),
+        state,
+        recorded: recorded_as.is_some(),
+    })
+}
+
+fn finished_at(job: &Job) -> DateTime<Utc> {
+    let status = job.status.as_ref();
+    status
+        .and_then(|s| s.completion_time.as_ref())
+        .or_else(|| job_condition(job, "Failed").and_then(|c| c.last_transition_time.as_ref()))
+        .or_else(|| job_condition(job, "Complete").and_then(|c| c.last_transition_time.as_ref()))
+        .map(to_chrono)
+        .unwrap_or_else(|| created(job))
+}
+
+/// Classifies a run from its Job and its latest pod. `None` while it runs (or may still start).
+pub fn classify(job: &Job, pod: Option<&Pod>, now: DateTime<Utc>, grace: Duration) -> Option<Outcome> {
+    let container = pod
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.name == CONTAINER_NAME)
+                .or_else(|| cs.first())
+        });
+    let state = container.and_then(|c| c.state.as_ref());
+    let terminated = state.and_then(|s| s.terminated.as_ref());
+    let waiting = state.and_then(|s| s.waiting.as_ref());
+    let waiting_error = waiting.filter(|w| w.reason.as_deref().is_some_and(|r| NEVER_STARTS.contains(&r)));
+    let never_ran = terminated.filter(|t| {
+        t.reason
+            .as_deref()
+            .is_some_and(|r| r == "StartError" || r == "ContainerCannotRun")
+            || t.message
+                .as_deref()
+                .is_some_and(|m| m.contains("executable file not found"))
+    });
+    let describe = |reason: Option<&String>, message: Option<&String>| {
+        format!(
+            "{}: {}",
+            reason.map_or("Error", String::as_str),
+            message.map_or("", String::as_str)
+        )
+    };
+
+    if job_condition(job, "Complete").is_some() {
+        return Some(Outcome {
+            status: RunStatus::Success,
+            exit_code: Some(terminated.map_or(0, |t| t.exit_code)),
+            finished_at: finished_at(job),
+            note: None,
+            stuck: false,
+        });
+    }
+    if let Some(failed) = job_condition(job, "Failed") {
+        let deadline = failed.reason.as_deref() == Some("DeadlineExceeded");
+        let (status, note) = if let Some(t) = never_ran {
+            (
+                RunStatus::Error,
+                Some(describe(t.reason.as_ref(), t.message.as_ref())),
+            )
+        } else if let (Some(w), false) = (waiting_error, deadline) {
+            (
+                RunStatus::Error,
+                Some(describe(w.reason.as_ref(), w.message.as_ref())),
+            )
+        } else if terminated.is_none() && !deadline {
+            (
+                RunStatus::Error,
+                Some(describe(failed.reason.as_ref(), failed.message.as_ref())),
+            )
+        } else {
+            let note = deadline.then(|| describe(failed.reason.as_ref(), failed.message.as_ref()));
+            (RunStatus::Failure, note)
+        };
+        return Some(Outcome {
+            status,
+            exit_code: terminated.map(|t| t.exit_code),
+            finished_at: finished_at(job),
+            note,
+            stuck: false,
+        });
+    }
+    // Still active: only a run that provably cannot start is decided here, after the grace period
+    // (deterministic finish time, so a retry computes the same row).
+    let give_up = created(job) + grace;
+    if now < give_up {
+        return None;
+    }
+    if let Some(w) = waiting_error {
+        return Some(Outcome {
+            status: RunStatus::Error,
+            exit_code: None,
+            finished_at: give_up,
+            note: Some(describe(w.reason.as_ref(), w.message.as_ref())),
+            stuck: true,
+        });
+    }
+    let unschedulable = pod
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter().find(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        });
+    if let Some(c) = unschedulable {
+        return Some(Outcome {
+            status: RunStatus::Error,
+            exit_code: None,
+            finished_at: give_up,
+            note: Some(describe(c.reason.as_ref(), c.message.as_ref())),
+            stuck: true,
+        });
+    }
+    None
+}
+
+/// The newest pod of a Job, if any.
+pub async fn latest_pod(pods: &Api<Pod>, job_name: &str) -> Result<Option<Pod>> {
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{POD_JOB_LABEL}={job_name}")))
+        .await
+        .map_err(Error::Kube)?;
+    Ok(list
+        .items
+        .into_iter()
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(to_chrono)))
+}
+
+/// The pod's log (stdout and stderr) through the API server; a note when it cannot be read.
+pub async fn fetch_log(pods: &Api<Pod>, pod: &Pod) -> String {
+    let Some(name) = pod.metadata.name.as_deref() else {
+        return String::new();
+    };
+    let started = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.waiting.is_none()))
+        });
+    if !started {
+        return String::new();
+    }
+    let params = LogParams {
+        container: Some(CONTAINER_NAME.into()),
+        ..LogParams::default()
+    };
+    match pods.logs(name, &params).await {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::warn!(pod = name, error = %e, "cannot read the pod log");
+            format!("[jtp: the log of pod {name} could not be read: {e}]\n")
+        }
+    }
+}
+
+/// The stored output: the log, then the note if there is one.
+pub fn output(log: String, outcome: &Outcome) -> String {
+    match &outcome.note {
+        None => log,
+        Some(note) if log.is_empty() => format!("{note}\n"),
+        Some(note) => {
+            let sep = if log.ends_with('\n') { "" } else { "\n" };
+            format!("{log}{sep}[jtp] {note}\n")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "j-1", "creationTimestamp": "2026-03-01T00:00:00Z",
+                "annotations": { SCHEDULED_AT_ANNOTATION: "2026-03-01T00:00:00Z", TRIGGER_ANNOTATION: "schedule" }
+            },
+            "status": status
+        }))
+        .expect("job")
+    }
+
+    fn pod(state: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": "j-1-abc" },
+            "status": { "containerStatuses": [{
+                "name": "run", "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": state
+            }]}
+        }))
+        .expect("pod")
+    }
+
+    fn now(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("instant")
+            .with_timezone(&Utc)
+    }
+
+    const GRACE: i64 = 30;
+
+    #[test]
+    fn exit_codes_make_success_and_failure() {
+        let ok = job(json!({ "completionTime": "2026-03-01T00:00:03Z",
+            "conditions": [{ "type": "Complete", "status": "True" }] }));
+        let o = classify(
+            &ok,
+            Some(&pod(json!({"terminated": {"exitCode": 0}}))),
+            now("2026-03-01T00:00:04Z"),
+            Duration::seconds(GRACE),
+        )
+        .expect("finished");
+        assert_eq!((o.status, o.exit_code), (RunStatus::Success, Some(0)));
+        assert_eq!(o.finished_at, now("2026-03-01T00:00:03Z"));
+
+        let failed = job(
+            json!({ "conditions": [{ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+            "lastTransitionTime": "2026-03-01T00:00:05Z" }] }),
+        );
+        let o = classify(
+            &failed,
+            Some(&pod(json!({"terminated": {"exitCode": 3}}))),
+            now("2026-03-01T00:00:06Z"),
+            Duration::seconds(GRACE),
+        )
+        .expect("finished");
+        assert_eq!((o.status, o.exit_code), (RunStatus::Failure, Some(3)));
+
+        let deadline = job(
+            json!({ "conditions": [{ "type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+            "message": "Job was active longer than specified deadline" }] }),
+        );
+        let o = classify(
+            &deadline,
+            Some(&pod(json!({"terminated": {"exitCode": 137}}))),
+            now("2026-03-01T00:01:00Z"),
+            Duration::seconds(GRACE),
+        )
+        .expect("finished");
+        assert_eq!(o.status, RunStatus::Failure);
+        assert!(o.note.unwrap_or_default().contains("DeadlineExceeded"));
+    }
+
+    #[test]
+    fn a_script_that_never_starts_is_an_error() {
+        let failed = job(
+            json!({ "conditions": [{ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded" }] }),
+        );
+        let o = classify(
+            &failed,
+            Some(&pod(json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": "exec: \"nope\": executable file not found in $PATH"}}))),
+            now("2026-03-01T00:00:06Z"),
+            Duration::seconds(GRACE),
+        )
+        .expect("finished");
+        assert_eq!(o.status, RunStatus::Error);
+        assert!(o.note.unwrap_or_default().contains("executable file not found"));
+
+        let running = job(json!({ "active": 1 }));
+        let pulling =
+            pod(json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}));
+        assert_eq!(
+            classify(
+                &running,
+                Some(&pulling),
+                now("2026-03-01T00:00:10Z"),
+                Duration::seconds(GRACE)
+            ),
+            None,
+            "within grace"
+        );
+        let o = classify(
+            &running,
+            Some(&pulling),
+            now("2026-03-01T00:00:31Z"),
+            Duration::seconds(GRACE),
+        )
+        .expect("stuck");
+        assert_eq!(o.status, RunStatus::Error);
+        assert!(o.stuck);
+        assert_eq!(
+            o.finished_at,
+            now("2026-03-01T00:00:30Z"),
+            "deterministic, so a retry writes the same row"
+        );
+
+        let creating = pod(json!({"waiting": {"reason": "ContainerCreating"}}));
+        assert_eq!(
+            classify(
+                &running,
+                Some(&creating),
+                now("2026-03-01T00:05:00Z"),
+                Duration::seconds(GRACE)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn children_carry_the_recorded_status() {
+        let mut j = job(json!({ "active": 1 }));
+        let c = child(&j, None).expect("ours");
+        assert!(c.is_active() && !c.recorded);
+        assert_eq!(c.trigger, Trigger::Schedule);
+        j.metadata.labels = Some([(RECORDED_LABEL.to_owned(), "ERROR".to_owned())].into());
+        let c = child(&j, None).expect("ours");
+        assert!(c.recorded);
+        assert!(matches!(
+            c.state,
+            ChildState::Finished {
+                status: RunStatus::Error,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn notes_follow_the_log() {
+        let o = Outcome {
+            status: RunStatus::Failure,
+            exit_code: Some(137),
+            finished_at: DateTime::default(),
+            note: Some("DeadlineExceeded: too long".into()),
+            stuck: false,
+        };
+        assert_eq!(
+            output("partial".into(), &o),
+            "partial\n[jtp] DeadlineExceeded: too long\n"
+        );
+        assert_eq!(output(String::new(), &o), "DeadlineExceeded: too long\n");
+    }
+}
