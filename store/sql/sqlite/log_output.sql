@@ -1,0 +1,3 @@
+SELECT log_output
+FROM job_execution_logs
+WHERE id = $1;

@@ -1,0 +1,235 @@
+//! The SQL store of Job Trigger Portal, shared by the operator (Kubernetes mode), the standalone
+//! runner and the portal: the original system's `scheduled_jobs` and `job_execution_logs` tables on
+//! PostgreSQL or SQLite, picked from the URL scheme.
+//!
+//! Both backends run the same SQL text (numbered `$1` parameters, `RETURNING`, `ON CONFLICT`, partial
+//! indexes and `TRUE`/`FALSE` work on both); what differs lives in the migrations, in how instants
+//! are bound ([`time`]), and in the [`Dialect`] trait. Queries are checked at run time
+//! (`query_as().bind()`), so building needs no database.
+
+mod error;
+mod jobs;
+mod model;
+mod output;
+mod row;
+mod runner;
+mod runs;
+pub mod time;
+pub mod troubleshooting;
+mod url;
+
+pub use error::{Error, Result};
+pub use model::*;
+pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, cap_output};
+pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many characters of output a [`RunSummary`] previews.
+pub const PREVIEW_CHARS: usize = 200;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Connection settings; `Default` suits the operator, the runner and the portal.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Pool size (an in-memory SQLite database always uses one connection).
+    pub max_connections: u32,
+    /// How long an operation waits for a connection before failing with `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// SQLite: how long a writer waits for another writer's lock.
+    pub busy_timeout: Duration,
+    /// Cap on a run's stored output, in bytes of the original output ([`cap_output`]).
+    pub output_cap: usize,
+    /// Apply pending migrations on connect.
+    pub migrate: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            output_cap: DEFAULT_OUTPUT_CAP,
+            migrate: true,
+        }
+    }
+}
+
+/// The store: a connection pool to one database. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    url: Arc<RedactedUrl>,
+    output_cap: usize,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool: one text of code, compiled for each
+/// backend. The body must evaluate to the same type in both arms.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Postgres($pool) => $body,
+            $crate::Backend::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// What differs between the backends beyond the migrations.
+pub(crate) trait Dialect: sqlx::Database {
+    /// Starts a transaction that will write. SQLite takes the write lock up front, so two writers
+    /// queue on `busy_timeout` instead of one failing when it upgrades a read lock.
+    const BEGIN_WRITE: &'static str;
+}
+
+impl Dialect for sqlx::Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+}
+
+impl Dialect for sqlx::Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+}
+
+pub(crate) async fn begin_write<DB: Dialect>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>> {
+    Ok(pool.begin_with(DB::BEGIN_WRITE).await?)
+}
+
+impl Store {
+    /// Connects with default options and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects to `postgres://…`/`postgresql://…` or `sqlite://…`/`sqlite:…` (a SQLite file and its
+    /// folder are created if missing; WAL mode). Errors never show the URL's password.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
+        let shown = RedactedUrl::new(url);
+        let kind = BackendKind::from_url(url).ok_or_else(|| {
+            Error::invalid(format!(
+                "unsupported database URL {shown}: use postgres://USER:PASSWORD@HOST:PORT/DB or sqlite://PATH"
+            ))
+        })?;
+        let scrubbed = |e: sqlx::Error| -> Error {
+            let message = url::scrub(&e.to_string(), url);
+            match Error::from(e) {
+                Error::Unavailable { .. } => Error::Unavailable {
+                    message: format!("{shown}: {message}"),
+                    source: None,
+                },
+                _ => Error::invalid(format!("{shown}: {message}")),
+            }
+        };
+        let backend = match kind {
+            BackendKind::Postgres => {
+                let connect = PgConnectOptions::from_str(url).map_err(scrubbed)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(scrubbed)?;
+                Backend::Postgres(pool)
+            }
+            BackendKind::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(url)
+                    .map_err(scrubbed)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(options.busy_timeout)
+                    .foreign_keys(true);
+                let path = connect.get_filename();
+                let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
+                if let Some(dir) = path.parent().filter(|d| !in_memory && !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::invalid(format!(
+                            "cannot create the folder {} for {shown}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(if in_memory { 1 } else { options.max_connections })
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(scrubbed)?;
+                Backend::Sqlite(pool)
+            }
+        };
+        let store = Self {
+            backend,
+            url: Arc::new(shown),
+            output_cap: options.output_cap,
+        };
+        if options.migrate {
+            store.migrate().await?;
+        }
+        tracing::debug!(url = %store.url, "store connected");
+        Ok(store)
+    }
+
+    /// Applies pending migrations (idempotent; concurrent callers on PostgreSQL take turns).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this store talks to.
+    pub fn backend_kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Postgres(_) => BackendKind::Postgres,
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// The database URL without its password, for logs.
+    pub fn url(&self) -> &RedactedUrl {
+        &self.url
+    }
+
+    /// The output cap this store applies ([`StoreOptions::output_cap`]).
+    pub fn output_cap(&self) -> usize {
+        self.output_cap
+    }
+
+    /// One round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes the pool; later operations fail with `Unavailable`.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}

@@ -1,0 +1,194 @@
+//! The rows the store reads and the inputs it writes, typed with the API crate's enums.
+
+use chrono::{DateTime, Utc};
+use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+
+/// The namespace of jobs that have none (standalone mode).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One row of `scheduled_jobs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    /// The ScheduledJob's UID in Kubernetes mode.
+    pub uid: Option<String>,
+    pub name: String,
+    pub namespace: String,
+    pub description: Option<String>,
+    /// `interval`, `hourly`, `daily`, `weekly`, `monthly`, `cron` or `manual`.
+    pub schedule_type: String,
+    pub interval_value: Option<i64>,
+    pub interval_unit: Option<String>,
+    pub minute: Option<i32>,
+    /// `HH:MM` in the job's zone.
+    pub at_time: Option<String>,
+    /// Comma-separated lowercase weekday names.
+    pub weekdays: Option<String>,
+    pub day_of_month: Option<i32>,
+    pub cron_expr: Option<String>,
+    pub timezone: String,
+    /// A readable summary of what runs.
+    pub script: String,
+    /// The whole spec: the source of truth in standalone mode.
+    pub spec: ScheduledJobSpec,
+    /// `!spec.suspend`.
+    pub is_active: bool,
+    pub next_run: Option<DateTime<Utc>>,
+    /// When the last finished run started.
+    pub last_run: Option<DateTime<Utc>>,
+    pub last_status: Option<RunStatus>,
+    pub consecutive_failures: i32,
+    /// A pending Run Now.
+    pub run_now_requested_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a write of a job says; the denormalized columns are filled from `spec`.
+#[derive(Clone, Copy, Debug)]
+pub struct JobInput<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// Kubernetes mode: the resource's UID (the key of [`crate::Store::upsert_job`]).
+    pub uid: Option<&'a str>,
+    pub spec: &'a ScheduledJobSpec,
+    /// The next slot from the schedule engine; stored as NULL when the spec is suspended.
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+/// Filters and page of the jobs list.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    /// Case-insensitive substring of the name (`%` and `_` match themselves).
+    pub name_contains: Option<String>,
+    pub namespace: Option<String>,
+    pub last_status: Option<RunStatus>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page of a list and how many rows match in all.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+/// A run as listed: everything but the full output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSummary {
+    pub id: i64,
+    pub job_id: i64,
+    /// When it started.
+    pub run_time: DateTime<Utc>,
+    /// The slot it ran for (the Run Now instant for manual runs).
+    pub scheduled_for: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub trigger: Trigger,
+    pub k8s_job_name: Option<String>,
+    pub runner: Option<String>,
+    /// Output size before the cap.
+    pub output_bytes: i64,
+    /// Bytes the cap cut.
+    pub output_truncated: i64,
+    /// The first [`crate::PREVIEW_CHARS`] characters of the stored output.
+    pub preview: String,
+}
+
+/// One run with its whole stored output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub summary: RunSummary,
+    pub log_output: String,
+}
+
+/// A failed run with the job it belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecentFailure {
+    pub job_name: String,
+    pub job_namespace: String,
+    pub run: RunSummary,
+}
+
+/// The start of a run, recorded once per (job, trigger, slot) and once per Kubernetes Job name.
+#[derive(Clone, Debug)]
+pub struct RunStart {
+    pub job_id: i64,
+    pub trigger: Trigger,
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub k8s_job_name: Option<String>,
+    pub runner: Option<String>,
+}
+
+/// The end of a run. The output is capped by the store.
+#[derive(Clone, Copy, Debug)]
+pub struct RunFinish<'a> {
+    /// SUCCESS, FAILURE or ERROR (RUNNING is refused).
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub output: &'a [u8],
+    pub finished_at: DateTime<Utc>,
+}
+
+/// What recording a finish did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// The run was RUNNING and is now finished; the job's last run was updated.
+    Recorded,
+    /// The run had already finished; nothing changed.
+    AlreadyFinished,
+}
+
+/// Which runs to delete. RUNNING rows are never deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Runs that started before this instant.
+    OlderThan(DateTime<Utc>),
+    /// All but the newest N runs of each job.
+    KeepLastPerJob(u32),
+}
+
+impl Retention {
+    /// Runs older than `days` days before `now`.
+    pub fn older_than_days(now: DateTime<Utc>, days: u32) -> Self {
+        Self::OlderThan(now - chrono::Duration::days(i64::from(days)))
+    }
+}
+
+/// A runner's claim of a due slot (see [`crate::Store::claim_slot`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SlotClaim<'a> {
+    pub job_id: i64,
+    /// The `next_run` the runner saw; the claim fails if it changed.
+    pub expected_next_run: DateTime<Utc>,
+    /// What `next_run` becomes: the following slot, or None (manual or suspended job).
+    pub new_next_run: Option<DateTime<Utc>>,
+    pub runner: &'a str,
+    /// When the run starts (`run_time`).
+    pub now: DateTime<Utc>,
+}
+
+/// A won claim: run it, then record its finish under `run_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub run_id: i64,
+    pub trigger: Trigger,
+    pub scheduled_for: DateTime<Utc>,
+}
+
+/// Counts for the operator's status and health output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Jobs not deleted.
+    pub jobs: i64,
+    /// Of those, not suspended.
+    pub active_jobs: i64,
+    /// Jobs with a next_run (scheduled or Run Now pending).
+    pub queued_jobs: i64,
+    /// Runs in flight.
+    pub running_runs: i64,
+}

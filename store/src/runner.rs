@@ -1,0 +1,139 @@
+//! Standalone runner support: what is due, when to wake up, claiming a slot so that only one of
+//! several runners on one database runs it, Run Now, and closing runs a crash left open.
+
+use crate::model::{Claim, Finish, Job, RunFinish, SlotClaim};
+use crate::row::job_columns;
+use crate::time::{Ts, ts};
+use crate::{Error, Result, Store, begin_write, with_pool};
+use chrono::{DateTime, Utc};
+use jtp_crds::{RunStatus, Trigger};
+
+/// The output recorded for a run that was still RUNNING when its runner stopped.
+pub const INTERRUPTED_MESSAGE: &str = "interrupted: the runner stopped before the run finished";
+
+/// The status given to such a run: FAILURE, because it may well have started (a run is claimed
+/// just before its process is spawned) and did not succeed; ERROR is kept for runs known never to
+/// have started. It counts towards consecutive_failures like any failure.
+pub const INTERRUPTED_STATUS: RunStatus = RunStatus::Failure;
+
+const DUE_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM scheduled_jobs WHERE deleted_at IS NULL AND next_run IS NOT NULL AND next_run <= $1 \
+     ORDER BY next_run, id LIMIT $2"
+);
+
+const NEXT_WAKEUP: &str =
+    "SELECT MIN(next_run) FROM scheduled_jobs WHERE deleted_at IS NULL AND next_run IS NOT NULL";
+
+/// The compare-and-set: only the claimer that still sees `expected_next_run` moves it on.
+/// The row it returns still holds a pending Run Now, which this claim then consumes.
+const CLAIM: &str = "UPDATE scheduled_jobs SET next_run = $3, updated_at = $4 \
+     WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL RETURNING run_now_requested_at";
+
+const CONSUME_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = NULL WHERE id = $1";
+
+const INSERT_CLAIMED_RUN: &str = "INSERT INTO job_execution_logs \
+     (job_id, run_time, scheduled_for, status, trigger, runner) VALUES ($1, $2, $3, 'RUNNING', $4, $5) \
+     ON CONFLICT DO NOTHING RETURNING id";
+
+const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = $2, next_run = $2, updated_at = $3 \
+     WHERE id = $1 AND deleted_at IS NULL";
+
+const RUNNING_OF_RUNNER: &str =
+    "SELECT id FROM job_execution_logs WHERE status = 'RUNNING' AND runner = $1 ORDER BY id";
+
+impl Store {
+    /// Live jobs whose next_run is at or before `now` (scheduled slots and pending Run Nows),
+    /// soonest first.
+    pub async fn due_jobs(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Job>> {
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(DUE_JOBS).bind(Ts(now)).bind(limit).fetch_all(pool).await)?,
+        )
+    }
+
+    /// The earliest next_run of any live job, so a runner can sleep exactly until then.
+    pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(NEXT_WAKEUP).fetch_one(pool).await)?)
+    }
+
+    /// Claims the slot `expected_next_run` of a job: atomically moves next_run to `new_next_run`,
+    /// consumes a pending Run Now (the run is then `manual`, for the requested instant), and
+    /// inserts the RUNNING row, all in one transaction. Of several runners claiming the same slot,
+    /// one gets `Some`; the others get `None` (next_run had already moved). `None` also when the
+    /// slot was recorded before (next_run is still moved on, so it is not retried forever).
+    pub async fn claim_slot(&self, claim: &SlotClaim<'_>) -> Result<Option<Claim>> {
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let moved: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(CLAIM)
+                .bind(claim.job_id)
+                .bind(Ts(claim.expected_next_run))
+                .bind(ts(claim.new_next_run))
+                .bind(Ts(claim.now))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(run_now) = moved else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let (trigger, scheduled_for) = match run_now {
+                Some(requested) => {
+                    sqlx::query(CONSUME_RUN_NOW).bind(claim.job_id).execute(&mut *tx).await?;
+                    (Trigger::Manual, requested)
+                }
+                None => (Trigger::Schedule, claim.expected_next_run),
+            };
+            let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_RUN)
+                .bind(claim.job_id)
+                .bind(Ts(claim.now))
+                .bind(Ts(scheduled_for))
+                .bind(trigger.as_str())
+                .bind(claim.runner)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            if run_id.is_none() {
+                tracing::warn!(job_id = claim.job_id, %scheduled_for, "slot already recorded; not running it again");
+            }
+            Ok(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for }))
+        })
+    }
+
+    /// Run Now: the job becomes due at `at` (normally now), suspended or manual as it may be; the
+    /// next claim runs it once as `manual`. A second request before that replaces the first.
+    pub async fn request_run_now(&self, job_id: i64, at: DateTime<Utc>) -> Result<()> {
+        let updated = with_pool!(self, pool => {
+            sqlx::query(REQUEST_RUN_NOW)
+                .bind(job_id)
+                .bind(Ts(at))
+                .bind(Ts(Utc::now()))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if updated == 0 {
+            return Err(Error::not_found(format!("job {job_id}")));
+        }
+        Ok(())
+    }
+
+    /// Closes the RUNNING runs of `runner` (call it at start-up, before claiming): each becomes
+    /// [`INTERRUPTED_STATUS`] with [`INTERRUPTED_MESSAGE`] as output, and its job's last run
+    /// follows. Returns how many were closed.
+    pub async fn interrupted_runs_cleanup(&self, runner: &str, now: DateTime<Utc>) -> Result<u64> {
+        let ids: Vec<i64> = with_pool!(self, pool => sqlx::query_scalar(RUNNING_OF_RUNNER).bind(runner).fetch_all(pool).await)?;
+        let finish = RunFinish {
+            status: INTERRUPTED_STATUS,
+            exit_code: None,
+            output: INTERRUPTED_MESSAGE.as_bytes(),
+            finished_at: now,
+        };
+        let mut closed = 0;
+        for id in ids {
+            if self.record_finish(id, &finish).await? == Finish::Recorded {
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+}

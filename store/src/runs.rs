@@ -1,0 +1,242 @@
+//! `job_execution_logs`: recording a run's start and finish (both idempotent), the run lists,
+//! one run's output, recent failures, retention and bulk import.
+
+use crate::model::{Finish, Page, RecentFailure, Retention, Run, RunFinish, RunStart, RunSummary};
+use crate::output::cap_output;
+use crate::row::run_summary_columns;
+use crate::time::{Ts, ts};
+use crate::{Error, Result, Store, begin_write, with_pool};
+use chrono::{DateTime, Utc};
+use jtp_crds::{RunStatus, Trigger};
+
+/// A second start of the same slot or Kubernetes Job inserts nothing.
+const INSERT_START: &str = "INSERT INTO job_execution_logs \
+     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
+
+const FIND_START: &str = "SELECT id FROM job_execution_logs \
+     WHERE (job_id = $1 AND trigger = $2 AND scheduled_for = $3) OR k8s_job_name = $4 ORDER BY id LIMIT 1";
+
+/// Only a RUNNING row is finished, so a second finish changes nothing.
+const FINISH_RUN: &str = "UPDATE job_execution_logs SET status = $2, exit_code = $3, log_output = $4, \
+     output_bytes = $5, output_truncated = $6, finished_at = $7 \
+     WHERE id = $1 AND status = 'RUNNING' RETURNING job_id, run_time";
+
+/// The job's last run moves forward only: a late finish of an older run does not hide a newer one.
+const UPDATE_LAST_RUN: &str = "UPDATE scheduled_jobs SET last_run = $2, last_status = $3, \
+     consecutive_failures = CASE WHEN $3 = 'SUCCESS' THEN 0 ELSE consecutive_failures + 1 END, \
+     updated_at = $4 WHERE id = $1 AND (last_run IS NULL OR last_run <= $2)";
+
+const RUN_STATUS: &str = "SELECT status FROM job_execution_logs WHERE id = $1";
+
+const LIST_RUNS: &str = concat!(
+    "SELECT ",
+    run_summary_columns!(),
+    " FROM job_execution_logs l WHERE l.job_id = $1 ORDER BY l.run_time DESC, l.id DESC LIMIT $2 OFFSET $3"
+);
+const COUNT_RUNS: &str = "SELECT COUNT(*) FROM job_execution_logs WHERE job_id = $1";
+
+const GET_RUN: &str = concat!(
+    "SELECT ",
+    run_summary_columns!(),
+    ", l.log_output FROM job_execution_logs l WHERE l.id = $1"
+);
+
+const RECENT_FAILURES: &str = concat!(
+    "SELECT ",
+    run_summary_columns!(),
+    ", j.name AS job_name, j.namespace AS job_namespace \
+     FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id \
+     WHERE l.status IN ('FAILURE', 'ERROR') ORDER BY l.run_time DESC, l.id DESC LIMIT $1"
+);
+
+const PRUNE_OLDER_THAN: &str = "DELETE FROM job_execution_logs WHERE run_time < $1 AND status <> 'RUNNING'";
+const PRUNE_KEEP_LAST: &str = "DELETE FROM job_execution_logs WHERE status <> 'RUNNING' AND id IN (\
+     SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY run_time DESC, id DESC) AS n \
+     FROM job_execution_logs) ranked WHERE n > $1)";
+
+/// After an import, each touched job's last run is its newest finished run.
+const REFRESH_LAST_RUN: &str = "UPDATE scheduled_jobs SET \
+     last_run = (SELECT l.run_time FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
+                 AND l.status <> 'RUNNING' ORDER BY l.run_time DESC, l.id DESC LIMIT 1), \
+     last_status = (SELECT l.status FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
+                 AND l.status <> 'RUNNING' ORDER BY l.run_time DESC, l.id DESC LIMIT 1) \
+     WHERE id IN (SELECT DISTINCT job_id FROM job_execution_logs WHERE id >= $1)";
+
+/// Rows per INSERT of an import: 12 parameters each (24,000 in all) stays under both backends' limits.
+const IMPORT_BATCH: usize = 2_000;
+
+/// A finished run from elsewhere (the original system, a benchmark), imported as it is.
+#[derive(Clone, Debug)]
+pub struct ImportedRun {
+    pub job_id: i64,
+    pub run_time: DateTime<Utc>,
+    pub scheduled_for: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub trigger: Trigger,
+    pub output: String,
+    pub k8s_job_name: Option<String>,
+    pub runner: Option<String>,
+}
+
+impl Store {
+    /// Records that a run started and returns its id. Recording the same (job, trigger,
+    /// scheduled_for), or the same Kubernetes Job name, again returns the first row's id.
+    pub async fn record_start(&self, start: &RunStart) -> Result<i64> {
+        let id = with_pool!(self, pool => {
+            let inserted: Option<i64> = sqlx::query_scalar(INSERT_START)
+                .bind(start.job_id)
+                .bind(Ts(start.started_at))
+                .bind(Ts(start.scheduled_for))
+                .bind(start.trigger.as_str())
+                .bind(&start.k8s_job_name)
+                .bind(&start.runner)
+                .fetch_optional(pool)
+                .await?;
+            match inserted {
+                Some(id) => Ok(Some(id)),
+                None => sqlx::query_scalar(FIND_START)
+                    .bind(start.job_id)
+                    .bind(start.trigger.as_str())
+                    .bind(Ts(start.scheduled_for))
+                    .bind(&start.k8s_job_name)
+                    .fetch_optional(pool)
+                    .await,
+            }
+        })?;
+        id.ok_or_else(|| Error::Conflict {
+            message: "the run's start could not be recorded".into(),
+            source: None,
+        })
+    }
+
+    /// Records how run `run_id` ended; the output is capped ([`crate::StoreOptions::output_cap`]).
+    /// In the same transaction the job's last_run, last_status and consecutive_failures follow.
+    /// A run that already finished is left as it is (`AlreadyFinished`).
+    pub async fn record_finish(&self, run_id: i64, finish: &RunFinish<'_>) -> Result<Finish> {
+        if !finish.status.is_finished() {
+            return Err(Error::invalid("a finished run needs SUCCESS, FAILURE or ERROR"));
+        }
+        let output = cap_output(finish.output, self.output_cap);
+        let (original, truncated) = (
+            clamp_i64(output.original_bytes),
+            clamp_i64(output.truncated_bytes),
+        );
+        let finished = with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(FINISH_RUN)
+                .bind(run_id)
+                .bind(finish.status.as_str())
+                .bind(finish.exit_code)
+                .bind(&output.text)
+                .bind(original)
+                .bind(truncated)
+                .bind(Ts(finish.finished_at))
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row {
+                Some((job_id, run_time)) => {
+                    sqlx::query(UPDATE_LAST_RUN)
+                        .bind(job_id)
+                        .bind(Ts(run_time))
+                        .bind(finish.status.as_str())
+                        .bind(Ts(finish.finished_at))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok::<_, Error>(Finish::Recorded)
+                }
+                None => {
+                    let status: Option<String> = sqlx::query_scalar(RUN_STATUS).bind(run_id).fetch_optional(&mut *tx).await?;
+                    tx.rollback().await?;
+                    status.map(|_| Finish::AlreadyFinished).ok_or_else(|| Error::not_found(format!("run {run_id}")))
+                }
+            }
+        })?;
+        Ok(finished)
+    }
+
+    /// One job's runs, newest first, without their full output (a preview instead).
+    pub async fn list_runs(&self, job_id: i64, limit: i64, offset: i64) -> Result<Page<RunSummary>> {
+        let (items, total) = with_pool!(self, pool => {
+            let items = sqlx::query_as::<_, RunSummary>(LIST_RUNS)
+                .bind(job_id)
+                .bind(limit.max(0))
+                .bind(offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(COUNT_RUNS).bind(job_id).fetch_one(pool).await?;
+            Ok::<_, sqlx::Error>((items, total))
+        })?;
+        Ok(Page { items, total })
+    }
+
+    /// One run with its whole stored output.
+    pub async fn get_run(&self, run_id: i64) -> Result<Run> {
+        let run = with_pool!(self, pool => sqlx::query_as(GET_RUN).bind(run_id).fetch_optional(pool).await)?;
+        run.ok_or_else(|| Error::not_found(format!("run {run_id}")))
+    }
+
+    /// The newest FAILURE and ERROR runs across all jobs, with their job's name.
+    pub async fn recent_failures(&self, limit: i64) -> Result<Vec<RecentFailure>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(RECENT_FAILURES).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Deletes finished runs by age or beyond the newest N per job; returns how many went.
+    pub async fn prune_runs(&self, retention: Retention) -> Result<u64> {
+        let deleted = with_pool!(self, pool => match retention {
+            Retention::OlderThan(cutoff) => sqlx::query(PRUNE_OLDER_THAN).bind(Ts(cutoff)).execute(pool).await,
+            Retention::KeepLastPerJob(keep) => sqlx::query(PRUNE_KEEP_LAST).bind(i64::from(keep)).execute(pool).await,
+        }
+        .map(|r| r.rows_affected()))?;
+        Ok(deleted)
+    }
+
+    /// Inserts finished runs in batches in one transaction (outputs capped like any other),
+    /// skipping rows whose slot or Kubernetes Job name is already recorded, then sets each
+    /// touched job's last run. Returns how many rows were inserted.
+    pub async fn import_runs(&self, runs: &[ImportedRun]) -> Result<u64> {
+        let capped: Vec<_> = runs
+            .iter()
+            .map(|r| cap_output(r.output.as_bytes(), self.output_cap))
+            .collect();
+        let inserted = with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let first_id: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM job_execution_logs").fetch_one(&mut *tx).await?;
+            let mut inserted = 0;
+            for (batch, outputs) in runs.chunks(IMPORT_BATCH).zip(capped.chunks(IMPORT_BATCH)) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO job_execution_logs (job_id, run_time, scheduled_for, finished_at, status, \
+                     exit_code, trigger, log_output, output_bytes, output_truncated, k8s_job_name, runner) ",
+                );
+                insert.push_values(batch.iter().zip(outputs), |mut row, (run, out)| {
+                    row.push_bind(run.job_id)
+                        .push_bind(Ts(run.run_time))
+                        .push_bind(Ts(run.scheduled_for))
+                        .push_bind(ts(run.finished_at))
+                        .push_bind(run.status.as_str())
+                        .push_bind(run.exit_code)
+                        .push_bind(run.trigger.as_str())
+                        .push_bind(out.text.clone())
+                        .push_bind(clamp_i64(out.original_bytes))
+                        .push_bind(clamp_i64(out.truncated_bytes))
+                        .push_bind(run.k8s_job_name.clone())
+                        .push_bind(run.runner.clone());
+                });
+                insert.push(" ON CONFLICT DO NOTHING");
+                inserted += insert.build().execute(&mut *tx).await?.rows_affected();
+            }
+            sqlx::query(REFRESH_LAST_RUN).bind(first_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(inserted)
+        })?;
+        Ok(inserted)
+    }
+}
+
+fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
