@@ -79,6 +79,11 @@ impl Metrics {
         self.writes.iter().map(|w| w.load(Ordering::Relaxed)).sum()
     }
 
+    /// Jobs created so far, by any trigger.
+    pub fn runs_started_total(&self) -> u64 {
+        self.started.iter().map(|s| s.load(Ordering::Relaxed)).sum()
+    }
+
     /// Records Job creation time minus scheduled time.
     pub fn trigger_skew(&self, seconds: f64) {
         if let Ok(mut h) = self.skew.lock() {

@@ -1,0 +1,655 @@
+//! The operator against the real control plane of testenv/ (kube-apiserver, the Job controller,
+//! the scheduler and jtp-node running the scripts). Each test has its own namespace and its own
+//! in-process operator restricted to it, recording runs in a `MemoryLedger` it can inspect.
+
+use chrono::{DateTime, Utc};
+use jtp_crds::{RunStatus, SLOT_LABEL, ScheduledJob, ScheduledJobSpec, Trigger};
+use jtp_operator::controller::builder::RECORDED_LABEL;
+use jtp_operator::controller::ledger::MemoryRun;
+use jtp_operator::controller::{MemoryLedger, Metrics, OperatorArgs, run_with};
+use jtp_testenv::{TestNamespace, kubectl, wait_for};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt, ResourceExt};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(250);
+
+async fn client() -> kube::Client {
+    let client = jtp_testenv::cluster().await;
+    install_crd(&client).await;
+    client
+}
+
+async fn install_crd(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = ScheduledJob::crd();
+    let name = crd.metadata.name.clone().expect("CRD name");
+    crds.patch(
+        &name,
+        &PatchParams::apply("jtp-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
+    wait_for(&crds, &name, TIMEOUT, "be established", |crd| {
+        crd.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    })
+    .await;
+}
+
+/// An in-process operator restricted to one namespace.
+struct Operator {
+    ledger: Arc<MemoryLedger>,
+    metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<jtp_operator::controller::Result<()>>,
+}
+
+impl Operator {
+    async fn start(
+        client: &kube::Client,
+        ns: &str,
+        ledger: Arc<MemoryLedger>,
+        tweak: impl FnOnce(&mut OperatorArgs),
+    ) -> Self {
+        let mut args = OperatorArgs::defaults();
+        args.namespaces = vec![ns.to_owned()];
+        args.no_leader_election = true;
+        args.error_grace_seconds = 3;
+        args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        tweak(&mut args);
+        let metrics = Metrics::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_with(
+            client.clone(),
+            args,
+            ledger.clone(),
+            metrics.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            ledger,
+            metrics,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Graceful stop (releases the lease).
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        self.task.abort();
+    }
+
+    /// As if the process were killed: nothing is released.
+    fn kill(self) {
+        self.task.abort();
+    }
+}
+
+fn sj(name: &str, spec: ScheduledJobSpec) -> ScheduledJob {
+    ScheduledJob::new(name, spec)
+}
+
+async fn create(ns: &TestNamespace, job: &ScheduledJob) -> ScheduledJob {
+    let api: Api<ScheduledJob> = ns.api();
+    api.create(&PostParams::default(), job)
+        .await
+        .expect("create ScheduledJob")
+}
+
+async fn runs_of(ledger: &MemoryLedger, uid: &str) -> BTreeMap<String, MemoryRun> {
+    ledger
+        .runs()
+        .into_iter()
+        .filter(|(_, r)| r.job_uid == uid)
+        .collect()
+}
+
+/// Polls the ledger until `cond` holds for the runs of `uid`.
+async fn wait_runs(
+    ledger: &MemoryLedger,
+    uid: &str,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&BTreeMap<String, MemoryRun>) -> bool,
+) -> BTreeMap<String, MemoryRun> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let runs = runs_of(ledger, uid).await;
+        if cond(&runs) {
+            return runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; runs: {runs:#?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn finished(runs: &BTreeMap<String, MemoryRun>) -> Vec<&MemoryRun> {
+    runs.values().filter(|r| r.status.is_finished()).collect()
+}
+
+async fn jobs_of(ns: &TestNamespace, name: &str) -> Vec<Job> {
+    let jobs: Api<Job> = ns.api();
+    jobs.list(&ListParams::default().labels(&format!("{}={name}", jtp_crds::JOB_LABEL)))
+        .await
+        .expect("list Jobs")
+        .items
+}
+
+async fn event_reasons(ns: &TestNamespace) -> Vec<String> {
+    let events: Api<Event> = ns.api();
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_job_fires_records_output_and_status_and_is_mirrored_until_deleted() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-interval").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let mut spec = ScheduledJobSpec::interval(10, jtp_crds::IntervalUnit::Seconds)
+        .script("echo \"hello $GREETING\"; echo to-stderr >&2");
+    spec.env = vec![jtp_crds::EnvVar {
+        name: "GREETING".into(),
+        value: "from-jtp".into(),
+    }];
+    let created = create(&ns, &sj("tick", spec)).await;
+    let uid = created.uid().expect("uid");
+
+    let runs = wait_runs(&op.ledger, &uid, "one SUCCESS run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0].clone();
+    assert_eq!(run.status, RunStatus::Success);
+    assert_eq!(run.exit_code, Some(0));
+    assert_eq!(run.trigger, Trigger::Schedule);
+    assert!(run.output.contains("hello from-jtp"), "{}", run.output);
+    assert!(run.output.contains("to-stderr"), "{}", run.output);
+    assert_eq!(
+        run.scheduled_at.timestamp() % 10,
+        0,
+        "slots are multiples of 10 s"
+    );
+
+    let api: Api<ScheduledJob> = ns.api();
+    let sj = wait_for(&api, "tick", TIMEOUT, "show the run in its status", |sj| {
+        sj.status
+            .as_ref()
+            .is_some_and(|s| s.last_status == Some(RunStatus::Success))
+    })
+    .await;
+    let status = sj.status.expect("status");
+    assert!(status.next_run.is_some_and(|n| n > run.scheduled_at));
+    assert_eq!(status.observed_generation, sj.metadata.generation);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert!(status.schedule_description.is_some());
+    assert!(
+        sj.metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "jobtrigger.io/sql-mirror")
+    );
+
+    let jobs = jobs_of(&ns, "tick").await;
+    let job = jobs
+        .iter()
+        .find(|j| {
+            j.labels().get(SLOT_LABEL).map(String::as_str) == Some(&run.scheduled_at.timestamp().to_string())
+        })
+        .expect("the run's Job");
+    wait_for(
+        &ns.api::<Job>(),
+        &job.name_any(),
+        TIMEOUT,
+        "be marked recorded",
+        |j| j.labels().get(RECORDED_LABEL).map(String::as_str) == Some("SUCCESS"),
+    )
+    .await;
+    assert!(event_reasons(&ns).await.iter().any(|r| r == "Started"));
+
+    // A deleted ScheduledJob: the mirror row is marked deleted, the runs stay.
+    api.delete("tick", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deadline = Instant::now() + TIMEOUT;
+    while api.get_opt("tick").await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "the finalizer was never removed");
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(
+        op.ledger.job(&uid).is_some_and(|(_, deleted)| deleted),
+        "mirror row marked deleted"
+    );
+    assert!(!runs_of(&op.ledger, &uid).await.is_empty(), "history kept");
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-runnow").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let uid = create(
+        &ns,
+        &sj("adhoc", ScheduledJobSpec::manual().script("echo manual run")),
+    )
+    .await
+    .uid()
+    .expect("uid");
+    let api: Api<ScheduledJob> = ns.api();
+    wait_for(&api, "adhoc", TIMEOUT, "be reconciled", |sj| sj.status.is_some()).await;
+    assert_eq!(
+        api.get("adhoc")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.next_run),
+        None
+    );
+
+    let value = now_rfc3339();
+    kubectl(&[
+        "-n",
+        ns.name(),
+        "annotate",
+        "sj",
+        "adhoc",
+        &format!("jobtrigger.io/run-now={value}"),
+    ]);
+    let runs = wait_runs(&op.ledger, &uid, "the manual run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!((run.status, run.trigger), (RunStatus::Success, Trigger::Manual));
+    assert!(run.output.contains("manual run"));
+    wait_for(&api, "adhoc", TIMEOUT, "record the handled run-now", |sj| {
+        sj.status.as_ref().and_then(|s| s.last_run_now.as_deref()) == Some(value.as_str())
+    })
+    .await;
+    // Touching the object again (same value) starts nothing more.
+    kubectl(&["-n", ns.name(), "label", "sj", "adhoc", "touched=yes"]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(runs_of(&op.ledger, &uid).await.len(), 1);
+    assert_eq!(jobs_of(&ns, "adhoc").await.len(), 1);
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_and_error_are_classified_with_their_output() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-fail").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let value = now_rfc3339();
+    let annotated = |mut job: ScheduledJob| {
+        job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), value.clone())].into());
+        job
+    };
+    let fails = create(
+        &ns,
+        &annotated(sj(
+            "fails",
+            ScheduledJobSpec::manual().script("echo about to fail; exit 3"),
+        )),
+    )
+    .await;
+    let mut pull = ScheduledJobSpec::manual();
+    pull.image = Some("unpullable.invalid/x".into());
+    let pull = create(&ns, &annotated(sj("pull", pull))).await;
+    let mut missing = ScheduledJobSpec::manual();
+    missing.script = jtp_crds::Script {
+        command: Some(vec!["/no/such/program".into()]),
+        ..jtp_crds::Script::default()
+    };
+    let missing = create(&ns, &annotated(sj("missing", missing))).await;
+    let mut invalid = ScheduledJobSpec::daily("09:00").in_zone("Mars/Olympus");
+    invalid.description = Some("bad zone".into());
+    create(&ns, &sj("invalid", invalid)).await;
+
+    let done = |uid: String| {
+        let ledger = op.ledger.clone();
+        async move {
+            let runs = wait_runs(&ledger, &uid, "a finished run", TIMEOUT, |r| {
+                !finished(r).is_empty()
+            })
+            .await;
+            finished(&runs)[0].clone()
+        }
+    };
+    let failed = done(fails.uid().expect("uid")).await;
+    assert_eq!((failed.status, failed.exit_code), (RunStatus::Failure, Some(3)));
+    assert!(failed.output.contains("about to fail"), "{}", failed.output);
+
+    let pulled = done(pull.uid().expect("uid")).await;
+    assert_eq!(pulled.status, RunStatus::Error);
+    assert!(
+        pulled.output.contains("ErrImagePull") || pulled.output.contains("ImagePullBackOff"),
+        "{}",
+        pulled.output
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    while !jobs_of(&ns, "pull").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck Job was not deleted after recording"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+
+    let not_found = done(missing.uid().expect("uid")).await;
+    assert_eq!(not_found.status, RunStatus::Error, "{not_found:?}");
+    assert!(
+        not_found.output.to_lowercase().contains("no such program")
+            || not_found.output.contains("not found")
+            || not_found.output.contains("StartError"),
+        "{}",
+        not_found.output
+    );
+
+    let api: Api<ScheduledJob> = ns.api();
+    let bad = wait_for(&api, "invalid", TIMEOUT, "get Valid=False", |sj| {
+        sj.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Valid" && c.status == "False")
+        })
+    })
+    .await;
+    let valid = bad
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Valid")
+        .expect("Valid");
+    assert!(valid.message.contains("Mars/Olympus"), "{}", valid.message);
+    let reasons = event_reasons(&ns).await;
+    for reason in ["InvalidSpec", "Failed", "Errored"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} Event in {reasons:?}"
+        );
+    }
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbid_skips_a_slot_while_a_run_is_active() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-forbid").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let uid = create(
+        &ns,
+        &sj(
+            "slow",
+            ScheduledJobSpec::interval(10, jtp_crds::IntervalUnit::Seconds).script("sleep 22"),
+        ),
+    )
+    .await
+    .uid()
+    .expect("uid");
+    let first = wait_runs(&op.ledger, &uid, "the first run to start", TIMEOUT, |r| {
+        !r.is_empty()
+    })
+    .await;
+    let first_slot = first.values().next().expect("run").scheduled_at;
+    // The next two slots fall while the first run sleeps: both are skipped.
+    let until = first_slot + chrono::Duration::seconds(21);
+    while Utc::now() < until {
+        tokio::time::sleep(POLL).await;
+    }
+    let jobs = jobs_of(&ns, "slow").await;
+    assert_eq!(
+        jobs.len(),
+        1,
+        "Forbid started a second run: {:?}",
+        jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>()
+    );
+    assert_eq!(runs_of(&op.ledger, &uid).await.len(), 1);
+    assert!(event_reasons(&ns).await.iter().any(|r| r == "Skipped"));
+    let api: Api<ScheduledJob> = ns.api();
+    let status = api.get("slow").await.expect("get").status.expect("status");
+    assert!(
+        status
+            .last_scheduled_time
+            .is_some_and(|t| t >= first_slot + chrono::Duration::seconds(20))
+    );
+    assert_eq!(status.active.len(), 1);
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_operator_restarted_mid_run_makes_no_duplicate() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-restart").await;
+    let ledger = Arc::new(MemoryLedger::new());
+    let op = Operator::start(&client, ns.name(), ledger.clone(), |_| {}).await;
+    let mut job = sj(
+        "once",
+        ScheduledJobSpec::manual().script("sleep 6; echo finished"),
+    );
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    wait_runs(&ledger, &uid, "the run to start", TIMEOUT, |r| !r.is_empty()).await;
+    op.kill();
+    // A new process: status may lag, the Job is found by its name.
+    let op = Operator::start(&client, ns.name(), ledger.clone(), |_| {}).await;
+    let runs = wait_runs(&ledger, &uid, "the run to finish", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    assert_eq!(runs.len(), 1);
+    assert!(finished(&runs)[0].output.contains("finished"));
+    op.kill();
+    let op = Operator::start(&client, ns.name(), ledger.clone(), |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(jobs_of(&ns, "once").await.len(), 1);
+    assert_eq!(runs_of(&ledger, &uid).await.len(), 1);
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_elect_one_leader_and_a_standby_takes_over() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-ha").await;
+    let ledger = Arc::new(MemoryLedger::new());
+    let elect = |id: &'static str| {
+        let ns = ns.name().to_owned();
+        move |args: &mut OperatorArgs| {
+            args.no_leader_election = false;
+            args.lease_namespace = Some(ns);
+            args.lease_name = "jtp-test-leader".into();
+            args.lease_duration_seconds = 4;
+            args.identity = Some(id.into());
+        }
+    };
+    let a = Operator::start(&client, ns.name(), ledger.clone(), elect("a")).await;
+    let b = Operator::start(&client, ns.name(), ledger.clone(), elect("b")).await;
+    let uid = create(
+        &ns,
+        &sj(
+            "ha",
+            ScheduledJobSpec::interval(10, jtp_crds::IntervalUnit::Seconds),
+        ),
+    )
+    .await
+    .uid()
+    .expect("uid");
+    wait_runs(&ledger, &uid, "a run", TIMEOUT, |r| !finished(r).is_empty()).await;
+    let leaders = [a.metrics.is_leader(), b.metrics.is_leader()];
+    assert_eq!(
+        leaders.iter().filter(|l| **l).count(),
+        1,
+        "exactly one leader: {leaders:?}"
+    );
+    let (leader, standby) = if leaders[0] { (a, b) } else { (b, a) };
+    assert!(leader.metrics.runs_started_total() >= 1);
+    assert_eq!(
+        standby.metrics.runs_started_total(),
+        0,
+        "only the leader schedules"
+    );
+
+    // The leader dies without releasing the lease: the standby takes over after it expires.
+    leader.kill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !standby.metrics.is_leader() {
+        assert!(Instant::now() < deadline, "the standby never took over");
+        tokio::time::sleep(POLL).await;
+    }
+    let before = runs_of(&ledger, &uid).await.len();
+    wait_runs(&ledger, &uid, "a run by the new leader", TIMEOUT, |r| {
+        r.len() > before
+    })
+    .await;
+    assert!(standby.metrics.runs_started_total() >= 1);
+    let names: Vec<String> = jobs_of(&ns, "ha").await.iter().map(|j| j.name_any()).collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(names.len(), unique.len());
+    standby.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_or_editing_the_schedule_fires_nothing_retroactively() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-edit").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let mut spec = ScheduledJobSpec::interval(10, jtp_crds::IntervalUnit::Seconds);
+    spec.suspend = true;
+    let uid = create(&ns, &sj("paused", spec)).await.uid().expect("uid");
+    let api: Api<ScheduledJob> = ns.api();
+    wait_for(&api, "paused", TIMEOUT, "be reconciled", |sj| sj.status.is_some()).await;
+    tokio::time::sleep(Duration::from_secs(12)).await; // at least one slot passes while suspended
+    let resumed_at: DateTime<Utc> = Utc::now();
+    api.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "suspend": false } })),
+    )
+    .await
+    .expect("resume");
+    let runs = wait_runs(&op.ledger, &uid, "the first run after resuming", TIMEOUT, |r| {
+        !r.is_empty()
+    })
+    .await;
+    for run in runs.values() {
+        assert!(
+            run.scheduled_at > resumed_at,
+            "retroactive run for {} (resumed at {resumed_at})",
+            run.scheduled_at
+        );
+    }
+    let status = api.get("paused").await.expect("get").status.expect("status");
+    assert!(status.next_run.is_some());
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_mib_of_output_is_captured() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-big").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let mut job = sj(
+        "big",
+        ScheduledJobSpec::manual().script("head -c 5242880 /dev/zero | tr '\\0' x; echo; echo END"),
+    );
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    let runs = wait_runs(&op.ledger, &uid, "the big run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!(run.status, RunStatus::Success);
+    assert!(
+        run.output.len() >= 5 * 1024 * 1024,
+        "captured {} bytes",
+        run.output.len()
+    );
+    assert!(run.output.trim_end().ends_with("END"));
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_delays_recording_but_loses_no_run() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-dbdown").await;
+    let ledger = Arc::new(MemoryLedger::new());
+    let op = Operator::start(&client, ns.name(), ledger.clone(), |_| {}).await;
+    let mut spec = ScheduledJobSpec::manual().script("sleep 3; echo survived");
+    spec.successful_jobs_history_limit = Some(0);
+    let mut job = sj("outage", spec);
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    wait_runs(&ledger, &uid, "the run to start", TIMEOUT, |r| !r.is_empty()).await;
+    ledger.set_down(true);
+    // The Job finishes while the database is down: it is kept and not marked recorded.
+    let jobs: Api<Job> = ns.api();
+    let name = jobs_of(&ns, "outage").await[0].name_any();
+    wait_for(&jobs, &name, TIMEOUT, "complete", |j| {
+        j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let job = jobs.get(&name).await.expect("the Job is kept while unrecorded");
+    assert!(!job.labels().contains_key(RECORDED_LABEL));
+    assert!(finished(&runs_of(&ledger, &uid).await).is_empty());
+
+    ledger.set_down(false);
+    let runs = wait_runs(
+        &ledger,
+        &uid,
+        "the run recorded after the outage",
+        Duration::from_secs(40),
+        |r| !finished(r).is_empty(),
+    )
+    .await;
+    assert!(finished(&runs)[0].output.contains("survived"));
+    // Recorded now, so the history limit of 0 removes it.
+    let deadline = Instant::now() + TIMEOUT;
+    while jobs.get_opt(&name).await.expect("get").is_some() {
+        assert!(Instant::now() < deadline, "the recorded Job was not pruned");
+        tokio::time::sleep(POLL).await;
+    }
+    op.stop().await;
+}
