@@ -14,13 +14,15 @@ mod output;
 mod row;
 mod runner;
 mod runs;
+mod sources;
 pub mod time;
 pub mod troubleshooting;
 mod url;
 
 pub use error::{Error, Result};
 pub use model::*;
-pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, cap_output};
+pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, cap_output, cap_output_parts};
+pub use sources::SourcedJob;
 pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
 
 use sqlx::migrate::Migrator;

@@ -30,8 +30,25 @@ pub fn cap_output(bytes: &[u8], cap: usize) -> CappedOutput {
     }
     let head_end = char_boundary_back(bytes, cap / 2);
     let tail_start = char_boundary_forward(bytes, bytes.len() - (cap - cap / 2));
-    let (head, tail) = (&bytes[..head_end], &bytes[tail_start..]);
-    let truncated = bytes.len() - head.len() - tail.len();
+    join_cut(&bytes[..head_end], &bytes[tail_start..], original_bytes, cap)
+}
+
+/// Caps output that was already cut while it was captured: `head` and `tail` are what the
+/// capture kept and `omitted` how many bytes it dropped between them (a runner that streams a
+/// script's output keeps only this much). The result is what [`cap_output`] gives for the whole.
+pub fn cap_output_parts(head: &[u8], tail: &[u8], omitted: u64, cap: usize) -> CappedOutput {
+    if omitted == 0 {
+        return cap_output(&[head, tail].concat(), cap);
+    }
+    let original_bytes = head.len() as u64 + tail.len() as u64 + omitted;
+    let head = &head[..char_boundary_back(head, (cap / 2).min(head.len()))];
+    let tail = &tail[char_boundary_forward(tail, tail.len().saturating_sub(cap - cap / 2))..];
+    join_cut(head, tail, original_bytes, cap)
+}
+
+/// The head, one line saying how much was cut, and the tail.
+fn join_cut(head: &[u8], tail: &[u8], original_bytes: u64, cap: usize) -> CappedOutput {
+    let truncated = original_bytes - head.len() as u64 - tail.len() as u64;
     let mut text = clean(head);
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -43,7 +60,7 @@ pub fn cap_output(bytes: &[u8], cap: usize) -> CappedOutput {
     CappedOutput {
         text,
         original_bytes,
-        truncated_bytes: truncated as u64,
+        truncated_bytes: truncated,
     }
 }
 
@@ -122,7 +139,7 @@ mod tests {
     fn invalid_utf8_and_nul_are_replaced() {
         let out = cap_output(b"ok \xff\xfe bad \0 nul", 1000);
         assert_eq!(out.text, "ok \u{FFFD}\u{FFFD} bad \u{FFFD} nul");
-        assert_eq!(out.original_bytes, 16);
+        assert_eq!(out.original_bytes, 15);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! one run's output, recent failures, retention and bulk import.
 
 use crate::model::{Finish, Page, RecentFailure, Retention, Run, RunFinish, RunStart, RunSummary};
-use crate::output::cap_output;
+use crate::output::{CappedOutput, cap_output, cap_output_parts};
 use crate::row::run_summary_columns;
 use crate::time::{Ts, ts};
 use crate::{Error, Result, Store, begin_write, with_pool};
@@ -53,7 +53,7 @@ const RECENT_FAILURES: &str = concat!(
 const PRUNE_OLDER_THAN: &str = "DELETE FROM job_execution_logs WHERE run_time < $1 AND status <> 'RUNNING'";
 const PRUNE_KEEP_LAST: &str = "DELETE FROM job_execution_logs WHERE status <> 'RUNNING' AND id IN (\
      SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY run_time DESC, id DESC) AS n \
-     FROM job_execution_logs) ranked WHERE n > $1)";
+     FROM job_execution_logs WHERE status <> 'RUNNING') ranked WHERE n > $1)";
 
 /// After an import, each touched job's last run is its newest finished run.
 const REFRESH_LAST_RUN: &str = "UPDATE scheduled_jobs SET \
@@ -116,10 +116,33 @@ impl Store {
     /// In the same transaction the job's last_run, last_status and consecutive_failures follow.
     /// A run that already finished is left as it is (`AlreadyFinished`).
     pub async fn record_finish(&self, run_id: i64, finish: &RunFinish<'_>) -> Result<Finish> {
+        self.record_capped_finish(run_id, finish, cap_output(finish.output, self.output_cap))
+            .await
+    }
+
+    /// [`Store::record_finish`] for output already cut while it was captured (see
+    /// [`crate::cap_output_parts`]): `finish.output` is the kept head, `tail` the kept tail and
+    /// `omitted` the bytes dropped between them.
+    pub async fn record_finish_parts(
+        &self,
+        run_id: i64,
+        finish: &RunFinish<'_>,
+        tail: &[u8],
+        omitted: u64,
+    ) -> Result<Finish> {
+        let output = cap_output_parts(finish.output, tail, omitted, self.output_cap);
+        self.record_capped_finish(run_id, finish, output).await
+    }
+
+    async fn record_capped_finish(
+        &self,
+        run_id: i64,
+        finish: &RunFinish<'_>,
+        output: CappedOutput,
+    ) -> Result<Finish> {
         if !finish.status.is_finished() {
             return Err(Error::invalid("a finished run needs SUCCESS, FAILURE or ERROR"));
         }
-        let output = cap_output(finish.output, self.output_cap);
         let (original, truncated) = (
             clamp_i64(output.original_bytes),
             clamp_i64(output.truncated_bytes),

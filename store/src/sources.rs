@@ -1,0 +1,82 @@
+//! Standalone additions: where a job came from (the jobs folder keeps its jobs in step), moving
+//! past a slot without running it, and counting a job's runs in flight.
+
+use crate::time::{Ts, ts};
+use crate::{Result, Store, with_pool};
+use chrono::{DateTime, Utc};
+
+/// A job loaded from a file of the jobs folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcedJob {
+    pub id: i64,
+    pub namespace: String,
+    pub name: String,
+    pub source: Option<String>,
+}
+
+const SET_SOURCE: &str = "UPDATE scheduled_jobs SET source = $2 WHERE id = $1";
+const GET_SOURCE: &str = "SELECT source FROM scheduled_jobs WHERE id = $1";
+const SOURCED: &str = "SELECT id, namespace, name, source FROM scheduled_jobs \
+     WHERE source IS NOT NULL AND deleted_at IS NULL ORDER BY id";
+
+/// Like a claim, a compare-and-set on next_run; it also drops a pending Run Now it skipped.
+const SKIP_SLOT: &str = "UPDATE scheduled_jobs SET next_run = $3, run_now_requested_at = NULL, updated_at = $4 \
+     WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL";
+
+const RUNNING_RUNS: &str = "SELECT COUNT(*) FROM job_execution_logs WHERE job_id = $1 AND status = 'RUNNING'";
+
+impl Store {
+    /// Records where a job came from (`file:<path>`), or that it came from nowhere in particular.
+    pub async fn set_job_source(&self, job_id: i64, source: Option<&str>) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(SET_SOURCE).bind(job_id).bind(source).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Where a job came from, if it was loaded from a file.
+    pub async fn job_source(&self, job_id: i64) -> Result<Option<String>> {
+        let source: Option<Option<String>> =
+            with_pool!(self, pool => sqlx::query_scalar(GET_SOURCE).bind(job_id).fetch_optional(pool).await)?;
+        Ok(source.flatten())
+    }
+
+    /// Live jobs that were loaded from files.
+    pub async fn jobs_with_source(&self) -> Result<Vec<SourcedJob>> {
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            with_pool!(self, pool => sqlx::query_as(SOURCED).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, namespace, name, source)| SourcedJob {
+                id,
+                namespace,
+                name,
+                source,
+            })
+            .collect())
+    }
+
+    /// Moves a job past the slot `expected_next_run` without running it (a skipped or suspended
+    /// slot). Returns false when another runner moved it first.
+    pub async fn skip_slot(
+        &self,
+        job_id: i64,
+        expected_next_run: DateTime<Utc>,
+        new_next_run: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let moved = with_pool!(self, pool => {
+            sqlx::query(SKIP_SLOT)
+                .bind(job_id)
+                .bind(Ts(expected_next_run))
+                .bind(ts(new_next_run))
+                .bind(Ts(Utc::now()))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(moved == 1)
+    }
+
+    /// How many runs of a job are in flight (on any runner).
+    pub async fn running_runs(&self, job_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(RUNNING_RUNS).bind(job_id).fetch_one(pool).await)?)
+    }
+}

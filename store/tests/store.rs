@@ -1,0 +1,764 @@
+//! The store's behaviour, the same on SQLite and on a real PostgreSQL server.
+
+mod common;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::TestDb;
+use jtp_crds::{IntervalUnit, RunStatus, ScheduledJobSpec, Trigger};
+use jtp_store::*;
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, h, m, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn input<'a>(name: &'a str, spec: &'a ScheduledJobSpec, next_run: Option<DateTime<Utc>>) -> JobInput<'a> {
+    JobInput {
+        name,
+        namespace: "default",
+        uid: None,
+        spec,
+        next_run,
+    }
+}
+
+async fn job(store: &Store, name: &str, next_run: Option<DateTime<Utc>>) -> Job {
+    let spec = ScheduledJobSpec::daily("09:00");
+    store
+        .create_job(&input(name, &spec, next_run))
+        .await
+        .expect("create job")
+}
+
+fn start(job_id: i64, slot: DateTime<Utc>) -> RunStart {
+    RunStart {
+        job_id,
+        trigger: Trigger::Schedule,
+        scheduled_for: slot,
+        started_at: slot + Duration::seconds(1),
+        k8s_job_name: None,
+        runner: Some("test".into()),
+    }
+}
+
+fn finish(status: RunStatus, output: &[u8], finished_at: DateTime<Utc>) -> RunFinish<'_> {
+    let exit_code = match status {
+        RunStatus::Success => Some(0),
+        RunStatus::Failure => Some(1),
+        _ => None,
+    };
+    RunFinish {
+        status,
+        exit_code,
+        output,
+        finished_at,
+    }
+}
+
+/// Starts and finishes one run of `job_id` in `slot`.
+async fn run(store: &Store, job_id: i64, slot: DateTime<Utc>, status: RunStatus, output: &str) -> i64 {
+    let id = store.record_start(&start(job_id, slot)).await.expect("start");
+    store
+        .record_finish(
+            id,
+            &finish(status, output.as_bytes(), slot + Duration::seconds(5)),
+        )
+        .await
+        .expect("finish");
+    id
+}
+
+on_both_backends!(
+    recording_is_idempotent,
+    finishing_updates_the_job,
+    claims_have_one_winner,
+    run_now_is_consumed_as_manual,
+    output_is_capped_and_cleaned,
+    retention_both_ways,
+    troubleshooting_queries,
+    list_paging_filtering_order,
+    soft_delete_keeps_history,
+    upsert_by_uid,
+    interrupted_runs_are_closed,
+    stats_count,
+);
+
+async fn recording_is_idempotent(db: &TestDb) {
+    let store = &db.store;
+    let job = job(store, "idem", None).await;
+    let first = store.record_start(&start(job.id, at(9, 0))).await.expect("start");
+    let again = store
+        .record_start(&start(job.id, at(9, 0)))
+        .await
+        .expect("start again");
+    assert_eq!(first, again, "the same slot is one row");
+
+    // A Kubernetes Job name identifies a run too.
+    let named = RunStart {
+        k8s_job_name: Some("idem-1764493200".into()),
+        ..start(job.id, at(10, 0))
+    };
+    let k8s = store.record_start(&named).await.expect("start k8s");
+    let other_slot = RunStart {
+        scheduled_for: at(11, 0),
+        ..named.clone()
+    };
+    assert_eq!(store.record_start(&other_slot).await.expect("same job name"), k8s);
+
+    let done = finish(RunStatus::Success, b"ok\n", at(9, 1));
+    assert_eq!(
+        store.record_finish(first, &done).await.expect("finish"),
+        Finish::Recorded
+    );
+    let late = finish(RunStatus::Failure, b"late\n", at(9, 2));
+    assert_eq!(
+        store.record_finish(first, &late).await.expect("finish again"),
+        Finish::AlreadyFinished
+    );
+
+    let run = store.get_run(first).await.expect("run");
+    assert_eq!(
+        run.summary.status,
+        RunStatus::Success,
+        "a second finish never changes a finished run"
+    );
+    assert_eq!(run.log_output, "ok\n");
+    assert_eq!(run.summary.finished_at, Some(at(9, 1)));
+    assert_eq!(store.list_runs(job.id, 50, 0).await.expect("runs").total, 2);
+
+    let running = finish(RunStatus::Running, b"", at(9, 3));
+    assert_eq!(
+        store
+            .record_finish(k8s, &running)
+            .await
+            .expect_err("RUNNING is no finish")
+            .label(),
+        "invalid"
+    );
+    assert_eq!(
+        store
+            .record_finish(999_999, &done)
+            .await
+            .expect_err("no such run")
+            .label(),
+        "not_found"
+    );
+    let orphan = start(999_999, at(9, 0));
+    assert_eq!(
+        store
+            .record_start(&orphan)
+            .await
+            .expect_err("no such job")
+            .label(),
+        "not_found"
+    );
+}
+
+async fn finishing_updates_the_job(db: &TestDb) {
+    let store = &db.store;
+    let job = job(store, "counted", None).await;
+    run(store, job.id, at(9, 0), RunStatus::Failure, "boom").await;
+    run(store, job.id, at(10, 0), RunStatus::Error, "not found").await;
+    let after = store.get_job(job.id).await.expect("job");
+    assert_eq!(after.last_status, Some(RunStatus::Error));
+    assert_eq!(after.last_run, Some(at(10, 0) + Duration::seconds(1)));
+    assert_eq!(after.consecutive_failures, 2);
+
+    // An older run finishing late does not hide the newer one.
+    let older = store.record_start(&start(job.id, at(8, 0))).await.expect("start");
+    store
+        .record_finish(older, &finish(RunStatus::Success, b"", at(11, 0)))
+        .await
+        .expect("finish");
+    let after = store.get_job(job.id).await.expect("job");
+    assert_eq!(
+        (after.last_status, after.consecutive_failures),
+        (Some(RunStatus::Error), 2)
+    );
+
+    run(store, job.id, at(12, 0), RunStatus::Success, "fine").await;
+    let after = store.get_job(job.id).await.expect("job");
+    assert_eq!(
+        (after.last_status, after.consecutive_failures),
+        (Some(RunStatus::Success), 0)
+    );
+}
+
+async fn claims_have_one_winner(db: &TestDb) {
+    const SLOTS: i64 = 40;
+    let spec = ScheduledJobSpec::interval(1, IntervalUnit::Minutes);
+    let slot = |i: i64| at(0, 0) + Duration::minutes(i);
+    let job = db
+        .store
+        .create_job(&input("raced", &spec, Some(slot(0))))
+        .await
+        .expect("create");
+    let (a, b) = (db.store.clone(), db.second_store().await);
+    let mut winners = Vec::new();
+    for i in 0..SLOTS {
+        let claim = |store: Store, runner: &'static str| {
+            let job_id = job.id;
+            tokio::spawn(async move {
+                let claim = SlotClaim {
+                    job_id,
+                    expected_next_run: slot(i),
+                    new_next_run: Some(slot(i + 1)),
+                    runner,
+                    now: slot(i),
+                };
+                store.claim_slot(&claim).await
+            })
+        };
+        let (ra, rb) = tokio::join!(claim(a.clone(), "a"), claim(b.clone(), "b"));
+        let (ra, rb) = (
+            ra.expect("task a").expect("claim a"),
+            rb.expect("task b").expect("claim b"),
+        );
+        assert!(
+            ra.is_some() != rb.is_some(),
+            "slot {i}: exactly one winner, got {ra:?} and {rb:?}"
+        );
+        let won = ra.or(rb).expect("a winner");
+        assert_eq!((won.trigger, won.scheduled_for), (Trigger::Schedule, slot(i)));
+        winners.push(won.run_id);
+    }
+    let runs = db.store.list_runs(job.id, 1000, 0).await.expect("runs");
+    assert_eq!(runs.total, SLOTS);
+    assert!(runs.items.iter().all(|r| r.status == RunStatus::Running));
+    assert_eq!(
+        db.store.get_job(job.id).await.expect("job").next_run,
+        Some(slot(SLOTS))
+    );
+    b.close().await;
+}
+
+async fn run_now_is_consumed_as_manual(db: &TestDb) {
+    let store = &db.store;
+    let spec = ScheduledJobSpec::manual();
+    let manual = store
+        .create_job(&input("by-hand", &spec, None))
+        .await
+        .expect("create");
+    assert_eq!(manual.next_run, None);
+    let scheduled = job(store, "daily", Some(at(23, 0))).await;
+    assert_eq!(store.next_wakeup().await.expect("wakeup"), Some(at(23, 0)));
+    assert!(store.due_jobs(at(12, 0), 10).await.expect("due").is_empty());
+
+    store
+        .request_run_now(manual.id, at(12, 0))
+        .await
+        .expect("run now");
+    assert_eq!(store.next_wakeup().await.expect("wakeup"), Some(at(12, 0)));
+    let due = store.due_jobs(at(12, 0), 10).await.expect("due");
+    assert_eq!(due.iter().map(|j| j.id).collect::<Vec<_>>(), [manual.id]);
+
+    let claim = SlotClaim {
+        job_id: manual.id,
+        expected_next_run: at(12, 0),
+        new_next_run: None,
+        runner: "r",
+        now: at(12, 0),
+    };
+    let won = store.claim_slot(&claim).await.expect("claim").expect("won");
+    assert_eq!((won.trigger, won.scheduled_for), (Trigger::Manual, at(12, 0)));
+    assert!(
+        store.claim_slot(&claim).await.expect("claim again").is_none(),
+        "a slot is claimed once"
+    );
+    let after = store.get_job(manual.id).await.expect("job");
+    assert_eq!((after.next_run, after.run_now_requested_at), (None, None));
+    let runs = store.list_runs(manual.id, 10, 0).await.expect("runs");
+    assert_eq!(runs.items[0].trigger, Trigger::Manual);
+
+    // A suspended job runs once on request too, then goes back to no next_run.
+    let mut paused = ScheduledJobSpec::daily("09:00");
+    paused.suspend = true;
+    let updated = store
+        .update_job(scheduled.id, &input("daily", &paused, Some(at(23, 0))))
+        .await
+        .expect("suspend");
+    assert_eq!((updated.is_active, updated.next_run), (false, None));
+    store
+        .request_run_now(scheduled.id, at(13, 0))
+        .await
+        .expect("run now");
+    let edited = store
+        .update_job(scheduled.id, &input("daily", &paused, None))
+        .await
+        .expect("edit");
+    assert_eq!(
+        edited.next_run,
+        Some(at(13, 0)),
+        "an edit keeps a pending Run Now"
+    );
+    let claim = SlotClaim {
+        job_id: scheduled.id,
+        expected_next_run: at(13, 0),
+        new_next_run: None,
+        runner: "r",
+        now: at(13, 0),
+    };
+    assert_eq!(
+        store
+            .claim_slot(&claim)
+            .await
+            .expect("claim")
+            .expect("won")
+            .trigger,
+        Trigger::Manual
+    );
+    assert_eq!(store.next_wakeup().await.expect("wakeup"), None);
+    assert_eq!(
+        store
+            .request_run_now(987_654, at(1, 0))
+            .await
+            .expect_err("unknown")
+            .label(),
+        "not_found"
+    );
+}
+
+async fn output_is_capped_and_cleaned(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.output_cap(), DEFAULT_OUTPUT_CAP);
+    let job = job(store, "noisy", None).await;
+    let mut big = b"HEAD \xff\xfe\0 line\n".to_vec();
+    big.extend(std::iter::repeat_n(b'y', 5 * 1024 * 1024));
+    big.extend_from_slice(b"\ntail \0 end\n");
+    let id = store.record_start(&start(job.id, at(9, 0))).await.expect("start");
+    store
+        .record_finish(id, &finish(RunStatus::Failure, &big, at(9, 5)))
+        .await
+        .expect("finish with 5 MiB");
+    let run = store.get_run(id).await.expect("run");
+    assert_eq!(run.summary.output_bytes, big.len() as i64);
+    assert_eq!(
+        run.summary.output_truncated,
+        (big.len() - DEFAULT_OUTPUT_CAP) as i64
+    );
+    assert!(
+        run.log_output.starts_with("HEAD \u{FFFD}\u{FFFD}\u{FFFD} line\n"),
+        "{:?}",
+        &run.log_output[..40]
+    );
+    assert!(run.log_output.ends_with("\ntail \u{FFFD} end\n"));
+    assert_eq!(
+        run.log_output.lines().filter(|l| l.starts_with("[jtp: ")).count(),
+        1
+    );
+    assert!(run.log_output.len() < DEFAULT_OUTPUT_CAP + 100);
+    assert_eq!(run.summary.preview.chars().count(), PREVIEW_CHARS);
+
+    let small = store
+        .record_start(&start(job.id, at(10, 0)))
+        .await
+        .expect("start");
+    store
+        .record_finish(small, &finish(RunStatus::Success, b"a\0b\xc3(", at(10, 1)))
+        .await
+        .expect("finish");
+    let run = store.get_run(small).await.expect("run");
+    assert_eq!(
+        (run.log_output.as_str(), run.summary.output_truncated),
+        ("a\u{FFFD}b\u{FFFD}(", 0)
+    );
+}
+
+async fn retention_both_ways(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (job(store, "a", None).await, job(store, "b", None).await);
+    for h in 1..=5 {
+        run(store, a.id, at(h, 0), RunStatus::Success, "a").await;
+        run(store, b.id, at(h, 30), RunStatus::Failure, "b").await;
+    }
+    let in_flight = store
+        .record_start(&start(a.id, at(0, 10)))
+        .await
+        .expect("running");
+
+    let deleted = store
+        .prune_runs(Retention::older_than_days(at(3, 0) + Duration::days(1), 1))
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 4, "runs before 03:00 of a and b; the RUNNING one stays");
+    assert_eq!(store.list_runs(a.id, 50, 0).await.expect("runs").total, 4);
+    assert!(store.get_run(in_flight).await.is_ok());
+
+    let deleted = store
+        .prune_runs(Retention::KeepLastPerJob(2))
+        .await
+        .expect("prune");
+    assert_eq!(
+        deleted, 2,
+        "a keeps 2 of 3 finished (RUNNING stays, uncounted), b keeps 2 of 3"
+    );
+    assert_eq!(store.list_runs(a.id, 50, 0).await.expect("runs").total, 3);
+    let kept: Vec<_> = store
+        .list_runs(b.id, 50, 0)
+        .await
+        .expect("runs")
+        .items
+        .iter()
+        .map(|r| r.scheduled_for)
+        .collect();
+    assert_eq!(kept, [at(5, 30), at(4, 30)]);
+}
+
+async fn troubleshooting_queries(db: &TestDb) {
+    let store = &db.store;
+    let queued_a = job(store, "queued-a", Some(at(8, 0))).await;
+    let queued_b = job(store, "queued-b", Some(at(7, 0))).await;
+    let mut paused = ScheduledJobSpec::daily("09:00");
+    paused.suspend = true;
+    store
+        .create_job(&input("paused", &paused, Some(at(6, 0))))
+        .await
+        .expect("paused");
+    let gone = job(store, "gone", Some(at(5, 0))).await;
+    store.delete_job(gone.id).await.expect("delete");
+
+    let mut failures = Vec::new();
+    for i in 0..7u32 {
+        let id = run(
+            store,
+            queued_a.id,
+            at(1, i),
+            RunStatus::Failure,
+            &format!("failure {i}"),
+        )
+        .await;
+        failures.push((i, id));
+    }
+    run(store, queued_b.id, at(2, 0), RunStatus::Success, "fine").await;
+    let log_id = failures[3].1;
+
+    let queries = troubleshooting::queries(store.backend_kind());
+    macro_rules! check {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let recent: Vec<(String, DateTime<Utc>, String)> = sqlx::query_as(queries.recent_failures)
+                .fetch_all(&pool)
+                .await
+                .expect("recent failures");
+            let expected: Vec<_> = (2..7u32)
+                .rev()
+                .map(|i| {
+                    (
+                        "queued-a".to_owned(),
+                        at(1, i) + Duration::seconds(1),
+                        format!("failure {i}"),
+                    )
+                })
+                .collect();
+            assert_eq!(recent, expected);
+            let queued: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(queries.queued)
+                .fetch_all(&pool)
+                .await
+                .expect("queued");
+            assert_eq!(
+                queued,
+                [
+                    ("queued-b".to_owned(), "daily".to_owned(), at(7, 0)),
+                    ("queued-a".to_owned(), "daily".to_owned(), at(8, 0))
+                ]
+            );
+            let output: String = sqlx::query_scalar(queries.log_output)
+                .bind(log_id)
+                .fetch_one(&pool)
+                .await
+                .expect("log output");
+            assert_eq!(output, "failure 3");
+            pool.close().await;
+        }};
+    }
+    match store.backend_kind() {
+        BackendKind::Postgres => check!(sqlx::PgPool::connect(&db.url).await.expect("pg")),
+        BackendKind::Sqlite => check!(sqlx::SqlitePool::connect(&db.url).await.expect("sqlite")),
+    }
+
+    let recent = store.recent_failures(3).await.expect("recent failures");
+    assert_eq!(
+        recent.iter().map(|f| f.run.id).collect::<Vec<_>>(),
+        [failures[6].1, failures[5].1, failures[4].1]
+    );
+    assert_eq!(recent[0].job_name, "queued-a");
+    let queued: Vec<_> = store
+        .queued_jobs(10)
+        .await
+        .expect("queued")
+        .into_iter()
+        .map(|j| j.name)
+        .collect();
+    assert_eq!(
+        queued,
+        ["queued-b", "queued-a"].map(String::from),
+        "a suspended job has no next_run"
+    );
+}
+
+async fn list_paging_filtering_order(db: &TestDb) {
+    let store = &db.store;
+    let spec = ScheduledJobSpec::daily("09:00");
+    // 25 jobs: next_run descending with i (every 5th none), two namespaces.
+    for i in 0..25u32 {
+        let name = format!("Job_{i:02}");
+        let next = (i % 5 != 0).then(|| at(20, 0) - Duration::minutes(i64::from(i)));
+        let namespace = if i % 2 == 0 { "even" } else { "odd" };
+        let job = store
+            .create_job(&JobInput {
+                name: &name,
+                namespace,
+                uid: None,
+                spec: &spec,
+                next_run: next,
+            })
+            .await
+            .expect("create");
+        if i % 3 == 0 {
+            run(store, job.id, at(1, 0), RunStatus::Failure, "x").await;
+        }
+    }
+    let all = store
+        .list_jobs(&JobFilter {
+            limit: 100,
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.total, 25);
+    let names: Vec<&str> = all.items.iter().map(|j| j.name.as_str()).collect();
+    let mut expected: Vec<(Option<DateTime<Utc>>, String)> =
+        all.items.iter().map(|j| (j.next_run, j.name.clone())).collect();
+    expected.sort_by(|a, b| (a.0.is_none(), a.0, &a.1).cmp(&(b.0.is_none(), b.0, &b.1)));
+    assert_eq!(names, expected.iter().map(|e| e.1.as_str()).collect::<Vec<_>>());
+    assert_eq!(names[0], "Job_24");
+    assert_eq!(
+        &names[20..],
+        ["Job_00", "Job_05", "Job_10", "Job_15", "Job_20"],
+        "no next_run: last, by name"
+    );
+
+    let page = store
+        .list_jobs(&JobFilter {
+            limit: 10,
+            offset: 20,
+            ..JobFilter::default()
+        })
+        .await
+        .expect("page");
+    assert_eq!((page.items.len(), page.total), (5, 25));
+
+    let filtered = |f: JobFilter| async move {
+        store
+            .list_jobs(&JobFilter { limit: 100, ..f })
+            .await
+            .expect("filter")
+    };
+    let by_name = filtered(JobFilter {
+        name_contains: Some("job_1".into()),
+        ..JobFilter::default()
+    })
+    .await;
+    assert_eq!(by_name.total, 10, "case-insensitive substring, `_` literal");
+    assert_eq!(
+        filtered(JobFilter {
+            name_contains: Some("%".into()),
+            ..JobFilter::default()
+        })
+        .await
+        .total,
+        0
+    );
+    let odd = filtered(JobFilter {
+        namespace: Some("odd".into()),
+        ..JobFilter::default()
+    })
+    .await;
+    assert_eq!(odd.total, 12);
+    let failed = filtered(JobFilter {
+        last_status: Some(RunStatus::Failure),
+        namespace: Some("even".into()),
+        ..JobFilter::default()
+    })
+    .await;
+    let names: Vec<&str> = failed.items.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["Job_24", "Job_18", "Job_12", "Job_06", "Job_00"]);
+    assert_eq!(failed.total, 5, "0, 6, 12, 18, 24");
+    assert!(
+        failed
+            .items
+            .iter()
+            .all(|j| j.last_status == Some(RunStatus::Failure) && j.last_run.is_some())
+    );
+}
+
+async fn soft_delete_keeps_history(db: &TestDb) {
+    let store = &db.store;
+    let old = job(store, "report", Some(at(9, 0))).await;
+    let dup = store
+        .create_job(&input("report", &ScheduledJobSpec::daily("10:00"), None))
+        .await;
+    let err = dup.expect_err("duplicate");
+    assert_eq!(
+        (err.label(), err.to_string().as_str()),
+        ("already_exists", "job default/report already exists")
+    );
+    let run_id = run(store, old.id, at(8, 0), RunStatus::Failure, "kept").await;
+
+    store.delete_job(old.id).await.expect("delete");
+    store
+        .delete_job(old.id)
+        .await
+        .expect("deleting twice is harmless");
+    assert_eq!(
+        store
+            .get_job_by_name("default", "report")
+            .await
+            .expect_err("gone")
+            .label(),
+        "not_found"
+    );
+    assert!(
+        store
+            .get_job(old.id)
+            .await
+            .expect("still readable by id")
+            .deleted_at
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .list_jobs(&JobFilter {
+                limit: 10,
+                ..JobFilter::default()
+            })
+            .await
+            .expect("list")
+            .total,
+        0
+    );
+    assert!(store.due_jobs(at(23, 0), 10).await.expect("due").is_empty());
+    assert_eq!(
+        store.get_run(run_id).await.expect("history stays").log_output,
+        "kept"
+    );
+    assert_eq!(store.recent_failures(5).await.expect("failures").len(), 1);
+
+    let again = job(store, "report", None).await;
+    assert_ne!(again.id, old.id, "the name is free again");
+    let other = job(store, "other", None).await;
+    let rename = store
+        .update_job(
+            other.id,
+            &input("report", &ScheduledJobSpec::daily("09:00"), None),
+        )
+        .await;
+    assert_eq!(rename.expect_err("taken").label(), "already_exists");
+    assert_eq!(
+        store.delete_job(424_242).await.expect_err("unknown").label(),
+        "not_found"
+    );
+}
+
+async fn upsert_by_uid(db: &TestDb) {
+    let store = &db.store;
+    let spec = ScheduledJobSpec::cron("*/5 * * * *");
+    let mirror = |uid, next| JobInput {
+        name: "sync",
+        namespace: "ops",
+        uid: Some(uid),
+        spec: &spec,
+        next_run: next,
+    };
+    let first = store
+        .upsert_job(&mirror("uid-1", Some(at(9, 0))))
+        .await
+        .expect("insert");
+    assert_eq!(
+        (first.cron_expr.as_deref(), first.uid.as_deref()),
+        (Some("*/5 * * * *"), Some("uid-1"))
+    );
+    let second = store
+        .upsert_job(&mirror("uid-1", Some(at(9, 5))))
+        .await
+        .expect("update");
+    assert_eq!((second.id, second.next_run), (first.id, Some(at(9, 5))));
+    assert_eq!(store.get_job_by_uid("uid-1").await.expect("by uid").id, first.id);
+
+    // The object was deleted and recreated while nobody watched: the new UID takes the name.
+    let recreated = store.upsert_job(&mirror("uid-2", None)).await.expect("recreate");
+    assert_ne!(recreated.id, first.id);
+    assert!(store.get_job(first.id).await.expect("old").deleted_at.is_some());
+    assert!(store.delete_job_by_uid("uid-2").await.expect("delete"));
+    assert!(!store.delete_job_by_uid("uid-2").await.expect("again"));
+    let no_uid = JobInput {
+        uid: None,
+        ..mirror("x", None)
+    };
+    assert_eq!(
+        store.upsert_job(&no_uid).await.expect_err("needs uid").label(),
+        "invalid"
+    );
+}
+
+async fn interrupted_runs_are_closed(db: &TestDb) {
+    let store = &db.store;
+    let job = job(store, "crashy", None).await;
+    let mine = store
+        .record_start(&RunStart {
+            runner: Some("host-a".into()),
+            ..start(job.id, at(9, 0))
+        })
+        .await
+        .expect("a");
+    let theirs = store
+        .record_start(&RunStart {
+            runner: Some("host-b".into()),
+            ..start(job.id, at(10, 0))
+        })
+        .await
+        .expect("b");
+    assert_eq!(
+        store
+            .interrupted_runs_cleanup("host-a", at(11, 0))
+            .await
+            .expect("cleanup"),
+        1
+    );
+    assert_eq!(
+        store
+            .interrupted_runs_cleanup("host-a", at(11, 0))
+            .await
+            .expect("cleanup again"),
+        0
+    );
+    let closed = store.get_run(mine).await.expect("run");
+    assert_eq!(closed.summary.status, RunStatus::Failure);
+    assert_eq!(
+        closed.log_output,
+        "interrupted: the runner stopped before the run finished"
+    );
+    assert_eq!(
+        store.get_run(theirs).await.expect("run").summary.status,
+        RunStatus::Running
+    );
+    assert_eq!(store.get_job(job.id).await.expect("job").consecutive_failures, 1);
+}
+
+async fn stats_count(db: &TestDb) {
+    let store = &db.store;
+    let a = job(store, "a", Some(at(9, 0))).await;
+    job(store, "b", None).await;
+    store.record_start(&start(a.id, at(9, 0))).await.expect("start");
+    let stats = store.stats().await.expect("stats");
+    assert_eq!(
+        stats,
+        Stats {
+            jobs: 2,
+            active_jobs: 2,
+            queued_jobs: 1,
+            running_runs: 1
+        }
+    );
+}
