@@ -1,1 +1,158 @@
-//! placeholder
+//! The portal of Job Trigger Portal: server-rendered pages, a JSON API under `/api/v1`, and Run Now,
+//! for both modes.
+//!
+//! - **Standalone**: [`AppState::standalone`] with a [`Store`] and the runner's wake-up
+//!   [`Notify`]. Reads and writes go to the store; every write wakes the runner so it plans again at
+//!   once.
+//! - **Kubernetes**: [`AppState::kubernetes`] with a [`Store`] (the operator's SQL mirror) and a
+//!   [`kube::Client`] with the portal's own identity. Reads come from the mirror; writes create, patch
+//!   or delete `ScheduledJob` resources (the operator does the rest). Every request carries the user's
+//!   bearer token, checked with TokenReview; every action is authorized with a SubjectAccessReview on
+//!   the user's own rights (see [`auth`]).
+//!
+//! [`app`] builds the router (used as is by tests), [`serve`] runs it until a shutdown signal.
+
+pub mod api;
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod form;
+pub mod openapi;
+pub mod pages;
+pub mod timefmt;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use jtp_store::Store;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use auth::{Caller, Principal, Verb};
+pub use config::{LocalAuth, PortalConfig, check_listen_policy};
+pub use error::{AppError, Result};
+
+/// Field manager of every write the portal makes to the Kubernetes API.
+pub const FIELD_MANAGER: &str = "jtp-dashboard";
+
+/// Where writes go.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    /// Rows in the store; `wake` tells the in-process runner to plan again.
+    Standalone { wake: Arc<Notify> },
+    /// ScheduledJob resources, written with the portal's own client after the user's rights are checked.
+    Kubernetes { client: kube::Client },
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    mode: Mode,
+    config: PortalConfig,
+    auth: auth::AuthCache,
+}
+
+impl AppState {
+    /// A standalone portal: jobs and runs live in `store`; after each write (create, edit, delete,
+    /// Run Now) the portal calls `wake.notify_one()` so the runner re-plans at once.
+    ///
+    /// Without credentials in `config.local_auth`, anyone who reaches the port may do everything: call
+    /// [`check_listen_policy`] before binding.
+    pub fn standalone(store: Store, wake: Arc<Notify>, config: PortalConfig) -> Self {
+        Self::new(store, Mode::Standalone { wake }, config)
+    }
+
+    /// A portal in a cluster: reads from `store` (the operator's SQL mirror), writes ScheduledJob
+    /// resources through `client`. `client`'s identity needs: create `tokenreviews` and
+    /// `subjectaccessreviews`, and get/create/patch/delete `scheduledjobs.jobtrigger.io` in the
+    /// namespaces it serves. Users authenticate with their own bearer token; `config.local_auth` is ignored.
+    pub fn kubernetes(store: Store, client: kube::Client, config: PortalConfig) -> Self {
+        Self::new(store, Mode::Kubernetes { client }, config)
+    }
+
+    fn new(store: Store, mode: Mode, config: PortalConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                mode,
+                config,
+                auth: auth::AuthCache::default(),
+            }),
+        }
+    }
+
+    /// The store the portal reads.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The configuration the portal was built with.
+    pub fn config(&self) -> &PortalConfig {
+        &self.inner.config
+    }
+
+    /// True in Kubernetes mode.
+    pub fn is_kubernetes(&self) -> bool {
+        matches!(self.inner.mode, Mode::Kubernetes { .. })
+    }
+}
+
+/// The whole portal: pages, `/api/v1`, login, static files, behind authentication and security headers.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::router())
+        .nest("/api/v1", api::router())
+        .merge(pages::auth_router())
+        .merge(pages::static_router())
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Adds the security headers to every response. Scripts come only from `/static/` (no inline script),
+/// nothing may frame the portal, and the browser must not guess content types.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    );
+    set("x-content-type-options", "nosniff");
+    set("x-frame-options", "DENY");
+    set("referrer-policy", "same-origin");
+    set("cross-origin-opener-policy", "same-origin");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Serves the portal on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, kubernetes = state.is_kubernetes(), "portal listening");
+    }
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

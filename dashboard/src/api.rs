@@ -1,0 +1,315 @@
+//! The JSON API under `/api/v1`: everything the pages do, for scripts and tools. Described by
+//! [`crate::openapi::document`], served at `/api/v1/openapi.json`.
+//!
+//! Errors are JSON: `422 {"errors":[{"field","message"}]}` for invalid input, otherwise
+//! `{"error": "...", "kind": "..."}` with 401, 403, 404, 409 or 5xx.
+
+use crate::AppState;
+use crate::auth::{Caller, Verb};
+use crate::data::{self, JobQuery, JobView, RunView};
+use crate::error::{AppError, Result};
+use crate::form;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{SecondsFormat, Utc};
+use jtp_crds::{FieldError, ScheduledJobSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The API routes, relative to `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/jobs", get(list_jobs).post(create_job))
+        .route(
+            "/jobs/{namespace}/{name}",
+            get(get_job).put(update_job).delete(delete_job),
+        )
+        .route("/jobs/{namespace}/{name}/run", post(run_now))
+        .route("/jobs/{namespace}/{name}/runs", get(list_runs))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/output", get(get_output))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+}
+
+/// Every route of [`router`] as `(method, path)`, for the check that the OpenAPI document covers them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/jobs"),
+    ("post", "/jobs"),
+    ("get", "/jobs/{namespace}/{name}"),
+    ("put", "/jobs/{namespace}/{name}"),
+    ("delete", "/jobs/{namespace}/{name}"),
+    ("post", "/jobs/{namespace}/{name}/run"),
+    ("get", "/jobs/{namespace}/{name}/runs"),
+    ("get", "/runs/{id}"),
+    ("get", "/runs/{id}/output"),
+    ("get", "/openapi.json"),
+];
+
+async fn not_found() -> AppError {
+    AppError::NotFound("no such API route; see /api/v1/openapi.json".to_owned())
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+/// A page of jobs.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobList {
+    items: Vec<JobView>,
+    total: i64,
+    page: u32,
+    per_page: u32,
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<JobQuery>,
+) -> Result<Json<JobList>> {
+    query.last_status()?;
+    let namespaces = caller.readable_namespaces(&state).await?;
+    let per_page = query.per_page.unwrap_or(state.config().page_size).clamp(1, 500);
+    let page = query.page.unwrap_or(1).max(1);
+    let (items, total) = data::list_jobs(&state, &query, namespaces.as_deref(), page, per_page).await?;
+    Ok(Json(JobList {
+        items,
+        total,
+        page,
+        per_page,
+    }))
+}
+
+async fn get_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<JobView>> {
+    caller
+        .require(&state, Verb::Get, &namespace, "read this job")
+        .await?;
+    let job = data::get_job(&state, &namespace, &name)
+        .await?
+        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
+    Ok(Json(JobView::from_job(job)))
+}
+
+/// Parses a JSON body; a body that is not what the route takes is a 422 naming the problem.
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        let field = if e.to_string().contains("spec") || e.is_data() {
+            "spec"
+        } else {
+            "body"
+        };
+        AppError::Invalid(vec![FieldError::new(
+            field,
+            format!("the request body is not valid: {e}"),
+        )])
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateJob {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    spec: ScheduledJobSpec,
+}
+
+#[derive(Deserialize)]
+struct UpdateJob {
+    spec: ScheduledJobSpec,
+}
+
+/// What a write answers: the job as written.
+#[derive(Serialize)]
+struct Written {
+    namespace: String,
+    name: String,
+    spec: ScheduledJobSpec,
+}
+
+fn validated(namespace: &str, name: &str, spec: &ScheduledJobSpec) -> Result<()> {
+    form::validate_job(namespace, name, spec).map_err(AppError::Invalid)
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response> {
+    let input: CreateJob = parse_body(&body)?;
+    let namespace = match (state.is_kubernetes(), input.namespace) {
+        (true, Some(ns)) => ns,
+        (true, None) => {
+            return Err(AppError::Invalid(vec![FieldError::new(
+                "metadata.namespace",
+                "name the namespace of the job",
+            )]));
+        }
+        (false, ns) => {
+            let only = state.config().standalone_namespace.clone();
+            if ns.as_ref().is_some_and(|ns| *ns != only) {
+                return Err(AppError::Invalid(vec![FieldError::new(
+                    "metadata.namespace",
+                    format!("standalone mode has one namespace, \"{only}\""),
+                )]));
+            }
+            only
+        }
+    };
+    validated(&namespace, &input.name, &input.spec)?;
+    caller
+        .require(&state, Verb::Create, &namespace, "create jobs here")
+        .await?;
+    state.create_job(&namespace, &input.name, &input.spec).await?;
+    let location = format!("/api/v1/jobs/{namespace}/{}", input.name);
+    let mut response = (
+        StatusCode::CREATED,
+        Json(Written {
+            namespace,
+            name: input.name,
+            spec: input.spec,
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+async fn update_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Written>> {
+    caller
+        .require(&state, Verb::Patch, &namespace, "edit this job")
+        .await?;
+    let input: UpdateJob = parse_body(&body)?;
+    validated(&namespace, &name, &input.spec)?;
+    state.update_job(&namespace, &name, &input.spec).await?;
+    Ok(Json(Written {
+        namespace,
+        name,
+        spec: input.spec,
+    }))
+}
+
+async fn delete_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    caller
+        .require(&state, Verb::Delete, &namespace, "delete this job")
+        .await?;
+    state.delete_job(&namespace, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn run_now(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Response> {
+    caller
+        .require(&state, Verb::Patch, &namespace, "run this job now")
+        .await?;
+    let now = Utc::now();
+    state.run_now(&namespace, &name, now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "namespace": namespace,
+            "name": name,
+            "requestedAt": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct RunList {
+    items: Vec<RunView>,
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<RunList>> {
+    caller
+        .require(&state, Verb::Get, &namespace, "read this job")
+        .await?;
+    let job = data::get_job(&state, &namespace, &name)
+        .await?
+        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
+    let items = data::list_runs(&state, &job, q.limit.unwrap_or(state.config().runs_in_panel)).await?;
+    Ok(Json(RunList { items }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunResponse {
+    namespace: String,
+    job: String,
+    time_zone: String,
+    #[serde(flatten)]
+    run: RunView,
+    output: String,
+}
+
+async fn run_detail(state: &AppState, caller: &Caller, id: i64) -> Result<data::RunDetail> {
+    let detail = data::get_run(state, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+    caller
+        .require(state, Verb::Get, &detail.job.namespace, "read this run")
+        .await?;
+    Ok(detail)
+}
+
+async fn get_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<RunResponse>> {
+    let detail = run_detail(&state, &caller, id).await?;
+    Ok(Json(RunResponse {
+        namespace: detail.job.namespace,
+        job: detail.job.name,
+        time_zone: detail.job.timezone,
+        run: detail.run,
+        output: detail.output,
+    }))
+}
+
+async fn get_output(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let detail = run_detail(&state, &caller, id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        detail.output,
+    )
+        .into_response())
+}

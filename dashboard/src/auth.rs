@@ -1,0 +1,674 @@
+//! Who is asking and what they may do.
+//!
+//! - **Sessions**: every browser gets an opaque random session id in an `HttpOnly; SameSite=Strict`
+//!   cookie. The session holds the CSRF token and, after the login page, the user's token. Tokens never
+//!   reach the page.
+//! - **Authentication**: standalone mode is open on loopback, or checks a basic-auth user/password or a
+//!   shared bearer token ([`LocalAuth`]). Kubernetes mode checks the bearer token (header or session)
+//!   with a TokenReview and keeps user, uid and groups.
+//! - **Authorization**: standalone users may do everything. Kubernetes users are checked with a
+//!   SubjectAccessReview on their own rights to `scheduledjobs.jobtrigger.io` in the job's namespace:
+//!   `list`/`get` to read, `create`, `patch` (edit and Run Now), `delete`. Listing is allowed
+//!   cluster-wide when the user may list in all namespaces; otherwise it is filtered to the namespaces
+//!   in which a per-namespace `list` check passes.
+//! - **CSRF**: unsafe requests from browsers must come from this origin (`Origin`, `Sec-Fetch-Site`),
+//!   and requests authenticated by the cookie must also carry the session's token (hidden form field
+//!   `csrf`, or the `X-CSRF-Token` header for the API). Bearer-token API calls carry no ambient
+//!   credential and need neither.
+//!
+//! Results of TokenReview and SubjectAccessReview are cached briefly (see the constants) so a page
+//! view costs no API call in the common case, while a revoked right takes effect within seconds.
+
+use crate::config::LocalAuth;
+use crate::error::AppError;
+use crate::{AppState, Mode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use kube::api::PostParams;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "jtp_session";
+/// Header carrying the CSRF token on cookie-authenticated API calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Hidden form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+/// How long a browser session lives without use.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// At most this many sessions are kept; the least recently used go first.
+const MAX_SESSIONS: usize = 20_000;
+/// How long a TokenReview answer is trusted.
+const TOKEN_REVIEW_TTL: Duration = Duration::from_secs(60);
+/// How long a SubjectAccessReview answer is trusted.
+const ACCESS_REVIEW_TTL: Duration = Duration::from_secs(20);
+/// Largest form body read when checking CSRF.
+const MAX_FORM_BYTES: usize = 1 << 20;
+
+/// The verbs the portal checks, as Kubernetes names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verb {
+    List,
+    Get,
+    Create,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::Get => "get",
+            Self::Create => "create",
+            Self::Patch => "patch",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// Who is asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// Standalone, open on loopback.
+    Anonymous,
+    /// Standalone with credentials: the basic-auth user, or `token` for the shared token.
+    Local(String),
+    /// A Kubernetes identity confirmed by TokenReview.
+    Kube(KubeUser),
+}
+
+/// What TokenReview said about a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubeUser {
+    pub username: String,
+    pub uid: Option<String>,
+    pub groups: Vec<String>,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Principal {
+    /// A name to show in the header of the page.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Anonymous => "local user".to_owned(),
+            Self::Local(user) => user.clone(),
+            Self::Kube(user) => user.username.clone(),
+        }
+    }
+}
+
+/// A browser session.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id: String,
+    pub csrf: String,
+    /// The token pasted on the login page (Kubernetes mode, or standalone with a shared token).
+    pub token: Option<String>,
+    /// A message for the next page this browser shows (after a redirect).
+    flash: Option<Flash>,
+    last_used: Instant,
+}
+
+/// A one-time message shown at the top of the next page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flash {
+    /// `success`, `info` or `error` (a CSS class).
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// The request's caller, put in the request's extensions by [`authenticate`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub session: Option<Session>,
+    /// True when the browser session is what authenticates (so CSRF rules apply).
+    pub by_cookie: bool,
+}
+
+impl Caller {
+    /// The CSRF token to put in forms (empty when there is no session).
+    pub fn csrf(&self) -> String {
+        self.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default()
+    }
+
+    /// Checks that the caller may `verb` ScheduledJobs in `namespace`; the error says who may not do what.
+    pub async fn require(
+        &self,
+        state: &AppState,
+        verb: Verb,
+        namespace: &str,
+        what: &str,
+    ) -> Result<(), AppError> {
+        if state.allowed(&self.principal, verb, Some(namespace)).await? {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "{} may not {what}: that needs the \"{}\" right on scheduledjobs.jobtrigger.io in namespace \"{namespace}\"",
+                self.principal.display(),
+                verb.as_str(),
+            )))
+        }
+    }
+
+    /// Which namespaces the caller may list: `None` means all.
+    pub async fn readable_namespaces(&self, state: &AppState) -> Result<Option<Vec<String>>, AppError> {
+        if state.allowed(&self.principal, Verb::List, None).await? {
+            return Ok(None);
+        }
+        let mut allowed = Vec::new();
+        for ns in state.store_namespaces().await? {
+            if state.allowed(&self.principal, Verb::List, Some(&ns)).await? {
+                allowed.push(ns);
+            }
+        }
+        Ok(Some(allowed))
+    }
+}
+
+/// In-memory sessions and short-lived answers of the Kubernetes API.
+#[derive(Default)]
+pub struct AuthCache {
+    sessions: Mutex<HashMap<String, Session>>,
+    token_reviews: Mutex<HashMap<String, (Instant, Option<KubeUser>)>>,
+    access_reviews: Mutex<HashMap<(String, Verb, Option<String>), (Instant, bool)>>,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl AuthCache {
+    fn session(&self, id: &str) -> Option<Session> {
+        let mut sessions = lock(&self.sessions);
+        let session = sessions.get_mut(id)?;
+        if session.last_used.elapsed() > SESSION_TTL {
+            sessions.remove(id);
+            return None;
+        }
+        session.last_used = Instant::now();
+        Some(session.clone())
+    }
+
+    fn new_session(&self, token: Option<String>) -> Session {
+        let session = Session {
+            id: random_token(),
+            csrf: random_token(),
+            token,
+            flash: None,
+            last_used: Instant::now(),
+        };
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, s| s.last_used.elapsed() < SESSION_TTL);
+            if sessions.len() >= MAX_SESSIONS {
+                let oldest = sessions
+                    .values()
+                    .min_by_key(|s| s.last_used)
+                    .map(|s| s.id.clone());
+                if let Some(oldest) = oldest {
+                    sessions.remove(&oldest);
+                }
+            }
+        }
+        sessions.insert(session.id.clone(), session.clone());
+        session
+    }
+
+    fn remove_session(&self, id: &str) {
+        lock(&self.sessions).remove(id);
+    }
+
+    fn set_flash(&self, id: &str, flash: Flash) {
+        if let Some(s) = lock(&self.sessions).get_mut(id) {
+            s.flash = Some(flash);
+        }
+    }
+
+    fn take_flash(&self, id: &str) -> Option<Flash> {
+        lock(&self.sessions).get_mut(id).and_then(|s| s.flash.take())
+    }
+}
+
+/// Constant-time comparison, so a wrong token or password leaks nothing through timing.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+enum Credential {
+    Bearer(String),
+    Basic(String, String),
+}
+
+fn header_credential(headers: &HeaderMap) -> Option<Credential> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(Credential::Bearer(rest.trim().to_owned())),
+        "basic" => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
+            let decoded = String::from_utf8(decoded).ok()?;
+            let (user, password) = decoded.split_once(':')?;
+            Some(Credential::Basic(user.to_owned(), password.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+impl AppState {
+    /// Checks a token: the shared token in standalone mode, TokenReview in Kubernetes mode.
+    pub(crate) async fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, AppError> {
+        match (&self.inner.mode, &self.inner.config.local_auth) {
+            (Mode::Standalone { .. }, LocalAuth::Token(expected)) => {
+                Ok(same(token, expected).then(|| Principal::Local("token".to_owned())))
+            }
+            (Mode::Standalone { .. }, _) => Ok(None),
+            (Mode::Kubernetes { client }, _) => {
+                Ok(self.token_review(client, token).await?.map(Principal::Kube))
+            }
+        }
+    }
+
+    async fn token_review(&self, client: &kube::Client, token: &str) -> Result<Option<KubeUser>, AppError> {
+        if let Some((at, user)) = lock(&self.inner.auth.token_reviews).get(token)
+            && at.elapsed() < TOKEN_REVIEW_TTL
+        {
+            return Ok(user.clone());
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: token.to_owned(),
+                audiences: None,
+            },
+            ..TokenReview::default()
+        };
+        let api: kube::Api<TokenReview> = kube::Api::all(client.clone());
+        let answer = api.create(&PostParams::default(), &review).await?;
+        let user = answer
+            .status
+            .filter(|s| s.authenticated == Some(true))
+            .and_then(|s| s.user)
+            .and_then(|u| {
+                Some(KubeUser {
+                    username: u.username?,
+                    uid: u.uid,
+                    groups: u.groups.unwrap_or_default(),
+                    extra: u.extra.unwrap_or_default().into_iter().collect(),
+                })
+            });
+        let mut cache = lock(&self.inner.auth.token_reviews);
+        if cache.len() > MAX_SESSIONS {
+            cache.clear();
+        }
+        cache.insert(token.to_owned(), (Instant::now(), user.clone()));
+        Ok(user)
+    }
+
+    /// May `principal` do `verb` on ScheduledJobs in `namespace` (`None`: in every namespace)?
+    pub(crate) async fn allowed(
+        &self,
+        principal: &Principal,
+        verb: Verb,
+        namespace: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let user = match principal {
+            Principal::Anonymous | Principal::Local(_) => return Ok(true),
+            Principal::Kube(user) => user,
+        };
+        let Mode::Kubernetes { client } = &self.inner.mode else {
+            return Ok(false);
+        };
+        let key = (user.username.clone(), verb, namespace.map(str::to_owned));
+        if let Some((at, allowed)) = lock(&self.inner.auth.access_reviews).get(&key)
+            && at.elapsed() < ACCESS_REVIEW_TTL
+        {
+            return Ok(*allowed);
+        }
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.username.clone()),
+                uid: user.uid.clone(),
+                groups: Some(user.groups.clone()),
+                extra: (!user.extra.is_empty()).then(|| user.extra.clone().into_iter().collect()),
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(jtp_crds::GROUP.to_owned()),
+                    resource: Some("scheduledjobs".to_owned()),
+                    verb: Some(verb.as_str().to_owned()),
+                    namespace: namespace.map(str::to_owned),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let api: kube::Api<SubjectAccessReview> = kube::Api::all(client.clone());
+        let answer = api.create(&PostParams::default(), &review).await?;
+        let allowed = answer.status.is_some_and(|s| s.allowed);
+        let mut cache = lock(&self.inner.auth.access_reviews);
+        if cache.len() > MAX_SESSIONS {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), allowed));
+        Ok(allowed)
+    }
+
+    /// Starts a browser session holding `token` (the login page).
+    pub(crate) fn login_session(&self, token: String) -> Session {
+        self.inner.auth.new_session(Some(token))
+    }
+
+    /// Leaves a message for the next page of this caller's browser (no-op without a session).
+    pub(crate) fn set_flash(&self, caller: &Caller, kind: &'static str, message: String) {
+        if let Some(session) = &caller.session {
+            self.inner.auth.set_flash(&session.id, Flash { kind, message });
+        }
+    }
+
+    /// The message left for this page, once.
+    pub(crate) fn take_flash(&self, caller: &Caller) -> Option<Flash> {
+        caller
+            .session
+            .as_ref()
+            .and_then(|s| self.inner.auth.take_flash(&s.id))
+    }
+
+    /// Ends a browser session (the logout button).
+    pub(crate) fn end_session(&self, id: &str) {
+        self.inner.auth.remove_session(id);
+    }
+
+    /// The `Set-Cookie` value for a session (or, with `None`, one that removes the cookie).
+    pub(crate) fn session_cookie(&self, session: Option<&Session>) -> HeaderValue {
+        let secure = if self.inner.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        let value = match session {
+            Some(s) => format!(
+                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
+                s.id
+            ),
+            None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+        };
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// True for paths that anyone may fetch: the login page, static files, the health check, the
+/// API description.
+fn is_public(path: &str) -> bool {
+    path == "/login" || path.starts_with("/static/") || path == "/healthz" || path == "/api/v1/openapi.json"
+}
+
+/// Refuses unsafe requests that a browser sent from another site.
+fn check_same_origin(headers: &HeaderMap) -> Result<(), AppError> {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(AppError::Csrf(format!(
+            "refused: this request came from another site (Sec-Fetch-Site: {site}); reload the portal and try again"
+        )));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or("");
+        if origin == "null" || origin_host != host {
+            return Err(AppError::Csrf(format!(
+                "refused: this request came from another origin ({origin}); reload the portal and try again"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// True when `Host` names this machine: an open portal answers only to those, so a web page cannot
+/// reach it through DNS rebinding.
+fn host_is_loopback(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let name = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map(|h| h.trim_start_matches('['))
+            .unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The authentication middleware of the whole app: finds the caller, enforces login and CSRF, keeps
+/// the browser session cookie.
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match authenticate_inner(&state, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> Result<Response, Response> {
+    let path = request.uri().path().to_owned();
+    let is_api = path.starts_with("/api/");
+    let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let open = matches!(state.inner.mode, Mode::Standalone { .. })
+        && !state.inner.config.local_auth.requires_credentials();
+
+    if open && !host_is_loopback(request.headers()) {
+        return Err(AppError::Forbidden(
+            "this portal runs without login and answers only to localhost / 127.0.0.1".to_owned(),
+        )
+        .into_response());
+    }
+    if unsafe_method {
+        check_same_origin(request.headers()).map_err(IntoResponse::into_response)?;
+    }
+
+    let cookie_session =
+        cookie_value(request.headers(), SESSION_COOKIE).and_then(|id| state.inner.auth.session(&id));
+    let credential = header_credential(request.headers());
+    let cookie_session_present = cookie_session.is_some();
+    let mut new_session = None;
+
+    // Who is it?
+    let (principal, by_cookie) = match (&credential, open) {
+        (_, true) => (Some(Principal::Anonymous), credential.is_none()),
+        (Some(Credential::Bearer(token)), false) => (
+            state
+                .principal_for_token(token)
+                .await
+                .map_err(IntoResponse::into_response)?,
+            false,
+        ),
+        (Some(Credential::Basic(user, password)), false) => match &state.inner.config.local_auth {
+            LocalAuth::Basic { user: u, password: p }
+                if matches!(state.inner.mode, Mode::Standalone { .. })
+                    && same(user, u)
+                    && same(password, p) =>
+            {
+                // Browsers resend basic credentials by themselves, like a cookie: CSRF rules apply.
+                (Some(Principal::Local(user.clone())), true)
+            }
+            _ => (None, false),
+        },
+        (None, false) => match cookie_session.as_ref().and_then(|s| s.token.clone()) {
+            Some(token) => (
+                state
+                    .principal_for_token(&token)
+                    .await
+                    .map_err(IntoResponse::into_response)?,
+                true,
+            ),
+            None => (None, false),
+        },
+    };
+
+    if is_public(&path) {
+        let mut request = request;
+        if let Some(principal) = principal {
+            request.extensions_mut().insert(Caller {
+                principal,
+                session: cookie_session,
+                by_cookie,
+            });
+        }
+        return Ok(next.run(request).await);
+    }
+
+    let Some(principal) = principal else {
+        return Err(unauthenticated(
+            state,
+            is_api,
+            credential.is_some() || cookie_session.is_some(),
+        ));
+    };
+
+    // Browsers need a session for the CSRF token, even when the header authenticates them.
+    let session = match cookie_session {
+        Some(s) => Some(s),
+        None if !is_api
+            && credential
+                .as_ref()
+                .is_none_or(|c| matches!(c, Credential::Basic(..))) =>
+        {
+            let s = state.inner.auth.new_session(None);
+            new_session = Some(s.clone());
+            Some(s)
+        }
+        None => None,
+    };
+
+    // Forms always carry the token; the API needs it only when the session cookie is what
+    // authenticates it (a bearer or basic header, or no credential at all on an open portal, is sent
+    // by a program, and browsers' cross-site attempts are stopped by the origin checks above).
+    let needs_token = unsafe_method && (!is_api || (credential.is_none() && cookie_session_present));
+    let mut request = request;
+    if needs_token {
+        request = check_csrf_token(request, session.as_ref(), is_api)
+            .await
+            .map_err(IntoResponse::into_response)?;
+    }
+    request.extensions_mut().insert(Caller {
+        principal,
+        session,
+        by_cookie,
+    });
+    let mut response = next.run(request).await;
+    if let Some(s) = new_session {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, state.session_cookie(Some(&s)));
+    }
+    Ok(response)
+}
+
+fn unauthenticated(state: &AppState, is_api: bool, tried: bool) -> Response {
+    let basic = matches!(state.inner.config.local_auth, LocalAuth::Basic { .. })
+        && matches!(state.inner.mode, Mode::Standalone { .. });
+    if is_api || basic {
+        let message = if tried {
+            "the credentials were not accepted"
+        } else if basic {
+            "log in with the portal's user and password"
+        } else {
+            "send a bearer token: Authorization: Bearer <token>"
+        };
+        let mut response = AppError::Unauthorized(message.to_owned()).into_response();
+        let challenge = if basic {
+            HeaderValue::from_static("Basic realm=\"Job Trigger Portal\", charset=\"UTF-8\"")
+        } else {
+            HeaderValue::from_static("Bearer realm=\"Job Trigger Portal\"")
+        };
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        return response;
+    }
+    let target = if tried { "/login?expired=1" } else { "/login" };
+    Redirect::to(target).into_response()
+}
+
+/// Checks the session's CSRF token: the `X-CSRF-Token` header, or the `csrf` field of a form body
+/// (the body is read and put back for the handler).
+async fn check_csrf_token(
+    request: Request,
+    session: Option<&Session>,
+    is_api: bool,
+) -> Result<Request, AppError> {
+    let Some(session) = session else {
+        return Err(AppError::Csrf(
+            "refused: no session; reload the page and submit the form again".to_owned(),
+        ));
+    };
+    if let Some(token) = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        return if same(token, &session.csrf) {
+            Ok(request)
+        } else {
+            Err(AppError::Csrf(
+                "refused: the CSRF token does not match".to_owned(),
+            ))
+        };
+    }
+    if is_api {
+        return Err(AppError::Csrf(format!(
+            "refused: API calls authenticated by the session cookie need the {CSRF_HEADER} header"
+        )));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| AppError::BadRequest("the form is too large".to_owned()))?;
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.into_owned());
+    match token {
+        Some(token) if same(&token, &session.csrf) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Some(_) => Err(AppError::Csrf(
+            "refused: the form's CSRF token does not match this session; reload the page and submit again"
+                .to_owned(),
+        )),
+        None => Err(AppError::Csrf(
+            "refused: the form has no CSRF token; reload the page and submit again".to_owned(),
+        )),
+    }
+}
+
+/// `401` for a caller that the handler needed but the middleware did not find (public routes).
+pub fn require_caller(caller: Option<Caller>) -> Result<Caller, AppError> {
+    caller.ok_or_else(|| AppError::Unauthorized("log in first".to_owned()))
+}
+
+/// Response status for a refused login.
+pub const LOGIN_REFUSED: StatusCode = StatusCode::UNAUTHORIZED;

@@ -1,0 +1,208 @@
+//! Writes, one way per mode: standalone writes store rows and wakes the runner; Kubernetes creates,
+//! patches and deletes ScheduledJob resources and leaves the rest to the operator. Callers have
+//! already validated the input and checked the user's rights.
+
+use crate::error::{AppError, Result};
+use crate::{AppState, FIELD_MANAGER, Mode};
+use chrono::{DateTime, SecondsFormat, Utc};
+use jtp_crds::{RUN_NOW_ANNOTATION, ScheduledJob, ScheduledJobSpec};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+/// The 404 of a job that does not exist.
+pub(crate) fn job_not_found(namespace: &str, name: &str) -> AppError {
+    AppError::NotFound(format!("no job \"{name}\" in namespace \"{namespace}\""))
+}
+
+/// Turns the API server's 404 into the portal's, naming the job.
+fn kube_err(namespace: &str, name: &str) -> impl Fn(kube::Error) -> AppError {
+    let (namespace, name) = (namespace.to_owned(), name.to_owned());
+    move |e| match &e {
+        kube::Error::Api(status) if status.code == 404 => job_not_found(&namespace, &name),
+        kube::Error::Api(status) if status.code == 409 => AppError::Conflict(format!(
+            "a ScheduledJob \"{name}\" already exists in namespace \"{namespace}\""
+        )),
+        kube::Error::Api(status) if status.code == 422 => AppError::Invalid(vec![jtp_crds::FieldError::new(
+            "spec",
+            format!("the API server refused the job: {}", status.message),
+        )]),
+        _ => AppError::Kube(e),
+    }
+}
+
+impl AppState {
+    fn jobs_api(client: &kube::Client, namespace: &str) -> Api<ScheduledJob> {
+        Api::namespaced(client.clone(), namespace)
+    }
+
+    fn wake_runner(&self) {
+        if let Mode::Standalone { wake } = &self.inner.mode {
+            wake.notify_one();
+        }
+    }
+
+    /// Creates a job. A job of that name in that namespace is a conflict (409).
+    pub(crate) async fn create_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: &ScheduledJobSpec,
+    ) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Standalone { .. } => {
+                crate::data::insert_job(self, namespace, name, spec).await?;
+                self.wake_runner();
+            }
+            Mode::Kubernetes { client } => {
+                let mut job = ScheduledJob::new(name, spec.clone());
+                job.metadata.namespace = Some(namespace.to_owned());
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    ..PostParams::default()
+                };
+                Self::jobs_api(client, namespace)
+                    .create(&params, &job)
+                    .await
+                    .map_err(kube_err(namespace, name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a job's spec. Kubernetes: a merge patch that also sets to null what the new spec
+    /// leaves out, so switching from daily to weekly does not leave both set.
+    pub(crate) async fn update_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: &ScheduledJobSpec,
+    ) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Standalone { .. } => {
+                crate::data::update_job(self, namespace, name, spec).await?;
+                self.wake_runner();
+            }
+            Mode::Kubernetes { client } => {
+                let api = Self::jobs_api(client, namespace);
+                let live = api.get(name).await.map_err(kube_err(namespace, name))?;
+                let old = serde_json::to_value(&live.spec)
+                    .map_err(|e| AppError::Internal(format!("serializing the old spec: {e}")))?;
+                let new = serde_json::to_value(spec)
+                    .map_err(|e| AppError::Internal(format!("serializing the spec: {e}")))?;
+                // resourceVersion makes the patch fail (409) if someone changed the job meanwhile.
+                let patch = json!({
+                    "metadata": { "resourceVersion": live.metadata.resource_version },
+                    "spec": merge_patch_between(&old, &new),
+                });
+                api.patch(
+                    name,
+                    &PatchParams {
+                        field_manager: Some(FIELD_MANAGER.to_owned()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(kube_err(namespace, name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a job; its runs stay in the store.
+    pub(crate) async fn delete_job(&self, namespace: &str, name: &str) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Standalone { .. } => {
+                crate::data::delete_job(self, namespace, name).await?;
+                self.wake_runner();
+            }
+            Mode::Kubernetes { client } => {
+                Self::jobs_api(client, namespace)
+                    .delete(name, &DeleteParams::background())
+                    .await
+                    .map_err(kube_err(namespace, name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks for one run now. Kubernetes: the run-now annotation set to `now` (RFC3339 UTC) by merge
+    /// patch; standalone: the store's run-now request, then the runner is woken.
+    pub(crate) async fn run_now(&self, namespace: &str, name: &str, now: DateTime<Utc>) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Standalone { .. } => {
+                crate::data::request_run_now(self, namespace, name, now).await?;
+                self.wake_runner();
+            }
+            Mode::Kubernetes { client } => {
+                let value = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+                let patch = json!({ "metadata": { "annotations": { RUN_NOW_ANNOTATION: value } } });
+                Self::jobs_api(client, namespace)
+                    .patch(
+                        name,
+                        &PatchParams {
+                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            ..PatchParams::default()
+                        },
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(kube_err(namespace, name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The spec to edit: in Kubernetes mode the live resource (the mirror may lag and leaves out
+    /// nothing, but the resource is what the patch replaces); standalone the stored row.
+    pub(crate) async fn spec_for_edit(&self, namespace: &str, name: &str) -> Result<ScheduledJobSpec> {
+        match &self.inner.mode {
+            Mode::Standalone { .. } => crate::data::get_job(self, namespace, name)
+                .await?
+                .map(|j| j.spec)
+                .ok_or_else(|| job_not_found(namespace, name)),
+            Mode::Kubernetes { client } => Ok(Self::jobs_api(client, namespace)
+                .get(name)
+                .await
+                .map_err(kube_err(namespace, name))?
+                .spec),
+        }
+    }
+}
+
+/// A JSON merge patch (RFC 7396) that turns `old` into `new`: keys missing from `new` become null.
+pub fn merge_patch_between(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for (key, value) in new {
+                let entry = match old.get(key) {
+                    Some(previous) => merge_patch_between(previous, value),
+                    None => value.clone(),
+                };
+                patch.insert(key.clone(), entry);
+            }
+            for key in old.keys().filter(|k| !new.contains_key(*k)) {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_removes_what_the_new_spec_leaves_out() {
+        let old = serde_json::to_value(ScheduledJobSpec::daily("09:00")).unwrap();
+        let new = serde_json::to_value(ScheduledJobSpec::hourly(5)).unwrap();
+        let patch = merge_patch_between(&old, &new);
+        assert_eq!(patch["schedule"]["daily"], serde_json::Value::Null);
+        assert_eq!(patch["schedule"]["hourly"]["minute"], 5);
+    }
+}

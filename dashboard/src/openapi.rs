@@ -1,0 +1,291 @@
+//! The OpenAPI 3.1 description of `/api/v1`, written by hand next to the routes; a test checks that
+//! every route in [`crate::api::ROUTES`] is described and nothing else is.
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut map = serde_json::Map::new();
+    for code in codes {
+        let (description, schema) = match *code {
+            "401" => ("Not authenticated: send Authorization: Bearer <token>", "Error"),
+            "403" => ("Not allowed (RBAC), or a CSRF check failed", "Error"),
+            "404" => ("No such job or run", "Error"),
+            "409" => ("A job with this name exists, or it changed meanwhile", "Error"),
+            "422" => ("Invalid input, with every problem by field", "ValidationErrors"),
+            _ => ("Internal error", "Error"),
+        };
+        map.insert(
+            (*code).to_owned(),
+            json!({
+                "description": description,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+            }),
+        );
+    }
+    Value::Object(map)
+}
+
+fn with_errors(mut ok: Value, codes: &[&str]) -> Value {
+    if let (Some(map), Value::Object(errors)) = (ok.as_object_mut(), error_responses(codes)) {
+        map.extend(errors);
+    }
+    ok
+}
+
+fn path_params() -> Value {
+    json!([
+        { "name": "namespace", "in": "path", "required": true, "schema": { "type": "string" },
+          "description": "The job's namespace (standalone: \"default\")" },
+        { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }
+    ])
+}
+
+fn id_param() -> Value {
+    json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "format": "int64" } }])
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn json_ok(code: &str, description: &str, schema: Value) -> Value {
+    json!({ code: { "description": description, "content": { "application/json": { "schema": schema } } } })
+}
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn document() -> Value {
+    let spec_schema = serde_json::to_value(schemars::schema_for!(jtp_crds::ScheduledJobSpec))
+        .unwrap_or_else(|_| json!({ "type": "object" }));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Job Trigger Portal API",
+            "version": "v1",
+            "description": "Jobs, runs and Run Now. Authenticate with `Authorization: Bearer <token>` \
+                (Kubernetes mode: a Kubernetes token, checked with TokenReview; rights are the caller's own \
+                RBAC rights on scheduledjobs.jobtrigger.io). Times are UTC (RFC3339) with the job's local \
+                rendering beside them."
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "bearer": [] }, {}],
+        "paths": {
+            "/jobs": {
+                "get": {
+                    "operationId": "listJobs",
+                    "summary": "List jobs, ordered by next run (NULLs last), then name",
+                    "parameters": [
+                        { "name": "name", "in": "query", "schema": { "type": "string" }, "description": "Case-insensitive part of the name" },
+                        { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["", "SUCCESS", "FAILURE", "ERROR"] }, "description": "The last run's status" },
+                        { "name": "namespace", "in": "query", "schema": { "type": "string" } },
+                        { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
+                        { "name": "per_page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }
+                    ],
+                    "responses": with_errors(json_ok("200", "A page of jobs", schema_ref("JobList")), &["401", "403", "422", "500"])
+                },
+                "post": {
+                    "operationId": "createJob",
+                    "summary": "Create a job (Kubernetes: a ScheduledJob resource; standalone: a row)",
+                    "requestBody": json_body(schema_ref("CreateJob")),
+                    "responses": with_errors(json_ok("201", "Created", schema_ref("WrittenJob")), &["401", "403", "409", "422", "500"])
+                }
+            },
+            "/jobs/{namespace}/{name}": {
+                "parameters": path_params(),
+                "get": {
+                    "operationId": "getJob",
+                    "summary": "One job",
+                    "responses": with_errors(json_ok("200", "The job", schema_ref("Job")), &["401", "403", "404", "500"])
+                },
+                "put": {
+                    "operationId": "updateJob",
+                    "summary": "Replace a job's spec; its next run is recomputed from now",
+                    "requestBody": json_body(json!({ "type": "object", "required": ["spec"], "properties": { "spec": schema_ref("ScheduledJobSpec") } })),
+                    "responses": with_errors(json_ok("200", "Saved", schema_ref("WrittenJob")), &["401", "403", "404", "409", "422", "500"])
+                },
+                "delete": {
+                    "operationId": "deleteJob",
+                    "summary": "Delete a job; its runs stay recorded",
+                    "responses": with_errors(json!({ "204": { "description": "Deleted" } }), &["401", "403", "404", "500"])
+                }
+            },
+            "/jobs/{namespace}/{name}/run": {
+                "parameters": path_params(),
+                "post": {
+                    "operationId": "runNow",
+                    "summary": "Run Now: one run as soon as possible (needs the patch right)",
+                    "responses": with_errors(json_ok("202", "Requested", json!({
+                        "type": "object",
+                        "properties": { "namespace": { "type": "string" }, "name": { "type": "string" }, "requestedAt": { "type": "string", "format": "date-time" } }
+                    })), &["401", "403", "404", "500"])
+                }
+            },
+            "/jobs/{namespace}/{name}/runs": {
+                "parameters": path_params(),
+                "get": {
+                    "operationId": "listRuns",
+                    "summary": "A job's runs, newest first",
+                    "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }],
+                    "responses": with_errors(json_ok("200", "Runs", json!({ "type": "object", "properties": { "items": { "type": "array", "items": schema_ref("Run") } } })), &["401", "403", "404", "500"])
+                }
+            },
+            "/runs/{id}": {
+                "parameters": id_param(),
+                "get": {
+                    "operationId": "getRun",
+                    "summary": "One run with its output",
+                    "responses": with_errors(json_ok("200", "The run", schema_ref("RunWithOutput")), &["401", "403", "404", "500"])
+                }
+            },
+            "/runs/{id}/output": {
+                "parameters": id_param(),
+                "get": {
+                    "operationId": "getRunOutput",
+                    "summary": "A run's stored output (stdout and stderr, capped) as plain text",
+                    "responses": with_errors(json!({ "200": { "description": "The output", "content": { "text/plain": { "schema": { "type": "string" } } } } }), &["401", "403", "404", "500"])
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } }
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "ScheduledJobSpec": spec_schema,
+                "ShownTime": {
+                    "type": "object",
+                    "properties": {
+                        "local": { "type": "string", "example": "2026-11-30 09:00 HKT" },
+                        "utc": { "type": "string", "example": "2026-11-30 01:00:00 UTC" },
+                        "rfc3339": { "type": "string", "format": "date-time" }
+                    }
+                },
+                "Job": {
+                    "type": "object",
+                    "properties": {
+                        "namespace": { "type": "string" }, "name": { "type": "string" },
+                        "description": { "type": ["string", "null"] },
+                        "schedule": { "type": "string", "description": "The schedule in words" },
+                        "timeZone": { "type": "string" },
+                        "nextRun": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "lastRun": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "lastStatus": { "type": ["string", "null"], "enum": ["SUCCESS", "FAILURE", "ERROR", "RUNNING", null] },
+                        "active": { "type": "boolean" },
+                        "runNowRequested": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "spec": schema_ref("ScheduledJobSpec")
+                    }
+                },
+                "JobList": {
+                    "type": "object",
+                    "properties": {
+                        "items": { "type": "array", "items": schema_ref("Job") },
+                        "total": { "type": "integer" }, "page": { "type": "integer" }, "perPage": { "type": "integer" }
+                    }
+                },
+                "CreateJob": {
+                    "type": "object",
+                    "required": ["name", "spec"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "namespace": { "type": "string", "description": "Required in Kubernetes mode" },
+                        "spec": schema_ref("ScheduledJobSpec")
+                    }
+                },
+                "WrittenJob": {
+                    "type": "object",
+                    "properties": { "namespace": { "type": "string" }, "name": { "type": "string" }, "spec": schema_ref("ScheduledJobSpec") }
+                },
+                "Run": {
+                    "type": "object",
+                    "properties": {
+                        "id": { "type": "integer" },
+                        "status": { "type": "string", "enum": ["RUNNING", "SUCCESS", "FAILURE", "ERROR"] },
+                        "started": schema_ref("ShownTime"),
+                        "scheduledFor": schema_ref("ShownTime"),
+                        "finished": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "duration": { "type": "string" },
+                        "trigger": { "type": "string", "enum": ["schedule", "manual"] },
+                        "exitCode": { "type": ["integer", "null"] },
+                        "outputBytes": { "type": "integer" },
+                        "outputTruncatedBytes": { "type": "integer", "description": "Bytes cut from the middle by the cap (0: whole)" },
+                        "kubernetesJob": { "type": ["string", "null"] }
+                    }
+                },
+                "RunWithOutput": {
+                    "allOf": [schema_ref("Run"), {
+                        "type": "object",
+                        "properties": {
+                            "namespace": { "type": "string" }, "job": { "type": "string" }, "timeZone": { "type": "string" },
+                            "output": { "type": "string" }
+                        }
+                    }]
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": { "type": "string" }, "kind": { "type": "string" } }
+                },
+                "ValidationErrors": {
+                    "type": "object",
+                    "required": ["errors"],
+                    "properties": {
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "field": { "type": "string", "example": "spec.schedule.daily.at" },
+                                    "message": { "type": "string" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let doc = document();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if item.get(method).is_some() {
+                    documented.insert((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        let routes: BTreeSet<(String, String)> = crate::api::ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            assert!(schemas.contains_key(&name), "missing schema {name}");
+        }
+    }
+}

@@ -1,0 +1,819 @@
+//! The HTML pages: the jobs table with its runs panel, a run's output, the job form, Run Now, login.
+//! Errors of these routes become HTML pages ([`html_errors`]); forms with invalid input come back
+//! with every typed value and the errors next to their fields (422).
+
+use crate::auth::{CSRF_FIELD, Caller, Flash, Verb};
+use crate::data::{self, JobQuery, JobView, RunView};
+use crate::error::{AppError, ErrorPage, Result};
+use crate::form::{self, FormErrors, JobForm};
+use crate::{AppState, timefmt};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::Utc;
+use jtp_crds::ScheduledJobSpec;
+use serde::Deserialize;
+use std::sync::LazyLock;
+
+/// Every IANA zone name chrono-tz knows, for the time-zone datalist.
+static TIME_ZONES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect());
+
+const STATUS_OPTIONS: [(&str, &str); 4] = [
+    ("", "any"),
+    ("SUCCESS", "last run succeeded"),
+    ("FAILURE", "last run failed"),
+    ("ERROR", "last run could not start"),
+];
+
+/// The page routes (behind authentication).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(jobs_page))
+        .route("/jobs", post(create_job))
+        .route("/jobs/new", get(new_job_form))
+        .route("/jobs/{namespace}/{name}", get(job_page))
+        .route("/jobs/{namespace}/{name}/panel", get(panel_fragment))
+        .route("/jobs/{namespace}/{name}/runs/{id}", get(run_page))
+        .route(
+            "/jobs/{namespace}/{name}/edit",
+            get(edit_job_form).post(update_job),
+        )
+        .route("/jobs/{namespace}/{name}/delete", post(delete_job))
+        .route("/jobs/{namespace}/{name}/run", post(run_now))
+        .route("/runs/{id}", get(run_redirect))
+        .route("/runs/{id}/output.txt", get(output_txt))
+        .layer(middleware::from_fn(html_errors))
+}
+
+/// Login and logout.
+pub fn auth_router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .layer(middleware::from_fn(html_errors))
+}
+
+/// The script, the style sheet and the health check.
+pub fn static_router() -> Router<AppState> {
+    Router::new()
+        .route("/static/app.js", get(app_js))
+        .route("/static/app.css", get(app_css))
+        .route("/healthz", get(healthz))
+}
+
+async fn app_js() -> Response {
+    static_file("text/javascript; charset=utf-8", include_str!("../static/app.js"))
+}
+
+async fn app_css() -> Response {
+    static_file("text/css; charset=utf-8", include_str!("../static/app.css"))
+}
+
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<&'static str> {
+    state.store().ping().await.map_err(data::store_err)?;
+    Ok("ok")
+}
+
+/// What every page shows around its content.
+#[derive(Clone, Debug)]
+pub struct Chrome {
+    pub mode: &'static str,
+    pub user: String,
+    pub csrf: String,
+    pub can_logout: bool,
+    pub kubernetes: bool,
+    pub flash: Option<Flash>,
+}
+
+impl Chrome {
+    fn new(state: &AppState, caller: &Caller) -> Self {
+        Self {
+            mode: if state.is_kubernetes() {
+                "Kubernetes"
+            } else {
+                "standalone"
+            },
+            user: caller.principal.display(),
+            csrf: caller.csrf(),
+            can_logout: caller.session.as_ref().is_some_and(|s| s.token.is_some()),
+            kubernetes: state.is_kubernetes(),
+            flash: state.take_flash(caller),
+        }
+    }
+}
+
+fn render<T: Template>(template: &T) -> Result<Html<String>> {
+    template
+        .render()
+        .map(Html)
+        .map_err(|e| AppError::Internal(format!("rendering a page: {e}")))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate {
+    chrome: Chrome,
+    status: u16,
+    heading: &'static str,
+    message: String,
+}
+
+/// Turns error responses of page routes into HTML pages (the API keeps its JSON), and sends
+/// unauthenticated browsers to the login page.
+async fn html_errors(request: Request, next: Next) -> Response {
+    let caller = request.extensions().get::<Caller>().cloned();
+    let response = next.run(request).await;
+    let Some(page) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    let heading = match page.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::UNAUTHORIZED => "Please log in",
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "That did not work",
+        StatusCode::CONFLICT => "Conflict",
+        _ => "Something went wrong",
+    };
+    let chrome = Chrome {
+        mode: "",
+        user: caller.as_ref().map(|c| c.principal.display()).unwrap_or_default(),
+        csrf: caller.as_ref().map(Caller::csrf).unwrap_or_default(),
+        can_logout: caller
+            .as_ref()
+            .and_then(|c| c.session.as_ref())
+            .is_some_and(|s| s.token.is_some()),
+        kubernetes: false,
+        flash: None,
+    };
+    let template = ErrorTemplate {
+        chrome,
+        status: page.status.as_u16(),
+        heading,
+        message: page.message,
+    };
+    match template.render() {
+        Ok(html) => {
+            let mut out = (page.status, Html(html)).into_response();
+            for (name, value) in response.headers() {
+                if name == header::WWW_AUTHENTICATE {
+                    out.headers_mut().insert(name, value.clone());
+                }
+            }
+            out
+        }
+        Err(_) => response,
+    }
+}
+
+/// The filters of the jobs list as shown and carried in links.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub name: String,
+    pub status: String,
+    pub namespace: String,
+    /// `?name=…&status=…` (empty when no filter), appended to links so the filters stay.
+    pub suffix: String,
+}
+
+impl ListQuery {
+    fn from_query(q: &JobQuery) -> Self {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("name", &q.name),
+            ("status", &q.status),
+            ("namespace", &q.namespace),
+        ] {
+            if !value.is_empty() {
+                pairs.append_pair(key, value);
+            }
+        }
+        if let Some(page) = q.page.filter(|p| *p > 1) {
+            pairs.append_pair("page", &page.to_string());
+        }
+        let encoded = pairs.finish();
+        Self {
+            name: q.name.clone(),
+            status: q.status.clone(),
+            namespace: q.namespace.clone(),
+            suffix: if encoded.is_empty() {
+                String::new()
+            } else {
+                format!("?{encoded}")
+            },
+        }
+    }
+
+    fn page_href(&self, page: u32) -> String {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("name", &self.name),
+            ("status", &self.status),
+            ("namespace", &self.namespace),
+        ] {
+            if !value.is_empty() {
+                pairs.append_pair(key, value);
+            }
+        }
+        pairs.append_pair("page", &page.to_string());
+        format!("/?{}", pairs.finish())
+    }
+}
+
+/// The output of one run, as the panel shows it.
+#[derive(Clone, Debug)]
+pub struct OutputView {
+    pub run: RunView,
+    pub text: String,
+    pub truncated_bytes: i64,
+    pub original_bytes: i64,
+}
+
+/// The side panel of one job.
+#[derive(Clone, Debug)]
+pub struct PanelData {
+    pub job: JobView,
+    pub runs: Vec<RunView>,
+    /// The run whose output is shown (-1: none).
+    pub selected_run: i64,
+    pub output: Option<OutputView>,
+    pub csrf: String,
+    pub kubernetes: bool,
+    pub refresh_url: String,
+    pub query_suffix: String,
+    pub back_suffix: String,
+    /// A run is in flight or a Run Now is pending: the panel says it is updating.
+    pub live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsTemplate {
+    chrome: Chrome,
+    query: ListQuery,
+    status_options: Vec<(&'static str, &'static str)>,
+    jobs: Vec<JobView>,
+    total: i64,
+    page: u32,
+    pages: i64,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+    selected: String,
+    panel: Option<PanelData>,
+}
+
+#[derive(Template)]
+#[template(path = "panel_fragment.html")]
+struct PanelTemplate {
+    p: PanelData,
+}
+
+async fn jobs_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<JobQuery>,
+) -> Result<Response> {
+    render_jobs(&state, &caller, &query, None).await
+}
+
+async fn job_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<JobQuery>,
+) -> Result<Response> {
+    let panel = panel_data(&state, &caller, &namespace, &name, None, &query).await?;
+    render_jobs(&state, &caller, &query, Some(panel)).await
+}
+
+async fn run_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name, id)): Path<(String, String, i64)>,
+    Query(query): Query<JobQuery>,
+) -> Result<Response> {
+    let panel = panel_data(&state, &caller, &namespace, &name, Some(id), &query).await?;
+    render_jobs(&state, &caller, &query, Some(panel)).await
+}
+
+#[derive(Deserialize)]
+struct PanelQuery {
+    run: Option<i64>,
+}
+
+async fn panel_fragment(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(panel_query): Query<PanelQuery>,
+    Query(query): Query<JobQuery>,
+) -> Result<Response> {
+    let p = panel_data(&state, &caller, &namespace, &name, panel_query.run, &query).await?;
+    Ok(render(&PanelTemplate { p })?.into_response())
+}
+
+async fn run_redirect(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let detail = data::get_run(&state, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+    caller
+        .require(&state, Verb::Get, &detail.job.namespace, "read this run")
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/jobs/{}/{}/runs/{id}",
+        detail.job.namespace, detail.job.name
+    ))
+    .into_response())
+}
+
+async fn output_txt(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let detail = data::get_run(&state, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+    caller
+        .require(&state, Verb::Get, &detail.job.namespace, "read this run's output")
+        .await?;
+    let filename = format!("{}-run-{id}.txt", detail.job.name);
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        detail.output,
+    )
+        .into_response())
+}
+
+async fn render_jobs(
+    state: &AppState,
+    caller: &Caller,
+    query: &JobQuery,
+    panel: Option<PanelData>,
+) -> Result<Response> {
+    query.last_status()?;
+    let namespaces = caller.readable_namespaces(state).await?;
+    let per_page = query.per_page.unwrap_or(state.config().page_size).clamp(1, 500);
+    let page = query.page.unwrap_or(1).max(1);
+    let (jobs, total) = data::list_jobs(state, query, namespaces.as_deref(), page, per_page).await?;
+    let pages = ((total + i64::from(per_page) - 1) / i64::from(per_page)).max(1);
+    let list_query = ListQuery::from_query(query);
+    let template = JobsTemplate {
+        chrome: Chrome::new(state, caller),
+        prev_href: (page > 1).then(|| list_query.page_href(page - 1)),
+        next_href: (i64::from(page) < pages).then(|| list_query.page_href(page + 1)),
+        query: list_query,
+        status_options: STATUS_OPTIONS.to_vec(),
+        jobs,
+        total,
+        page,
+        pages,
+        selected: panel.as_ref().map(|p| p.job.key.clone()).unwrap_or_default(),
+        panel,
+    };
+    Ok(render(&template)?.into_response())
+}
+
+async fn panel_data(
+    state: &AppState,
+    caller: &Caller,
+    namespace: &str,
+    name: &str,
+    run: Option<i64>,
+    query: &JobQuery,
+) -> Result<PanelData> {
+    caller
+        .require(state, Verb::Get, namespace, "read this job")
+        .await?;
+    let job = data::get_job(state, namespace, name)
+        .await?
+        .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
+    let runs = data::list_runs(state, &job, state.config().runs_in_panel).await?;
+    let output = match run {
+        None => None,
+        Some(id) => {
+            let detail = data::get_run(state, id)
+                .await?
+                .filter(|d| d.job.id == job.id)
+                .ok_or_else(|| AppError::NotFound(format!("job {namespace}/{name} has no run #{id}")))?;
+            Some(OutputView {
+                truncated_bytes: detail.run.output_truncated_bytes,
+                original_bytes: detail.run.output_bytes,
+                run: detail.run,
+                text: detail.output,
+            })
+        }
+    };
+    let view = JobView::from_job(job);
+    let live = view.run_now_requested.is_some() || runs.iter().any(|r| !r.status.is_finished());
+    let list_query = ListQuery::from_query(query);
+    let mut refresh = format!("/jobs/{namespace}/{name}/panel");
+    if let Some(id) = run {
+        refresh.push_str(&format!("?run={id}"));
+    }
+    if !list_query.suffix.is_empty() {
+        let rest = list_query.suffix.trim_start_matches('?');
+        refresh.push(if run.is_some() { '&' } else { '?' });
+        refresh.push_str(rest);
+    }
+    Ok(PanelData {
+        job: view,
+        runs,
+        selected_run: run.unwrap_or(-1),
+        output,
+        csrf: caller.csrf(),
+        kubernetes: state.is_kubernetes(),
+        refresh_url: refresh,
+        back_suffix: list_query.suffix.clone(),
+        query_suffix: list_query.suffix,
+        live,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "job_form.html")]
+struct FormTemplate {
+    chrome: Chrome,
+    form: JobForm,
+    errors: FormErrors,
+    editing: bool,
+    action: String,
+    csrf: String,
+    kubernetes: bool,
+    cancel_href: String,
+    schedule_options: Vec<(&'static str, &'static str)>,
+    interval_units: Vec<&'static str>,
+    weekday_options: Vec<(&'static str, &'static str, bool)>,
+    time_zones: &'static [&'static str],
+    script_options: Vec<(&'static str, &'static str)>,
+    concurrency_options: Vec<(&'static str, &'static str)>,
+}
+
+fn form_page(
+    state: &AppState,
+    caller: &Caller,
+    form: JobForm,
+    errors: FormErrors,
+    editing: bool,
+    status: StatusCode,
+) -> Result<Response> {
+    let (action, cancel_href) = if editing {
+        (
+            format!("/jobs/{}/{}/edit", form.namespace, form.name),
+            format!("/jobs/{}/{}", form.namespace, form.name),
+        )
+    } else {
+        ("/jobs".to_owned(), "/".to_owned())
+    };
+    let weekday_options = jtp_crds::Weekday::ALL
+        .iter()
+        .map(|d| {
+            (
+                d.as_str(),
+                d.title(),
+                form.weekly_on.iter().any(|w| w == d.as_str()),
+            )
+        })
+        .collect();
+    let template = FormTemplate {
+        chrome: Chrome::new(state, caller),
+        errors,
+        editing,
+        action,
+        csrf: caller.csrf(),
+        kubernetes: state.is_kubernetes(),
+        cancel_href,
+        schedule_options: vec![
+            ("interval", "at an interval"),
+            ("hourly", "every hour"),
+            ("daily", "every day"),
+            ("weekly", "on weekdays"),
+            ("monthly", "every month"),
+            ("cron", "cron expression"),
+            ("manual", "manually only"),
+        ],
+        interval_units: vec!["seconds", "minutes", "hours", "days"],
+        weekday_options,
+        time_zones: TIME_ZONES.as_slice(),
+        script_options: vec![
+            ("inline", "shell script"),
+            ("command", "command"),
+            ("file", "script file"),
+            ("configMap", "ConfigMap key"),
+        ],
+        concurrency_options: vec![
+            ("Forbid", "skip the new run (Forbid)"),
+            ("Allow", "run both (Allow)"),
+            ("Replace", "stop the old run (Replace)"),
+        ],
+        form,
+    };
+    Ok((status, render(&template)?).into_response())
+}
+
+async fn new_job_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    let namespace = if state.is_kubernetes() {
+        "default".to_owned()
+    } else {
+        state.config().standalone_namespace.clone()
+    };
+    form_page(
+        &state,
+        &caller,
+        JobForm::new_job(&namespace),
+        FormErrors::default(),
+        false,
+        StatusCode::OK,
+    )
+}
+
+/// The form's spec and every problem with it, as the API would report them.
+fn checked_spec(
+    form: &JobForm,
+    base: Option<&ScheduledJobSpec>,
+) -> std::result::Result<ScheduledJobSpec, FormErrors> {
+    match form.to_spec(base) {
+        Err(errors) => Err(FormErrors::from_field_errors(&errors)),
+        Ok(spec) => match form::validate_job(&form.namespace, &form.name, &spec) {
+            Ok(()) => Ok(spec),
+            Err(errors) => Err(FormErrors::from_field_errors(&errors)),
+        },
+    }
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response> {
+    let mut form = JobForm::from_urlencoded(&body);
+    form.name = form.name.trim().to_owned();
+    form.namespace = if state.is_kubernetes() {
+        form.namespace.trim().to_owned()
+    } else {
+        state.config().standalone_namespace.clone()
+    };
+    let spec = match checked_spec(&form, None) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            return form_page(
+                &state,
+                &caller,
+                form,
+                errors,
+                false,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    caller
+        .require(&state, Verb::Create, &form.namespace, "create jobs here")
+        .await?;
+    match state.create_job(&form.namespace, &form.name, &spec).await {
+        Ok(()) => {}
+        Err(AppError::Conflict(message)) => {
+            let mut errors = FormErrors::default();
+            errors.fields.insert("name".into(), vec![message]);
+            return form_page(&state, &caller, form, errors, false, StatusCode::CONFLICT);
+        }
+        Err(AppError::Invalid(errors)) => {
+            let errors = FormErrors::from_field_errors(&errors);
+            return form_page(
+                &state,
+                &caller,
+                form,
+                errors,
+                false,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    let note = if state.is_kubernetes() {
+        " The operator schedules it; it is listed once the operator has recorded it."
+    } else {
+        ""
+    };
+    state.set_flash(&caller, "success", format!("Created job {}.{note}", form.name));
+    Ok(Redirect::to(&format!("/jobs/{}/{}", form.namespace, form.name)).into_response())
+}
+
+async fn edit_job_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Response> {
+    caller
+        .require(&state, Verb::Get, &namespace, "read this job")
+        .await?;
+    let spec = state.spec_for_edit(&namespace, &name).await?;
+    let form = JobForm::from_spec(&namespace, &name, &spec);
+    form_page(&state, &caller, form, FormErrors::default(), true, StatusCode::OK)
+}
+
+async fn update_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    caller
+        .require(&state, Verb::Patch, &namespace, "edit this job")
+        .await?;
+    let mut form = JobForm::from_urlencoded(&body);
+    form.name = name.clone();
+    form.namespace = namespace.clone();
+    let base = state.spec_for_edit(&namespace, &name).await?;
+    let spec = match checked_spec(&form, Some(&base)) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            return form_page(
+                &state,
+                &caller,
+                form,
+                errors,
+                true,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    match state.update_job(&namespace, &name, &spec).await {
+        Ok(()) => {}
+        Err(AppError::Invalid(errors)) => {
+            let errors = FormErrors::from_field_errors(&errors);
+            return form_page(
+                &state,
+                &caller,
+                form,
+                errors,
+                true,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    state.set_flash(&caller, "success", format!("Saved job {name}."));
+    Ok(Redirect::to(&format!("/jobs/{namespace}/{name}")).into_response())
+}
+
+async fn delete_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Response> {
+    caller
+        .require(&state, Verb::Delete, &namespace, "delete this job")
+        .await?;
+    state.delete_job(&namespace, &name).await?;
+    state.set_flash(
+        &caller,
+        "success",
+        format!("Deleted job {name}; its runs stay recorded."),
+    );
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn run_now(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Response> {
+    caller
+        .require(&state, Verb::Patch, &namespace, "run this job now")
+        .await?;
+    let now = Utc::now();
+    state.run_now(&namespace, &name, now).await?;
+    let zone = match data::get_job(&state, &namespace, &name).await {
+        Ok(Some(job)) => timefmt::zone(&job.timezone),
+        _ => timefmt::zone(jtp_crds::DEFAULT_TIME_ZONE),
+    };
+    let at = timefmt::show(now, zone);
+    state.set_flash(
+        &caller,
+        "success",
+        format!(
+            "Run Now requested for {name} at {}. The run appears below when it starts.",
+            at.local
+        ),
+    );
+    Ok(Redirect::to(&format!("/jobs/{namespace}/{name}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTemplate {
+    prompt: &'static str,
+    hint: &'static str,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    expired: Option<String>,
+}
+
+fn login_template(state: &AppState, message: String) -> LoginTemplate {
+    if state.is_kubernetes() {
+        LoginTemplate {
+            prompt: "Kubernetes bearer token",
+            hint: "For example the output of: kubectl create token YOUR-SERVICEACCOUNT. \
+                   What you may see and do follows your own RBAC rights.",
+            message,
+        }
+    } else {
+        LoginTemplate {
+            prompt: "Access token",
+            hint: "The token the portal was started with.",
+            message,
+        }
+    }
+}
+
+fn logins_with_token(state: &AppState) -> bool {
+    state.is_kubernetes() || matches!(state.config().local_auth, crate::LocalAuth::Token(_))
+}
+
+async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Result<Response> {
+    if !logins_with_token(&state) {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let message = if q.expired.is_some() {
+        "Your session ended or the token is no longer accepted; log in again.".to_owned()
+    } else {
+        String::new()
+    };
+    Ok(render(&login_template(&state, message))?.into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Result<Response> {
+    if !logins_with_token(&state) {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let token = form.token.trim();
+    let accepted = !token.is_empty() && state.principal_for_token(token).await?.is_some();
+    if !accepted {
+        let page = render(&login_template(
+            &state,
+            "That token was not accepted. Paste a valid, unexpired token.".to_owned(),
+        ))?;
+        return Ok((crate::auth::LOGIN_REFUSED, page).into_response());
+    }
+    let session = state.login_session(token.to_owned());
+    let mut response = Redirect::to("/").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, state.session_cookie(Some(&session)));
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    if let Some(session) = &caller.session {
+        state.end_session(&session.id);
+    }
+    let target = if logins_with_token(&state) { "/login" } else { "/" };
+    let mut response = Redirect::to(target).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, state.session_cookie(None));
+    response
+}
+
+/// Name of the hidden CSRF field, for tests and templates.
+pub const CSRF_FORM_FIELD: &str = CSRF_FIELD;

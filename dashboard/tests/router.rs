@@ -1,0 +1,907 @@
+//! Every route of the portal and its error paths, through `app(state)` with a real SQLite store.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::{TimeZone, Utc};
+use common::*;
+use jtp_crds::{RunStatus, ScheduledJobSpec};
+use jtp_dashboard::{LocalAuth, PortalConfig};
+use serde_json::json;
+use std::time::Duration;
+
+const XSS: &str = "<script>alert(1)</script>";
+/// How askama escapes it.
+const XSS_ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+
+#[tokio::test]
+async fn jobs_page_shows_next_run_in_the_jobs_zone_with_utc_on_hover() {
+    let t = standalone().await;
+    add_job(&t.store, "default", "nightly", &ScheduledJobSpec::daily("09:00")).await;
+    add_job(
+        &t.store,
+        "default",
+        "london",
+        &ScheduledJobSpec::daily("09:00").in_zone("Europe/London"),
+    )
+    .await;
+    let reply = send(&t.state, get("/")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.header("content-type").starts_with("text/html"));
+    let body = &reply.body;
+    assert!(body.contains("nightly"), "{body}");
+    assert!(body.contains(" 09:00 HKT</time>"), "{body}");
+    assert!(body.contains(" 01:00:00 UTC\">"), "UTC in the title: {body}");
+    assert!(body.contains("Every day at 09:00 (Asia/Hong_Kong)"));
+    assert!(
+        body.contains(" 09:00 GMT</time>") || body.contains(" 09:00 BST</time>"),
+        "{body}"
+    );
+    assert!(body.contains("badge active"));
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let t = standalone().await;
+    for uri in ["/", "/api/v1/jobs", "/static/app.js", "/jobs/default/missing"] {
+        let reply = send(&t.state, get(uri)).await;
+        let csp = reply.header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{uri}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{uri}");
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{uri}");
+        assert_eq!(reply.header("x-frame-options"), "DENY", "{uri}");
+        assert_eq!(reply.header("referrer-policy"), "same-origin", "{uri}");
+    }
+    let js = send(&t.state, get("/static/app.js")).await;
+    assert!(js.header("content-type").starts_with("text/javascript"));
+    assert!(js.body.contains("setInterval(refresh, 2000)"));
+    assert_eq!(
+        send(&t.state, get("/static/app.css")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(send(&t.state, get("/healthz")).await.body, "ok");
+}
+
+#[tokio::test]
+async fn session_cookie_is_httponly_and_strict() {
+    let t = standalone().await;
+    let reply = send(&t.state, get("/")).await;
+    let cookie = reply.header("set-cookie");
+    assert!(cookie.starts_with("jtp_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn creating_a_job_through_the_form_writes_the_row_and_wakes_the_runner() {
+    let t = standalone().await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let reply = send(
+        &t.state,
+        post_form("/jobs", &cookie, &daily_form(&csrf, "report", "09:00")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.header("location"), "/jobs/default/report");
+    let job = t.store.get_job_by_name("default", "report").await.unwrap();
+    assert_eq!(job.spec, ScheduledJobSpec::daily("09:00").script("echo hello"));
+    tokio::time::timeout(Duration::from_secs(1), t.wake.notified())
+        .await
+        .expect("runner woken");
+
+    let page = send(&t.state, get_with_cookie("/jobs/default/report", &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Created job report."), "flash: {}", page.body);
+    assert!(page.body.contains(" 09:00 HKT</time>"));
+    assert!(page.body.contains("id=\"panel\""));
+    // The flash is shown once.
+    let again = send(&t.state, get_with_cookie("/", &cookie)).await;
+    assert!(!again.body.contains("Created job report."));
+}
+
+#[tokio::test]
+async fn every_schedule_form_is_accepted_by_the_form() {
+    let t = standalone().await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let cases: [(&str, &[(&str, &str)]); 7] = [
+        (
+            "interval",
+            &[("interval_every", "15"), ("interval_unit", "minutes")],
+        ),
+        ("hourly", &[("hourly_minute", "30")]),
+        ("daily", &[("daily_at", "14:00")]),
+        (
+            "weekly",
+            &[
+                ("weekly_on", "monday"),
+                ("weekly_on", "friday"),
+                ("weekly_at", "09:00"),
+            ],
+        ),
+        ("monthly", &[("monthly_day", "31"), ("monthly_at", "09:00")]),
+        ("cron", &[("cron", "*/5 * * * *")]),
+        ("manual", &[]),
+    ];
+    for (kind, extra) in cases {
+        let name = format!("job-{kind}");
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("name", name.as_str()),
+            ("schedule_type", kind),
+            ("time_zone", "Asia/Hong_Kong"),
+            ("script_kind", "inline"),
+            ("script_inline", "echo hi"),
+        ];
+        fields.extend_from_slice(extra);
+        let reply = send(&t.state, post_form("/jobs", &cookie, &fields)).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{kind}: {}", reply.body);
+        let job = t.store.get_job_by_name("default", &name).await.unwrap();
+        assert_eq!(job.spec.schedule.kind(), kind);
+    }
+    let weekly = t.store.get_job_by_name("default", "job-weekly").await.unwrap();
+    assert_eq!(weekly.spec.schedule.weekly.unwrap().on.len(), 2);
+    let manual = send(&t.state, get("/jobs/default/job-manual")).await;
+    assert!(manual.body.contains("manual only"), "{}", manual.body);
+}
+
+#[tokio::test]
+async fn bad_form_input_is_422_with_errors_by_field_and_every_value_kept() {
+    let t = standalone().await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let mut fields = daily_form(&csrf, "Bad Name!", "25:00");
+    fields.retain(|(k, _)| *k != "time_zone" && *k != "description");
+    fields.push(("time_zone", "Asia/Hong Kong"));
+    fields.push(("description", XSS));
+    let reply = send(&t.state, post_form("/jobs", &cookie, &fields)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let body = &reply.body;
+    assert!(body.contains("id=\"error-daily_at\""), "{body}");
+    assert!(body.contains("&#34;25:00&#34; is not a time"), "{body}");
+    assert!(body.contains("id=\"error-name\""));
+    assert!(
+        body.contains("id=\"error-time_zone\"") && body.contains("did you mean Asia/Hong_Kong?"),
+        "{body}"
+    );
+    // What the user typed is all there, escaped.
+    assert!(body.contains("value=\"25:00\""));
+    assert!(body.contains("value=\"Bad Name!\""));
+    assert!(body.contains("value=\"Asia/Hong Kong\""));
+    assert!(body.contains(XSS_ESCAPED), "{body}");
+    assert!(!body.contains(XSS));
+    assert!(body.contains(">echo hello</textarea>"));
+    assert!(
+        t.store
+            .list_jobs(&jtp_store::JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // A non-number interval is a field error too.
+    let fields = vec![
+        ("csrf", csrf.as_str()),
+        ("name", "x"),
+        ("schedule_type", "interval"),
+        ("interval_every", "often"),
+        ("interval_unit", "minutes"),
+        ("time_zone", "UTC"),
+        ("script_kind", "inline"),
+        ("script_inline", "echo"),
+    ];
+    let reply = send(&t.state, post_form("/jobs", &cookie, &fields)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.body.contains("id=\"error-interval_every\""));
+    assert!(reply.body.contains("value=\"often\""));
+}
+
+#[tokio::test]
+async fn a_duplicate_name_is_shown_next_to_the_name() {
+    let t = standalone().await;
+    add_job(&t.store, "default", "dup", &ScheduledJobSpec::daily("09:00")).await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let reply = send(
+        &t.state,
+        post_form("/jobs", &cookie, &daily_form(&csrf, "dup", "10:00")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(reply.body.contains("id=\"error-name\""), "{}", reply.body);
+    assert!(reply.body.contains("already exists"));
+}
+
+#[tokio::test]
+async fn csrf_missing_wrong_or_cross_site_is_403() {
+    let t = standalone().await;
+    let id = add_job(&t.store, "default", "guarded", &ScheduledJobSpec::manual()).await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+
+    let missing = send(&t.state, post_form("/jobs/default/guarded/run", &cookie, &[])).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.body.contains("no CSRF token"), "{}", missing.body);
+
+    let wrong = send(
+        &t.state,
+        post_form("/jobs/default/guarded/run", &cookie, &[("csrf", "forged")]),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(wrong.body.contains("does not match"));
+
+    let no_cookie = send(
+        &t.state,
+        post_form("/jobs/default/guarded/run", "", &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(no_cookie.status, StatusCode::FORBIDDEN);
+
+    let mut cross = post_form("/jobs/default/guarded/run", &cookie, &[("csrf", &csrf)]);
+    cross
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    let reply = send(&t.state, cross).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.body.contains("another site"));
+
+    let mut other_origin = post_form("/jobs/default/guarded/run", &cookie, &[("csrf", &csrf)]);
+    other_origin
+        .headers_mut()
+        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+    assert_eq!(send(&t.state, other_origin).await.status, StatusCode::FORBIDDEN);
+
+    // The API refuses a browser's cross-site call too, and a cookie-authenticated one without the header.
+    let mut api = json_request("POST", "/api/v1/jobs/default/guarded/run", None);
+    api.headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(send(&t.state, api).await.status, StatusCode::FORBIDDEN);
+    let mut api = json_request("POST", "/api/v1/jobs/default/guarded/run", None);
+    api.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    let reply = send(&t.state, api).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.json()["error"].as_str().unwrap().contains("x-csrf-token"));
+
+    // Nothing was requested.
+    assert!(t.store.get_job(id).await.unwrap().run_now_requested_at.is_none());
+
+    // With the right token it works.
+    let ok = send(
+        &t.state,
+        post_form("/jobs/default/guarded/run", &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_open_portal_answers_only_to_loopback_host_names() {
+    let t = standalone().await;
+    let request = Request::get("/")
+        .header(header::HOST, "attacker.example:8080")
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(&t.state, request).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    for host in ["localhost:8080", "127.0.0.1:9", "[::1]:8080"] {
+        let request = Request::get("/")
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&t.state, request).await.status, StatusCode::OK, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn run_now_makes_the_job_due_wakes_the_runner_and_says_so() {
+    let t = standalone().await;
+    let id = add_job(&t.store, "default", "adhoc", &ScheduledJobSpec::manual()).await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let reply = send(
+        &t.state,
+        post_form("/jobs/default/adhoc/run", &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.header("location"), "/jobs/default/adhoc");
+    let job = t.store.get_job(id).await.unwrap();
+    assert!(job.run_now_requested_at.is_some());
+    assert!(job.next_run.is_some());
+    tokio::time::timeout(Duration::from_secs(1), t.wake.notified())
+        .await
+        .expect("runner woken");
+    let page = send(&t.state, get_with_cookie("/jobs/default/adhoc", &cookie)).await;
+    assert!(
+        page.body.contains("Run Now requested for adhoc at"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("HKT."));
+    assert!(page.body.contains("waiting to start"));
+
+    let missing = send(
+        &t.state,
+        post_form("/jobs/default/nope/run", &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("no job &#34;nope&#34;"), "{}", missing.body);
+}
+
+#[tokio::test]
+async fn unknown_jobs_and_runs_are_404_pages_and_json() {
+    let t = standalone().await;
+    for uri in [
+        "/jobs/default/nope",
+        "/jobs/default/nope/edit",
+        "/jobs/default/nope/panel",
+        "/runs/999",
+        "/runs/999/output.txt",
+    ] {
+        let reply = send(&t.state, get(uri)).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(reply.header("content-type").starts_with("text/html"), "{uri}");
+        assert!(reply.body.contains("Not found"), "{uri}: {}", reply.body);
+    }
+    for uri in [
+        "/api/v1/jobs/default/nope",
+        "/api/v1/jobs/default/nope/runs",
+        "/api/v1/runs/999",
+        "/api/v1/runs/999/output",
+        "/api/v1/nothing",
+    ] {
+        let reply = send(&t.state, get(uri)).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(reply.json()["error"].is_string(), "{uri}");
+    }
+    let reply = send(
+        &t.state,
+        json_request("POST", "/api/v1/jobs/default/nope/run", None),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = send(
+        &t.state,
+        json_request("DELETE", "/api/v1/jobs/default/nope", None),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_panel_lists_runs_newest_first_and_shows_escaped_output() {
+    let t = standalone().await;
+    let job = add_job(&t.store, "default", "noisy", &ScheduledJobSpec::daily("09:00")).await;
+    let old_at = Utc.with_ymd_and_hms(2026, 11, 1, 1, 0, 0).unwrap();
+    let old = add_run_at(&t.store, job, old_at, RunStatus::Failure, Some(2), "boom").await;
+    let new = add_run(
+        &t.store,
+        job,
+        RunStatus::Success,
+        Some(0),
+        &format!("line 1\n    indented {XSS}\n"),
+    )
+    .await;
+    let running = add_run(&t.store, job, RunStatus::Running, None, "").await;
+
+    let page = send(&t.state, get("/jobs/default/noisy")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    let (p_running, p_new, p_old) = (
+        body.find(&format!("data-run=\"{running}\"")).unwrap(),
+        body.find(&format!("data-run=\"{new}\"")).unwrap(),
+        body.find(&format!("data-run=\"{old}\"")).unwrap(),
+    );
+    assert!(p_running < p_new && p_new < p_old, "newest first");
+    assert!(body.contains("RUNNING…"));
+    assert!(body.contains("2026-11-01 09:00 HKT"), "{body}");
+    assert!(body.contains("1 s"));
+    assert!(body.contains("data-refresh=\"/jobs/default/noisy/panel\""));
+
+    let page = send(&t.state, get(&format!("/jobs/default/noisy/runs/{new}"))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<pre class=\"log\" id=\"output-text\">line 1\n    indented &#60;script&#62;alert(1)&#60;/script&#62;\n</pre>"), "{}", page.body);
+    assert!(!page.body.contains(XSS));
+    assert!(page.body.contains(&format!("/runs/{new}/output.txt")));
+    assert!(!page.body.contains("id=\"output-capped\""));
+
+    let fragment = send(&t.state, get(&format!("/jobs/default/noisy/panel?run={new}"))).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(
+        fragment
+            .body
+            .trim_start()
+            .starts_with("<div class=\"panel-inner\"")
+    );
+    assert!(fragment.body.contains(XSS_ESCAPED));
+    assert!(!fragment.body.contains("<html"));
+
+    // A run of another job is not shown under this one.
+    let other = add_job(&t.store, "default", "other", &ScheduledJobSpec::manual()).await;
+    let foreign = add_run(&t.store, other, RunStatus::Success, Some(0), "x").await;
+    let reply = send(&t.state, get(&format!("/jobs/default/noisy/runs/{foreign}"))).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    let redirect = send(&t.state, get(&format!("/runs/{new}"))).await;
+    assert_eq!(redirect.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        redirect.header("location"),
+        format!("/jobs/default/noisy/runs/{new}")
+    );
+}
+
+#[tokio::test]
+async fn output_downloads_as_plain_text_attachment() {
+    let t = standalone().await;
+    let job = add_job(&t.store, "default", "dl", &ScheduledJobSpec::manual()).await;
+    let run = add_run(
+        &t.store,
+        job,
+        RunStatus::Failure,
+        Some(1),
+        &format!("{XSS}\nünïcode\n"),
+    )
+    .await;
+    let reply = send(&t.state, get(&format!("/runs/{run}/output.txt"))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), "text/plain; charset=utf-8");
+    assert_eq!(
+        reply.header("content-disposition"),
+        format!("attachment; filename=\"dl-run-{run}.txt\"")
+    );
+    assert_eq!(reply.header("x-content-type-options"), "nosniff");
+    assert_eq!(reply.body, format!("{XSS}\nünïcode\n"));
+}
+
+#[tokio::test]
+async fn capped_output_carries_a_notice() {
+    let t = standalone_with(PortalConfig::default(), Some(64)).await;
+    let job = add_job(&t.store, "default", "big", &ScheduledJobSpec::manual()).await;
+    let output = format!("HEAD\n{}\nTAIL\n", "x".repeat(1000));
+    let run = add_run(&t.store, job, RunStatus::Success, Some(0), &output).await;
+    let page = send(&t.state, get(&format!("/jobs/default/big/runs/{run}"))).await;
+    assert!(page.body.contains("id=\"output-capped\""), "{}", page.body);
+    assert!(page.body.contains("The output was capped"));
+    assert!(page.body.contains("HEAD") && page.body.contains("TAIL"));
+    let api = send(&t.state, get(&format!("/api/v1/runs/{run}"))).await.json();
+    assert!(api["outputTruncatedBytes"].as_i64().unwrap() > 900);
+}
+
+#[tokio::test]
+async fn job_descriptions_are_escaped() {
+    let t = standalone().await;
+    let mut spec = ScheduledJobSpec::daily("09:00");
+    spec.description = Some(XSS.to_owned());
+    add_job(&t.store, "default", "desc", &spec).await;
+    for uri in ["/", "/jobs/default/desc", "/jobs/default/desc/edit"] {
+        let page = send(&t.state, get(uri)).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        assert!(page.body.contains(XSS_ESCAPED), "{uri}");
+        assert!(!page.body.contains(XSS), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn editing_keeps_values_and_recomputes_the_next_run() {
+    let t = standalone().await;
+    add_job(&t.store, "default", "edit-me", &ScheduledJobSpec::daily("09:00")).await;
+    let page = send(&t.state, get("/jobs/default/edit-me/edit")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("value=\"09:00\""));
+    assert!(page.body.contains("readonly"));
+    let (cookie, csrf) = browser_session(&t.state).await;
+
+    let mut fields = daily_form(&csrf, "ignored", "xx:yy");
+    let reply = send(
+        &t.state,
+        post_form("/jobs/default/edit-me/edit", &cookie, &fields),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.body.contains("value=\"xx:yy\"") && reply.body.contains("id=\"error-daily_at\""));
+    assert!(
+        reply.body.contains("value=\"edit-me\""),
+        "the name comes from the path"
+    );
+
+    fields.retain(|(k, _)| *k != "schedule_type");
+    fields.push(("schedule_type", "hourly"));
+    fields.push(("hourly_minute", "15"));
+    fields.retain(|(k, v)| !(*k == "hourly_minute" && *v == "0"));
+    let reply = send(
+        &t.state,
+        post_form("/jobs/default/edit-me/edit", &cookie, &fields),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let job = t.store.get_job_by_name("default", "edit-me").await.unwrap();
+    assert_eq!(job.spec.schedule.hourly.unwrap().minute, 15);
+    assert!(job.spec.schedule.daily.is_none());
+    assert!(job.next_run.unwrap() - Utc::now() <= chrono::Duration::hours(1));
+}
+
+#[tokio::test]
+async fn deleting_removes_the_job_from_the_list() {
+    let t = standalone().await;
+    add_job(&t.store, "default", "doomed", &ScheduledJobSpec::daily("09:00")).await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let reply = send(
+        &t.state,
+        post_form("/jobs/default/doomed/delete", &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let page = send(&t.state, get_with_cookie("/", &cookie)).await;
+    assert!(page.body.contains("Deleted job doomed"));
+    assert!(!page.body.contains("data-job=\"default/doomed\""));
+    assert_eq!(
+        send(&t.state, get("/jobs/default/doomed")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_list_filters_by_name_and_status_orders_by_next_run_and_pages() {
+    let t = standalone().await;
+    for i in 0..60 {
+        let at = format!("{:02}:{:02}", (i / 60) % 24, i % 60);
+        add_job(
+            &t.store,
+            "default",
+            &format!("job-{i:02}"),
+            &ScheduledJobSpec::daily(&at).in_zone("UTC"),
+        )
+        .await;
+    }
+    let failing = add_job(
+        &t.store,
+        "default",
+        "the-failing-one",
+        &ScheduledJobSpec::manual(),
+    )
+    .await;
+    add_run(&t.store, failing, RunStatus::Failure, Some(1), "no").await;
+
+    let page = send(&t.state, get("/?per_page=25")).await;
+    assert!(page.body.contains("61 jobs · page 1 of 3"), "{}", page.body);
+    assert!(page.body.contains("rel=\"next\""));
+    // Ordered by next run: the rows' data-job attributes are in next-run order.
+    let rows: Vec<&str> = page
+        .body
+        .match_indices("data-job=\"")
+        .map(|(i, _)| &page.body[i + 10..i + 24])
+        .collect();
+    assert_eq!(rows.len(), 25);
+    let page3 = send(&t.state, get("/?per_page=25&page=3")).await;
+    assert!(
+        page3.body.contains("the-failing-one"),
+        "manual jobs (no next run) come last"
+    );
+    assert!(page3.body.contains("rel=\"prev\""));
+
+    let filtered = send(&t.state, get("/?name=FAILING")).await;
+    assert!(filtered.body.contains("1 job · page 1 of 1"), "{}", filtered.body);
+    let by_status = send(&t.state, get("/?status=FAILURE")).await;
+    assert!(by_status.body.contains("the-failing-one") && by_status.body.contains("1 job "));
+    assert!(by_status.body.contains("badge FAILURE"));
+    let bad = send(&t.state, get("/?status=weird")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let api = send(&t.state, get("/api/v1/jobs?per_page=10&page=2"))
+        .await
+        .json();
+    assert_eq!(api["total"], 61);
+    assert_eq!(api["items"].as_array().unwrap().len(), 10);
+    assert_eq!(api["items"][0]["name"], "job-10");
+    let api = send(&t.state, get("/api/v1/jobs?status=weird")).await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.json()["errors"][0]["field"], "status");
+}
+
+#[tokio::test]
+async fn the_json_api_does_what_the_pages_do() {
+    let t = standalone().await;
+    // Create.
+    let spec = json!({ "schedule": { "daily": { "at": "09:00" } }, "script": { "inline": "echo api" } });
+    let reply = send(
+        &t.state,
+        json_request(
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({ "name": "api-job", "spec": spec })),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.header("location"), "/api/v1/jobs/default/api-job");
+    assert_eq!(reply.json()["spec"]["timeZone"], "Asia/Hong_Kong");
+    // Duplicate.
+    let reply = send(
+        &t.state,
+        json_request(
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({ "name": "api-job", "spec": spec })),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    // Invalid: every problem, by field.
+    let bad = json!({ "schedule": { "daily": { "at": "9am" } }, "timeZone": "Nowhere/City", "script": { "inline": "echo" } });
+    let reply = send(
+        &t.state,
+        json_request(
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({ "name": "Bad", "spec": bad })),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> = reply.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        fields.contains(&"spec.schedule.daily.at".to_owned()),
+        "{fields:?}"
+    );
+    assert!(fields.contains(&"spec.timeZone".to_owned()), "{fields:?}");
+    assert!(fields.contains(&"metadata.name".to_owned()), "{fields:?}");
+    // Not JSON, or not a spec.
+    let reply = send(
+        &t.state,
+        json_request(
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({ "name": "x", "spec": { "schedule": 3 } })),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.json()["errors"][0]["message"].is_string());
+    let reply = send(
+        &t.state,
+        json_request(
+            "POST",
+            "/api/v1/jobs",
+            Some(json!({ "name": "x", "namespace": "ops", "spec": spec })),
+        ),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "standalone has one namespace"
+    );
+
+    // Read.
+    let job = send(&t.state, get("/api/v1/jobs/default/api-job")).await.json();
+    assert_eq!(job["name"], "api-job");
+    assert_eq!(job["schedule"], "Every day at 09:00 (Asia/Hong_Kong)");
+    assert!(job["nextRun"]["local"].as_str().unwrap().ends_with("09:00 HKT"));
+    assert!(job["nextRun"]["utc"].as_str().unwrap().ends_with("01:00:00 UTC"));
+    assert_eq!(job["active"], true);
+
+    // Update.
+    let hourly = json!({ "spec": { "schedule": { "hourly": { "minute": 5 } }, "script": { "inline": "echo api" }, "suspend": true } });
+    let reply = send(
+        &t.state,
+        json_request("PUT", "/api/v1/jobs/default/api-job", Some(hourly)),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let job = send(&t.state, get("/api/v1/jobs/default/api-job")).await.json();
+    assert_eq!(job["active"], false);
+    assert!(job["nextRun"].is_null());
+    let reply = send(
+        &t.state,
+        json_request(
+            "PUT",
+            "/api/v1/jobs/default/api-job",
+            Some(json!({ "spec": { "schedule": {}, "script": { "inline": "x" } } })),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.json()["errors"][0]["field"], "spec.schedule");
+
+    // Run Now, runs, one run, its output.
+    let reply = send(
+        &t.state,
+        json_request("POST", "/api/v1/jobs/default/api-job/run", None),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert!(reply.json()["requestedAt"].as_str().unwrap().ends_with('Z'));
+    let id = t.store.get_job_by_name("default", "api-job").await.unwrap().id;
+    let run = add_run(&t.store, id, RunStatus::Success, Some(0), "hello from api\n").await;
+    let runs = send(&t.state, get("/api/v1/jobs/default/api-job/runs"))
+        .await
+        .json();
+    assert_eq!(runs["items"][0]["id"], run);
+    assert_eq!(runs["items"][0]["status"], "SUCCESS");
+    assert_eq!(runs["items"][0]["trigger"], "manual");
+    let detail = send(&t.state, get(&format!("/api/v1/runs/{run}"))).await.json();
+    assert_eq!(detail["output"], "hello from api\n");
+    assert_eq!(detail["job"], "api-job");
+    assert_eq!(detail["exitCode"], 0);
+    let output = send(&t.state, get(&format!("/api/v1/runs/{run}/output"))).await;
+    assert_eq!(output.header("content-type"), "text/plain; charset=utf-8");
+    assert_eq!(output.body, "hello from api\n");
+
+    // Delete.
+    let reply = send(
+        &t.state,
+        json_request("DELETE", "/api/v1/jobs/default/api-job", None),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&t.state, get("/api/v1/jobs/default/api-job")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The run stays.
+    assert_eq!(
+        send(&t.state, get(&format!("/api/v1/runs/{run}"))).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let t = standalone().await;
+    let doc = send(&t.state, get("/api/v1/openapi.json")).await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/jobs/{namespace}/{name}/run"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["ScheduledJobSpec"].is_object());
+}
+
+#[tokio::test]
+async fn a_token_protected_portal_needs_the_token() {
+    let config = PortalConfig {
+        local_auth: LocalAuth::Token("s3cret-token".into()),
+        ..PortalConfig::default()
+    };
+    let t = standalone_with(config, None).await;
+    add_job(&t.store, "default", "secret-job", &ScheduledJobSpec::manual()).await;
+
+    let reply = send(&t.state, get("/api/v1/jobs")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.header("www-authenticate").starts_with("Bearer"));
+    assert!(reply.json()["error"].as_str().unwrap().contains("bearer token"));
+    let mut wrong = get("/api/v1/jobs");
+    wrong
+        .headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+    assert_eq!(send(&t.state, wrong).await.status, StatusCode::UNAUTHORIZED);
+    let mut right = get("/api/v1/jobs");
+    right
+        .headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer s3cret-token".parse().unwrap());
+    let reply = send(&t.state, right).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["total"], 1);
+    // A bearer API call needs no CSRF token.
+    let mut run = json_request("POST", "/api/v1/jobs/default/secret-job/run", None);
+    run.headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer s3cret-token".parse().unwrap());
+    assert_eq!(send(&t.state, run).await.status, StatusCode::ACCEPTED);
+
+    // Browsers are sent to the login page, and the login page takes the token.
+    let page = send(&t.state, get("/")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.header("location"), "/login");
+    let login = send(&t.state, get("/login")).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("Access token"));
+    let refused = send(&t.state, post_form("/login", "", &[("token", "wrong")])).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("not accepted"));
+    let accepted = send(&t.state, post_form("/login", "", &[("token", "s3cret-token")])).await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER);
+    let cookie = accepted.session_cookie().unwrap();
+    let page = send(&t.state, get_with_cookie("/", &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("secret-job"));
+    assert!(
+        !page.body.contains("s3cret-token"),
+        "the token never reaches the page"
+    );
+    // Cookie-authenticated API calls that change things need the CSRF header.
+    let mut run = json_request("POST", "/api/v1/jobs/default/secret-job/run", None);
+    run.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    assert_eq!(send(&t.state, run).await.status, StatusCode::FORBIDDEN);
+    let csrf = csrf_of(&page.body);
+    let mut run = json_request("POST", "/api/v1/jobs/default/secret-job/run", None);
+    run.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
+    run.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
+    assert_eq!(send(&t.state, run).await.status, StatusCode::ACCEPTED);
+    // Logging out ends the session.
+    let out = send(&t.state, post_form("/logout", &cookie, &[("csrf", &csrf)])).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let page = send(&t.state, get_with_cookie("/", &cookie)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_basic_auth_portal_asks_the_browser() {
+    let config = PortalConfig {
+        local_auth: LocalAuth::Basic {
+            user: "admin".into(),
+            password: "pw".into(),
+        },
+        ..PortalConfig::default()
+    };
+    let t = standalone_with(config, None).await;
+    let reply = send(&t.state, get("/")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.header("www-authenticate").starts_with("Basic"));
+    use base64::Engine;
+    let good = base64::engine::general_purpose::STANDARD.encode("admin:pw");
+    let mut request = get("/");
+    request
+        .headers_mut()
+        .insert(header::AUTHORIZATION, format!("Basic {good}").parse().unwrap());
+    let reply = send(&t.state, request).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.contains(">admin<"));
+    let bad = base64::engine::general_purpose::STANDARD.encode("admin:nope");
+    let mut request = get("/api/v1/jobs");
+    request
+        .headers_mut()
+        .insert(header::AUTHORIZATION, format!("Basic {bad}").parse().unwrap());
+    assert_eq!(send(&t.state, request).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_listen_policy_keeps_an_open_portal_on_loopback() {
+    use jtp_dashboard::check_listen_policy;
+    let open = PortalConfig::default();
+    assert!(check_listen_policy("127.0.0.1:8080".parse().unwrap(), &open).is_ok());
+    let err = check_listen_policy("0.0.0.0:8080".parse().unwrap(), &open).unwrap_err();
+    assert!(err.contains("refusing to listen on 0.0.0.0:8080"), "{err}");
+    let guarded = PortalConfig {
+        allow_non_loopback: true,
+        local_auth: LocalAuth::Basic {
+            user: "a".into(),
+            password: "b".into(),
+        },
+        ..PortalConfig::default()
+    };
+    assert!(check_listen_policy("0.0.0.0:8080".parse().unwrap(), &guarded).is_ok());
+}
+
+#[tokio::test]
+async fn serve_shuts_down_gracefully() {
+    let t = standalone().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(jtp_dashboard::serve(listener, t.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let body = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ok");
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
