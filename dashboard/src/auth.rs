@@ -175,12 +175,15 @@ impl Caller {
     }
 }
 
+/// user, verb, namespace (`None`: all namespaces).
+type AccessKey = (String, Verb, Option<String>);
+
 /// In-memory sessions and short-lived answers of the Kubernetes API.
 #[derive(Default)]
 pub struct AuthCache {
     sessions: Mutex<HashMap<String, Session>>,
     token_reviews: Mutex<HashMap<String, (Instant, Option<KubeUser>)>>,
-    access_reviews: Mutex<HashMap<(String, Verb, Option<String>), (Instant, bool)>>,
+    access_reviews: Mutex<HashMap<AccessKey, (Instant, bool)>>,
 }
 
 fn random_token() -> String {

@@ -194,6 +194,7 @@ pub fn merge_patch_between(old: &serde_json::Value, new: &serde_json::Value) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

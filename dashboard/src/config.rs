@@ -85,6 +85,7 @@ pub fn check_listen_policy(addr: SocketAddr, config: &PortalConfig) -> Result<()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

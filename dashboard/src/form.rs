@@ -486,6 +486,7 @@ pub fn validate_job(namespace: &str, name: &str, spec: &ScheduledJobSpec) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

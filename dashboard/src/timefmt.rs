@@ -52,6 +52,7 @@ pub fn duration(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use chrono::TimeZone;

@@ -231,3 +231,216 @@ pub fn daily_form<'a>(csrf: &'a str, name: &'a str, at: &'a str) -> Vec<(&'a str
         ("concurrency_policy", "Forbid"),
     ]
 }
+
+/// Kubernetes-mode support: the CRD applied, a namespace with an editor, a reader and an owner
+/// ServiceAccount, their tokens, and the portal's own admin client.
+pub mod kube_env {
+    use super::*;
+    use jtp_crds::{RUN_NOW_ANNOTATION, ScheduledJob};
+    use jtp_testenv::{TestNamespace, kubectl};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::Api;
+    use kube::api::{ListParams, PostParams};
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    /// Applies the CRD from `crds/scheduledjob.yaml` (server-side apply, so idempotent and safe when
+    /// other tests apply it too) and waits until it is served. The YAML is read here and sent as
+    /// JSON: kubectl reads the file as YAML 1.1, where the schema's required field `on` (weekly
+    /// schedules) turns into `true` and the apply fails.
+    pub async fn apply_crd(client: &kube::Client) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        use kube::api::{Patch, PatchParams};
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds/scheduledjob.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text).unwrap();
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        api.patch(
+            "scheduledjobs.jobtrigger.io",
+            &PatchParams::apply("jtp-dashboard-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        tokio::task::spawn_blocking(|| {
+            kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "crd/scheduledjobs.jobtrigger.io",
+                "--timeout=60s",
+            ])
+        })
+        .await
+        .unwrap();
+    }
+
+    pub struct KubeEnv {
+        pub client: kube::Client,
+        pub ns: TestNamespace,
+        /// get, list, patch
+        pub editor: String,
+        /// get, list
+        pub reader: String,
+        /// everything on scheduledjobs
+        pub owner: String,
+    }
+
+    fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).expect("test manifest matches the Kubernetes type")
+    }
+
+    async fn account(client: &kube::Client, ns: &str, name: &str, verbs: &[&str]) -> String {
+        let pp = PostParams::default();
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+        sas.create(&pp, &from_json(json!({ "metadata": { "name": name } })))
+            .await
+            .unwrap();
+        let roles: Api<Role> = Api::namespaced(client.clone(), ns);
+        roles
+            .create(
+                &pp,
+                &from_json(json!({
+                    "metadata": { "name": format!("sj-{name}") },
+                    "rules": [{ "apiGroups": ["jobtrigger.io"], "resources": ["scheduledjobs"], "verbs": verbs }]
+                })),
+            )
+            .await
+            .unwrap();
+        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+        bindings
+            .create(
+                &pp,
+                &from_json(json!({
+                    "metadata": { "name": format!("sj-{name}") },
+                    "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("sj-{name}") },
+                    "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns }]
+                })),
+            )
+            .await
+            .unwrap();
+        kubectl(&["create", "token", name, "-n", ns, "--duration=1h"])
+            .trim()
+            .to_owned()
+    }
+
+    impl KubeEnv {
+        pub async fn new(prefix: &str) -> Self {
+            let client = jtp_testenv::cluster().await;
+            apply_crd(&client).await;
+            let ns = TestNamespace::new(&client, prefix).await;
+            let editor = account(&client, ns.name(), "editor", &["get", "list", "patch"]).await;
+            let reader = account(&client, ns.name(), "reader", &["get", "list"]).await;
+            let owner = account(
+                &client,
+                ns.name(),
+                "owner",
+                &["get", "list", "watch", "create", "patch", "update", "delete"],
+            )
+            .await;
+            Self {
+                client,
+                ns,
+                editor,
+                reader,
+                owner,
+            }
+        }
+
+        pub fn jobs(&self) -> Api<ScheduledJob> {
+            Api::namespaced(self.client.clone(), self.ns.name())
+        }
+
+        pub async fn create_job(&self, name: &str, spec: ScheduledJobSpec) -> ScheduledJob {
+            self.jobs()
+                .create(&PostParams::default(), &ScheduledJob::new(name, spec))
+                .await
+                .unwrap()
+        }
+    }
+
+    /// Plays the operator's part that the portal relies on, against the real API server and the
+    /// real store: mirrors the namespace's ScheduledJobs into the store, and records one run for
+    /// each new Run Now annotation (with `output`). Returns how many runs it recorded.
+    pub struct Mirror {
+        pub seen_run_now: HashMap<String, String>,
+        pub output: String,
+    }
+
+    impl Mirror {
+        pub fn new(output: &str) -> Self {
+            Self {
+                seen_run_now: HashMap::new(),
+                output: output.to_owned(),
+            }
+        }
+
+        pub async fn sync(&mut self, api: &Api<ScheduledJob>, store: &Store) -> usize {
+            let mut runs = 0;
+            let now = Utc::now();
+            let Ok(list) = api.list(&ListParams::default()).await else {
+                return 0;
+            };
+            for job in list.items {
+                let (Some(name), Some(namespace), Some(uid)) = (
+                    job.metadata.name.clone(),
+                    job.metadata.namespace.clone(),
+                    job.metadata.uid.clone(),
+                ) else {
+                    continue;
+                };
+                let next_run = jtp_crds::validate(&job.spec).ok().and_then(|c| c.next_after(now));
+                let input = JobInput {
+                    name: &name,
+                    namespace: &namespace,
+                    uid: Some(&uid),
+                    spec: &job.spec,
+                    next_run,
+                };
+                let Ok(row) = store.upsert_job(&input).await else {
+                    continue;
+                };
+                let annotation = job
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(RUN_NOW_ANNOTATION))
+                    .cloned();
+                if let Some(value) = annotation
+                    && self.seen_run_now.get(&uid) != Some(&value)
+                {
+                    self.seen_run_now.insert(uid.clone(), value.clone());
+                    let at = DateTime::parse_from_rfc3339(&value)
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or(now);
+                    let id = store
+                        .record_start(&RunStart {
+                            job_id: row.id,
+                            trigger: Trigger::Manual,
+                            scheduled_for: at,
+                            started_at: Utc::now(),
+                            k8s_job_name: Some(format!("{name}-manual-{}", at.timestamp())),
+                            runner: None,
+                        })
+                        .await
+                        .unwrap();
+                    store
+                        .record_finish(
+                            id,
+                            &RunFinish {
+                                status: RunStatus::Success,
+                                exit_code: Some(0),
+                                output: self.output.as_bytes(),
+                                finished_at: Utc::now(),
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    runs += 1;
+                }
+            }
+            runs
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Kubernetes mode against the real control plane: TokenReview, SubjectAccessReview with the
+//! user's own rights, and writes to ScheduledJob resources (create, patch, delete, Run Now).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::http::{StatusCode, header};
+use common::kube_env::{KubeEnv, Mirror};
+use common::*;
+use jtp_crds::{RUN_NOW_ANNOTATION, ScheduledJobSpec};
+use jtp_dashboard::{AppState, PortalConfig};
+use serde_json::json;
+
+fn bearer(
+    mut request: axum::http::Request<axum::body::Body>,
+    token: &str,
+) -> axum::http::Request<axum::body::Body> {
+    request
+        .headers_mut()
+        .insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn rights_follow_the_users_own_rbac() {
+    let env = KubeEnv::new("dash-rbac").await;
+    let ns = env.ns.name().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir, None).await;
+    let state = AppState::kubernetes(store.clone(), env.client.clone(), PortalConfig::default());
+
+    env.create_job("nightly", ScheduledJobSpec::daily("09:00")).await;
+    let mut mirror = Mirror::new("done");
+    mirror.sync(&env.jobs(), &store).await;
+    // A row in a namespace nobody here may list.
+    add_job(&store, "jtp-elsewhere", "hidden", &ScheduledJobSpec::manual()).await;
+
+    // No token, a bad token.
+    let reply = send(&state, get("/api/v1/jobs")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = send(&state, bearer(get("/api/v1/jobs"), "not-a-token")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let page = send(&state, get("/")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.header("location"), "/login");
+
+    // The reader sees the job of its namespace and nothing else.
+    let list = send(&state, bearer(get("/api/v1/jobs"), &env.reader)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let list = list.json();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["nightly"]);
+    let job = send(
+        &state,
+        bearer(get(&format!("/api/v1/jobs/{ns}/nightly")), &env.reader),
+    )
+    .await;
+    assert_eq!(job.status, StatusCode::OK);
+    assert!(
+        job.json()["nextRun"]["local"]
+            .as_str()
+            .unwrap()
+            .ends_with("09:00 HKT")
+    );
+    let hidden = send(
+        &state,
+        bearer(get("/api/v1/jobs/jtp-elsewhere/hidden"), &env.reader),
+    )
+    .await;
+    assert_eq!(hidden.status, StatusCode::FORBIDDEN);
+
+    // The reader cannot Run Now: 403 with a message that says why; no annotation appears.
+    let reply = send(
+        &state,
+        bearer(
+            json_request("POST", &format!("/api/v1/jobs/{ns}/nightly/run"), None),
+            &env.reader,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let message = reply.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(&format!("system:serviceaccount:{ns}:reader")),
+        "{message}"
+    );
+    assert!(
+        message.contains("may not run this job now") && message.contains("\"patch\""),
+        "{message}"
+    );
+    let live = env.jobs().get("nightly").await.unwrap();
+    assert!(
+        live.metadata
+            .annotations
+            .unwrap_or_default()
+            .get(RUN_NOW_ANNOTATION)
+            .is_none()
+    );
+
+    // The editor can: the annotation holds the instant, RFC3339 UTC.
+    let reply = send(
+        &state,
+        bearer(
+            json_request("POST", &format!("/api/v1/jobs/{ns}/nightly/run"), None),
+            &env.editor,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let requested = reply.json()["requestedAt"].as_str().unwrap().to_owned();
+    let live = env.jobs().get("nightly").await.unwrap();
+    let value = live
+        .metadata
+        .annotations
+        .unwrap()
+        .get(RUN_NOW_ANNOTATION)
+        .cloned()
+        .unwrap();
+    assert_eq!(value, requested);
+    assert!(chrono::DateTime::parse_from_rfc3339(&value).is_ok() && value.ends_with('Z'));
+    // The run appears once the operator has acted (here: the mirror).
+    assert_eq!(mirror.sync(&env.jobs(), &store).await, 1);
+    let runs = send(
+        &state,
+        bearer(get(&format!("/api/v1/jobs/{ns}/nightly/runs")), &env.reader),
+    )
+    .await
+    .json();
+    assert_eq!(runs["items"][0]["trigger"], "manual");
+
+    // The editor may patch but not create or delete.
+    let spec = json!({ "schedule": { "daily": { "at": "10:00" } }, "script": { "inline": "echo hi" } });
+    let reply = send(
+        &state,
+        bearer(
+            json_request(
+                "POST",
+                "/api/v1/jobs",
+                Some(json!({ "name": "new", "namespace": ns, "spec": spec })),
+            ),
+            &env.editor,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.json()["error"].as_str().unwrap().contains("\"create\""));
+    let reply = send(
+        &state,
+        bearer(
+            json_request("DELETE", &format!("/api/v1/jobs/{ns}/nightly"), None),
+            &env.editor,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // Invalid input is 422 before anything reaches the API server.
+    let bad = json!({ "schedule": { "daily": { "at": "25:00" } }, "script": { "inline": "echo" } });
+    let reply = send(
+        &state,
+        bearer(
+            json_request(
+                "PUT",
+                &format!("/api/v1/jobs/{ns}/nightly"),
+                Some(json!({ "spec": bad })),
+            ),
+            &env.editor,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.json()["errors"][0]["field"], "spec.schedule.daily.at");
+
+    // The editor's edit patches the resource; switching the schedule form leaves one form set.
+    let weekly = json!({ "spec": { "schedule": { "weekly": { "on": ["monday"], "at": "08:00" } }, "script": { "inline": "echo hi" } } });
+    let reply = send(
+        &state,
+        bearer(
+            json_request("PUT", &format!("/api/v1/jobs/{ns}/nightly"), Some(weekly)),
+            &env.editor,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let live = env.jobs().get("nightly").await.unwrap();
+    assert!(live.spec.schedule.daily.is_none());
+    assert_eq!(live.spec.schedule.weekly.unwrap().at, "08:00");
+
+    // The owner creates and deletes.
+    let reply = send(
+        &state,
+        bearer(
+            json_request(
+                "POST",
+                "/api/v1/jobs",
+                Some(json!({ "name": "made-by-portal", "namespace": ns, "spec": spec })),
+            ),
+            &env.owner,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let made = env.jobs().get("made-by-portal").await.unwrap();
+    assert_eq!(made.spec.schedule.daily.unwrap().at, "10:00");
+    assert_eq!(made.spec.time_zone, "Asia/Hong_Kong");
+    let again = send(
+        &state,
+        bearer(
+            json_request(
+                "POST",
+                "/api/v1/jobs",
+                Some(json!({ "name": "made-by-portal", "namespace": ns, "spec": spec })),
+            ),
+            &env.owner,
+        ),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let reply = send(
+        &state,
+        bearer(
+            json_request("DELETE", &format!("/api/v1/jobs/{ns}/made-by-portal"), None),
+            &env.owner,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(env.jobs().get_opt("made-by-portal").await.unwrap().is_none());
+    let reply = send(
+        &state,
+        bearer(
+            json_request("POST", &format!("/api/v1/jobs/{ns}/nope/run"), None),
+            &env.owner,
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+    env.ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn browsers_log_in_with_a_token_and_forms_follow_rbac() {
+    let env = KubeEnv::new("dash-login").await;
+    let ns = env.ns.name().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir, None).await;
+    let state = AppState::kubernetes(store.clone(), env.client.clone(), PortalConfig::default());
+    env.create_job("nightly", ScheduledJobSpec::daily("09:00")).await;
+    Mirror::new("").sync(&env.jobs(), &store).await;
+
+    let refused = send(&state, post_form("/login", "", &[("token", "garbage")])).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("Kubernetes bearer token"));
+
+    let login = send(&state, post_form("/login", "", &[("token", &env.reader)])).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    let cookie = login.session_cookie().unwrap();
+    let page = send(&state, get_with_cookie(&format!("/jobs/{ns}/nightly"), &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(&format!("system:serviceaccount:{ns}:reader")));
+    assert!(page.body.contains(" 09:00 HKT</time>"));
+    let csrf = csrf_of(&page.body);
+    let reply = send(
+        &state,
+        post_form(&format!("/jobs/{ns}/nightly/run"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.body.contains("Not allowed"));
+    assert!(reply.body.contains("may not run this job now"), "{}", reply.body);
+
+    let login = send(&state, post_form("/login", "", &[("token", &env.editor)])).await;
+    let cookie = login.session_cookie().unwrap();
+    let page = send(&state, get_with_cookie(&format!("/jobs/{ns}/nightly"), &cookie)).await;
+    let csrf = csrf_of(&page.body);
+    let reply = send(
+        &state,
+        post_form(&format!("/jobs/{ns}/nightly/run"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let live = env.jobs().get("nightly").await.unwrap();
+    assert!(
+        live.metadata
+            .annotations
+            .unwrap()
+            .contains_key(RUN_NOW_ANNOTATION)
+    );
+
+    env.ns.cleanup().await;
+}
