@@ -34,6 +34,14 @@ enum Command {
     Crd,
     /// Run the Kubernetes operator (controller for ScheduledJobs).
     Operator(jtp_operator::controller::OperatorArgs),
+    /// Run without Kubernetes: scheduler, local executor and portal on one machine (SQLite by default).
+    Standalone(jtp_operator::standalone::StandaloneArgs),
+    /// Apply the database migrations and exit (they also run at every start).
+    Migrate {
+        /// Database URL (`postgres://…` or `sqlite://…`).
+        #[arg(long, env = "JTP_DATABASE_URL")]
+        database_url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,7 +64,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{text}");
         }
         Command::Crd => print!("{}", jtp_crds::crd_yaml()),
-        Command::Operator(args) => tokio::runtime::Runtime::new()?.block_on(jtp_operator::controller::run(args))?,
+        Command::Operator(args) => {
+            tokio::runtime::Runtime::new()?.block_on(jtp_operator::controller::run(args))?
+        }
+        Command::Standalone(args) => {
+            init_logging();
+            tokio::runtime::Runtime::new()?.block_on(jtp_operator::standalone::run(args))?;
+        }
+        Command::Migrate { database_url } => {
+            init_logging();
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let options = jtp_store::StoreOptions {
+                    migrate: false,
+                    ..Default::default()
+                };
+                let store = jtp_store::Store::connect_with(&database_url, options).await?;
+                store.migrate().await?;
+                println!("migrations applied to {}", store.url());
+                anyhow::Ok(())
+            })?;
+        }
     }
     Ok(())
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters them (default `info`), `JTP_LOG_FORMAT=json` for JSON.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("JTP_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
 }

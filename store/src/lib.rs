@@ -22,6 +22,7 @@ mod url;
 pub use error::{Error, Result};
 pub use model::*;
 pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, cap_output, cap_output_parts};
+pub use runs::ImportedRun;
 pub use sources::SourcedJob;
 pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
 

@@ -254,6 +254,9 @@ impl Store {
             }
             sqlx::query(REFRESH_LAST_RUN).bind(first_id).execute(&mut *tx).await?;
             tx.commit().await?;
+            // Fresh planner statistics, so the page queries use their indexes right away.
+            sqlx::query("ANALYZE job_execution_logs").execute(pool).await?;
+            sqlx::query("ANALYZE scheduled_jobs").execute(pool).await?;
             Ok::<_, sqlx::Error>(inserted)
         })?;
         Ok(inserted)

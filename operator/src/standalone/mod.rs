@@ -1,5 +1,270 @@
 //! Standalone mode: the original system rebuilt on one machine — a database-backed runner that
-//! runs scripts as local processes and records their output, with the portal on top.
+//! runs scripts as local processes and records their output, with the portal on top, the jobs of
+//! a folder of manifests loaded and kept in step.
 
 pub mod executor;
+pub mod folder;
+pub mod loader;
 pub mod plan;
+pub mod runner;
+
+use clap::Args;
+use jtp_dashboard::{AppState, LocalAuth, PortalConfig, check_listen_policy};
+use jtp_store::{Store, StoreOptions};
+use runner::{ConfigMaps, Runner, RunnerConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// `jtp standalone` flags; each also reads an environment variable.
+#[derive(Args, Clone, Debug)]
+pub struct StandaloneArgs {
+    /// Address of the portal.
+    #[arg(long, env = "JTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database and the runner's scratch files.
+    #[arg(long, env = "JTP_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://…` or `postgres://…`); default: SQLite in the data folder.
+    #[arg(long, env = "JTP_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Folder of ScheduledJob manifests to load and keep in step (empty string: none).
+    #[arg(long, env = "JTP_JOBS_DIR", default_value = "examples")]
+    pub jobs_dir: PathBuf,
+    /// Folder that `script.file` paths are relative to (default: `scripts` in the jobs folder).
+    #[arg(long, env = "JTP_SCRIPTS_DIR")]
+    pub scripts_dir: Option<PathBuf>,
+    /// This runner's name in `job_execution_logs.runner`; give each runner sharing a database its own.
+    #[arg(long, env = "JTP_RUNNER_ID")]
+    pub runner_id: Option<String>,
+    /// Bytes of output kept per run (head and tail).
+    #[arg(long = "output-cap-bytes", env = "JTP_OUTPUT_CAP_BYTES", default_value_t = jtp_store::DEFAULT_OUTPUT_CAP)]
+    pub output_cap: usize,
+    /// Seconds running scripts may go on after a shutdown request before they are killed.
+    #[arg(
+        long = "shutdown-grace",
+        env = "JTP_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 10
+    )]
+    pub shutdown_grace: u64,
+    /// Allow the portal to listen on a non-loopback address (credentials are then required).
+    #[arg(long, env = "JTP_ALLOW_NON_LOOPBACK")]
+    pub allow_non_loopback: bool,
+    /// Portal basic-auth user (with --portal-password).
+    #[arg(long, env = "JTP_PORTAL_USER", requires = "portal_password")]
+    pub portal_user: Option<String>,
+    /// Portal basic-auth password.
+    #[arg(long, env = "JTP_PORTAL_PASSWORD", hide_env_values = true)]
+    pub portal_password: Option<String>,
+    /// Portal bearer token (instead of a user and password).
+    #[arg(
+        long,
+        env = "JTP_PORTAL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "portal_user"
+    )]
+    pub portal_token: Option<String>,
+    /// Run the scheduler and executor without the portal.
+    #[arg(long)]
+    pub no_portal: bool,
+}
+
+/// Why standalone mode could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] jtp_store::Error),
+    #[error("portal on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StandaloneArgs {
+    fn portal_config(&self) -> PortalConfig {
+        let local_auth = match (&self.portal_user, &self.portal_password, &self.portal_token) {
+            (Some(user), Some(password), _) => LocalAuth::Basic {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            (_, _, Some(token)) => LocalAuth::Token(token.clone()),
+            _ => LocalAuth::Open,
+        };
+        PortalConfig {
+            local_auth,
+            allow_non_loopback: self.allow_non_loopback,
+            ..PortalConfig::default()
+        }
+    }
+
+    fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("jtp.db").display()))
+    }
+}
+
+/// Runs standalone mode until Ctrl-C or SIGTERM.
+pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+    run_until(args, shutdown).await
+}
+
+/// Runs standalone mode until `shutdown` turns true.
+pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
+    let portal_config = args.portal_config();
+    if !args.no_portal {
+        check_listen_policy(args.listen, &portal_config).map_err(Error::Config)?;
+    }
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot create the data folder {}: {e}",
+            args.data_dir.display()
+        ))
+    })?;
+    let options = StoreOptions {
+        output_cap: args.output_cap,
+        ..StoreOptions::default()
+    };
+    let store = Store::connect_with(&args.database_url(), options).await?;
+    tracing::info!(database = %store.url(), "database ready");
+
+    let wake = Arc::new(Notify::new());
+    let config_maps = ConfigMaps::default();
+    let jobs_dir = (!args.jobs_dir.as_os_str().is_empty()).then(|| args.jobs_dir.clone());
+    if let Some(dir) = &jobs_dir {
+        sync_folder(&store, dir, &config_maps).await;
+    }
+    let runner_config = RunnerConfig {
+        id: args.runner_id.clone().unwrap_or_else(default_runner_id),
+        scripts_dir: args
+            .scripts_dir
+            .clone()
+            .or_else(|| jobs_dir.as_ref().map(|d| d.join("scripts")))
+            .unwrap_or_else(|| PathBuf::from("scripts")),
+        work_dir: args.data_dir.join("run"),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    tracing::info!(runner = %runner_config.id, scripts = %runner_config.scripts_dir.display(), "runner starting");
+    let runner = Runner::new(
+        store.clone(),
+        runner_config,
+        config_maps.clone(),
+        Arc::clone(&wake),
+    );
+    let runner_task = tokio::spawn(runner.run(shutdown.clone()));
+
+    let watcher = jobs_dir.map(|dir| {
+        let (store, wake, config_maps, shutdown) =
+            (store.clone(), Arc::clone(&wake), config_maps, shutdown.clone());
+        tokio::spawn(watch_folder(store, dir, config_maps, wake, shutdown))
+    });
+
+    if !args.no_portal {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: args.listen,
+                source,
+            })?;
+        let state = AppState::standalone(store.clone(), Arc::clone(&wake), portal_config);
+        let mut stop = shutdown.clone();
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        jtp_dashboard::serve(listener, state, signal)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: args.listen,
+                source,
+            })?;
+    } else {
+        let _ = shutdown.wait_for(|s| *s).await;
+    }
+    let _ = runner_task.await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// How often the jobs folder is checked for changes (file names, sizes and times: a cheap stat).
+pub const FOLDER_POLL: Duration = Duration::from_secs(2);
+
+async fn watch_folder(
+    store: Store,
+    dir: PathBuf,
+    config_maps: ConfigMaps,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut seen = folder::fingerprint(&dir);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLDER_POLL) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let now = folder::fingerprint(&dir);
+        if now != seen {
+            seen = now;
+            sync_folder(&store, &dir, &config_maps).await;
+            wake.notify_one();
+        }
+    }
+}
+
+async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) {
+    let scan = folder::scan(dir);
+    if let Ok(mut maps) = config_maps.write() {
+        maps.clone_from(&scan.config_maps);
+    }
+    match loader::sync(store, dir, &scan, chrono::Utc::now()).await {
+        Ok(report) => {
+            for problem in &report.problems {
+                tracing::error!(%problem, "jobs folder: not loaded");
+            }
+            tracing::info!(
+                folder = %dir.display(),
+                created = ?report.created,
+                updated = ?report.updated,
+                deleted = ?report.deleted,
+                "jobs folder loaded"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "jobs folder: could not update the database"),
+    }
+}
+
+fn default_runner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{host}-standalone")
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::mem::drop(ctrl_c.await),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+}

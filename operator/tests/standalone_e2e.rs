@@ -1,0 +1,578 @@
+//! Standalone mode end to end, through the built `jtp` binary on a temporary folder: jobs created
+//! through the portal's JSON API run on time, Run Now, every status, big output, restarts, and two
+//! runners on one PostgreSQL database.
+
+use chrono::{DateTime, Duration as Span, Utc};
+use jtp_crds::{RunStatus, Trigger};
+use jtp_store::{Job, RunSummary, Store};
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One `jtp standalone` process; killed when dropped.
+struct Jtp {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Jtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn start(data: &Path, database_url: Option<&str>, extra: &[&str]) -> Jtp {
+    let port = free_port();
+    let jobs = data.join("jobs");
+    std::fs::create_dir_all(jobs.join("scripts")).expect("jobs dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jtp"));
+    cmd.arg("standalone")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--jobs-dir")
+        .arg(&jobs)
+        .arg("--shutdown-grace")
+        .arg("2")
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data.join(format!("jtp-{port}.log")))
+                .expect("log file"),
+        ));
+    if let Some(url) = database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    let child = cmd.spawn().expect("start jtp standalone");
+    let jtp = Jtp {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    if !extra.contains(&"--no-portal") {
+        wait_until(Duration::from_secs(30), "the portal to answer", || {
+            reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
+        });
+    }
+    jtp
+}
+
+fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let mut request = client.request(method, format!("{}/api/v1{path}", jtp.base));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().expect("API request");
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn create(jtp: &Jtp, name: &str, spec: Value) {
+    let (status, body) = api(
+        jtp,
+        reqwest::Method::POST,
+        "/jobs",
+        Some(json!({ "name": name, "spec": spec })),
+    );
+    assert_eq!(status, 201, "creating {name}: {body}");
+}
+
+fn sqlite_url(data: &Path) -> String {
+    format!("sqlite://{}", data.join("jtp.db").display())
+}
+
+struct Db {
+    store: Store,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Db {
+    fn open(url: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = runtime.block_on(Store::connect(url)).expect("open the store");
+        Self { store, runtime }
+    }
+
+    fn job(&self, name: &str) -> Job {
+        self.runtime
+            .block_on(self.store.get_job_by_name("default", name))
+            .expect("job exists")
+    }
+
+    fn runs(&self, name: &str) -> Vec<RunSummary> {
+        let job = self.job(name);
+        self.runtime
+            .block_on(self.store.list_runs(job.id, 1000, 0))
+            .expect("list runs")
+            .items
+    }
+
+    fn finished_runs(&self, name: &str) -> Vec<RunSummary> {
+        self.runs(name)
+            .into_iter()
+            .filter(|r| r.status != RunStatus::Running)
+            .collect()
+    }
+
+    fn output(&self, run_id: i64) -> String {
+        self.runtime
+            .block_on(self.store.get_run(run_id))
+            .expect("run")
+            .log_output
+    }
+
+    fn wait_finished(&self, name: &str, count: usize, limit: Duration) -> Vec<RunSummary> {
+        wait_until(limit, &format!("{count} finished run(s) of {name}"), || {
+            self.finished_runs(name).len() >= count
+        });
+        self.finished_runs(name)
+    }
+}
+
+fn inline(script: &str) -> Value {
+    json!({ "inline": script })
+}
+
+#[test]
+fn a_job_created_through_the_api_runs_on_time_and_its_output_is_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jtp = start(dir.path(), None, &[]);
+    create(
+        &jtp,
+        "tick",
+        json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "script": inline("echo tick from $JTP_JOB_NAME; echo to-stderr >&2") }),
+    );
+    let db = Db::open(&sqlite_url(dir.path()));
+    let job = db.job("tick");
+    let first_slot = job.next_run.expect("an interval job has a next run");
+    assert_eq!(
+        first_slot.timestamp() % 10,
+        0,
+        "interval slots are anchored to the epoch"
+    );
+    let runs = db.wait_finished("tick", 1, Duration::from_secs(30));
+    let run = runs.last().expect("one run");
+    assert_eq!(run.status, RunStatus::Success);
+    assert_eq!(run.trigger, Trigger::Schedule);
+    assert_eq!(run.scheduled_for, first_slot);
+    let skew = run.run_time - run.scheduled_for;
+    assert!(
+        skew >= Span::zero() && skew < Span::seconds(1),
+        "started {skew} after its slot"
+    );
+    assert_eq!(db.output(run.id), "tick from tick\nto-stderr\n");
+    let job = db.job("tick");
+    assert_eq!(job.last_status, Some(RunStatus::Success));
+    assert!(job.next_run.is_some_and(|next| next > first_slot));
+}
+
+#[test]
+fn run_now_runs_a_manual_job_once_and_it_goes_back_to_no_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jtp = start(dir.path(), None, &[]);
+    create(
+        &jtp,
+        "on-demand",
+        json!({ "schedule": { "manual": {} }, "script": inline("echo manual run") }),
+    );
+    let db = Db::open(&sqlite_url(dir.path()));
+    assert_eq!(db.job("on-demand").next_run, None);
+    let (status, body) = api(&jtp, reqwest::Method::POST, "/jobs/default/on-demand/run", None);
+    assert_eq!(status, 202, "{body}");
+    let runs = db.wait_finished("on-demand", 1, Duration::from_secs(15));
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].status, runs[0].trigger),
+        (RunStatus::Success, Trigger::Manual)
+    );
+    assert_eq!(db.output(runs[0].id), "manual run\n");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(db.runs("on-demand").len(), 1, "Run Now ran more than once");
+    let job = db.job("on-demand");
+    assert_eq!((job.next_run, job.run_now_requested_at), (None, None));
+}
+
+#[test]
+fn failure_error_timeout_and_big_output_are_recorded_as_the_original_did() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scripts = dir.path().join("jobs").join("scripts");
+    std::fs::create_dir_all(&scripts).expect("scripts dir");
+    std::fs::write(scripts.join("not-executable.sh"), "#!/bin/sh\necho hi\n").expect("write script");
+    let jtp = start(dir.path(), None, &["--output-cap-bytes", "65536"]);
+    let manual = |script: Value| json!({ "schedule": { "manual": {} }, "script": script });
+    create(&jtp, "fails", manual(inline("echo about to fail; exit 3")));
+    create(
+        &jtp,
+        "missing-script",
+        manual(json!({ "file": "no-such-script.sh" })),
+    );
+    create(
+        &jtp,
+        "not-executable",
+        manual(json!({ "file": "not-executable.sh" })),
+    );
+    create(&jtp, "escapes", manual(json!({ "file": "../../etc/passwd" })));
+    let mut slow = manual(inline("echo started; sleep 30"));
+    slow["activeDeadlineSeconds"] = json!(1);
+    create(&jtp, "too-slow", slow);
+    create(
+        &jtp,
+        "chatty",
+        manual(inline(
+            "head -c 5242880 /dev/zero | tr '\\0' 'y'; echo; printf 'bad \\377 byte\\n'; echo THE-END",
+        )),
+    );
+    for name in [
+        "fails",
+        "missing-script",
+        "not-executable",
+        "escapes",
+        "too-slow",
+        "chatty",
+    ] {
+        let (status, body) = api(
+            &jtp,
+            reqwest::Method::POST,
+            &format!("/jobs/default/{name}/run"),
+            None,
+        );
+        assert_eq!(status, 202, "{name}: {body}");
+    }
+    let db = Db::open(&sqlite_url(dir.path()));
+    let only = |name: &str| {
+        let runs = db.wait_finished(name, 1, Duration::from_secs(30));
+        assert_eq!(runs.len(), 1, "{name}");
+        let output = db.output(runs[0].id);
+        (runs[0].clone(), output)
+    };
+
+    let (run, output) = only("fails");
+    assert_eq!((run.status, run.exit_code), (RunStatus::Failure, Some(3)));
+    assert_eq!(output, "about to fail\n");
+
+    let (run, output) = only("missing-script");
+    assert_eq!((run.status, run.exit_code), (RunStatus::Error, None));
+    assert!(output.contains("No such file or directory"), "{output}");
+
+    let (run, output) = only("not-executable");
+    assert_eq!(run.status, RunStatus::Error);
+    assert!(output.contains("Permission denied"), "{output}");
+
+    let (run, output) = only("escapes");
+    assert_eq!(run.status, RunStatus::Error);
+    assert!(
+        output.contains("refused") && output.contains("outside the scripts folder"),
+        "{output}"
+    );
+
+    let (run, output) = only("too-slow");
+    assert_eq!(run.status, RunStatus::Failure);
+    assert!(
+        output.starts_with("started\n") && output.contains("timed out after 1 s"),
+        "{output}"
+    );
+
+    let (run, output) = only("chatty");
+    assert_eq!(run.status, RunStatus::Success);
+    assert_eq!(run.output_bytes, 5_242_880 + 1 + 11 + 8);
+    assert_eq!(run.output_truncated, run.output_bytes - 65_536);
+    assert!(
+        output.starts_with("yyyy") && output.ends_with("bad \u{fffd} byte\nTHE-END\n"),
+        "tail kept"
+    );
+    assert_eq!(output.matches("bytes of output cut here").count(), 1);
+    assert!(output.len() < 65_536 + 200);
+}
+
+#[test]
+fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(dir.path());
+    let jtp = start(dir.path(), None, &[]);
+    let every_ten_minutes = json!({ "interval": { "every": 10, "unit": "minutes" } });
+    create(
+        &jtp,
+        "catch-up",
+        json!({ "schedule": every_ten_minutes, "script": inline("echo caught up") }),
+    );
+    create(
+        &jtp,
+        "deadline",
+        json!({ "schedule": every_ten_minutes, "startingDeadlineSeconds": 60, "script": inline("echo too late") }),
+    );
+    create(
+        &jtp,
+        "long",
+        json!({ "schedule": { "manual": {} }, "script": inline("echo working; sleep 60") }),
+    );
+    let (status, _) = api(&jtp, reqwest::Method::POST, "/jobs/default/long/run", None);
+    assert_eq!(status, 202);
+    let db = Db::open(&url);
+    wait_until(Duration::from_secs(15), "the long run to start", || {
+        !db.runs("long").is_empty()
+    });
+    // A crash: no chance to record anything.
+    drop(jtp);
+
+    // While it was down, three slots of each interval job fell due.
+    let past: DateTime<Utc> = Utc::now() - Span::minutes(25);
+    let slot = DateTime::from_timestamp(past.timestamp() - past.timestamp() % 600, 0).expect("slot");
+    for name in ["catch-up", "deadline"] {
+        let job = db.job(name);
+        db.runtime
+            .block_on(
+                db.store
+                    .skip_slot(job.id, job.next_run.expect("next run"), Some(slot)),
+            )
+            .expect("move next_run into the past");
+    }
+
+    let _jtp = start(dir.path(), None, &[]);
+    let runs = db.wait_finished("catch-up", 1, Duration::from_secs(15));
+    let runs_long = db.wait_finished("long", 1, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    let runs_after = db.runs("catch-up");
+    assert_eq!(
+        runs_after.len(),
+        1,
+        "a catch-up must be one run, never a burst: {runs_after:?}"
+    );
+    assert_eq!(runs[0].status, RunStatus::Success);
+    let latest_missed = DateTime::from_timestamp(Utc::now().timestamp() / 600 * 600, 0).expect("slot");
+    assert_eq!(
+        runs[0].scheduled_for, latest_missed,
+        "the catch-up runs the latest missed slot"
+    );
+    assert!(db.job("catch-up").next_run.is_some_and(|next| next > Utc::now()));
+
+    assert!(
+        db.runs("deadline").is_empty(),
+        "a slot missed past its starting deadline is skipped"
+    );
+    assert!(db.job("deadline").next_run.is_some_and(|next| next > Utc::now()));
+
+    assert_eq!(runs_long.len(), 1);
+    assert_eq!(runs_long[0].status, RunStatus::Failure);
+    assert!(
+        db.output(runs_long[0].id).contains("interrupted"),
+        "{}",
+        db.output(runs_long[0].id)
+    );
+}
+
+#[test]
+fn shutdown_gives_running_scripts_a_grace_period_then_records_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut jtp = start(dir.path(), None, &[]);
+    create(
+        &jtp,
+        "quick",
+        json!({ "schedule": { "manual": {} }, "script": inline("sleep 1; echo finished in grace") }),
+    );
+    create(
+        &jtp,
+        "stubborn",
+        json!({ "schedule": { "manual": {} }, "script": inline("echo still going; sleep 60") }),
+    );
+    for name in ["quick", "stubborn"] {
+        assert_eq!(
+            api(
+                &jtp,
+                reqwest::Method::POST,
+                &format!("/jobs/default/{name}/run"),
+                None
+            )
+            .0,
+            202
+        );
+    }
+    let db = Db::open(&sqlite_url(dir.path()));
+    wait_until(Duration::from_secs(15), "both runs to start", || {
+        !db.runs("quick").is_empty() && !db.runs("stubborn").is_empty()
+    });
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(jtp.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = jtp.child.wait().expect("jtp exits");
+    assert!(status.success(), "{status:?}");
+    let quick = db.finished_runs("quick");
+    let stubborn = db.finished_runs("stubborn");
+    assert_eq!(quick.len(), 1);
+    assert_eq!(quick[0].status, RunStatus::Success);
+    assert_eq!(stubborn.len(), 1);
+    assert_eq!(stubborn[0].status, RunStatus::Failure);
+    assert!(
+        db.output(stubborn[0].id)
+            .contains("stopped: the runner shut down")
+    );
+}
+
+#[test]
+fn jobs_folder_files_are_loaded_updated_and_removed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).expect("jobs dir");
+    let manifest = |at: &str| {
+        format!(
+            "apiVersion: jobtrigger.io/v1alpha1\nkind: ScheduledJob\nmetadata: {{ name: from-file }}\nspec:\n  schedule: {{ daily: {{ at: \"{at}\" }} }}\n  script: {{ inline: echo hi }}\n"
+        )
+    };
+    std::fs::write(jobs.join("job.yaml"), manifest("09:00")).expect("write");
+    let _jtp = start(dir.path(), None, &[]);
+    let db = Db::open(&sqlite_url(dir.path()));
+    let first = db.job("from-file");
+    assert_eq!(first.at_time.as_deref(), Some("09:00"));
+    assert_eq!(
+        first.next_run.map(|t| t.format("%H:%M").to_string()),
+        Some("01:00".into()),
+        "09:00 HKT"
+    );
+
+    std::fs::write(jobs.join("job.yaml"), manifest("10:30")).expect("rewrite");
+    wait_until(Duration::from_secs(15), "the edit to load", || {
+        db.job("from-file").at_time.as_deref() == Some("10:30")
+    });
+    assert_eq!(
+        db.job("from-file")
+            .next_run
+            .map(|t| t.format("%H:%M").to_string()),
+        Some("02:30".into())
+    );
+
+    std::fs::write(jobs.join("job.yaml"), manifest("25:00")).expect("break it");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        db.job("from-file").at_time.as_deref(),
+        Some("10:30"),
+        "an invalid file changes nothing"
+    );
+
+    std::fs::remove_file(jobs.join("job.yaml")).expect("remove");
+    wait_until(Duration::from_secs(15), "the job to be deleted", || {
+        db.runtime
+            .block_on(db.store.get_job_by_name("default", "from-file"))
+            .is_err()
+    });
+}
+
+#[test]
+fn two_runners_on_one_postgres_database_never_run_a_slot_twice() {
+    let url = postgres_database();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger = dir.path().join("ledger");
+    std::fs::create_dir_all(&ledger).expect("ledger dir");
+    let a_dir = dir.path().join("a");
+    let a = start(&a_dir, Some(&url), &["--runner-id", "runner-a"]);
+    let _b = start(
+        &dir.path().join("b"),
+        Some(&url),
+        &["--runner-id", "runner-b", "--no-portal"],
+    );
+    for i in 0..4 {
+        let script = format!("echo \"$JTP_RUN_ID\" >> {}/job-{i}.log", ledger.display());
+        create(
+            &a,
+            &format!("shared-{i}"),
+            json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "concurrencyPolicy": "Allow", "script": inline(&script) }),
+        );
+    }
+    let db = Db::open(&url);
+    wait_until(Duration::from_secs(45), "three slots of every job", || {
+        (0..4).all(|i| db.finished_runs(&format!("shared-{i}")).len() >= 3)
+    });
+    let mut runners = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let runs = db.finished_runs(&format!("shared-{i}"));
+        let slots: std::collections::BTreeSet<_> = runs.iter().map(|r| r.scheduled_for).collect();
+        assert_eq!(slots.len(), runs.len(), "a slot was recorded twice");
+        let executed = std::fs::read_to_string(ledger.join(format!("job-{i}.log"))).unwrap_or_default();
+        let mut ids: Vec<&str> = executed.lines().collect();
+        let total = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), total, "a run executed twice");
+        assert!(total >= runs.len(), "every recorded run executed");
+        assert!(
+            total <= runs.len() + 1,
+            "executions without a record: {total} vs {}",
+            runs.len()
+        );
+        runners.extend(runs.iter().filter_map(|r| r.runner.clone()));
+    }
+    assert!(!runners.is_empty());
+}
+
+/// A fresh database on the test PostgreSQL server (`JTP_TEST_POSTGRES_URL`, else `scripts/postgres-up`).
+fn postgres_database() -> String {
+    let server = std::env::var("JTP_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres-up");
+        let out = Command::new(&script).output().unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e}; install PostgreSQL (apt-get install postgresql)",
+                script.display()
+            )
+        });
+        assert!(
+            out.status.success(),
+            "scripts/postgres-up failed (install PostgreSQL with `apt-get install postgresql`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    });
+    let name = format!("jtp_e2e_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("connect to the test PostgreSQL server");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("drop");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+    });
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
