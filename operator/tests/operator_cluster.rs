@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use jtp_crds::{RunStatus, SLOT_LABEL, ScheduledJob, ScheduledJobSpec, Trigger};
 use jtp_operator::controller::builder::RECORDED_LABEL;
 use jtp_operator::controller::ledger::MemoryRun;
-use jtp_operator::controller::{MemoryLedger, Metrics, OperatorArgs, run_with};
+use jtp_operator::controller::{MemoryLedger, Metrics, OperatorArgs, SqlLedger, run_with};
+use jtp_store::Store;
 use jtp_testenv::{TestNamespace, kubectl, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::events::v1::Event;
@@ -584,30 +585,183 @@ async fn resuming_or_editing_the_schedule_fires_nothing_retroactively() {
     op.stop().await;
 }
 
+/// An operator recording into a real SQL store.
+async fn start_sql(
+    client: &kube::Client,
+    ns: &str,
+    url: &str,
+) -> (
+    Arc<SqlLedger>,
+    Arc<Metrics>,
+    oneshot::Sender<()>,
+    JoinHandle<jtp_operator::controller::Result<()>>,
+) {
+    let ledger = Arc::new(SqlLedger::new(url));
+    let mut args = OperatorArgs::defaults();
+    args.namespaces = vec![ns.to_owned()];
+    args.no_leader_election = true;
+    args.error_grace_seconds = 3;
+    args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let metrics = Metrics::new();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run_with(
+        client.clone(),
+        args,
+        ledger.clone(),
+        metrics.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (ledger, metrics, stop, task)
+}
+
+/// Polls the store until the job's runs satisfy `cond`.
+async fn wait_sql_runs(
+    store: &Store,
+    uid: &str,
+    what: &str,
+    timeout: Duration,
+    cond: impl Fn(&[jtp_store::RunSummary]) -> bool,
+) -> Vec<jtp_store::RunSummary> {
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        match store.get_job_by_uid(uid).await {
+            Ok(job) => match store.list_runs(job.id, 50, 0).await {
+                Ok(page) if cond(&page.items) => return page.items,
+                Ok(page) => last = format!("{:#?}", page.items),
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {last}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_mib_of_output_is_captured() {
+async fn five_mib_of_output_lands_in_sqlite_within_the_cap() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "op-big").await;
-    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
+    let (_ledger, _metrics, stop, task) = start_sql(&client, ns.name(), &url).await;
     let mut job = sj(
         "big",
-        ScheduledJobSpec::manual().script("head -c 5242880 /dev/zero | tr '\\0' x; echo; echo END"),
+        ScheduledJobSpec::manual()
+            .script("echo START; head -c 5242880 /dev/zero | tr '\\0' x; echo; echo END"),
     );
     job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
     let uid = create(&ns, &job).await.uid().expect("uid");
-    let runs = wait_runs(&op.ledger, &uid, "the big run", TIMEOUT, |r| {
-        !finished(r).is_empty()
+    let store = Store::connect(&url).await.expect("open the SQLite store");
+    let runs = wait_sql_runs(&store, &uid, "the big run", TIMEOUT, |r| {
+        r.iter().any(|r| r.status.is_finished())
     })
     .await;
-    let run = finished(&runs)[0];
+    let run = &runs[0];
     assert_eq!(run.status, RunStatus::Success);
-    assert!(
-        run.output.len() >= 5 * 1024 * 1024,
-        "captured {} bytes",
-        run.output.len()
+    assert_eq!(
+        run.k8s_job_name.as_deref().map(|n| n.starts_with("big-m")),
+        Some(true)
     );
-    assert!(run.output.trim_end().ends_with("END"));
-    op.stop().await;
+    assert!(run.output_bytes > 5 * 1024 * 1024, "{run:?}");
+    assert!(run.output_truncated > 0, "the store caps the output: {run:?}");
+    let stored = store.get_run(run.id).await.expect("run").log_output;
+    assert!(
+        stored.len() <= jtp_store::DEFAULT_OUTPUT_CAP + 1024,
+        "stored {} bytes",
+        stored.len()
+    );
+    assert!(stored.starts_with("START"), "head kept");
+    assert!(stored.trim_end().ends_with("END"), "tail kept");
+    let row = store.get_job_by_uid(&uid).await.expect("mirror row");
+    assert_eq!(row.last_status, Some(RunStatus::Success));
+    assert_eq!(row.next_run, None, "manual jobs have no next run");
+    let _ = stop.send(());
+    let _ = task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-pg").await;
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    let pg = |script: &str| {
+        let out = std::process::Command::new("bash")
+            .arg(scripts.join(script))
+            .env("JTP_PG_PORT", "55447")
+            .output()
+            .expect("run the postgres script");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let url = pg("postgres-up");
+    assert!(url.starts_with("postgres://"), "{url}");
+    let (_ledger, _metrics, stop, task) = start_sql(&client, ns.name(), &url).await;
+    let mut job = sj(
+        "pgjob",
+        ScheduledJobSpec::manual().script("sleep 8; echo survived the outage"),
+    );
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    {
+        let store = Store::connect(&url).await.expect("connect");
+        let runs = wait_sql_runs(&store, &uid, "the RUNNING row", TIMEOUT, |r| !r.is_empty()).await;
+        assert_eq!(runs[0].status, RunStatus::Running);
+        store.close().await;
+    }
+    pg("postgres-down");
+    let jobs: Api<Job> = ns.api();
+    let name = jobs_of(&ns, "pgjob").await[0].name_any();
+    wait_for(
+        &jobs,
+        &name,
+        TIMEOUT,
+        "complete while the database is down",
+        |j| j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !jobs
+            .get(&name)
+            .await
+            .expect("kept")
+            .labels()
+            .contains_key(RECORDED_LABEL)
+    );
+    pg("postgres-up");
+    let store = Store::connect(&url).await.expect("connect again");
+    let runs = wait_sql_runs(
+        &store,
+        &uid,
+        "the run recorded after the outage",
+        Duration::from_secs(45),
+        |r| r.iter().any(|r| r.status == RunStatus::Success),
+    )
+    .await;
+    assert_eq!(runs.len(), 1, "one row for the run");
+    let output = store.get_run(runs[0].id).await.expect("run").log_output;
+    assert!(output.contains("survived the outage"), "{output}");
+    wait_for(&jobs, &name, TIMEOUT, "be marked recorded", |j| {
+        j.labels().contains_key(RECORDED_LABEL)
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = task.await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

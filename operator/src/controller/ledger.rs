@@ -16,13 +16,137 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[error("{message}")]
 pub struct LedgerError {
     pub message: String,
+    #[source]
+    pub source: Option<jtp_store::Error>,
 }
 
 impl LedgerError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            source: None,
         }
+    }
+}
+
+impl From<jtp_store::Error> for LedgerError {
+    fn from(e: jtp_store::Error) -> Self {
+        Self {
+            message: e.to_string(),
+            source: Some(e),
+        }
+    }
+}
+
+/// Identifies this writer in `job_execution_logs.runner`.
+pub const RUNNER_NAME: &str = "operator";
+
+/// The SQL store (PostgreSQL or SQLite). Connects lazily and again after a failed connect, so
+/// the operator starts and schedules while the database is down.
+pub struct SqlLedger {
+    url: String,
+    store: tokio::sync::Mutex<Option<jtp_store::Store>>,
+    ids: Mutex<BTreeMap<String, i64>>,
+}
+
+impl SqlLedger {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            store: tokio::sync::Mutex::new(None),
+            ids: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Connects now; the operator calls this at start to report a bad URL early.
+    pub async fn store(&self) -> Result<jtp_store::Store, LedgerError> {
+        let mut slot = self.store.lock().await;
+        if let Some(store) = slot.as_ref() {
+            return Ok(store.clone());
+        }
+        let store = jtp_store::Store::connect(&self.url).await?;
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+
+    async fn job_id(&self, store: &jtp_store::Store, job: &JobMirror) -> Result<i64, LedgerError> {
+        if let Some(id) = self.ids.lock().ok().and_then(|ids| ids.get(&job.uid).copied()) {
+            return Ok(id);
+        }
+        self.upsert(store, job).await
+    }
+
+    async fn upsert(&self, store: &jtp_store::Store, job: &JobMirror) -> Result<i64, LedgerError> {
+        let row = store
+            .upsert_job(&jtp_store::JobInput {
+                name: &job.name,
+                namespace: &job.namespace,
+                uid: Some(&job.uid),
+                spec: &job.spec,
+                next_run: job.next_run,
+            })
+            .await?;
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.insert(job.uid.clone(), row.id);
+        }
+        Ok(row.id)
+    }
+
+    async fn start(&self, store: &jtp_store::Store, run: &RunStart) -> Result<i64, LedgerError> {
+        let job_id = self.job_id(store, &run.job).await?;
+        Ok(store
+            .record_start(&jtp_store::RunStart {
+                job_id,
+                trigger: run.trigger,
+                scheduled_for: run.scheduled_at,
+                started_at: run.started_at,
+                k8s_job_name: Some(run.k8s_job_name.clone()),
+                runner: Some(RUNNER_NAME.to_owned()),
+            })
+            .await?)
+    }
+}
+
+impl Ledger for SqlLedger {
+    fn upsert_job<'a>(&'a self, job: &'a JobMirror) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            self.upsert(&store, job).await.map(|_| ())
+        })
+    }
+
+    fn record_run_start<'a>(&'a self, run: &'a RunStart) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            self.start(&store, run).await.map(|_| ())
+        })
+    }
+
+    fn record_run_finish<'a>(&'a self, run: &'a RunFinish) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            let id = self.start(&store, &run.start).await?;
+            store
+                .record_finish(
+                    id,
+                    &jtp_store::RunFinish {
+                        status: run.status,
+                        exit_code: run.exit_code,
+                        output: run.output.as_bytes(),
+                        finished_at: run.finished_at,
+                    },
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn mark_deleted<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            store.delete_job_by_uid(uid).await?;
+            Ok(())
+        })
     }
 }
 
@@ -44,6 +168,8 @@ pub struct RunStart {
     pub job: JobMirror,
     pub k8s_job_name: String,
     pub scheduled_at: DateTime<Utc>,
+    /// When its Job was created.
+    pub started_at: DateTime<Utc>,
     pub trigger: Trigger,
 }
 

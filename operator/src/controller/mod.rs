@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use builder::JobDefaults;
-pub use ledger::{Ledger, LedgerError, MemoryLedger};
+pub use ledger::{Ledger, LedgerError, MemoryLedger, SqlLedger};
 pub use metrics::Metrics;
 
 /// The one field manager of every server-side apply the operator makes.
@@ -181,9 +181,15 @@ async fn open_ledger(url: Option<&str>) -> Result<Arc<dyn Ledger>> {
             tracing::warn!("no --database-url: runs are recorded in memory only");
             Ok(Arc::new(MemoryLedger::new()))
         }
-        Some(_) => Err(Error::Ledger(LedgerError::new(
-            "this build records runs in memory only: run without --database-url",
-        ))),
+        Some(url) => {
+            let ledger = ledger::SqlLedger::new(url);
+            match ledger.store().await {
+                Ok(store) => tracing::info!(url = %store.url(), "recording runs in SQL"),
+                // Scheduling goes on; runs are recorded once the database is back.
+                Err(e) => tracing::warn!(error = %e, "the database is unreachable for now"),
+            }
+            Ok(Arc::new(ledger))
+        }
     }
 }
 

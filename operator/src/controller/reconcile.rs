@@ -169,11 +169,18 @@ fn mirror(sj: &ScheduledJob, status: &ScheduledJobStatus) -> JobMirror {
     }
 }
 
-fn run_start(sj: &ScheduledJob, job_name: &str, scheduled_at: DateTime<Utc>, trigger: Trigger) -> RunStart {
+fn run_start(
+    sj: &ScheduledJob,
+    job_name: &str,
+    scheduled_at: DateTime<Utc>,
+    trigger: Trigger,
+    started_at: DateTime<Utc>,
+) -> RunStart {
     RunStart {
         job: mirror(sj, &sj.status.clone().unwrap_or_default()),
         k8s_job_name: job_name.to_owned(),
         scheduled_at,
+        started_at,
         trigger,
     }
 }
@@ -231,7 +238,7 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
                 }
             }
         } else if child.is_active() && !known_active.contains(&child.name) {
-            let start = run_start(sj, &child.name, child.scheduled_at, child.trigger);
+            let start = run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created);
             if let Err(e) = ctx.ledger.record_run_start(&start).await {
                 tracing::warn!(job = %child.name, error = %e, "cannot record the run start");
             }
@@ -259,7 +266,7 @@ async fn record_finish(
         None => String::new(),
     };
     let finish = RunFinish {
-        start: run_start(sj, &child.name, child.scheduled_at, child.trigger),
+        start: run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created),
         finished_at: outcome.finished_at,
         status: outcome.status,
         exit_code: outcome.exit_code,
@@ -404,7 +411,13 @@ async fn start(sj: &ScheduledJob, ctx: &Context, jobs_api: &Api<Job>, launch: &L
     }
     ctx.metrics.run_started(launch.trigger);
     tracing::info!(job = %launch.job_name, trigger = %launch.trigger, skew_seconds = skew, "run started");
-    let start = run_start(sj, &launch.job_name, launch.scheduled_at, launch.trigger);
+    let start = run_start(
+        sj,
+        &launch.job_name,
+        launch.scheduled_at,
+        launch.trigger,
+        Utc::now(),
+    );
     if let Err(e) = ctx.ledger.record_run_start(&start).await {
         tracing::warn!(job = %launch.job_name, error = %e, "cannot record the run start");
     }
@@ -436,7 +449,7 @@ async fn stop_replaced(
         _ => String::new(),
     };
     let finish = RunFinish {
-        start: run_start(sj, name, child.scheduled_at, child.trigger),
+        start: run_start(sj, name, child.scheduled_at, child.trigger, child.created),
         finished_at: Utc::now(),
         status: RunStatus::Failure,
         exit_code: None,
