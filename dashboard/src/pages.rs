@@ -626,7 +626,17 @@ async fn create_job(
         ""
     };
     state.set_flash(&caller, "success", format!("Created job {}.{note}", form.name));
-    Ok(Redirect::to(&format!("/jobs/{}/{}", form.namespace, form.name)).into_response())
+    // In a cluster the row exists only once the operator has mirrored the resource.
+    let target = if state.is_kubernetes() {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("namespace", &form.namespace)
+            .append_pair("name", &form.name)
+            .finish();
+        format!("/?{query}")
+    } else {
+        format!("/jobs/{}/{}", form.namespace, form.name)
+    };
+    Ok(Redirect::to(&target).into_response())
 }
 
 async fn edit_job_form(

@@ -10,6 +10,7 @@ use common::*;
 use jtp_crds::{RUN_NOW_ANNOTATION, ScheduledJobSpec};
 use jtp_dashboard::{AppState, PortalConfig};
 use serde_json::json;
+use std::ops::Not;
 
 fn bearer(
     mut request: axum::http::Request<axum::body::Body>,
@@ -98,8 +99,8 @@ async fn rights_follow_the_users_own_rbac() {
         live.metadata
             .annotations
             .unwrap_or_default()
-            .get(RUN_NOW_ANNOTATION)
-            .is_none()
+            .contains_key(RUN_NOW_ANNOTATION)
+            .not()
     );
 
     // The editor can: the annotation holds the instant, RFC3339 UTC.

@@ -444,3 +444,233 @@ pub mod kube_env {
         }
     }
 }
+
+/// Real Chromium driven through chromedriver, both started by the test on loopback.
+pub mod browser {
+    use fantoccini::{Client, ClientBuilder, Locator};
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    pub const CHROMIUM: &str = "/usr/bin/chromium";
+    pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+    pub struct Browser {
+        pub client: Client,
+        driver: Child,
+        _profile: tempfile::TempDir,
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    impl Browser {
+        /// Starts chromedriver and a headless Chromium with a fresh profile.
+        ///
+        /// # Panics
+        /// When Chromium or chromedriver is not installed, saying how to install them.
+        pub async fn start() -> Self {
+            for bin in [CHROMIUM, CHROMEDRIVER] {
+                assert!(
+                    Path::new(bin).exists(),
+                    "{bin} is missing: the browser tests need Debian's Chromium and its driver; \
+                     install them with `apt-get install chromium chromium-driver`"
+                );
+            }
+            let port = free_port();
+            let driver = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "chromedriver did not listen on 127.0.0.1:{port}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let profile = tempfile::tempdir().unwrap();
+            let args = vec![
+                "--headless".to_owned(),
+                "--no-sandbox".to_owned(),
+                "--disable-gpu".to_owned(),
+                "--disable-quic".to_owned(),
+                "--no-first-run".to_owned(),
+                "--disable-background-networking".to_owned(),
+                "--disable-component-update".to_owned(),
+                "--disable-sync".to_owned(),
+                "--disable-dev-shm-usage".to_owned(),
+                "--window-size=1440,900".to_owned(),
+                format!("--user-data-dir={}", profile.path().display()),
+            ];
+            let mut caps = serde_json::Map::new();
+            caps.insert(
+                "goog:chromeOptions".to_owned(),
+                serde_json::json!({ "binary": CHROMIUM, "args": args }),
+            );
+            let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+                .expect("a Chromium session through chromedriver");
+            Self {
+                client,
+                driver,
+                _profile: profile,
+            }
+        }
+
+        pub async fn goto(&self, url: &str) {
+            self.client.goto(url).await.unwrap();
+        }
+
+        pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+            self.client
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        }
+
+        pub async fn text(&self, css: &str) -> String {
+            self.find(css).await.text().await.unwrap()
+        }
+
+        /// Polls until the element's text satisfies `ok` (the page may update itself meanwhile).
+        pub async fn wait_text(&self, css: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+            let deadline = Instant::now() + timeout;
+            let mut last = String::new();
+            loop {
+                if let Ok(el) = self.client.find(Locator::Css(css)).await
+                    && let Ok(text) = el.text().await
+                {
+                    if ok(&text) {
+                        return text;
+                    }
+                    last = text;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting on {css}; last text: {last:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+
+        pub async fn fill(&self, css: &str, value: &str) {
+            let el = self.find(css).await;
+            el.clear().await.unwrap();
+            el.send_keys(value).await.unwrap();
+        }
+
+        pub async fn click(&self, css: &str) {
+            self.find(css).await.click().await.unwrap();
+        }
+
+        /// Saves a screenshot (outside the repository) and returns its path.
+        pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+            let png = self.client.screenshot().await.unwrap();
+            let path = std::env::temp_dir().join(format!("jtp-dashboard-{name}.png"));
+            std::fs::write(&path, png).unwrap();
+            path
+        }
+
+        /// True when an alert, confirm or prompt dialog is open.
+        pub async fn alert_open(&self) -> bool {
+            self.client.get_alert_text().await.is_ok()
+        }
+
+        pub async fn close(mut self) {
+            let _ = self.client.clone().close().await;
+            let _ = self.driver.kill();
+            let _ = self.driver.wait();
+        }
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            let _ = self.driver.kill();
+        }
+    }
+}
+
+/// The portal served on 127.0.0.1 with a free port until the returned sender is dropped or used.
+pub async fn serve_portal(
+    state: AppState,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        jtp_dashboard::serve(listener, state, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (format!("http://127.0.0.1:{}", addr.port()), stop, server)
+}
+
+/// Stands in for the standalone runner (it lives in the operator crate, which depends on this one):
+/// claims due jobs through the store exactly as a runner does, keeps each run RUNNING for `hold`,
+/// then records it as SUCCESS with `output`. Woken by the portal's Notify, like the real runner.
+pub fn spawn_runner(
+    store: Store,
+    wake: Arc<Notify>,
+    output: String,
+    hold: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            }
+            let now = Utc::now();
+            let Ok(due) = store.due_jobs(now, 10).await else {
+                continue;
+            };
+            for job in due {
+                let Some(expected) = job.next_run else { continue };
+                let following = if job.is_active {
+                    jtp_crds::validate(&job.spec).ok().and_then(|c| c.next_after(now))
+                } else {
+                    None
+                };
+                let claim = jtp_store::SlotClaim {
+                    job_id: job.id,
+                    expected_next_run: expected,
+                    new_next_run: following,
+                    runner: "dashboard-test",
+                    now,
+                };
+                let Ok(Some(claim)) = store.claim_slot(&claim).await else {
+                    continue;
+                };
+                tokio::time::sleep(hold).await;
+                let finish = RunFinish {
+                    status: RunStatus::Success,
+                    exit_code: Some(0),
+                    output: output.as_bytes(),
+                    finished_at: Utc::now(),
+                };
+                store.record_finish(claim.run_id, &finish).await.unwrap();
+            }
+        }
+    })
+}
