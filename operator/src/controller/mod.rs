@@ -114,6 +114,9 @@ pub struct OperatorArgs {
     /// This replica's identity in the Lease (default: $POD_NAME, else host name and pid).
     #[arg(long, env = "JTP_IDENTITY")]
     pub identity: Option<String>,
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "JTP_LOG_JSON")]
+    pub log_json: bool,
 }
 
 impl OperatorArgs {
@@ -131,6 +134,7 @@ impl OperatorArgs {
             lease_namespace: None,
             lease_duration_seconds: 15,
             identity: None,
+            log_json: false,
         }
     }
 
@@ -148,12 +152,7 @@ impl OperatorArgs {
 /// Entry point of `jtp operator`: connects, picks the SQL store, serves metrics and runs until
 /// interrupted (or until leadership is lost, which ends the process so it restarts as a standby).
 pub async fn run(args: OperatorArgs) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn")),
-        )
-        .try_init();
+    init_tracing(args.log_json);
     let client = kube::Client::try_default().await.map_err(Error::Config)?;
     let ledger = open_ledger(args.database_url.as_deref()).await?;
     let metrics = Metrics::new();
@@ -172,6 +171,19 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
         }
     };
     run_with(client, args, ledger, metrics, shutdown).await
+}
+
+/// Structured logs on stderr (`RUST_LOG` filters; default `info`), JSON lines with `--log-json`.
+fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
 }
 
 /// Opens the run store named by the URL; without one, runs are kept in memory.
