@@ -1,1 +1,258 @@
-fn main() {}
+//! `cargo bench -p jtp-store`: loads 10,000 jobs and 1,000,000 runs into SQLite and PostgreSQL,
+//! then times the portal's hot queries and recording a run, printing p50/p99 per backend.
+//!
+//! Environment: JTP_BENCH_JOBS, JTP_BENCH_RUNS (sizes), JTP_BENCH_ITERATIONS (samples per query),
+//! JTP_BENCH_BACKENDS (`sqlite,postgres`), JTP_TEST_POSTGRES_URL (else scripts/postgres-up runs),
+//! JTP_BENCH_KEEP (keep the PostgreSQL database for EXPLAIN).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+use jtp_store::{ImportedRun, JobFilter, JobInput, RunFinish, RunStart, Store};
+use rand::Rng;
+use sqlx::Connection;
+use std::time::Instant;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+struct Timings(Vec<f64>);
+
+impl Timings {
+    fn report(mut self, backend: &str, what: &str) {
+        self.0.sort_by(f64::total_cmp);
+        let pick = |q: f64| self.0[((self.0.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "{backend:<9} {what:<34} n={:<5} p50={:>7.3} ms  p99={:>7.3} ms",
+            self.0.len(),
+            pick(0.50),
+            pick(0.99)
+        );
+    }
+}
+
+async fn time<F, Fut>(iterations: usize, mut f: F) -> Timings
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        let started = Instant::now();
+        f(i).await;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Timings(samples)
+}
+
+async fn load(store: &Store, jobs: usize, runs: usize) -> Vec<i64> {
+    let started = Instant::now();
+    let spec = ScheduledJobSpec::interval(1, jtp_crds::IntervalUnit::Hours);
+    let mut rng = rand::rng();
+    let mut ids = Vec::with_capacity(jobs);
+    for i in 0..jobs {
+        let name = format!("job-{i:05}");
+        let namespace = format!("team-{}", i % 5);
+        let next_run = (i % 10 != 0).then(|| base() + Duration::minutes(rng.random_range(0..7 * 24 * 60)));
+        let input = JobInput {
+            name: &name,
+            namespace: &namespace,
+            uid: None,
+            spec: &spec,
+            next_run,
+        };
+        ids.push(store.create_job(&input).await.expect("create job").id);
+    }
+    let jobs_took = started.elapsed();
+    let started = Instant::now();
+    let per_job = runs / jobs.max(1);
+    let chunk_jobs = (100_000 / per_job.max(1)).max(1);
+    for chunk in ids.chunks(chunk_jobs) {
+        let batch: Vec<ImportedRun> = chunk
+            .iter()
+            .flat_map(|&job_id| (0..per_job).map(move |k| (job_id, k)))
+            .map(|(job_id, k)| {
+                let slot = base() - Duration::hours(k as i64);
+                let roll = rng.random_range(0..100);
+                let status = match roll {
+                    0..90 => RunStatus::Success,
+                    90..98 => RunStatus::Failure,
+                    _ => RunStatus::Error,
+                };
+                ImportedRun {
+                    job_id,
+                    run_time: slot,
+                    scheduled_for: slot,
+                    finished_at: Some(slot + Duration::seconds(3)),
+                    status,
+                    exit_code: Some(if status == RunStatus::Success { 0 } else { 1 }),
+                    trigger: Trigger::Schedule,
+                    output: format!("run {k} of job {job_id}: {status}\n"),
+                    k8s_job_name: None,
+                    runner: Some("bench".into()),
+                }
+            })
+            .collect();
+        store.import_runs(&batch).await.expect("import runs");
+    }
+    println!(
+        "{:<9} loaded {jobs} jobs in {:.1} s and {} runs in {:.1} s",
+        store.backend_kind(),
+        jobs_took.as_secs_f64(),
+        per_job * ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    ids
+}
+
+async fn bench(store: &Store, jobs: usize, runs: usize, iterations: usize) {
+    let ids = load(store, jobs, runs).await;
+    let kind = store.backend_kind().as_str();
+    let pages = (jobs / 50).max(1);
+    let mut rng = rand::rng();
+    let offsets: Vec<i64> = (0..iterations)
+        .map(|_| rng.random_range(0..pages) as i64 * 50)
+        .collect();
+    let picks: Vec<i64> = (0..iterations)
+        .map(|_| ids[rng.random_range(0..ids.len())])
+        .collect();
+
+    let first = JobFilter {
+        limit: 50,
+        ..JobFilter::default()
+    };
+    time(iterations, |_| async {
+        assert_eq!(
+            store.list_jobs(&first).await.expect("page").items.len(),
+            50.min(jobs)
+        )
+    })
+    .await
+    .report(kind, "jobs page 1 (+count)");
+    time(iterations, |i| {
+        let filter = JobFilter {
+            limit: 50,
+            offset: offsets[i],
+            ..JobFilter::default()
+        };
+        async move {
+            store.list_jobs(&filter).await.expect("page");
+        }
+    })
+    .await
+    .report(kind, "jobs page, random offset (+count)");
+    time(iterations, |_| async {
+        let filter = JobFilter {
+            name_contains: Some("12".into()),
+            last_status: Some(RunStatus::Success),
+            limit: 50,
+            ..JobFilter::default()
+        };
+        store.list_jobs(&filter).await.expect("filtered");
+    })
+    .await
+    .report(kind, "jobs page, name+status filter");
+    time(iterations, |i| {
+        let job_id = picks[i];
+        async move {
+            store.list_runs(job_id, 50, 0).await.expect("runs");
+        }
+    })
+    .await
+    .report(kind, "one job's runs page 1 (+count)");
+    let slot0 = base() + Duration::days(30);
+    time(iterations, |i| {
+        let job_id = picks[i];
+        async move {
+            let slot = slot0 + Duration::minutes(i as i64);
+            let start = RunStart {
+                job_id,
+                trigger: Trigger::Schedule,
+                scheduled_for: slot,
+                started_at: slot,
+                k8s_job_name: None,
+                runner: Some("bench".into()),
+            };
+            let id = store.record_start(&start).await.expect("start");
+            let finish = RunFinish {
+                status: RunStatus::Success,
+                exit_code: Some(0),
+                output: b"ok\n",
+                finished_at: slot,
+            };
+            store.record_finish(id, &finish).await.expect("finish");
+        }
+    })
+    .await
+    .report(kind, "record a run (start + finish)");
+}
+
+fn postgres_admin_url() -> String {
+    if let Ok(url) = std::env::var("JTP_TEST_POSTGRES_URL") {
+        return url;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres-up");
+    let out = std::process::Command::new(&script)
+        .output()
+        .expect("run scripts/postgres-up");
+    assert!(
+        out.status.success(),
+        "scripts/postgres-up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; any other argument is a filter we do not need.
+    let jobs = env_or("JTP_BENCH_JOBS", 10_000);
+    let runs = env_or("JTP_BENCH_RUNS", 1_000_000);
+    let iterations = env_or("JTP_BENCH_ITERATIONS", 500);
+    let backends = std::env::var("JTP_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    println!("jtp-store bench: {jobs} jobs, {runs} runs, {iterations} samples per query");
+
+    if backends.contains("sqlite") {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
+            .await
+            .expect("sqlite");
+        bench(&store, jobs, runs, iterations).await;
+        store.close().await;
+    }
+    if backends.contains("postgres") {
+        let admin = postgres_admin_url();
+        let name = format!("jtp_bench_{:08x}", rand::random::<u32>());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create");
+        let mut url = url::Url::parse(&admin).expect("url");
+        url.set_path(&name);
+        let store = Store::connect(url.as_str()).await.expect("postgres");
+        bench(&store, jobs, runs, iterations).await;
+        store.close().await;
+        if std::env::var_os("JTP_BENCH_KEEP").is_some() {
+            println!("kept database {name}");
+            return;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+    }
+}

@@ -182,25 +182,35 @@ const DELETE_JOB: &str = "UPDATE scheduled_jobs SET deleted_at = $2, next_run = 
 const DELETE_JOB_BY_UID: &str = "UPDATE scheduled_jobs SET deleted_at = $2, next_run = NULL, \
      run_now_requested_at = NULL, updated_at = $2 WHERE uid = $1 AND deleted_at IS NULL";
 
-/// The jobs page's filters (`$1` name pattern, `$2` namespace, `$3` last status).
-macro_rules! job_page_filter {
-    () => {
-        " FROM scheduled_jobs WHERE deleted_at IS NULL \
-          AND ($1 IS NULL OR lower(name) LIKE $1 ESCAPE '\\') \
-          AND ($2 IS NULL OR namespace = $2) \
-          AND ($3 IS NULL OR last_status = $3)"
-    };
-}
-
-/// Ordered by next_run with NULLs last (written as `next_run IS NULL` so one index serves both
-/// backends), then name.
+/// The jobs page's query up to its filters; only the filters in use are added, so each
+/// combination gets its own plan (a count without filters is an index-only scan on PostgreSQL).
 const LIST_JOBS: &str = concat!(
     "SELECT ",
     job_columns!(),
-    job_page_filter!(),
-    " ORDER BY (next_run IS NULL), next_run, name, id LIMIT $4 OFFSET $5"
+    " FROM scheduled_jobs WHERE deleted_at IS NULL"
 );
-const COUNT_JOBS: &str = concat!("SELECT COUNT(*)", job_page_filter!());
+const COUNT_JOBS: &str = "SELECT COUNT(*) FROM scheduled_jobs WHERE deleted_at IS NULL";
+/// Ordered by next_run with NULLs last (written as `next_run IS NULL` so one index serves both
+/// backends), then name.
+const JOBS_ORDER: &str = " ORDER BY (next_run IS NULL), next_run, name, id";
+
+/// Appends the filters of a [`JobFilter`] to a query ending in a WHERE clause.
+macro_rules! push_job_filters {
+    ($query:expr, $pattern:expr, $namespace:expr, $status:expr) => {{
+        if let Some(pattern) = $pattern {
+            $query
+                .push(" AND lower(name) LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(namespace) = $namespace {
+            $query.push(" AND namespace = ").push_bind(namespace.to_owned());
+        }
+        if let Some(status) = $status {
+            $query.push(" AND last_status = ").push_bind(status);
+        }
+    }};
+}
 
 const QUEUED_JOBS: &str = concat!(
     "SELECT ",
@@ -323,16 +333,14 @@ impl Store {
         let namespace = filter.namespace.as_deref().filter(|s| !s.is_empty());
         let status = filter.last_status.map(|s| s.as_str());
         let (items, total) = with_pool!(self, pool => {
-            let items = sqlx::query_as::<_, Job>(LIST_JOBS)
-                .bind(&pattern)
-                .bind(namespace)
-                .bind(status)
-                .bind(filter.limit.max(0))
-                .bind(filter.offset.max(0))
-                .fetch_all(pool)
-                .await?;
-            let total: i64 =
-                sqlx::query_scalar(COUNT_JOBS).bind(&pattern).bind(namespace).bind(status).fetch_one(pool).await?;
+            let mut list = sqlx::QueryBuilder::new(LIST_JOBS);
+            push_job_filters!(list, &pattern, namespace, status);
+            list.push(JOBS_ORDER).push(" LIMIT ").push_bind(filter.limit.max(0));
+            list.push(" OFFSET ").push_bind(filter.offset.max(0));
+            let items = list.build_query_as::<Job>().fetch_all(pool).await?;
+            let mut count = sqlx::QueryBuilder::new(COUNT_JOBS);
+            push_job_filters!(count, &pattern, namespace, status);
+            let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
             Ok::<_, sqlx::Error>((items, total))
         })?;
         Ok(Page { items, total })

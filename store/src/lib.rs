@@ -107,14 +107,32 @@ pub(crate) trait Dialect: sqlx::Database {
     /// Starts a transaction that will write. SQLite takes the write lock up front, so two writers
     /// queue on `busy_timeout` instead of one failing when it upgrades a read lock.
     const BEGIN_WRITE: &'static str;
+    /// Run after a bulk load so the planner and (PostgreSQL) index-only scans see the new rows.
+    const AFTER_BULK_LOAD: &'static [&'static str];
 }
 
 impl Dialect for sqlx::Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const AFTER_BULK_LOAD: &'static [&'static str] = &[
+        "VACUUM (ANALYZE) scheduled_jobs",
+        "VACUUM (ANALYZE) job_execution_logs",
+    ];
 }
 
 impl Dialect for sqlx::Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const AFTER_BULK_LOAD: &'static [&'static str] = &["ANALYZE"];
+}
+
+/// Refreshes statistics after a bulk load ([`Dialect::AFTER_BULK_LOAD`]).
+pub(crate) async fn after_bulk_load<DB: Dialect>(pool: &sqlx::Pool<DB>) -> Result<()>
+where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+{
+    for statement in DB::AFTER_BULK_LOAD {
+        sqlx::raw_sql(*statement).execute(pool).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn begin_write<DB: Dialect>(

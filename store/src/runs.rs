@@ -5,7 +5,7 @@ use crate::model::{Finish, Page, RecentFailure, Retention, Run, RunFinish, RunSt
 use crate::output::{CappedOutput, cap_output, cap_output_parts};
 use crate::row::run_summary_columns;
 use crate::time::{Ts, ts};
-use crate::{Error, Result, Store, begin_write, with_pool};
+use crate::{Error, Result, Store, after_bulk_load, begin_write, with_pool};
 use chrono::{DateTime, Utc};
 use jtp_crds::{RunStatus, Trigger};
 
@@ -254,10 +254,8 @@ impl Store {
             }
             sqlx::query(REFRESH_LAST_RUN).bind(first_id).execute(&mut *tx).await?;
             tx.commit().await?;
-            // Fresh planner statistics, so the page queries use their indexes right away.
-            sqlx::query("ANALYZE job_execution_logs").execute(pool).await?;
-            sqlx::query("ANALYZE scheduled_jobs").execute(pool).await?;
-            Ok::<_, sqlx::Error>(inserted)
+            after_bulk_load(pool).await?;
+            Ok::<_, Error>(inserted)
         })?;
         Ok(inserted)
     }
