@@ -184,10 +184,13 @@ const DELETE_JOB_BY_UID: &str = "UPDATE scheduled_jobs SET deleted_at = $2, next
 
 /// The jobs page's query up to its filters; only the filters in use are added, so each
 /// combination gets its own plan (a count without filters is an index-only scan on PostgreSQL).
+///
+/// The page is picked by id first (narrow rows: an index-only scan, or a small in-memory sort),
+/// then its rows are read whole: a deep OFFSET never sorts whole rows with their specs.
 const LIST_JOBS: &str = concat!(
     "SELECT ",
     job_columns!(),
-    " FROM scheduled_jobs WHERE deleted_at IS NULL"
+    " FROM scheduled_jobs WHERE id IN (SELECT id FROM scheduled_jobs WHERE deleted_at IS NULL"
 );
 const COUNT_JOBS: &str = "SELECT COUNT(*) FROM scheduled_jobs WHERE deleted_at IS NULL";
 /// Ordered by next_run with NULLs last (written as `next_run IS NULL` so one index serves both
@@ -336,7 +339,7 @@ impl Store {
             let mut list = sqlx::QueryBuilder::new(LIST_JOBS);
             push_job_filters!(list, &pattern, namespace, status);
             list.push(JOBS_ORDER).push(" LIMIT ").push_bind(filter.limit.max(0));
-            list.push(" OFFSET ").push_bind(filter.offset.max(0));
+            list.push(" OFFSET ").push_bind(filter.offset.max(0)).push(")").push(JOBS_ORDER);
             let items = list.build_query_as::<Job>().fetch_all(pool).await?;
             let mut count = sqlx::QueryBuilder::new(COUNT_JOBS);
             push_job_filters!(count, &pattern, namespace, status);
