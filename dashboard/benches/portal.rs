@@ -1,1 +1,258 @@
-fn main() {}
+//! Load test of the running portal over loopback: 10,000 jobs and 1,000,000 runs in a SQLite store,
+//! then a fixed number of requests per endpoint at concurrency 8; prints p50/p99/max per endpoint.
+//!
+//! `cargo bench -p jtp-dashboard` (sizes: JTP_BENCH_JOBS, JTP_BENCH_RUNS, JTP_BENCH_REQUESTS).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+use jtp_dashboard::{AppState, PortalConfig};
+use jtp_store::{ImportedRun, JobInput, Store, StoreOptions};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+const CONCURRENCY: usize = 8;
+const TARGET_P99_MS: f64 = 50.0;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+/// Jobs of every schedule form, their next runs spread over a week; runs in batches through the
+/// store's bulk import. Returns (job name, job id) pairs.
+async fn load(store: &Store, jobs: usize, runs: usize) -> Vec<(String, i64)> {
+    let started = Instant::now();
+    let specs = [
+        ScheduledJobSpec::daily("09:00"),
+        ScheduledJobSpec::hourly(15),
+        ScheduledJobSpec::interval(30, jtp_crds::IntervalUnit::Minutes),
+        ScheduledJobSpec::weekly(&[jtp_crds::Weekday::Monday], "08:00"),
+        ScheduledJobSpec::monthly(31, "23:00").in_zone("Europe/London"),
+        ScheduledJobSpec::cron("*/5 * * * *"),
+        ScheduledJobSpec::manual(),
+    ];
+    let mut out = Vec::with_capacity(jobs);
+    for i in 0..jobs {
+        let name = format!("job-{i:05}");
+        let spec = &specs[i % specs.len()];
+        let next_run = spec
+            .schedule
+            .manual
+            .is_none()
+            .then(|| base() + Duration::minutes((i * 37 % 10_080) as i64));
+        let input = JobInput {
+            name: &name,
+            namespace: "default",
+            uid: None,
+            spec,
+            next_run,
+        };
+        out.push((
+            name.clone(),
+            store.create_job(&input).await.expect("create job").id,
+        ));
+    }
+    let jobs_took = started.elapsed();
+    let started = Instant::now();
+    let per_job = runs / jobs.max(1);
+    let chunk_jobs = (50_000 / per_job.max(1)).max(1);
+    for chunk in out.chunks(chunk_jobs) {
+        let batch: Vec<ImportedRun> = chunk
+            .iter()
+            .flat_map(|(_, job_id)| (0..per_job).map(move |k| (*job_id, k)))
+            .map(|(job_id, k)| {
+                let slot = base() - Duration::hours(k as i64);
+                let status = match (job_id as usize + k) % 50 {
+                    0 => RunStatus::Failure,
+                    1 => RunStatus::Error,
+                    _ => RunStatus::Success,
+                };
+                ImportedRun {
+                    job_id,
+                    run_time: slot,
+                    scheduled_for: slot,
+                    finished_at: Some(slot + Duration::seconds(3)),
+                    status,
+                    exit_code: Some(if status == RunStatus::Success { 0 } else { 1 }),
+                    trigger: Trigger::Schedule,
+                    output: format!("run {k} of job {job_id}: {status}\n<script>alert(1)</script>\n"),
+                    k8s_job_name: None,
+                    runner: Some("bench".into()),
+                }
+            })
+            .collect();
+        store.import_runs(&batch).await.expect("import runs");
+    }
+    println!(
+        "loaded {jobs} jobs in {:.1} s and {} runs in {:.1} s",
+        jobs_took.as_secs_f64(),
+        per_job * out.len(),
+        started.elapsed().as_secs_f64()
+    );
+    out
+}
+
+/// `requests` GETs of `url` with CONCURRENCY in flight; returns sorted latencies in ms.
+async fn hammer(client: &reqwest::Client, url: &str, cookie: &str, requests: usize) -> Vec<f64> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url, cookie, next) = (client.clone(), url.to_owned(), cookie.to_owned(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+                let started = Instant::now();
+                let response = client
+                    .get(&url)
+                    .header("cookie", &cookie)
+                    .send()
+                    .await
+                    .expect("request");
+                let status = response.status();
+                let body = response.bytes().await.expect("body");
+                assert!(status.is_success(), "{url}: {status}");
+                assert!(!body.is_empty());
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(requests);
+    for task in tasks {
+        all.extend(task.await.expect("client task"));
+    }
+    all.sort_by(f64::total_cmp);
+    all
+}
+
+fn per_job_total(jobs: usize, runs: usize) -> usize {
+    runs / jobs.max(1) * jobs
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let jobs = env_or("JTP_BENCH_JOBS", 10_000);
+    let runs = env_or("JTP_BENCH_RUNS", 1_000_000);
+    let requests = env_or("JTP_BENCH_REQUESTS", 2_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let store = Store::connect_with(&url, StoreOptions::default())
+        .await
+        .expect("store");
+    let loaded = load(&store, jobs, runs).await;
+
+    // One run with a long output (200 KiB) for the output endpoints.
+    let (big_job, big_job_id) = loaded[loaded.len() / 2].clone();
+    let big_output = "0123456789abcdef <b>escaped</b> output line\n".repeat(4_800);
+    let at = base() + Duration::hours(1);
+    store
+        .import_runs(&[ImportedRun {
+            job_id: big_job_id,
+            run_time: at,
+            scheduled_for: at,
+            finished_at: Some(at + Duration::seconds(9)),
+            status: RunStatus::Success,
+            exit_code: Some(0),
+            trigger: Trigger::Manual,
+            output: big_output,
+            k8s_job_name: None,
+            runner: Some("bench".into()),
+        }])
+        .await
+        .expect("import the big run");
+    let big_run = store.list_runs(big_job_id, 1, 0).await.expect("runs").items[0].id;
+
+    let state = AppState::standalone(store.clone(), Arc::new(Notify::new()), PortalConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(jtp_dashboard::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let base_url = format!("http://{addr}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    // A browser session, as a real user has (the pages set it once).
+    let first = client
+        .get(format!("{base_url}/"))
+        .send()
+        .await
+        .expect("first page");
+    let cookie = first
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .to_owned();
+
+    let endpoints = [
+        ("jobs page (first 50, by next run)", format!("{base_url}/")),
+        ("jobs page 100 (offset 4950)", format!("{base_url}/?page=100")),
+        ("jobs page, name filter", format!("{base_url}/?name=job-012")),
+        ("jobs page, status filter", format!("{base_url}/?status=FAILURE")),
+        (
+            "job page with runs panel",
+            format!("{base_url}/jobs/default/{big_job}"),
+        ),
+        (
+            "runs panel fragment (polled)",
+            format!("{base_url}/jobs/default/{big_job}/panel"),
+        ),
+        (
+            "run page with 200 KiB output",
+            format!("{base_url}/jobs/default/{big_job}/runs/{big_run}"),
+        ),
+        (
+            "run output.txt (200 KiB)",
+            format!("{base_url}/runs/{big_run}/output.txt"),
+        ),
+        ("API: list jobs", format!("{base_url}/api/v1/jobs")),
+        (
+            "API: a job's runs",
+            format!("{base_url}/api/v1/jobs/default/{big_job}/runs"),
+        ),
+    ];
+    println!(
+        "\n{jobs} jobs, {} runs; {requests} requests per endpoint, concurrency {CONCURRENCY}, loopback\n",
+        per_job_total(jobs, runs)
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "endpoint", "p50 ms", "p99 ms", "max ms", "req/s"
+    );
+    let mut worst = 0.0f64;
+    for (name, url) in &endpoints {
+        hammer(&client, url, &cookie, requests / 10).await; // warm-up
+        let started = Instant::now();
+        let latencies = hammer(&client, url, &cookie, requests).await;
+        let rate = requests as f64 / started.elapsed().as_secs_f64();
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        worst = worst.max(p99);
+        println!(
+            "{name:<34} {p50:>9.2} {p99:>9.2} {:>9.2} {rate:>9.0}",
+            latencies.last().copied().unwrap_or(0.0)
+        );
+    }
+    println!(
+        "\nworst p99 {worst:.2} ms (target <= {TARGET_P99_MS} ms): {}",
+        if worst <= TARGET_P99_MS { "met" } else { "NOT met" }
+    );
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}

@@ -166,7 +166,7 @@ impl Caller {
             return Ok(None);
         }
         let mut allowed = Vec::new();
-        for ns in state.store_namespaces().await? {
+        for ns in state.cached_namespaces().await? {
             if state.allowed(&self.principal, Verb::List, Some(&ns)).await? {
                 allowed.push(ns);
             }
@@ -184,6 +184,7 @@ pub struct AuthCache {
     sessions: Mutex<HashMap<String, Session>>,
     token_reviews: Mutex<HashMap<String, (Instant, Option<KubeUser>)>>,
     access_reviews: Mutex<HashMap<AccessKey, (Instant, bool)>>,
+    namespaces: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 fn random_token() -> String {
@@ -381,6 +382,18 @@ impl AppState {
         }
         cache.insert(key, (Instant::now(), allowed));
         Ok(allowed)
+    }
+
+    /// The namespaces to check per-namespace `list` rights in, cached like access reviews.
+    pub(crate) async fn cached_namespaces(&self) -> Result<Vec<String>, AppError> {
+        if let Some((at, names)) = lock(&self.inner.auth.namespaces).as_ref()
+            && at.elapsed() < ACCESS_REVIEW_TTL
+        {
+            return Ok(names.clone());
+        }
+        let names = self.store_namespaces().await?;
+        *lock(&self.inner.auth.namespaces) = Some((Instant::now(), names.clone()));
+        Ok(names)
     }
 
     /// Starts a browser session holding `token` (the login page).
@@ -585,12 +598,15 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
             .await
             .map_err(IntoResponse::into_response)?;
     }
-    request.extensions_mut().insert(Caller {
+    let caller = Caller {
         principal,
         session,
         by_cookie,
-    });
+    };
+    request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
+    // For the HTML error pages, which are rendered outside this middleware.
+    response.extensions_mut().insert(caller);
     if let Some(s) = new_session {
         response
             .headers_mut()

@@ -115,7 +115,9 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(pages::auth_router())
         .merge(pages::static_router())
+        .fallback(|| async { AppError::NotFound("no such page".to_owned()) })
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn(pages::html_errors))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -48,7 +48,6 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{namespace}/{name}/run", post(run_now))
         .route("/runs/{id}", get(run_redirect))
         .route("/runs/{id}/output.txt", get(output_txt))
-        .layer(middleware::from_fn(html_errors))
 }
 
 /// Login and logout.
@@ -56,7 +55,6 @@ pub fn auth_router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
-        .layer(middleware::from_fn(html_errors))
 }
 
 /// The script, the style sheet and the health check.
@@ -135,14 +133,17 @@ struct ErrorTemplate {
     message: String,
 }
 
-/// Turns error responses of page routes into HTML pages (the API keeps its JSON), and sends
-/// unauthenticated browsers to the login page.
-async fn html_errors(request: Request, next: Next) -> Response {
-    let caller = request.extensions().get::<Caller>().cloned();
+/// Turns error responses outside `/api/` into HTML pages (the API keeps its JSON), including
+/// the refusals of the authentication middleware (CSRF, login).
+pub(crate) async fn html_errors(request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
     let response = next.run(request).await;
     let Some(page) = response.extensions().get::<ErrorPage>().cloned() else {
         return response;
     };
+    let caller = response.extensions().get::<Caller>().cloned();
     let heading = match page.status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "Not allowed",

@@ -229,6 +229,11 @@ async fn csrf_missing_wrong_or_cross_site_is_403() {
     let missing = send(&t.state, post_form("/jobs/default/guarded/run", &cookie, &[])).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
     assert!(missing.body.contains("no CSRF token"), "{}", missing.body);
+    assert!(
+        missing.header("content-type").starts_with("text/html"),
+        "browsers get a page"
+    );
+    assert!(missing.body.contains("Not allowed"));
 
     let wrong = send(
         &t.state,
