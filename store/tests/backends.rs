@@ -219,3 +219,19 @@ async fn postgres_outage_and_recovery() {
     store.close().await;
     common::postgres_down(&env, &["--purge"]);
 }
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let store = Store::connect("sqlite::memory:").await.expect("connect");
+    let spec = ScheduledJobSpec::manual();
+    let input = JobInput {
+        name: "mem",
+        namespace: "default",
+        uid: None,
+        spec: &spec,
+        next_run: None,
+    };
+    let job = store.create_job(&input).await.expect("create");
+    assert_eq!(store.get_job(job.id).await.expect("read back").name, "mem");
+    store.close().await;
+}

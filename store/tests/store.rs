@@ -762,3 +762,20 @@ async fn stats_count(db: &TestDb) {
         }
     );
 }
+
+/// The portal and the operator hold futures across threads (axum, kube-runtime): every call's
+/// future must be `Send`. Compiling this is the test.
+#[allow(dead_code)]
+fn futures_are_send(store: &Store, input: &JobInput<'_>, finish: &RunFinish<'_>, claim: &SlotClaim<'_>) {
+    fn send<T: Send>(_: T) {}
+    send(store.create_job(input));
+    send(store.upsert_job(input));
+    send(store.update_job(1, input));
+    send(store.list_jobs(&JobFilter::default()));
+    send(store.record_start(&start(1, at(0, 0))));
+    send(store.record_finish(1, finish));
+    send(store.claim_slot(claim));
+    send(store.import_runs(&[]));
+    send(store.interrupted_runs_cleanup("r", at(0, 0)));
+    send(Store::connect("sqlite::memory:"));
+}
