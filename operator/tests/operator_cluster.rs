@@ -807,3 +807,43 @@ async fn a_database_outage_delays_recording_but_loses_no_run() {
     }
     op.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_map_script_is_mounted_and_executed() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-cm").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = ns.api();
+    let cm = serde_json::from_value(json!({
+        "metadata": { "name": "scripts" },
+        "data": { "report.sh": "#!/bin/sh\necho \"report from $0 in $(pwd)\"\n" }
+    }))
+    .expect("ConfigMap");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create ConfigMap");
+    let mut spec = ScheduledJobSpec::manual();
+    spec.script = jtp_crds::Script {
+        config_map: Some(jtp_crds::ConfigMapScript {
+            name: "scripts".into(),
+            key: "report.sh".into(),
+        }),
+        ..jtp_crds::Script::default()
+    };
+    spec.working_dir = Some("/tmp".into());
+    let mut job = sj("cm", spec);
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    let runs = wait_runs(&op.ledger, &uid, "the ConfigMap script run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!(run.status, RunStatus::Success, "{}", run.output);
+    assert!(
+        run.output.contains("report from /opt/jobtrigger/script in /tmp"),
+        "{}",
+        run.output
+    );
+    op.stop().await;
+}

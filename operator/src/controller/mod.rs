@@ -138,7 +138,7 @@ impl OperatorArgs {
         }
     }
 
-    fn identity(&self) -> String {
+    pub(crate) fn identity(&self) -> String {
         self.identity
             .clone()
             .or_else(|| std::env::var("POD_NAME").ok())
@@ -178,7 +178,9 @@ fn init_tracing(json: bool) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -209,11 +211,13 @@ async fn open_ledger(url: Option<&str>) -> Result<Arc<dyn Ledger>> {
 /// in-process with a [`MemoryLedger`].
 pub async fn run_with(
     client: kube::Client,
-    args: OperatorArgs,
+    mut args: OperatorArgs,
     ledger: Arc<dyn Ledger>,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
+    // `JTP_NAMESPACES=""` (the chart's default) means all namespaces.
+    args.namespaces.retain(|ns| !ns.trim().is_empty());
     reconcile::check_crd(&client, &args.namespaces).await?;
     let _server = AbortOnDrop(tokio::spawn({
         let (addr, metrics) = (args.metrics_addr, metrics.clone());

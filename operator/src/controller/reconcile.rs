@@ -41,13 +41,16 @@ pub struct Context {
     pub error_grace: chrono::Duration,
     pub finalizer_timeout: chrono::Duration,
     failures: Mutex<HashMap<String, u32>>,
+    /// The status last written per UID: a reconcile that sees a not-yet-updated copy of the
+    /// object (the watch lags our own write) does not write the same status again.
+    written: Mutex<HashMap<String, ScheduledJobStatus>>,
 }
 
 impl Context {
     pub fn new(client: Client, args: &OperatorArgs, ledger: Arc<dyn Ledger>, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: Some(args.identity()),
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
@@ -62,6 +65,7 @@ impl Context {
                 i64::try_from(args.finalizer_timeout_seconds).unwrap_or(300),
             ),
             failures: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -326,7 +330,12 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     execute(sj, ctx, &jobs_api, &pods_api, &decision, &observed.children).await?;
 
-    if decision.status != old_status {
+    let already_written = ctx
+        .written
+        .lock()
+        .map(|w| w.get(&key) == Some(&decision.status))
+        .unwrap_or(false);
+    if decision.status != old_status && !already_written {
         let patch = json!({
             "apiVersion": "jobtrigger.io/v1alpha1",
             "kind": "ScheduledJob",
@@ -506,6 +515,9 @@ async fn cleanup(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let observed = observe(sj, ctx, now).await?;
     let uid = sj.uid().unwrap_or_default();
     let marked = ctx.ledger.mark_deleted(&uid).await;
+    if let Ok(mut written) = ctx.written.lock() {
+        written.remove(&uid);
+    }
     match (marked, observed.unrecorded) {
         (Ok(()), 0) => Ok(Action::await_change()),
         (result, _) if timed_out => {

@@ -1,0 +1,341 @@
+//! On-demand benchmark (not a test): N ScheduledJobs due in the same minute against the real
+//! control plane of testenv/, then the kube-controller-manager's CronJob controller on N
+//! equivalent CronJobs, one after the other in the same run. Prints p50/p99/max trigger skew (the
+//! instant a watch first sees the Job minus its scheduled time, the same method for both) and API
+//! writes per run (the operator's own count, and the API server's `apiserver_request_total` write
+//! verbs, leases and nodes excluded, which also counts the Job controller, scheduler and node).
+//!
+//!     cargo bench -p jtp-operator --bench trigger_skew            # N = 1000
+//!     JTP_BENCH_JOBS=200 cargo bench -p jtp-operator --bench trigger_skew
+
+use chrono::{DateTime, Timelike, Utc};
+use futures::StreamExt;
+use jtp_crds::{ScheduledJob, ScheduledJobSpec};
+use jtp_operator::controller::{MemoryLedger, Metrics, OperatorArgs, run_with};
+use jtp_testenv::{TestNamespace, kubectl};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, CustomResourceExt, ResourceExt};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const CREATE_CONCURRENCY: usize = 32;
+/// The resources a run writes to (the rest is other tests' and controllers' noise).
+const COUNTED: [&str; 10] = [
+    "jobs",
+    "jobs/status",
+    "cronjobs",
+    "cronjobs/status",
+    "scheduledjobs",
+    "scheduledjobs/status",
+    "events",
+    "pods",
+    "pods/status",
+    "pods/binding",
+];
+
+type Seen = Arc<Mutex<HashMap<String, DateTime<Utc>>>>;
+
+/// Write requests counted by the API server, by resource, for the resources in [`COUNTED`].
+fn apiserver_writes() -> BTreeMap<String, f64> {
+    let text = kubectl(&["get", "--raw", "/metrics"]);
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let verb = label("verb");
+        let resource = label("resource");
+        let sub = label("subresource");
+        let key = if sub.is_empty() {
+            resource
+        } else {
+            format!("{resource}/{sub}")
+        };
+        if !["POST", "PUT", "PATCH", "DELETE", "APPLY"].contains(&verb.as_str())
+            || !COUNTED.contains(&key.as_str())
+        {
+            continue;
+        }
+        *out.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The next minute boundary at least `lead` from now.
+fn target_minute(lead: chrono::Duration) -> DateTime<Utc> {
+    let t = Utc::now() + lead + chrono::Duration::minutes(1);
+    t.with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("minute boundary")
+}
+
+fn watch_jobs(api: Api<Job>, seen: Seen) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = stream.next().await {
+            let now = Utc::now();
+            if let Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) = event
+                && let Ok(mut seen) = seen.lock()
+            {
+                seen.entry(job.name_any()).or_insert(now);
+            }
+        }
+    })
+}
+
+async fn wait_until(at: DateTime<Utc>) {
+    if let Ok(d) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+struct Outcome {
+    skews: Vec<f64>,
+    missing: usize,
+    writes: BTreeMap<String, f64>,
+    own_writes: Option<f64>,
+}
+
+fn report(name: &str, n: usize, o: &Outcome) {
+    let mut s = o.skews.clone();
+    s.sort_by(f64::total_cmp);
+    let total: f64 = o.writes.values().sum();
+    println!(
+        "{name:<10} runs {:>5}/{n}  skew p50 {:>6.3}s  p99 {:>6.3}s  max {:>6.3}s  apiserver writes/run {:>5.2}{}",
+        s.len(),
+        percentile(&s, 50.0),
+        percentile(&s, 99.0),
+        s.last().copied().unwrap_or(f64::NAN),
+        total / n as f64,
+        o.own_writes
+            .map(|w| format!("  controller's own writes/run {:.2}", w / n as f64))
+            .unwrap_or_default()
+    );
+    if o.missing > 0 {
+        println!("{name:<10} {} Jobs never appeared", o.missing);
+    }
+    let per: Vec<String> = o
+        .writes
+        .iter()
+        .map(|(k, v)| format!("{k}={:.2}", v / n as f64))
+        .collect();
+    println!("{name:<10} apiserver writes/run by resource: {}", per.join(" "));
+}
+
+async fn skews_of(
+    seen: &Seen,
+    names: &[String],
+    slot: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> (Vec<f64>, usize) {
+    loop {
+        let count = seen
+            .lock()
+            .map(|s| names.iter().filter(|n| s.contains_key(*n)).count())
+            .unwrap_or(0);
+        if count == names.len() || Utc::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let skews: Vec<f64> = names
+        .iter()
+        .filter_map(|n| seen.get(n))
+        .map(|t| (*t - slot).num_microseconds().unwrap_or(0) as f64 / 1e6)
+        .collect();
+    let missing = names.len() - skews.len();
+    (skews, missing)
+}
+
+async fn create_all<K, F>(api: &Api<K>, n: usize, make: F)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    F: Fn(usize) -> K,
+{
+    let objects: Vec<K> = (0..n).map(make).collect();
+    futures::stream::iter(objects)
+        .for_each_concurrent(CREATE_CONCURRENCY, |obj| async move {
+            if let Err(e) = api.create(&PostParams::default(), &obj).await {
+                eprintln!("create failed: {e}");
+            }
+        })
+        .await;
+}
+
+async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace) {
+    let ns = TestNamespace::new(client, "bench-op").await;
+    let ledger = Arc::new(MemoryLedger::new());
+    let metrics = Metrics::new();
+    let mut args = OperatorArgs::defaults();
+    args.namespaces = vec![ns.name().to_owned()];
+    args.no_leader_election = true;
+    args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(run_with(
+        client.clone(),
+        args,
+        ledger.clone(),
+        metrics.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let slot = target_minute(chrono::Duration::seconds(30 + (n / 20) as i64));
+    eprintln!("operator: {n} ScheduledJobs due at {slot}");
+    let api: Api<ScheduledJob> = ns.api();
+    let cron = format!("{} {} * * *", slot.minute(), slot.hour());
+    create_all(&api, n, |i| {
+        let mut spec = ScheduledJobSpec::cron(&cron).in_zone("UTC").script("true");
+        spec.successful_jobs_history_limit = Some(3);
+        ScheduledJob::new(&format!("op-{i}"), spec)
+    })
+    .await;
+    let seen: Seen = Arc::default();
+    let watch = watch_jobs(ns.api(), seen.clone());
+    wait_until(slot - chrono::Duration::seconds(3)).await;
+    let (before, own_before) = (apiserver_writes(), metrics.api_writes_total());
+    let names: Vec<String> = (0..n).map(|i| format!("op-{i}-{}", slot.timestamp())).collect();
+    let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
+    // Every run recorded, then a moment for the last status writes.
+    let deadline = Utc::now() + chrono::Duration::seconds(300);
+    while ledger.runs().values().filter(|r| r.status.is_finished()).count() < n - missing
+        && Utc::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes = diff(&apiserver_writes(), &before);
+    let own = (metrics.api_writes_total() - own_before) as f64;
+    watch.abort();
+    let _ = stop.send(());
+    let _ = operator.await;
+    let outcome = Outcome {
+        skews,
+        missing,
+        writes,
+        own_writes: Some(own),
+    };
+    (outcome, ns)
+}
+
+async fn cronjob_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace) {
+    let ns = TestNamespace::new(client, "bench-cj").await;
+    let slot = target_minute(chrono::Duration::seconds(30 + (n / 20) as i64));
+    eprintln!("cronjob: {n} CronJobs due at {slot}");
+    let api: Api<CronJob> = ns.api();
+    let schedule = format!("{} {} * * *", slot.minute(), slot.hour());
+    create_all(&api, n, |i| {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("cj-{i}") },
+            "spec": {
+                "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                "jobTemplate": { "spec": { "backoffLimit": 0, "template": { "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{ "name": "run", "image": "busybox:1.36", "command": ["sh", "-c", "true"] }]
+                }}}}
+            }
+        }))
+        .expect("CronJob")
+    })
+    .await;
+    let seen: Seen = Arc::default();
+    let watch = watch_jobs(ns.api(), seen.clone());
+    wait_until(slot - chrono::Duration::seconds(3)).await;
+    let before = apiserver_writes();
+    // The CronJob controller names Jobs <cronjob>-<scheduled time in minutes since the epoch>.
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("cj-{i}-{}", slot.timestamp() / 60))
+        .collect();
+    let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
+    let deadline = Utc::now() + chrono::Duration::seconds(300);
+    loop {
+        let done = api
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|c| {
+                        c.status
+                            .as_ref()
+                            .is_some_and(|s| s.last_successful_time.is_some())
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if done >= n - missing || Utc::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes = diff(&apiserver_writes(), &before);
+    watch.abort();
+    let outcome = Outcome {
+        skews,
+        missing,
+        writes,
+        own_writes: None,
+    };
+    (outcome, ns)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` and `cargo bench -- --list` must not start a run.
+    }
+    let n: usize = std::env::var("JTP_BENCH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let client = jtp_testenv::cluster().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = ScheduledJob::crd();
+    crds.patch(
+        crd.metadata.name.as_deref().unwrap_or_default(),
+        &PatchParams::apply("jtp-bench").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
+    // Namespaces are deleted at the end: deleting one mid-run would add its writes to the other phase.
+    let (op, op_ns) = operator_phase(&client, n).await;
+    let (cj, cj_ns) = cronjob_phase(&client, n).await;
+    op_ns.cleanup().await;
+    cj_ns.cleanup().await;
+    println!("\n{n} jobs due in the same minute (skew = watch sees the Job - scheduled time)");
+    report("operator", n, &op);
+    report("cronjob", n, &cj);
+}
