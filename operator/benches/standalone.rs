@@ -1,0 +1,144 @@
+//! Benchmark of standalone mode: 10,000 jobs on short intervals run by the built `jtp standalone`
+//! for a while; prints p50/p99 of (process start − scheduled time) and the runner's CPU and memory.
+//!
+//! Run with `cargo bench -p jtp-operator --bench standalone` (set `JTP_BENCH_JOBS`,
+//! `JTP_BENCH_SECONDS` to change the size). Each script prints its own start time, so the figure is
+//! measured from inside the started process, not from the runner's bookkeeping.
+
+use chrono::{DateTime, Utc};
+use jtp_crds::{IntervalUnit, RunStatus, ScheduledJobSpec};
+use jtp_store::{JobInput, Store};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// utime+stime of the process itself and of its reaped children, in seconds; peak RSS in MiB.
+fn usage(pid: u32) -> (f64, f64, f64) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the ')' field 0 is the state; utime is field 11, stime 12, cutime 13, cstime 14.
+    let own = (field(11) + field(12)) / ticks;
+    let children = (field(13) + field(14)) / ticks;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (own, children, hwm_kib / 1024.0)
+}
+
+fn main() {
+    let jobs = env_or("JTP_BENCH_JOBS", 10_000);
+    let seconds = env_or("JTP_BENCH_SECONDS", 120);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(Store::connect(&url)).expect("store");
+
+    // Intervals from 60 s to 300 s: slots fall on many different seconds, like real short jobs.
+    let loaded = Instant::now();
+    let start_at = Utc::now() + chrono::Duration::seconds(20);
+    runtime.block_on(async {
+        for i in 0..jobs {
+            let every = 60 + (i % 241);
+            let mut spec = ScheduledJobSpec::interval(every, IntervalUnit::Seconds).script("date +%s%N");
+            spec.concurrency_policy = jtp_crds::ConcurrencyPolicy::Allow;
+            let schedule = jtp_crds::validate(&spec).expect("valid");
+            let name = format!("bench-{i:05}");
+            let input = JobInput {
+                name: &name,
+                namespace: "default",
+                uid: None,
+                spec: &spec,
+                next_run: schedule.next_after(start_at),
+            };
+            store.create_job(&input).await.expect("create job");
+        }
+    });
+    println!("loaded {jobs} jobs in {:.1} s", loaded.elapsed().as_secs_f64());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .args(["standalone", "--no-portal", "--database-url", &url])
+        .arg("--jobs-dir")
+        .arg(dir.path().join("no-manifests"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start jtp standalone");
+    let begun = Utc::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (own_cpu, children_cpu, peak_mib) = usage(child.id());
+    let ended = Utc::now();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+
+    let mut skews = Vec::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    runtime.block_on(async {
+        let page = store
+            .list_jobs(&jtp_store::JobFilter {
+                limit: i64::try_from(jobs).unwrap_or(i64::MAX),
+                ..Default::default()
+            })
+            .await
+            .expect("jobs");
+        for job in page.items {
+            let runs = store.list_runs(job.id, 1000, 0).await.expect("runs").items;
+            for run in runs.into_iter().filter(|r| r.status != RunStatus::Running) {
+                *statuses.entry(run.status.as_str()).or_insert(0usize) += 1;
+                let output = store.get_run(run.id).await.expect("run").log_output;
+                let Some(nanos) = output.trim().parse::<i64>().ok() else {
+                    continue;
+                };
+                let started = DateTime::from_timestamp_nanos(nanos);
+                skews.push(
+                    (started - run.scheduled_for)
+                        .num_microseconds()
+                        .unwrap_or(i64::MAX) as f64
+                        / 1000.0,
+                );
+            }
+        }
+    });
+    skews.sort_by(f64::total_cmp);
+    let wall = (ended - begun).num_milliseconds() as f64 / 1000.0;
+    println!("runner ran {wall:.0} s; finished runs by status: {statuses:?}");
+    println!(
+        "process start - scheduled time over {} runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        skews.len(),
+        percentile(&skews, 50.0),
+        percentile(&skews, 99.0),
+        skews.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "runner CPU {own_cpu:.1} s ({:.1}% of one core), scripts' CPU {children_cpu:.1} s, runner peak RSS {peak_mib:.1} MiB",
+        100.0 * own_cpu / wall
+    );
+}
