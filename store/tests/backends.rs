@@ -121,6 +121,14 @@ async fn postgres_outage_and_recovery() {
     ];
     let url =
         common::postgres_up(&env).unwrap_or_else(|e| panic!("a dedicated PostgreSQL for this test: {e}"));
+    /// Stops and removes the dedicated server however the test ends.
+    struct Purge(Vec<(&'static str, String)>);
+    impl Drop for Purge {
+        fn drop(&mut self) {
+            common::postgres_down(&self.0, &["--purge"]);
+        }
+    }
+    let _purge = Purge(env.to_vec());
 
     let options = StoreOptions {
         acquire_timeout: Duration::from_secs(2),
@@ -150,7 +158,7 @@ async fn postgres_outage_and_recovery() {
     };
     let run_id = store.record_start(&start).await.expect("start");
 
-    common::postgres_down(&env, &[]);
+    assert!(common::postgres_down(&env, &[]), "scripts/postgres-down failed");
     let done = RunFinish {
         status: RunStatus::Success,
         exit_code: Some(0),
@@ -217,7 +225,6 @@ async fn postgres_outage_and_recovery() {
         Some(RunStatus::Success)
     );
     store.close().await;
-    common::postgres_down(&env, &["--purge"]);
 }
 
 #[tokio::test]
