@@ -19,6 +19,21 @@ fn checked_in_crd_equals_the_generated_one() {
 }
 
 #[test]
+fn the_helm_chart_ships_the_same_crd() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/job-trigger-portal/crds/scheduledjob.yaml");
+    let generated = jtp_crds::crd_yaml();
+    if std::env::var_os("JTP_UPDATE_CRD").is_some() {
+        std::fs::write(&path, &generated).expect("write the chart's CRD");
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        shipped == generated,
+        "charts/job-trigger-portal/crds/scheduledjob.yaml differs from the generated CRD: run \
+         `JTP_UPDATE_CRD=1 cargo test -p jtp-crds --test crd_is_current` and commit it"
+    );
+}
+
+#[test]
 fn crd_has_what_kubectl_users_need() {
     let yaml = jtp_crds::crd_yaml();
     for needle in [
