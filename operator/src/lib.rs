@@ -2,5 +2,6 @@
 //! the small commands around them (preview, crd, migrate).
 
 pub mod controller;
+pub mod portal;
 pub mod preview;
 pub mod standalone;

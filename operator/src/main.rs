@@ -36,6 +36,8 @@ enum Command {
     Operator(jtp_operator::controller::OperatorArgs),
     /// Run without Kubernetes: scheduler, local executor and portal on one machine (SQLite by default).
     Standalone(jtp_operator::standalone::StandaloneArgs),
+    /// Serve the portal in a cluster (Kubernetes tokens, ScheduledJob resources, the operator's database).
+    Portal(jtp_operator::portal::PortalArgs),
     /// Apply the database migrations and exit (they also run at every start).
     Migrate {
         /// Database URL (`postgres://…` or `sqlite://…`).
@@ -70,6 +72,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Standalone(args) => {
             init_logging();
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::standalone::run(args))?;
+        }
+        Command::Portal(args) => {
+            init_logging();
+            tokio::runtime::Runtime::new()?.block_on(jtp_operator::portal::run(args))?;
         }
         Command::Migrate { database_url } => {
             init_logging();

@@ -254,7 +254,7 @@ fn default_runner_id() -> String {
     format!("{host}-standalone")
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
