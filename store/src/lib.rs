@@ -20,8 +20,10 @@ pub mod troubleshooting;
 mod url;
 
 pub use error::{Error, Result};
+pub use jobs::script_summary;
 pub use model::*;
 pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, cap_output, cap_output_parts};
+pub use runner::{INTERRUPTED_MESSAGE, INTERRUPTED_STATUS};
 pub use runs::ImportedRun;
 pub use sources::SourcedJob;
 pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
