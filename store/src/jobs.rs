@@ -74,7 +74,7 @@ impl JobColumns {
             weekdays: schedule
                 .weekly
                 .as_ref()
-                .map(|w| w.on.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(",")),
+                .map(|w| w.days.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(",")),
             day_of_month: schedule
                 .monthly
                 .as_ref()

@@ -1,6 +1,8 @@
 //! The original system's troubleshooting queries (its README, section 5), translated to
 //! PostgreSQL and SQLite. The README shows these very texts and the tests run them, so they stay
-//! true. `:log_id` in [`Queries::log_output`] is a psql variable; bind it as `$1` from code.
+//! true. Only the queue query differs (`is_active` is BOOLEAN on PostgreSQL, 0/1 on SQLite).
+//! [`Queries::log_output`] takes the run id as `$1`: bind it from code, or type the id in its place
+//! in psql or sqlite3.
 
 /// The three queries for one backend.
 #[derive(Clone, Copy, Debug)]
@@ -14,15 +16,15 @@ pub struct Queries {
 }
 
 pub const POSTGRES: Queries = Queries {
-    recent_failures: include_str!("../sql/postgres/recent_failures.sql"),
+    recent_failures: include_str!("../sql/recent_failures.sql"),
     queued: include_str!("../sql/postgres/queued.sql"),
-    log_output: include_str!("../sql/postgres/log_output.sql"),
+    log_output: include_str!("../sql/log_output.sql"),
 };
 
 pub const SQLITE: Queries = Queries {
-    recent_failures: include_str!("../sql/sqlite/recent_failures.sql"),
+    recent_failures: include_str!("../sql/recent_failures.sql"),
     queued: include_str!("../sql/sqlite/queued.sql"),
-    log_output: include_str!("../sql/sqlite/log_output.sql"),
+    log_output: include_str!("../sql/log_output.sql"),
 };
 
 /// The queries for a backend.
