@@ -410,14 +410,17 @@ fn compile_rule(schedule: &Schedule) -> Result<Rule, FieldError> {
         return Ok(Rule::Daily { at });
     }
     if let Some(weekly) = &schedule.weekly {
-        if weekly.on.is_empty() {
+        if weekly.days.is_empty() {
             return Err(FieldError::new(
-                "spec.schedule.weekly.on",
+                "spec.schedule.weekly.days",
                 "name at least one weekday, e.g. [monday]",
             ));
         }
         let at = parse_wall_time("spec.schedule.weekly.at", &weekly.at)?;
-        let days = weekly.on.iter().fold(0, |bits, d| bits | day_bit(d.to_chrono()));
+        let days = weekly
+            .days
+            .iter()
+            .fold(0, |bits, d| bits | day_bit(d.to_chrono()));
         return Ok(Rule::Weekly { days, at });
     }
     if let Some(monthly) = &schedule.monthly {

@@ -49,10 +49,10 @@ impl ScheduledJobSpec {
         })
     }
 
-    pub fn weekly(on: &[Weekday], at: &str) -> Self {
+    pub fn weekly(days: &[Weekday], at: &str) -> Self {
         Self::with_schedule(Schedule {
             weekly: Some(WeeklySchedule {
-                on: on.to_vec(),
+                days: days.to_vec(),
                 at: at.into(),
             }),
             ..Schedule::default()

@@ -186,7 +186,7 @@ pub struct DailySchedule {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct WeeklySchedule {
     #[schemars(length(min = 1, max = 7))]
-    pub on: Vec<Weekday>,
+    pub days: Vec<Weekday>,
     #[schemars(regex(pattern = TIME_PATTERN))]
     pub at: String,
 }

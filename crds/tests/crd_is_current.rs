@@ -20,7 +20,8 @@ fn checked_in_crd_equals_the_generated_one() {
 
 #[test]
 fn the_helm_chart_ships_the_same_crd() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/job-trigger-portal/crds/scheduledjob.yaml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/job-trigger-portal/crds/scheduledjob.yaml");
     let generated = jtp_crds::crd_yaml();
     if std::env::var_os("JTP_UPDATE_CRD").is_some() {
         std::fs::write(&path, &generated).expect("write the chart's CRD");

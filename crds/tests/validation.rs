@@ -85,7 +85,7 @@ fn bad_times_and_ranges() {
     );
     rejected(
         ScheduledJobSpec::weekly(&[], "09:00"),
-        "spec.schedule.weekly.on",
+        "spec.schedule.weekly.days",
         "at least one weekday",
     );
 }

@@ -97,7 +97,7 @@ pub fn form_field(path: &str) -> Option<&'static str> {
         "schedule.interval.unit" => "interval_unit",
         "schedule.hourly" | "schedule.hourly.minute" => "hourly_minute",
         "schedule.daily" | "schedule.daily.at" => "daily_at",
-        "schedule.weekly.on" => "weekly_on",
+        "schedule.weekly.days" => "weekly_on",
         "schedule.weekly" | "schedule.weekly.at" => "weekly_at",
         "schedule.monthly.day" => "monthly_day",
         "schedule.monthly" | "schedule.monthly.at" => "monthly_at",
@@ -196,7 +196,7 @@ impl JobForm {
             form.daily_at = d.at.clone();
         }
         if let Some(w) = &s.weekly {
-            form.weekly_on = w.on.iter().map(|d| d.as_str().to_owned()).collect();
+            form.weekly_on = w.days.iter().map(|d| d.as_str().to_owned()).collect();
             form.weekly_at = w.at.clone();
         }
         if let Some(m) = &s.monthly {
@@ -337,14 +337,14 @@ impl JobForm {
                         Some(d) if !on.contains(&d) => on.push(d),
                         Some(_) => {}
                         None => errors.push(FieldError::new(
-                            "spec.schedule.weekly.on",
+                            "spec.schedule.weekly.days",
                             format!("\"{day}\" is not a weekday"),
                         )),
                     }
                 }
                 on.sort();
                 schedule.weekly = Some(WeeklySchedule {
-                    on,
+                    days: on,
                     at: self.weekly_at.trim().to_owned(),
                 });
             }
@@ -513,7 +513,7 @@ mod tests {
         );
         let spec = form.to_spec(None).unwrap();
         let weekly = spec.schedule.weekly.unwrap();
-        assert_eq!(weekly.on, vec![Weekday::Monday, Weekday::Friday]);
+        assert_eq!(weekly.days, vec![Weekday::Monday, Weekday::Friday]);
     }
 
     #[test]

@@ -178,7 +178,7 @@ async fn rights_follow_the_users_own_rbac() {
     assert_eq!(reply.json()["errors"][0]["field"], "spec.schedule.daily.at");
 
     // The editor's edit patches the resource; switching the schedule form leaves one form set.
-    let weekly = json!({ "spec": { "schedule": { "weekly": { "on": ["monday"], "at": "08:00" } }, "script": { "inline": "echo hi" } } });
+    let weekly = json!({ "spec": { "schedule": { "weekly": { "days": ["monday"], "at": "08:00" } }, "script": { "inline": "echo hi" } } });
     let reply = send(
         &state,
         bearer(

@@ -146,7 +146,7 @@ async fn every_schedule_form_is_accepted_by_the_form() {
         assert_eq!(job.spec.schedule.kind(), kind);
     }
     let weekly = t.store.get_job_by_name("default", "job-weekly").await.unwrap();
-    assert_eq!(weekly.spec.schedule.weekly.unwrap().on.len(), 2);
+    assert_eq!(weekly.spec.schedule.weekly.unwrap().days.len(), 2);
     let manual = send(&t.state, get("/jobs/default/job-manual")).await;
     assert!(manual.body.contains("manual only"), "{}", manual.body);
 }

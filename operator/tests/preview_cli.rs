@@ -24,7 +24,7 @@ apiVersion: jobtrigger.io/v1alpha1
 kind: ScheduledJob
 metadata: { name: weekly-report }
 spec:
-  schedule: { weekly: { on: [monday], at: "09:00" } }
+  schedule: { weekly: { days: [monday], at: "09:00" } }
   script: { inline: "echo report" }
 "#;
 
