@@ -13,6 +13,8 @@ use std::time::Instant;
 use tokio::sync::Notify;
 
 const CONCURRENCY: usize = 8;
+/// Requests of the sequential pass, which shows the service time of each endpoint without queueing.
+const SEQUENTIAL: usize = 200;
 const TARGET_P99_MS: f64 = 50.0;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -101,10 +103,16 @@ async fn load(store: &Store, jobs: usize, runs: usize) -> Vec<(String, i64)> {
 }
 
 /// `requests` GETs of `url` with CONCURRENCY in flight; returns sorted latencies in ms.
-async fn hammer(client: &reqwest::Client, url: &str, cookie: &str, requests: usize) -> Vec<f64> {
+async fn hammer(
+    client: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    requests: usize,
+    concurrency: usize,
+) -> Vec<f64> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
+    for _ in 0..concurrency {
         let (client, url, cookie, next) = (client.clone(), url.to_owned(), cookie.to_owned(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -233,21 +241,57 @@ async fn main() {
         per_job_total(jobs, runs)
     );
     println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>9}",
-        "endpoint", "p50 ms", "p99 ms", "max ms", "req/s"
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "endpoint", "p50 ms", "p99 ms", "max ms", "req/s", "alone p50"
     );
     let mut worst = 0.0f64;
     for (name, url) in &endpoints {
-        hammer(&client, url, &cookie, requests / 10).await; // warm-up
+        hammer(&client, url, &cookie, requests / 10, CONCURRENCY).await; // warm-up
+        let alone = hammer(&client, url, &cookie, SEQUENTIAL, 1).await;
         let started = Instant::now();
-        let latencies = hammer(&client, url, &cookie, requests).await;
+        let latencies = hammer(&client, url, &cookie, requests, CONCURRENCY).await;
         let rate = requests as f64 / started.elapsed().as_secs_f64();
         let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
         worst = worst.max(p99);
         println!(
-            "{name:<34} {p50:>9.2} {p99:>9.2} {:>9.2} {rate:>9.0}",
-            latencies.last().copied().unwrap_or(0.0)
+            "{name:<34} {p50:>9.2} {p99:>9.2} {:>9.2} {rate:>9.0} {:>11.2}",
+            latencies.last().copied().unwrap_or(0.0),
+            percentile(&alone, 0.50)
         );
+    }
+    // The store's share: the jobs page's queries alone, in process.
+    for (what, filter) in [
+        (
+            "store: first page of jobs",
+            jtp_store::JobFilter {
+                limit: 50,
+                ..Default::default()
+            },
+        ),
+        (
+            "store: name filter",
+            jtp_store::JobFilter {
+                limit: 50,
+                name_contains: Some("job-012".into()),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..SEQUENTIAL {
+            let started = Instant::now();
+            store.list_jobs(&filter).await.expect("list");
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{what:<34} p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("machine load average while measuring: {}", load.trim());
     }
     println!(
         "\nworst p99 {worst:.2} ms (target <= {TARGET_P99_MS} ms): {}",

@@ -97,7 +97,7 @@ async fn get_job(
     let job = data::get_job(&state, &namespace, &name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
-    Ok(Json(JobView::from_job(job)))
+    Ok(Json(JobView::cached(&state, job)))
 }
 
 /// Parses a JSON body; a body that is not what the route takes is a 422 naming the problem.

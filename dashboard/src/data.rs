@@ -36,13 +36,54 @@ pub struct JobView {
     pub spec: ScheduledJobSpec,
 }
 
+/// Schedules in words, by job id and last update: describing a cron expression costs more than
+/// the rest of a row, and the jobs page shows fifty rows per view.
+#[derive(Default)]
+pub(crate) struct DescriptionCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(i64, DateTime<Utc>), (String, bool)>>,
+}
+
+/// Entries kept before the cache starts over.
+const DESCRIPTION_CACHE_MAX: usize = 50_000;
+
+impl DescriptionCache {
+    fn describe(&self, job: &Job) -> (String, bool) {
+        let key = (job.id, job.updated_at);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = entries.get(&key) {
+            return found.clone();
+        }
+        let described = describe(&job.spec);
+        if entries.len() >= DESCRIPTION_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, described.clone());
+        described
+    }
+}
+
+/// The schedule in words and whether it is manual.
+fn describe(spec: &ScheduledJobSpec) -> (String, bool) {
+    match CompiledSchedule::new(spec) {
+        Ok(c) => (c.describe(), c.is_manual()),
+        Err(e) => (format!("invalid schedule: {e}"), false),
+    }
+}
+
 impl JobView {
+    /// The view of a stored job.
     pub fn from_job(job: Job) -> Self {
+        let described = describe(&job.spec);
+        Self::with_description(job, described)
+    }
+
+    pub(crate) fn cached(state: &AppState, job: Job) -> Self {
+        let described = state.inner.descriptions.describe(&job);
+        Self::with_description(job, described)
+    }
+
+    fn with_description(job: Job, (schedule, manual): (String, bool)) -> Self {
         let tz = timefmt::zone(&job.timezone);
-        let (schedule, manual) = match CompiledSchedule::new(&job.spec) {
-            Ok(c) => (c.describe(), c.is_manual()),
-            Err(e) => (format!("invalid schedule: {e}"), false),
-        };
         let no_next_run = if !job.is_active {
             "suspended"
         } else if manual {
@@ -197,7 +238,10 @@ pub(crate) async fn list_jobs(
                 .await
                 .map_err(store_err)?;
             Ok((
-                page.items.into_iter().map(JobView::from_job).collect(),
+                page.items
+                    .into_iter()
+                    .map(|j| JobView::cached(state, j))
+                    .collect(),
                 page.total,
             ))
         }
@@ -210,7 +254,10 @@ pub(crate) async fn list_jobs(
                 .await
                 .map_err(store_err)?;
             Ok((
-                page.items.into_iter().map(JobView::from_job).collect(),
+                page.items
+                    .into_iter()
+                    .map(|j| JobView::cached(state, j))
+                    .collect(),
                 page.total,
             ))
         }
@@ -239,7 +286,7 @@ pub(crate) async fn list_jobs(
                 .into_iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                 .take(usize::try_from(limit).unwrap_or(0))
-                .map(JobView::from_job)
+                .map(|j| JobView::cached(state, j))
                 .collect();
             Ok((items, total))
         }

@@ -61,6 +61,7 @@ struct Inner {
     mode: Mode,
     config: PortalConfig,
     auth: auth::AuthCache,
+    descriptions: data::DescriptionCache,
 }
 
 impl AppState {
@@ -88,6 +89,7 @@ impl AppState {
                 mode,
                 config,
                 auth: auth::AuthCache::default(),
+                descriptions: data::DescriptionCache::default(),
             }),
         }
     }

@@ -433,7 +433,7 @@ async fn panel_data(
             })
         }
     };
-    let view = JobView::from_job(job);
+    let view = JobView::cached(state, job);
     let live = view.run_now_requested.is_some() || runs.iter().any(|r| !r.status.is_finished());
     let list_query = ListQuery::from_query(query);
     let mut refresh = format!("/jobs/{namespace}/{name}/panel");
