@@ -40,8 +40,11 @@ pub struct JobView {
 /// the rest of a row, and the jobs page shows fifty rows per view.
 #[derive(Default)]
 pub(crate) struct DescriptionCache {
-    entries: std::sync::Mutex<std::collections::HashMap<(i64, DateTime<Utc>), (String, bool)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<DescriptionKey, (String, bool)>>,
 }
+
+/// Job id and the time of its last update.
+type DescriptionKey = (i64, DateTime<Utc>);
 
 /// Entries kept before the cache starts over.
 const DESCRIPTION_CACHE_MAX: usize = 50_000;
