@@ -21,7 +21,7 @@ async fn standalone_create_run_now_and_read_the_output() {
         t.store.clone(),
         t.wake.clone(),
         format!("starting\n    {XSS}\ndone\n"),
-        Duration::from_millis(2500),
+        Duration::from_secs(4),
     );
     let (base, stop, server) = serve_portal(t.state.clone()).await;
     let b = Browser::start().await;
