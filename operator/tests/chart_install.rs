@@ -30,8 +30,15 @@ fn helm(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `kubectl auth can-i`; `resource/sub` asks about a subresource (not an object named `sub`).
 fn can_i(verb: &str, resource: &str, namespace: &str, user: &str) -> bool {
-    let out = kubectl_output(&["auth", "can-i", verb, resource, "-n", namespace, "--as", user]);
+    let mut args = vec!["auth", "can-i", verb];
+    match resource.split_once('/') {
+        Some((resource, sub)) => args.extend([resource, "--subresource", sub]),
+        None => args.push(resource),
+    }
+    args.extend(["-n", namespace, "--as", user]);
+    let out = kubectl_output(&args);
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
@@ -49,7 +56,9 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     let client = jtp_testenv::cluster().await;
     let ns = TestNamespace::new(&client, "chart").await;
     let namespace = ns.name().to_owned();
-    let release = "jtp";
+    let namespace = &namespace;
+    // Unique per run: the chart also makes cluster-scoped objects named after the release.
+    let release = namespace.as_str();
 
     let lint = helm(&[
         "lint",
