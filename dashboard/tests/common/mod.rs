@@ -246,10 +246,8 @@ pub mod kube_env {
     use std::collections::HashMap;
     use std::path::Path;
 
-    /// Applies the CRD from `crds/scheduledjob.yaml` (server-side apply, so idempotent and safe when
-    /// other tests apply it too) and waits until it is served. The YAML is read here and sent as
-    /// JSON: kubectl reads the file as YAML 1.1, where the schema's required field `on` (weekly
-    /// schedules) turns into `true` and the apply fails.
+    /// Applies the CRD from `crds/scheduledjob.yaml` (server-side apply with force, so idempotent
+    /// and safe when other tests apply it too) and waits until it is served.
     pub async fn apply_crd(client: &kube::Client) {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
         use kube::api::{Patch, PatchParams};
