@@ -56,9 +56,9 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     let client = jtp_testenv::cluster().await;
     let ns = TestNamespace::new(&client, "chart").await;
     let namespace = ns.name().to_owned();
-    let namespace = &namespace;
+    let namespace = namespace.as_str();
     // Unique per run: the chart also makes cluster-scoped objects named after the release.
-    let release = namespace.as_str();
+    let release = namespace;
 
     let lint = helm(&[
         "lint",
@@ -72,7 +72,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         release,
         &chart(),
         "--namespace",
-        &namespace,
+        namespace,
         "--set",
         &format!("rbac.namespaces={{{namespace}}}"),
     ]);
@@ -98,7 +98,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("update", "leases.coordination.k8s.io"),
     ] {
         assert!(
-            can_i(verb, resource, &namespace, &operator),
+            can_i(verb, resource, namespace, &operator),
             "operator cannot {verb} {resource}"
         );
     }
@@ -110,7 +110,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("create", "scheduledjobs.jobtrigger.io"),
     ] {
         assert!(
-            !can_i(verb, resource, &namespace, &operator),
+            !can_i(verb, resource, namespace, &operator),
             "operator may {verb} {resource}"
         );
     }
@@ -127,7 +127,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("create", "subjectaccessreviews.authorization.k8s.io"),
     ] {
         assert!(
-            can_i(verb, resource, &namespace, &portal),
+            can_i(verb, resource, namespace, &portal),
             "portal cannot {verb} {resource}"
         );
     }
@@ -138,7 +138,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("patch", "scheduledjobs.jobtrigger.io/status"),
     ] {
         assert!(
-            !can_i(verb, resource, &namespace, &portal),
+            !can_i(verb, resource, namespace, &portal),
             "portal may {verb} {resource}"
         );
     }
@@ -155,7 +155,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
                 "--field-manager",
                 "chart-test",
                 "-n",
-                &namespace,
+                namespace,
                 "-f",
                 &file,
             ]);
@@ -209,7 +209,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
             "apply",
             "--server-side",
             "-n",
-            &namespace,
+            namespace,
             "-f",
             &file.display().to_string(),
         ]);
@@ -227,7 +227,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "token",
         &format!("{release}-operator"),
         "-n",
-        &namespace,
+        namespace,
         "--duration=1h",
     ]);
     let admin: serde_yaml::Value =
@@ -252,9 +252,9 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
             .args([
                 "operator",
                 "--namespaces",
-                &namespace,
+                namespace,
                 "--lease-namespace",
-                &namespace,
+                namespace,
             ])
             .args([
                 "--database-url",
@@ -274,7 +274,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     kubectl(&[
         "annotate",
         "-n",
-        &namespace,
+        namespace,
         "sj/rebuild-index",
         &format!(
             "jobtrigger.io/run-now={}",
@@ -285,7 +285,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     let store = Store::connect(&database).await.expect("operator's database");
     let started = Instant::now();
     let run = loop {
-        let job = store.get_job_by_name(&namespace, "rebuild-index").await.ok();
+        let job = store.get_job_by_name(namespace, "rebuild-index").await.ok();
         let runs = match &job {
             Some(job) => store.list_runs(job.id, 10, 0).await.expect("runs").items,
             None => Vec::new(),
@@ -311,6 +311,6 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "the chart's RBAC refused the operator something:\n{log}"
     );
 
-    helm(&["uninstall", release, "--namespace", &namespace]);
+    helm(&["uninstall", release, "--namespace", namespace]);
     ns.cleanup().await;
 }
