@@ -192,7 +192,13 @@ where
         .await;
 }
 
-async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace) {
+/// A running operator, stopped at the end once its ScheduledJobs (and finalizers) are gone.
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<jtp_operator::controller::Result<()>>,
+);
+
+async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace, Running) {
     let ns = TestNamespace::new(client, "bench-op").await;
     let ledger = Arc::new(MemoryLedger::new());
     let metrics = Metrics::new();
@@ -210,7 +216,7 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
             let _ = stopped.await;
         },
     ));
-    let slot = target_minute(chrono::Duration::seconds(30 + (n / 20) as i64));
+    let slot = target_minute(chrono::Duration::seconds(45 + (n / 10) as i64));
     eprintln!("operator: {n} ScheduledJobs due at {slot}");
     let api: Api<ScheduledJob> = ns.api();
     let cron = format!("{} {} * * *", slot.minute(), slot.hour());
@@ -220,6 +226,27 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
         ScheduledJob::new(&format!("op-{i}"), spec)
     })
     .await;
+    // Let the operator finish its first reconcile of every ScheduledJob before the slot.
+    loop {
+        let settled = api
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|s| s.status.as_ref().is_some_and(|st| st.next_run.is_some()))
+                    .count()
+            })
+            .unwrap_or(0);
+        if settled >= n || Utc::now() > slot - chrono::Duration::seconds(5) {
+            eprintln!(
+                "operator: {settled}/{n} ScheduledJobs reconciled {:.1}s before the slot",
+                (slot - Utc::now()).num_milliseconds() as f64 / 1e3
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let seen: Seen = Arc::default();
     let watch = watch_jobs(ns.api(), seen.clone());
     wait_until(slot - chrono::Duration::seconds(3)).await;
@@ -237,20 +264,18 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
     let writes = diff(&apiserver_writes(), &before);
     let own = (metrics.api_writes_total() - own_before) as f64;
     watch.abort();
-    let _ = stop.send(());
-    let _ = operator.await;
     let outcome = Outcome {
         skews,
         missing,
         writes,
         own_writes: Some(own),
     };
-    (outcome, ns)
+    (outcome, ns, (stop, operator))
 }
 
 async fn cronjob_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace) {
     let ns = TestNamespace::new(client, "bench-cj").await;
-    let slot = target_minute(chrono::Duration::seconds(30 + (n / 20) as i64));
+    let slot = target_minute(chrono::Duration::seconds(45 + (n / 10) as i64));
     eprintln!("cronjob: {n} CronJobs due at {slot}");
     let api: Api<CronJob> = ns.api();
     let schedule = format!("{} {} * * *", slot.minute(), slot.hour());
@@ -331,8 +356,24 @@ async fn main() {
     .await
     .expect("apply the CRD");
     // Namespaces are deleted at the end: deleting one mid-run would add its writes to the other phase.
-    let (op, op_ns) = operator_phase(&client, n).await;
+    let (op, op_ns, (stop, operator)) = operator_phase(&client, n).await;
     let (cj, cj_ns) = cronjob_phase(&client, n).await;
+    let sjs: Api<ScheduledJob> = op_ns.api();
+    let _ = sjs
+        .delete_collection(&Default::default(), &Default::default())
+        .await;
+    for _ in 0..120 {
+        if sjs
+            .list(&Default::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let _ = stop.send(());
+    let _ = operator.await;
     op_ns.cleanup().await;
     cj_ns.cleanup().await;
     println!("\n{n} jobs due in the same minute (skew = watch sees the Job - scheduled time)");

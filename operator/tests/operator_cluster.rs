@@ -106,6 +106,24 @@ impl Operator {
     }
 }
 
+/// Deletes every ScheduledJob of the namespace while an operator still runs, so their finalizers
+/// are removed and the namespace can go when the test ends.
+async fn delete_all(ns: &TestNamespace) {
+    let api: Api<ScheduledJob> = ns.api();
+    let _ = api
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline
+        && api
+            .list(&ListParams::default())
+            .await
+            .is_ok_and(|l| !l.items.is_empty())
+    {
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 fn sj(name: &str, spec: ScheduledJobSpec) -> ScheduledJob {
     ScheduledJob::new(name, spec)
 }
@@ -261,6 +279,7 @@ async fn interval_job_fires_records_output_and_status_and_is_mirrored_until_dele
         "mirror row marked deleted"
     );
     assert!(!runs_of(&op.ledger, &uid).await.is_empty(), "history kept");
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -312,6 +331,7 @@ async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(runs_of(&op.ledger, &uid).await.len(), 1);
     assert_eq!(jobs_of(&ns, "adhoc").await.len(), 1);
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -410,6 +430,7 @@ async fn failure_and_error_are_classified_with_their_output() {
             "no {reason} Event in {reasons:?}"
         );
     }
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -455,6 +476,7 @@ async fn forbid_skips_a_slot_while_a_run_is_active() {
             .is_some_and(|t| t >= first_slot + chrono::Duration::seconds(20))
     );
     assert_eq!(status.active.len(), 1);
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -485,6 +507,7 @@ async fn a_killed_operator_restarted_mid_run_makes_no_duplicate() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(jobs_of(&ns, "once").await.len(), 1);
     assert_eq!(runs_of(&ledger, &uid).await.len(), 1);
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -547,6 +570,7 @@ async fn two_operators_elect_one_leader_and_a_standby_takes_over() {
     let mut unique = names.clone();
     unique.dedup();
     assert_eq!(names.len(), unique.len());
+    delete_all(&ns).await;
     standby.stop().await;
 }
 
@@ -582,6 +606,7 @@ async fn resuming_or_editing_the_schedule_fires_nothing_retroactively() {
     }
     let status = api.get("paused").await.expect("get").status.expect("status");
     assert!(status.next_run.is_some());
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -681,6 +706,7 @@ async fn five_mib_of_output_lands_in_sqlite_within_the_cap() {
     let row = store.get_job_by_uid(&uid).await.expect("mirror row");
     assert_eq!(row.last_status, Some(RunStatus::Success));
     assert_eq!(row.next_run, None, "manual jobs have no next run");
+    delete_all(&ns).await;
     let _ = stop.send(());
     let _ = task.await;
 }
@@ -760,6 +786,7 @@ async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
         j.labels().contains_key(RECORDED_LABEL)
     })
     .await;
+    delete_all(&ns).await;
     let _ = stop.send(());
     let _ = task.await;
 }
@@ -805,6 +832,7 @@ async fn a_database_outage_delays_recording_but_loses_no_run() {
         assert!(Instant::now() < deadline, "the recorded Job was not pruned");
         tokio::time::sleep(POLL).await;
     }
+    delete_all(&ns).await;
     op.stop().await;
 }
 
@@ -845,5 +873,6 @@ async fn a_config_map_script_is_mounted_and_executed() {
         "{}",
         run.output
     );
+    delete_all(&ns).await;
     op.stop().await;
 }

@@ -12,14 +12,14 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::builder::{JobDefaults, Launch, RECORDED_LABEL, build_job, label_value};
+use super::builder::{JobDefaults, Launch, RECORDED_LABEL, build_job};
 use super::decide::{Child, DecideInput, Decision, decide};
 use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
 use super::metrics::Metrics;
@@ -44,6 +44,8 @@ pub struct Context {
     /// The status last written per UID: a reconcile that sees a not-yet-updated copy of the
     /// object (the watch lags our own write) does not write the same status again.
     written: Mutex<HashMap<String, ScheduledJobStatus>>,
+    /// One cache of Jobs per watched scope.
+    jobs: Mutex<Vec<reflector::Store<Job>>>,
 }
 
 impl Context {
@@ -66,6 +68,7 @@ impl Context {
             ),
             failures: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(Vec::new()),
         }
     }
 
@@ -109,7 +112,7 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
         namespaces.into_iter().map(Some).collect()
     };
     let controllers = scopes.into_iter().map(|ns| {
-        let (jobs, sjs): (Api<ScheduledJob>, Api<Job>) = match &ns {
+        let (sjs, jobs): (Api<ScheduledJob>, Api<Job>) = match &ns {
             Some(ns) => (
                 Api::namespaced(ctx.client.clone(), ns),
                 Api::namespaced(ctx.client.clone(), ns),
@@ -120,17 +123,52 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
             namespace = ns.as_deref().unwrap_or("<all>"),
             "watching ScheduledJobs"
         );
-        Controller::new(jobs, watcher::Config::default().any_semantic())
-            .owns(sjs, watcher::Config::default().labels(JOB_LABEL).any_semantic())
+        // A cache of our Jobs, so a reconcile reads its children from memory instead of a LIST
+        // (which costs the API server a scan of every Job in the namespace).
+        let (reader, writer) = reflector::store::<Job>();
+        if let Ok(mut stores) = ctx.jobs.lock() {
+            stores.push(reader);
+        }
+        let cache = watcher(
+            jobs.clone(),
+            watcher::Config::default().labels(JOB_LABEL).any_semantic(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+        let controller = Controller::new(sjs, watcher::Config::default().any_semantic())
+            .owns(jobs, watcher::Config::default().labels(JOB_LABEL).any_semantic())
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 match result {
                     Ok((obj, _)) => tracing::trace!(object = %obj, "reconciled"),
                     Err(e) => tracing::debug!(error = %e, "controller"),
                 }
-            })
+            });
+        futures::future::join(cache, controller)
     });
     futures::future::join_all(controllers).await;
+}
+
+/// The Jobs owned by the ScheduledJob with `uid` in `ns`, from the caches (waiting for their
+/// first sync, so a restarted operator never decides from an empty cache).
+async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<Job> {
+    let stores: Vec<reflector::Store<Job>> = ctx.jobs.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut out = Vec::new();
+    for store in stores {
+        if store.wait_until_ready().await.is_err() {
+            continue;
+        }
+        out.extend(
+            store
+                .state_filter(|j| {
+                    j.namespace().as_deref() == Some(ns) && j.owner_references().iter().any(|o| o.uid == uid)
+                })
+                .into_iter()
+                .map(|j| (*j).clone()),
+        );
+    }
+    out
 }
 
 fn error_policy(sj: Arc<ScheduledJob>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -194,14 +232,7 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
     let uid = sj.uid().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{JOB_LABEL}={}", label_value(&sj.name_any()));
-    let jobs = jobs_api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::Kube)?
-        .items
-        .into_iter()
-        .filter(|j| j.owner_references().iter().any(|o| o.uid == uid));
+    let jobs = cached_jobs(ctx, &ns, &uid).await;
     let known_active: Vec<String> = sj
         .status
         .as_ref()
@@ -308,7 +339,14 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let key = sj.uid().unwrap_or_default();
     let observed = observe(sj, ctx, now).await?;
     let compiled = validate(&sj.spec);
-    let old_status = sj.status.clone().unwrap_or_default();
+    // We are the only writer of the status: when the watched copy lags our last write, decide
+    // from what we wrote (so a lagging cache cannot make a slot look due twice).
+    let written = ctx.written.lock().ok().and_then(|w| w.get(&key).cloned());
+    let old_status = match (written, sj.status.clone()) {
+        (Some(w), Some(seen)) if w != seen && seen.observed_generation <= w.observed_generation => w,
+        (Some(w), None) => w,
+        (_, seen) => seen.unwrap_or_default(),
+    };
     let decision = decide(DecideInput {
         name: &name,
         generation: sj.metadata.generation,
@@ -330,12 +368,7 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     execute(sj, ctx, &jobs_api, &pods_api, &decision, &observed.children).await?;
 
-    let already_written = ctx
-        .written
-        .lock()
-        .map(|w| w.get(&key) == Some(&decision.status))
-        .unwrap_or(false);
-    if decision.status != old_status && !already_written {
+    if decision.status != old_status {
         let patch = json!({
             "apiVersion": "jobtrigger.io/v1alpha1",
             "kind": "ScheduledJob",
