@@ -135,7 +135,12 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
         )
         .default_backoff()
         .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(|event| {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watching Jobs");
+            }
+            futures::future::ready(())
+        });
         let controller = Controller::new(sjs, watcher::Config::default().any_semantic())
             .owns(jobs, watcher::Config::default().labels(JOB_LABEL).any_semantic())
             .run(reconcile, error_policy, ctx.clone())
