@@ -388,6 +388,9 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
         )
         .await
         .map_err(Error::Kube)?;
+        if let Ok(mut written) = ctx.written.lock() {
+            written.insert(key.clone(), decision.status.clone());
+        }
         if let Err(e) = ctx.ledger.upsert_job(&mirror(sj, &decision.status)).await {
             tracing::warn!(job = %name, error = %e, "cannot update the SQL mirror row");
         }
