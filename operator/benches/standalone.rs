@@ -84,7 +84,10 @@ fn main() {
         .arg(dir.path().join("no-manifests"))
         .arg("--data-dir")
         .arg(dir.path())
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("JTP_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -63,39 +63,53 @@ impl Store {
     /// one gets `Some`; the others get `None` (next_run had already moved). `None` also when the
     /// slot was recorded before (next_run is still moved on, so it is not retried forever).
     pub async fn claim_slot(&self, claim: &SlotClaim<'_>) -> Result<Option<Claim>> {
+        Ok(self
+            .claim_slots(std::slice::from_ref(claim))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// [`Store::claim_slot`] for many slots in one transaction (a burst of due jobs): one answer per
+    /// claim, in order. Each claim is the same compare-and-set; one lost does not undo the others.
+    pub async fn claim_slots(&self, claims: &[SlotClaim<'_>]) -> Result<Vec<Option<Claim>>> {
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;
-            let moved: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(CLAIM)
-                .bind(claim.job_id)
-                .bind(Ts(claim.expected_next_run))
-                .bind(ts(claim.new_next_run))
-                .bind(Ts(claim.now))
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(run_now) = moved else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            let (trigger, scheduled_for) = match run_now {
-                Some(requested) => {
-                    sqlx::query(CONSUME_RUN_NOW).bind(claim.job_id).execute(&mut *tx).await?;
-                    (Trigger::Manual, requested)
+            let mut won = Vec::with_capacity(claims.len());
+            for claim in claims {
+                let moved: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(CLAIM)
+                    .bind(claim.job_id)
+                    .bind(Ts(claim.expected_next_run))
+                    .bind(ts(claim.new_next_run))
+                    .bind(Ts(claim.now))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(run_now) = moved else {
+                    won.push(None);
+                    continue;
+                };
+                let (trigger, scheduled_for) = match run_now {
+                    Some(requested) => {
+                        sqlx::query(CONSUME_RUN_NOW).bind(claim.job_id).execute(&mut *tx).await?;
+                        (Trigger::Manual, requested)
+                    }
+                    None => (Trigger::Schedule, claim.expected_next_run),
+                };
+                let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_RUN)
+                    .bind(claim.job_id)
+                    .bind(Ts(claim.now))
+                    .bind(Ts(scheduled_for))
+                    .bind(trigger.as_str())
+                    .bind(claim.runner)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if run_id.is_none() {
+                    tracing::warn!(job_id = claim.job_id, %scheduled_for, "slot already recorded; not running it again");
                 }
-                None => (Trigger::Schedule, claim.expected_next_run),
-            };
-            let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_RUN)
-                .bind(claim.job_id)
-                .bind(Ts(claim.now))
-                .bind(Ts(scheduled_for))
-                .bind(trigger.as_str())
-                .bind(claim.runner)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            if run_id.is_none() {
-                tracing::warn!(job_id = claim.job_id, %scheduled_for, "slot already recorded; not running it again");
+                won.push(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for }));
             }
-            Ok(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for }))
+            tx.commit().await?;
+            Ok(won)
         })
     }
 
