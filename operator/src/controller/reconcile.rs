@@ -97,12 +97,27 @@ pub async fn check_crd(client: &Client, namespaces: &[String]) -> Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    match api.list_metadata(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Err(Error::CrdMissing),
-        Err(e) => Err(Error::Kube(e)),
+    // A CRD that was just created or updated can answer 404 for a moment while the API server
+    // builds its handler (`helm install` then the operator starting): look again for a little
+    // while before calling it missing.
+    let deadline = tokio::time::Instant::now() + CRD_GRACE;
+    loop {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(match e {
+                    kube::Error::Api(e) if e.code == 404 => Error::CrdMissing,
+                    e => Error::Kube(e),
+                });
+            }
+            Err(e) => tracing::debug!(error = %e, "ScheduledJob API not served yet; looking again"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// How long [`check_crd`] keeps looking for the ScheduledJob API before failing.
+const CRD_GRACE: Duration = Duration::from_secs(15);
 
 /// Runs one controller per watched namespace (or one for all) until they end.
 pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
