@@ -740,6 +740,17 @@ async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
     pg("postgres-down --purge");
     let url = pg("postgres-up");
     assert!(url.starts_with("postgres://"), "{url}");
+    // This server is the test's own: stop it however the test ends.
+    struct StopServer(std::path::PathBuf);
+    impl Drop for StopServer {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("bash")
+                .arg(&self.0)
+                .env("JTP_PG_PORT", "55447")
+                .output();
+        }
+    }
+    let _server = StopServer(scripts.join("postgres-down"));
     let (_ledger, _metrics, stop, task) = start_sql(&client, ns.name(), &url).await;
     let mut job = sj(
         "pgjob",

@@ -52,7 +52,7 @@ pub struct Runner {
     active: Mutex<HashMap<i64, Vec<Active>>>,
     /// The runner's own writes take turns here. SQLite allows one writer at a time and makes the
     /// others sleep in growing steps until the lock is free; queueing in-process instead keeps
-    /// claims from waiting behind the finish of another run (it cut start skew several-fold).
+    /// claims from sleeping in SQLite's busy handler behind the finish of another run.
     writes: tokio::sync::Mutex<()>,
 }
 
