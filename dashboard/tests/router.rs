@@ -556,8 +556,11 @@ async fn deleting_removes_the_job_from_the_list() {
 #[tokio::test]
 async fn the_list_filters_by_name_and_status_orders_by_next_run_and_pages() {
     let t = standalone().await;
+    // Daily times one hour from now onwards, a minute apart: next-run order is
+    // job-00, job-01, … whatever the time of day the test runs.
+    let start = Utc::now() + chrono::Duration::hours(1);
     for i in 0..60 {
-        let at = format!("{:02}:{:02}", (i / 60) % 24, i % 60);
+        let at = (start + chrono::Duration::minutes(i)).format("%H:%M").to_string();
         add_job(
             &t.store,
             "default",
