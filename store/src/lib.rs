@@ -42,6 +42,10 @@ pub const PREVIEW_CHARS: usize = 200;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+/// How often opening or migrating a SQLite file is tried while another process does the same.
+const SQLITE_MIGRATE_ATTEMPTS: u32 = 5;
+/// SQLite's result code for "database is locked".
+const SQLITE_BUSY: &str = "5";
 
 /// Connection settings; `Default` suits the operator, the runner and the portal.
 #[derive(Clone, Debug)]
@@ -197,12 +201,26 @@ impl Store {
                         ))
                     })?;
                 }
-                let pool = SqlitePoolOptions::new()
+                let pool_options = SqlitePoolOptions::new()
                     .max_connections(if in_memory { 1 } else { options.max_connections })
-                    .acquire_timeout(options.acquire_timeout)
-                    .connect_with(connect)
-                    .await
-                    .map_err(scrubbed)?;
+                    .acquire_timeout(options.acquire_timeout);
+                // Switching a new file to WAL needs it to itself for a moment: another process
+                // opening it at the same time answers "database is locked"; look again.
+                let mut attempt = 1;
+                let pool = loop {
+                    match pool_options.clone().connect_with(connect.clone()).await {
+                        Ok(pool) => break pool,
+                        Err(sqlx::Error::Database(e))
+                            if e.code().as_deref() == Some(SQLITE_BUSY)
+                                && attempt < SQLITE_MIGRATE_ATTEMPTS =>
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
+                                .await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(scrubbed(e)),
+                    }
+                };
                 Backend::Sqlite(pool)
             }
         };
@@ -218,11 +236,27 @@ impl Store {
         Ok(store)
     }
 
-    /// Applies pending migrations (idempotent; concurrent callers on PostgreSQL take turns).
+    /// Applies pending migrations (idempotent). Concurrent callers on PostgreSQL take turns on
+    /// an advisory lock; SQLite has no such lock, so two processes opening one new file at once
+    /// can both try the same migration: the loser's transaction rolls back and it looks again.
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
             Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
-            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Backend::Sqlite(pool) => {
+                let mut attempt = 1;
+                loop {
+                    match SQLITE_MIGRATIONS.run(pool).await {
+                        Ok(()) => break,
+                        Err(e) if attempt < SQLITE_MIGRATE_ATTEMPTS => {
+                            tracing::debug!(error = %e, attempt, "SQLite migration raced another process; looking again");
+                            tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
+                                .await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
         }
         Ok(())
     }
