@@ -73,7 +73,7 @@ async fn list_jobs(
     Extension(caller): Extension<Caller>,
     Query(query): Query<JobQuery>,
 ) -> Result<Json<JobList>> {
-    query.last_status()?;
+    query.check()?;
     let namespaces = caller.readable_namespaces(&state).await?;
     let per_page = query.per_page.unwrap_or(state.config().page_size).clamp(1, 500);
     let page = query.page.unwrap_or(1).max(1);

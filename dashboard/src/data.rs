@@ -185,6 +185,9 @@ pub struct JobQuery {
     pub status: String,
     #[serde(default)]
     pub namespace: String,
+    /// `active`, `suspended`, or empty for either.
+    #[serde(default)]
+    pub state: String,
     #[serde(default)]
     pub page: Option<u32>,
     #[serde(default)]
@@ -204,7 +207,35 @@ impl JobQuery {
             },
         }
     }
+
+    /// `Some(true)` for active jobs only, `Some(false)` for suspended ones, `None` for both.
+    pub fn active(&self) -> Result<Option<bool>> {
+        match self.state.to_ascii_lowercase().as_str() {
+            "" | "any" => Ok(None),
+            STATE_ACTIVE => Ok(Some(true)),
+            STATE_SUSPENDED => Ok(Some(false)),
+            _ => Err(AppError::Invalid(vec![jtp_crds::FieldError::new(
+                "state",
+                format!(
+                    "\"{}\" is not a state filter: use {STATE_ACTIVE} or {STATE_SUSPENDED}",
+                    self.state
+                ),
+            )])),
+        }
+    }
+
+    /// Checks every filter, so a typo is a 422 rather than a silently wider list.
+    pub fn check(&self) -> Result<()> {
+        self.last_status()?;
+        self.active()?;
+        Ok(())
+    }
 }
+
+/// The `state` filter's value for jobs that are not suspended.
+pub const STATE_ACTIVE: &str = "active";
+/// The `state` filter's value for suspended jobs.
+pub const STATE_SUSPENDED: &str = "suspended";
 
 /// The store's error, with "not found" as the portal's 404 and duplicates as 409.
 pub(crate) fn store_err(e: jtp_store::Error) -> AppError {
@@ -229,6 +260,7 @@ pub(crate) async fn list_jobs(
         name_contains: Some(query.name.trim().to_owned()).filter(|s| !s.is_empty()),
         namespace,
         last_status: query.last_status().ok().flatten(),
+        active: query.active().ok().flatten(),
         limit,
         offset,
     };

@@ -80,6 +80,7 @@ pub fn document() -> Value {
                     "parameters": [
                         { "name": "name", "in": "query", "schema": { "type": "string" }, "description": "Case-insensitive part of the name" },
                         { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["", "SUCCESS", "FAILURE", "ERROR"] }, "description": "The last run's status" },
+                        { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["", "active", "suspended"] }, "description": "Active (not suspended) or suspended jobs only" },
                         { "name": "namespace", "in": "query", "schema": { "type": "string" } },
                         { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
                         { "name": "per_page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }

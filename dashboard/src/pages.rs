@@ -31,6 +31,12 @@ const STATUS_OPTIONS: [(&str, &str); 4] = [
     ("ERROR", "last run could not start"),
 ];
 
+const STATE_OPTIONS: [(&str, &str); 3] = [
+    ("", "any"),
+    (data::STATE_ACTIVE, "active"),
+    (data::STATE_SUSPENDED, "suspended"),
+];
+
 /// The page routes (behind authentication).
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -189,6 +195,7 @@ pub struct ListQuery {
     pub name: String,
     pub status: String,
     pub namespace: String,
+    pub state: String,
     /// `?name=…&status=…` (empty when no filter), appended to links so the filters stay.
     pub suffix: String,
 }
@@ -200,6 +207,7 @@ impl ListQuery {
             ("name", &q.name),
             ("status", &q.status),
             ("namespace", &q.namespace),
+            ("state", &q.state),
         ] {
             if !value.is_empty() {
                 pairs.append_pair(key, value);
@@ -213,6 +221,7 @@ impl ListQuery {
             name: q.name.clone(),
             status: q.status.clone(),
             namespace: q.namespace.clone(),
+            state: q.state.clone(),
             suffix: if encoded.is_empty() {
                 String::new()
             } else {
@@ -227,6 +236,7 @@ impl ListQuery {
             ("name", &self.name),
             ("status", &self.status),
             ("namespace", &self.namespace),
+            ("state", &self.state),
         ] {
             if !value.is_empty() {
                 pairs.append_pair(key, value);
@@ -269,6 +279,7 @@ struct JobsTemplate {
     chrome: Chrome,
     query: ListQuery,
     status_options: Vec<(&'static str, &'static str)>,
+    state_options: Vec<(&'static str, &'static str)>,
     jobs: Vec<JobView>,
     total: i64,
     page: u32,
@@ -380,7 +391,7 @@ async fn render_jobs(
     query: &JobQuery,
     panel: Option<PanelData>,
 ) -> Result<Response> {
-    query.last_status()?;
+    query.check()?;
     let namespaces = caller.readable_namespaces(state).await?;
     let per_page = query.per_page.unwrap_or(state.config().page_size).clamp(1, 500);
     let page = query.page.unwrap_or(1).max(1);
@@ -393,6 +404,7 @@ async fn render_jobs(
         next_href: (i64::from(page) < pages).then(|| list_query.page_href(page + 1)),
         query: list_query,
         status_options: STATUS_OPTIONS.to_vec(),
+        state_options: STATE_OPTIONS.to_vec(),
         jobs,
         total,
         page,

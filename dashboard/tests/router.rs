@@ -615,6 +615,69 @@ async fn the_list_filters_by_name_and_status_orders_by_next_run_and_pages() {
 }
 
 #[tokio::test]
+async fn the_list_filters_active_and_suspended_jobs() {
+    let t = standalone().await;
+    for name in ["report-a", "report-b", "cleanup"] {
+        add_job(&t.store, "default", name, &ScheduledJobSpec::daily("09:00")).await;
+    }
+    let mut paused = ScheduledJobSpec::daily("10:00");
+    paused.suspend = true;
+    add_job(&t.store, "default", "report-paused", &paused).await;
+
+    let suspended = send(&t.state, get("/?state=suspended")).await;
+    assert_eq!(suspended.status, StatusCode::OK);
+    assert!(
+        suspended.body.contains("1 job · page 1 of 1"),
+        "{}",
+        suspended.body
+    );
+    assert!(suspended.body.contains("report-paused") && suspended.body.contains("badge suspended"));
+    assert!(!suspended.body.contains("badge active"));
+    assert!(
+        suspended.body.contains("<option value=\"suspended\" selected>"),
+        "the form keeps the filter: {}",
+        suspended.body
+    );
+    assert!(
+        suspended
+            .body
+            .contains("/jobs/default/report-paused?state=suspended"),
+        "links keep the filter"
+    );
+
+    let active = send(&t.state, get("/?state=active")).await;
+    assert!(active.body.contains("3 jobs · page 1 of 1"), "{}", active.body);
+    assert!(!active.body.contains("report-paused"));
+    let active_reports = send(&t.state, get("/?state=active&name=report")).await;
+    assert!(active_reports.body.contains("2 jobs "), "{}", active_reports.body);
+    let none = send(&t.state, get("/?state=suspended&name=cleanup")).await;
+    assert!(none.body.contains("No jobs match these filters"), "{}", none.body);
+    let any = send(&t.state, get("/?state=")).await;
+    assert!(any.body.contains("4 jobs "), "{}", any.body);
+
+    let bad = send(&t.state, get("/?state=paused")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("is not a state filter"), "{}", bad.body);
+
+    let api = send(&t.state, get("/api/v1/jobs?state=suspended")).await.json();
+    assert_eq!(api["total"], 1);
+    assert_eq!(api["items"][0]["name"], "report-paused");
+    assert_eq!(api["items"][0]["active"], false);
+    let api = send(&t.state, get("/api/v1/jobs?state=active")).await.json();
+    assert_eq!(api["total"], 3);
+    assert!(
+        api["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["active"] == true)
+    );
+    let api = send(&t.state, get("/api/v1/jobs?state=paused")).await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.json()["errors"][0]["field"], "state");
+}
+
+#[tokio::test]
 async fn the_json_api_does_what_the_pages_do() {
     let t = standalone().await;
     // Create.
@@ -773,6 +836,12 @@ async fn the_openapi_document_is_served() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/jobs/{namespace}/{name}/run"]["post"].is_object());
     assert!(doc["components"]["schemas"]["ScheduledJobSpec"].is_object());
+    let list_parameters = doc["paths"]["/jobs"]["get"]["parameters"].as_array().unwrap();
+    let state = list_parameters
+        .iter()
+        .find(|p| p["name"] == "state")
+        .expect("the state filter is documented");
+    assert_eq!(state["schema"]["enum"], json!(["", "active", "suspended"]));
 }
 
 #[tokio::test]

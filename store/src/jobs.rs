@@ -200,7 +200,7 @@ const JOBS_ORDER: &str = " ORDER BY (next_run IS NULL), next_run, name, id";
 /// Appends the filters of a [`JobFilter`] to a query ending in a WHERE clause. Every column they
 /// read is in the `scheduled_jobs_list` index, so neither the page nor its count reads whole rows.
 macro_rules! push_job_filters {
-    ($query:expr, $name_like:expr, $pattern:expr, $namespace:expr, $status:expr) => {{
+    ($query:expr, $name_like:expr, $pattern:expr, $namespace:expr, $status:expr, $active:expr) => {{
         if let Some(pattern) = $pattern {
             $query
                 .push($name_like)
@@ -212,6 +212,9 @@ macro_rules! push_job_filters {
         }
         if let Some(status) = $status {
             $query.push(" AND last_status = ").push_bind(status);
+        }
+        if let Some(active) = $active {
+            $query.push(" AND is_active = ").push_bind(active);
         }
     }};
 }
@@ -342,13 +345,14 @@ impl Store {
             .map(like_pattern);
         let namespace = filter.namespace.as_deref().filter(|s| !s.is_empty());
         let status = filter.last_status.map(|s| s.as_str());
+        let active = filter.active;
         let name_like = match self.backend_kind() {
             BackendKind::Postgres => NAME_LIKE_POSTGRES,
             BackendKind::Sqlite => NAME_LIKE_SQLITE,
         };
         let (items, total) = with_pool!(self, pool => {
             let mut list = sqlx::QueryBuilder::new(LIST_JOBS);
-            push_job_filters!(list, name_like, &pattern, namespace, status);
+            push_job_filters!(list, name_like, &pattern, namespace, status, active);
             list.push(JOBS_ORDER).push(" LIMIT ").push_bind(filter.limit.max(0));
             list.push(" OFFSET ").push_bind(filter.offset.max(0)).push(")").push(JOBS_ORDER);
             let items = list.build_query_as::<Job>().fetch_all(pool).await?;
@@ -359,7 +363,7 @@ impl Store {
                 return Ok(Page { items, total: filter.offset.max(0) + len });
             }
             let mut count = sqlx::QueryBuilder::new(COUNT_JOBS);
-            push_job_filters!(count, name_like, &pattern, namespace, status);
+            push_job_filters!(count, name_like, &pattern, namespace, status, active);
             let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
             Ok::<_, sqlx::Error>((items, total))
         })?;

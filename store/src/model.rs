@@ -64,6 +64,8 @@ pub struct JobFilter {
     pub name_contains: Option<String>,
     pub namespace: Option<String>,
     pub last_status: Option<RunStatus>,
+    /// `Some(true)`: only active jobs; `Some(false)`: only suspended ones.
+    pub active: Option<bool>,
     pub limit: i64,
     pub offset: i64,
 }

@@ -591,6 +591,34 @@ async fn list_paging_filtering_order(db: &TestDb) {
             .iter()
             .all(|j| j.last_status == Some(RunStatus::Failure) && j.last_run.is_some())
     );
+
+    let mut paused = ScheduledJobSpec::daily("09:00");
+    paused.suspend = true;
+    store
+        .create_job(&JobInput {
+            name: "Job_paused",
+            namespace: "odd",
+            uid: None,
+            spec: &paused,
+            next_run: None,
+        })
+        .await
+        .expect("create");
+    let suspended = filtered(JobFilter {
+        active: Some(false),
+        ..JobFilter::default()
+    })
+    .await;
+    let names: Vec<&str> = suspended.items.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!((names, suspended.total), (vec!["Job_paused"], 1));
+    let active_odd = filtered(JobFilter {
+        active: Some(true),
+        namespace: Some("odd".into()),
+        ..JobFilter::default()
+    })
+    .await;
+    assert_eq!(active_odd.total, 12, "the suspended job is not listed");
+    assert!(active_odd.items.iter().all(|j| j.is_active));
 }
 
 async fn soft_delete_keeps_history(db: &TestDb) {
