@@ -21,6 +21,8 @@ pub mod error;
 pub mod form;
 pub mod openapi;
 pub mod pages;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timefmt;
 
 use axum::Router;

@@ -1,104 +1,20 @@
-//! The portal in real Chromium (Debian's chromium + chromium-driver), in both modes: a job created
-//! through the form shows its next run at 09:00 HKT, Run Now makes a run appear without a reload,
-//! its output shows script tags as text, and in a cluster a user without rights is refused.
+//! The portal in real Chromium (Debian's chromium + chromium-driver): standalone form errors keep
+//! what was typed; in a cluster a job created through the form shows its next run at 09:00 HKT, Run
+//! Now makes a run appear without a reload, its output shows script tags as text, and a user without
+//! rights is refused. Standalone create / Run Now / output runs against the real `jtp standalone`
+//! binary in `operator/tests/standalone_browser.rs`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::browser::Browser;
 use common::kube_env::{KubeEnv, Mirror};
 use common::*;
+use jtp_dashboard::testing::Browser;
 use jtp_dashboard::{AppState, PortalConfig};
 use std::time::Duration;
 
 const XSS: &str = "<script>alert(1)</script>";
 const WAIT: Duration = Duration::from_secs(20);
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standalone_create_run_now_and_read_the_output() {
-    let t = standalone().await;
-    let runner = spawn_runner(
-        t.store.clone(),
-        t.wake.clone(),
-        format!("starting\n    {XSS}\ndone\n"),
-        Duration::from_secs(4),
-    );
-    let (base, stop, server) = serve_portal(t.state.clone()).await;
-    let b = Browser::start().await;
-
-    // Create a daily 09:00 job through the form.
-    b.goto(&format!("{base}/jobs/new")).await;
-    b.fill("#name", "browser-daily").await;
-    b.find("#schedule_type")
-        .await
-        .select_by_value("daily")
-        .await
-        .unwrap();
-    b.fill("#daily_at", "09:00").await;
-    assert_eq!(
-        b.find("#time_zone").await.prop("value").await.unwrap().unwrap(),
-        "Asia/Hong_Kong"
-    );
-    b.fill("#script_inline", "echo hi").await;
-    b.click("#save-job").await;
-
-    // The job page: flash, the row with its next run at 09:00 HKT and UTC on hover.
-    let flash = b.text("#flash").await;
-    assert!(flash.contains("Created job browser-daily"), "{flash}");
-    let cell = b
-        .find("tr[data-job='default/browser-daily'] td.next-run time")
-        .await;
-    let local = cell.text().await.unwrap();
-    assert!(local.ends_with("09:00 HKT"), "{local}");
-    let utc = cell.attr("title").await.unwrap().unwrap();
-    assert!(utc.ends_with("01:00:00 UTC"), "{utc}");
-    b.screenshot("standalone-jobs").await;
-
-    // Run Now: feedback at once, the run appears (RUNNING, then SUCCESS) without a reload.
-    b.click("#run-now").await;
-    let flash = b.text("#flash").await;
-    assert!(
-        flash.contains("Run Now requested for browser-daily at") && flash.contains("HKT"),
-        "{flash}"
-    );
-    b.wait_text("#runs-table tbody tr.run-row", WAIT, |t| t.contains("RUNNING"))
-        .await;
-    let row = b
-        .wait_text("#runs-table tbody tr.run-row", WAIT, |t| t.contains("SUCCESS"))
-        .await;
-    assert!(row.contains("manual") && row.contains("HKT"), "{row}");
-
-    // Open its output: the script tag is text, and no alert opened.
-    b.click("#runs-table tbody tr.run-row a").await;
-    let output = b.text("#output-text").await;
-    assert!(output.contains(XSS), "{output}");
-    assert!(output.contains("    <script>"), "whitespace kept: {output:?}");
-    assert!(
-        !b.alert_open().await,
-        "an alert opened: the output was not escaped"
-    );
-    let href = b
-        .find("#download-output")
-        .await
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(href.ends_with("/output.txt"), "{href}");
-    let font = b
-        .find("#output-text")
-        .await
-        .css_value("font-family")
-        .await
-        .unwrap();
-    assert!(font.contains("monospace"), "{font}");
-    b.screenshot("standalone-output").await;
-
-    b.close().await;
-    runner.abort();
-    let _ = stop.send(());
-    server.await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_form_errors_keep_what_was_typed() {

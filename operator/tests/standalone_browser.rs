@@ -1,0 +1,206 @@
+//! Standalone mode in real Chromium against the built `jtp standalone` binary: its own runner, its
+//! local executor and its portal on a temporary folder. A daily 09:00 job created through the form
+//! shows its next run at 09:00 HKT; Run Now makes the executor run the script, and the run appears
+//! (RUNNING, then SUCCESS) without a reload; its output shows `<script>alert(1)</script>` as text.
+#![allow(clippy::unwrap_used)]
+
+use jtp_dashboard::testing::{Browser, free_port};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const XSS: &str = "<script>alert(1)</script>";
+/// Long enough for a run of a few seconds on a busy two-core machine.
+const WAIT: Duration = Duration::from_secs(30);
+/// What the job runs: the environment only the real executor sets, the script tag with its
+/// indentation, and a pause so the run is seen in flight.
+const SCRIPT: &str = "echo \"job $JTP_JOB_NAME run $JTP_RUN_ID\"\n\
+                      echo '    <script>alert(1)</script>'\n\
+                      sleep 4\n\
+                      echo done";
+
+/// One `jtp standalone` process on 127.0.0.1; stopped with SIGTERM (killed if need be) when dropped,
+/// and its log printed when the test failed.
+struct Standalone {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Standalone {
+    fn start(data: &Path) -> Self {
+        let port = free_port();
+        let jobs = data.join("jobs");
+        std::fs::create_dir_all(jobs.join("scripts")).unwrap();
+        let log = data.join("jtp.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
+            .arg("standalone")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--jobs-dir")
+            .arg(&jobs)
+            .args(["--runner-id", "browser-test", "--shutdown-grace", "2"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start jtp standalone");
+        let jtp = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + WAIT;
+        while !reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "jtp standalone never answered on {}",
+                jtp.base
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        jtp
+    }
+
+    /// SIGTERM, then the process must exit by itself within the shutdown grace and some margin.
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "jtp standalone exited with {status} after SIGTERM"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jtp standalone did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- jtp standalone log ---\n{log}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_a_daily_job_run_it_now_and_read_its_output() {
+    let data = tempfile::tempdir().unwrap();
+    let jtp = tokio::task::spawn_blocking({
+        let data = data.path().to_owned();
+        move || Standalone::start(&data)
+    })
+    .await
+    .unwrap();
+    let base = jtp.base.clone();
+    let b = Browser::start().await;
+
+    // Create a daily 09:00 job through the form; the zone defaults to Hong Kong.
+    b.goto(&format!("{base}/jobs/new")).await;
+    b.fill("#name", "browser-daily").await;
+    b.fill("#description", XSS).await;
+    b.find("#schedule_type")
+        .await
+        .select_by_value("daily")
+        .await
+        .unwrap();
+    b.fill("#daily_at", "09:00").await;
+    assert_eq!(
+        b.find("#time_zone").await.prop("value").await.unwrap().unwrap(),
+        "Asia/Hong_Kong"
+    );
+    b.fill("#script_inline", SCRIPT).await;
+    b.click("#save-job").await;
+
+    // Its row: the next run at 09:00 HKT with UTC on hover; the description is text.
+    let flash = b.text("#flash").await;
+    assert!(flash.contains("Created job browser-daily"), "{flash}");
+    let row = "tr[data-job='default/browser-daily']";
+    let cell = b.find(&format!("{row} td.next-run time")).await;
+    let local = cell.text().await.unwrap();
+    assert!(local.ends_with("09:00 HKT"), "{local}");
+    let utc = cell.attr("title").await.unwrap().unwrap();
+    assert!(utc.ends_with("01:00:00 UTC"), "{utc}");
+    assert_eq!(b.text(&format!("{row} .description")).await, XSS);
+    assert!(
+        !b.alert_open().await,
+        "an alert opened: the description was not escaped"
+    );
+    b.screenshot("standalone-binary-jobs").await;
+
+    // Run Now: feedback at once; the runner runs the script, and the run shows in flight, then done.
+    b.click("#run-now").await;
+    let flash = b.text("#flash").await;
+    assert!(
+        flash.contains("Run Now requested for browser-daily at") && flash.contains("HKT"),
+        "{flash}"
+    );
+    b.wait_text("#runs-table tbody tr.run-row", WAIT, |t| t.contains("RUNNING"))
+        .await;
+    let run = b
+        .wait_text("#runs-table tbody tr.run-row", WAIT, |t| t.contains("SUCCESS"))
+        .await;
+    assert!(run.contains("manual") && run.contains("HKT"), "{run}");
+    // The scheduled slot is untouched by Run Now.
+    let local = b.text(&format!("{row} td.next-run time")).await;
+    assert!(local.ends_with("09:00 HKT"), "{local}");
+
+    // Its output, as the executor captured it: the script tag is text, whitespace kept, no alert.
+    b.click("#runs-table tbody tr.run-row a").await;
+    let output = b.text("#output-text").await;
+    assert!(
+        output.contains("job browser-daily run "),
+        "run by the real executor: {output}"
+    );
+    assert!(
+        output.contains(&format!("    {XSS}")),
+        "whitespace kept: {output:?}"
+    );
+    assert!(output.trim_end().ends_with("done"), "{output}");
+    assert!(
+        !b.alert_open().await,
+        "an alert opened: the output was not escaped"
+    );
+    let font = b
+        .find("#output-text")
+        .await
+        .css_value("font-family")
+        .await
+        .unwrap();
+    assert!(font.contains("monospace"), "{font}");
+    let href = b
+        .find("#download-output")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(href.ends_with("/output.txt"), "{href}");
+    let url = if href.starts_with("http") {
+        href
+    } else {
+        format!("{base}{href}")
+    };
+    let download = reqwest::get(url).await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert!(download.text().await.unwrap().contains(&format!("    {XSS}\n")));
+    b.screenshot("standalone-binary-output").await;
+
+    b.close().await;
+    tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+}
