@@ -3,11 +3,15 @@
 //!
 //! Run with `cargo bench -p jtp-operator --bench standalone` (set `JTP_BENCH_JOBS`,
 //! `JTP_BENCH_SECONDS` to change the size). Each script prints its own start time, so the figure is
-//! measured from inside the started process, not from the runner's bookkeeping.
+//! measured from inside the started process, not from the runner's bookkeeping. The runner's
+//! timing events (`jtp::timing`) say where the time went: how late the runner woke, the database
+//! work of a pass, when each process had been spawned, and how long the child then took to reach
+//! the script's first command.
 
 use chrono::{DateTime, Utc};
 use jtp_crds::{IntervalUnit, RunStatus, ScheduledJobSpec};
 use jtp_store::{JobInput, Store};
+use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,6 +52,75 @@ fn usage(pid: u32) -> (f64, f64, f64) {
     (own, children, hwm_kib / 1024.0)
 }
 
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// One line: p50/p99/max of a sample, in ms.
+fn summary(what: &str, mut sample: Vec<f64>) -> String {
+    sample.sort_by(f64::total_cmp);
+    format!(
+        "{what}: p50 {:.1}, p99 {:.1}, max {:.1} ms (n={})",
+        percentile(&sample, 50.0),
+        percentile(&sample, 99.0),
+        sample.last().copied().unwrap_or(f64::NAN),
+        sample.len()
+    )
+}
+
+/// The runner's `jtp::timing` events (JSON log lines), by kind.
+struct Timing {
+    /// Per pass that claimed runs: field name → value.
+    passes: Vec<HashMap<String, f64>>,
+    /// run id → (ms from the slot to the end of the spawn call, ms the spawn call took).
+    spawned: HashMap<i64, (f64, f64)>,
+}
+
+fn read_timing(log: &std::path::Path) -> Timing {
+    let mut timing = Timing {
+        passes: Vec::new(),
+        spawned: HashMap::new(),
+    };
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for line in text.lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if value["target"] != "jtp::timing" {
+            continue;
+        }
+        let fields = &value["fields"];
+        let number = |name: &str| fields[name].as_f64().unwrap_or(f64::NAN);
+        match fields["event"].as_str() {
+            Some("claimed") => {
+                let names = [
+                    "runs",
+                    "wake_late_ms",
+                    "query_ms",
+                    "decide_ms",
+                    "lock_wait_ms",
+                    "claim_ms",
+                    "ready_ms",
+                ];
+                timing
+                    .passes
+                    .push(names.iter().map(|n| ((*n).to_owned(), number(n))).collect());
+            }
+            Some("spawned") => {
+                if let Some(run_id) = fields["run_id"].as_i64() {
+                    timing
+                        .spawned
+                        .insert(run_id, (number("late_ms"), number("spawn_ms")));
+                }
+            }
+            _ => {}
+        }
+    }
+    timing
+}
+
 fn main() {
     let jobs = env_or("JTP_BENCH_JOBS", 10_000);
     let seconds = env_or("JTP_BENCH_SECONDS", 120);
@@ -78,6 +151,9 @@ fn main() {
     });
     println!("loaded {jobs} jobs in {:.1} s", loaded.elapsed().as_secs_f64());
 
+    let log_path = dir.path().join("jtp.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let load_before = load();
     let mut child = Command::new(env!("CARGO_BIN_EXE_jtp"))
         .args(["standalone", "--no-portal", "--database-url", &url])
         .arg("--jobs-dir")
@@ -86,23 +162,27 @@ fn main() {
         .arg(dir.path())
         .env(
             "RUST_LOG",
-            std::env::var("JTP_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            std::env::var("JTP_BENCH_LOG").unwrap_or_else(|_| "warn,jtp::timing=debug".into()),
         )
+        .env("JTP_LOG_FORMAT", "json")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("start jtp standalone");
     let begun = Utc::now();
     std::thread::sleep(Duration::from_secs(seconds));
     let (own_cpu, children_cpu, peak_mib) = usage(child.id());
     let ended = Utc::now();
+    let load_after = load();
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
 
+    let timing = read_timing(&log_path);
     let mut skews = Vec::new();
+    let mut child_begin = Vec::new();
     let mut statuses = std::collections::BTreeMap::new();
     runtime.block_on(async {
         let page = store
@@ -121,24 +201,70 @@ fn main() {
                     continue;
                 };
                 let started = DateTime::from_timestamp_nanos(nanos);
-                skews.push(
-                    (started - run.scheduled_for)
-                        .num_microseconds()
-                        .unwrap_or(i64::MAX) as f64
-                        / 1000.0,
-                );
+                let skew = (started - run.scheduled_for)
+                    .num_microseconds()
+                    .unwrap_or(i64::MAX) as f64
+                    / 1000.0;
+                skews.push(skew);
+                if let Some((spawned, _)) = timing.spawned.get(&run.id) {
+                    child_begin.push(skew - spawned);
+                }
             }
         }
     });
     skews.sort_by(f64::total_cmp);
     let wall = (ended - begun).num_milliseconds() as f64 / 1000.0;
-    println!("runner ran {wall:.0} s; finished runs by status: {statuses:?}");
+    println!(
+        "runner ran {wall:.0} s (load average before {load_before}, after {load_after}); finished runs by status: {statuses:?}"
+    );
     println!(
         "process start - scheduled time over {} runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         skews.len(),
         percentile(&skews, 50.0),
         percentile(&skews, 99.0),
         skews.last().copied().unwrap_or(f64::NAN)
+    );
+    let pass = |name: &str| -> Vec<f64> { timing.passes.iter().map(|p| p[name]).collect() };
+    println!(
+        "where the time went (runner's jtp::timing events, {} passes that started runs):",
+        timing.passes.len()
+    );
+    println!("  {}", summary("runs per pass", pass("runs")));
+    println!(
+        "  {}",
+        summary("runner woke after the pass's earliest slot", pass("wake_late_ms"))
+    );
+    println!("  {}", summary("due-jobs query", pass("query_ms")));
+    println!(
+        "  {}",
+        summary("decide (validate, plan, concurrency queries)", pass("decide_ms"))
+    );
+    println!(
+        "  {}",
+        summary("waiting for the write turn", pass("lock_wait_ms"))
+    );
+    println!("  {}", summary("claim transaction", pass("claim_ms")));
+    if timing.passes.iter().any(|p| !p["ready_ms"].is_nan()) {
+        println!(
+            "  {}",
+            summary("claims ready before the slot (negative: late)", pass("ready_ms"))
+        );
+    }
+    let spawned: Vec<(f64, f64)> = timing.spawned.values().copied().collect();
+    println!(
+        "  {}",
+        summary(
+            "spawn call returned, after the slot (the child exists)",
+            spawned.iter().map(|s| s.0).collect()
+        )
+    );
+    println!(
+        "  {}",
+        summary("spawn call itself", spawned.iter().map(|s| s.1).collect())
+    );
+    println!(
+        "  {}",
+        summary("from the spawn to the script's first command", child_begin)
     );
     println!(
         "runner CPU {own_cpu:.1} s ({:.1}% of one core), scripts' CPU {children_cpu:.1} s, runner peak RSS {peak_mib:.1} MiB",

@@ -93,63 +93,109 @@ impl CapturedOutput {
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
 
 /// Runs the request to the end. `stop` lets the runner end it early (Replace policy, shutdown).
-pub async fn execute(req: &ExecRequest, mut stop: watch::Receiver<Stop>) -> ExecOutcome {
-    let mut output = CapturedOutput::default();
-    let (mut reader, mut process) = match spawn(req) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            output.note(&format!("could not start {}: {e}", describe(&req.program)));
-            return ExecOutcome {
-                status: RunStatus::Error,
-                exit_code: None,
-                output,
-            };
+pub async fn execute(req: &ExecRequest, stop: watch::Receiver<Stop>) -> ExecOutcome {
+    match start(req) {
+        Ok(running) => running.finish(stop).await,
+        Err(not_started) => not_started,
+    }
+}
+
+/// A process that has been started: [`Running::finish`] reads its output and waits for it.
+pub struct Running {
+    reader: tokio::net::unix::pipe::Receiver,
+    process: tokio::process::Child,
+    pgid: Option<Pid>,
+    deadline: Option<tokio::time::Instant>,
+    timeout: Option<Duration>,
+    output_cap: usize,
+}
+
+/// Starts the process (its own process group, stdout and stderr on one pipe). When it cannot be
+/// started the error is the outcome: ERROR, with the OS error as output.
+pub fn start(req: &ExecRequest) -> Result<Running, ExecOutcome> {
+    let (reader, process) = spawn(req).map_err(|e| {
+        let mut output = CapturedOutput::default();
+        output.note(&format!("could not start {}: {e}", describe(&req.program)));
+        ExecOutcome {
+            status: RunStatus::Error,
+            exit_code: None,
+            output,
         }
-    };
+    })?;
     let pgid = process
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
-    let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut reason: Option<String> = None;
-    let mut open = true;
-    let mut stop_open = true;
-    let mut exited = None;
-    // Once the script itself has exited, whatever it left running is stopped and the pipe drained.
-    let mut drain_until = None;
-    while open || exited.is_none() {
-        tokio::select! {
-            read = reader.read(&mut buf), if open => match read {
-                Ok(0) | Err(_) => open = false,
-                Ok(n) => output.push(&buf[..n], req.output_cap),
-            },
-            status = process.wait(), if exited.is_none() => {
-                exited = Some(status);
-                if let Some(pgid) = pgid {
-                    let _ = killpg(pgid, Signal::SIGKILL);
-                }
-                drain_until = Some(tokio::time::Instant::now() + Duration::from_secs(2));
-            }
-            _ = sleep_until(drain_until), if open => open = false,
-            _ = sleep_until(deadline), if reason.is_none() && exited.is_none() => {
-                let limit = req.timeout.unwrap_or_default().as_secs();
-                reason = Some(format!("timed out after {limit} s: the process group was killed"));
-                terminate(pgid).await;
-            }
-            changed = stop.changed(), if stop_open && reason.is_none() && exited.is_none() => {
-                let requested = *stop.borrow();
-                match (changed, requested) {
-                    (Ok(()), Stop::Kill(why)) => {
-                        reason = Some(format!("stopped: {why}"));
-                        terminate(pgid).await;
+    Ok(Running {
+        reader,
+        process,
+        pgid,
+        deadline: req.timeout.map(|t| tokio::time::Instant::now() + t),
+        timeout: req.timeout,
+        output_cap: req.output_cap,
+    })
+}
+
+impl Running {
+    /// Reads the output until the process has exited (or was stopped) and classifies the end.
+    pub async fn finish(self, mut stop: watch::Receiver<Stop>) -> ExecOutcome {
+        let Running {
+            mut reader,
+            mut process,
+            pgid,
+            deadline,
+            timeout,
+            output_cap,
+        } = self;
+        let mut output = CapturedOutput::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut reason: Option<String> = None;
+        let mut open = true;
+        let mut stop_open = true;
+        let mut exited = None;
+        // Once the script itself has exited, whatever it left running is stopped and the pipe drained.
+        let mut drain_until = None;
+        while open || exited.is_none() {
+            tokio::select! {
+                read = reader.read(&mut buf), if open => match read {
+                    Ok(0) | Err(_) => open = false,
+                    Ok(n) => output.push(&buf[..n], output_cap),
+                },
+                status = process.wait(), if exited.is_none() => {
+                    exited = Some(status);
+                    if let Some(pgid) = pgid {
+                        let _ = killpg(pgid, Signal::SIGKILL);
                     }
-                    (Ok(()), Stop::None) => {}
-                    (Err(_), _) => stop_open = false,
+                    drain_until = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+                _ = sleep_until(drain_until), if open => open = false,
+                _ = sleep_until(deadline), if reason.is_none() && exited.is_none() => {
+                    let limit = timeout.unwrap_or_default().as_secs();
+                    reason = Some(format!("timed out after {limit} s: the process group was killed"));
+                    terminate(pgid).await;
+                }
+                changed = stop.changed(), if stop_open && reason.is_none() && exited.is_none() => {
+                    let requested = *stop.borrow();
+                    match (changed, requested) {
+                        (Ok(()), Stop::Kill(why)) => {
+                            reason = Some(format!("stopped: {why}"));
+                            terminate(pgid).await;
+                        }
+                        (Ok(()), Stop::None) => {}
+                        (Err(_), _) => stop_open = false,
+                    }
                 }
             }
         }
+        classify(exited, reason, output)
     }
+}
+
+fn classify(
+    exited: Option<io::Result<std::process::ExitStatus>>,
+    reason: Option<String>,
+    mut output: CapturedOutput,
+) -> ExecOutcome {
     let Some(status) = exited else {
         output.note("lost track of the process");
         return ExecOutcome {
