@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use jtp_crds::{RunStatus, SLOT_LABEL, ScheduledJob, ScheduledJobSpec, Trigger};
-use jtp_operator::controller::builder::RECORDED_LABEL;
 use jtp_operator::controller::ledger::MemoryRun;
 use jtp_operator::controller::{MemoryLedger, Metrics, OperatorArgs, SqlLedger, run_with};
 use jtp_store::Store;
@@ -26,9 +25,21 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
 
 async fn client() -> kube::Client {
+    init_logs();
     let client = jtp_testenv::cluster().await;
     install_crd(&client).await;
     client
+}
+
+/// The in-process operator's logs go to the test's captured output, shown when a test fails.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("jtp_operator=trace,kube=info,kube_runtime=debug")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 async fn install_crd(client: &kube::Client) {
@@ -189,6 +200,19 @@ async fn event_reasons(ns: &TestNamespace) -> Vec<String> {
         .collect()
 }
 
+/// Waits until an Event with this reason is published (Events follow the status write).
+async fn wait_events(ns: &TestNamespace, reason: &str) -> Vec<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let reasons = event_reasons(ns).await;
+        if reasons.iter().any(|r| r == reason) {
+            return reasons;
+        }
+        assert!(Instant::now() < deadline, "no {reason} Event in {reasons:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -255,15 +279,8 @@ async fn interval_job_fires_records_output_and_status_and_is_mirrored_until_dele
             j.labels().get(SLOT_LABEL).map(String::as_str) == Some(&run.scheduled_at.timestamp().to_string())
         })
         .expect("the run's Job");
-    wait_for(
-        &ns.api::<Job>(),
-        &job.name_any(),
-        TIMEOUT,
-        "be marked recorded",
-        |j| j.labels().get(RECORDED_LABEL).map(String::as_str) == Some("SUCCESS"),
-    )
-    .await;
-    assert!(event_reasons(&ns).await.iter().any(|r| r == "Started"));
+    assert!(job.labels().contains_key(jtp_crds::JOB_LABEL));
+    wait_events(&ns, "Succeeded").await;
 
     // A deleted ScheduledJob: the mirror row is marked deleted, the runs stay.
     api.delete("tick", &DeleteParams::default())
@@ -287,7 +304,11 @@ async fn interval_job_fires_records_output_and_status_and_is_mirrored_until_dele
 async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "op-runnow").await;
-    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    // A window longer than the run: the run costs one status write and one Event.
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |a| {
+        a.status_coalesce_seconds = 45;
+    })
+    .await;
     let uid = create(
         &ns,
         &sj("adhoc", ScheduledJobSpec::manual().script("echo manual run")),
@@ -305,6 +326,7 @@ async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
             .and_then(|s| s.next_run),
         None
     );
+    let writes_before = op.metrics.api_writes_total();
 
     let value = now_rfc3339();
     kubectl(&[
@@ -324,8 +346,19 @@ async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
     assert!(run.output.contains("manual run"));
     wait_for(&api, "adhoc", TIMEOUT, "record the handled run-now", |sj| {
         sj.status.as_ref().and_then(|s| s.last_run_now.as_deref()) == Some(value.as_str())
+            && sj.status.as_ref().and_then(|s| s.last_status) == Some(RunStatus::Success)
     })
     .await;
+    let reasons = wait_events(&ns, "Succeeded").await;
+    assert!(
+        !reasons.iter().any(|r| r == "Started"),
+        "a run that ends within the window has one Event: {reasons:?}"
+    );
+    assert_eq!(
+        op.metrics.api_writes_total() - writes_before,
+        3,
+        "the Job, one status write and one Event"
+    );
     // Touching the object again (same value) starts nothing more.
     kubectl(&["-n", ns.name(), "label", "sj", "adhoc", "touched=yes"]);
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -616,7 +649,7 @@ async fn resuming_or_editing_the_schedule_fires_nothing_retroactively() {
 /// An operator recording into a real SQL store.
 async fn start_sql(
     client: &kube::Client,
-    ns: &str,
+    namespaces: &[&str],
     url: &str,
 ) -> (
     Arc<SqlLedger>,
@@ -626,7 +659,7 @@ async fn start_sql(
 ) {
     let ledger = Arc::new(SqlLedger::new(url));
     let mut args = OperatorArgs::defaults();
-    args.namespaces = vec![ns.to_owned()];
+    args.namespaces = namespaces.iter().map(|ns| (*ns).to_owned()).collect();
     args.no_leader_election = true;
     args.error_grace_seconds = 3;
     args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -677,24 +710,47 @@ async fn five_mib_of_output_lands_in_sqlite_within_the_cap() {
     let ns = TestNamespace::new(&client, "op-big").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
-    let (_ledger, _metrics, stop, task) = start_sql(&client, ns.name(), &url).await;
+    // A second namespace with a job of the same name run at the same instant: the same Job name.
+    let twin_ns = TestNamespace::new(&client, "op-big-twin").await;
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name(), twin_ns.name()], &url).await;
+    let value = now_rfc3339();
+    let mut twin = sj("big", ScheduledJobSpec::manual().script("echo twin"));
+    twin.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), value.clone())].into());
+    let twin_uid = create(&twin_ns, &twin).await.uid().expect("uid");
     let mut job = sj(
         "big",
         ScheduledJobSpec::manual()
             .script("echo START; head -c 5242880 /dev/zero | tr '\\0' x; echo; echo END"),
     );
-    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), value)].into());
     let uid = create(&ns, &job).await.uid().expect("uid");
     let store = Store::connect(&url).await.expect("open the SQLite store");
+    let twin_runs = wait_sql_runs(&store, &twin_uid, "the twin's run", TIMEOUT, |r| {
+        r.iter().any(|r| r.status.is_finished())
+    })
+    .await;
+    assert_eq!(twin_runs.len(), 1);
+    assert!(
+        store
+            .get_run(twin_runs[0].id)
+            .await
+            .expect("run")
+            .log_output
+            .contains("twin"),
+        "each namespace's run is its own row"
+    );
     let runs = wait_sql_runs(&store, &uid, "the big run", TIMEOUT, |r| {
         r.iter().any(|r| r.status.is_finished())
     })
     .await;
     let run = &runs[0];
     assert_eq!(run.status, RunStatus::Success);
-    assert_eq!(
-        run.k8s_job_name.as_deref().map(|n| n.starts_with("big-m")),
-        Some(true)
+    let qualified = format!("{}/big-m", ns.name());
+    assert!(
+        run.k8s_job_name
+            .as_deref()
+            .is_some_and(|n| n.starts_with(&qualified)),
+        "k8s_job_name is namespace/name: {run:?}"
     );
     assert!(run.output_bytes > 5 * 1024 * 1024, "{run:?}");
     assert!(run.output_truncated > 0, "the store caps the output: {run:?}");
@@ -710,6 +766,7 @@ async fn five_mib_of_output_lands_in_sqlite_within_the_cap() {
     assert_eq!(row.last_status, Some(RunStatus::Success));
     assert_eq!(row.next_run, None, "manual jobs have no next run");
     delete_all(&ns).await;
+    delete_all(&twin_ns).await;
     let _ = stop.send(());
     let _ = task.await;
 }
@@ -754,7 +811,7 @@ async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
         }
     }
     let _server = StopServer(scripts.join("postgres-down"));
-    let (_ledger, _metrics, stop, task) = start_sql(&client, ns.name(), &url).await;
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url).await;
     let mut job = sj(
         "pgjob",
         ScheduledJobSpec::manual().script("sleep 8; echo survived the outage"),
@@ -780,12 +837,8 @@ async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        !jobs
-            .get(&name)
-            .await
-            .expect("kept")
-            .labels()
-            .contains_key(RECORDED_LABEL)
+        jobs.get_opt(&name).await.expect("get").is_some(),
+        "kept while unrecorded"
     );
     pg("postgres-up");
     let store = Store::connect(&url).await.expect("connect again");
@@ -800,10 +853,6 @@ async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
     assert_eq!(runs.len(), 1, "one row for the run");
     let output = store.get_run(runs[0].id).await.expect("run").log_output;
     assert!(output.contains("survived the outage"), "{output}");
-    wait_for(&jobs, &name, TIMEOUT, "be marked recorded", |j| {
-        j.labels().contains_key(RECORDED_LABEL)
-    })
-    .await;
     delete_all(&ns).await;
     let _ = stop.send(());
     let _ = task.await;
@@ -830,8 +879,7 @@ async fn a_database_outage_delays_recording_but_loses_no_run() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let job = jobs.get(&name).await.expect("the Job is kept while unrecorded");
-    assert!(!job.labels().contains_key(RECORDED_LABEL));
+    jobs.get(&name).await.expect("the Job is kept while unrecorded");
     assert!(finished(&runs_of(&ledger, &uid).await).is_empty());
 
     ledger.set_down(false);

@@ -196,6 +196,26 @@ impl Store {
         Ok(Page { items, total })
     }
 
+    /// Which of these Kubernetes Job names have a finished run recorded (the operator asks
+    /// before it reads a finished Job's logs again, and before it prunes one).
+    pub async fn finished_k8s_jobs(&self, names: &[String]) -> Result<Vec<String>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = with_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT k8s_job_name FROM job_execution_logs WHERE status <> 'RUNNING' AND k8s_job_name IN (",
+            );
+            let mut list = query.separated(", ");
+            for name in names {
+                list.push_bind(name.as_str());
+            }
+            query.push(")");
+            query.build_query_scalar::<String>().fetch_all(pool).await
+        })?;
+        Ok(found)
+    }
+
     /// One run with its whole stored output.
     pub async fn get_run(&self, run_id: i64) -> Result<Run> {
         let run = with_pool!(self, pool => sqlx::query_as(GET_RUN).bind(run_id).fetch_optional(pool).await)?;

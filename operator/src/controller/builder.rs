@@ -23,8 +23,6 @@ pub const CONTAINER_NAME: &str = "run";
 pub const SCRIPT_MOUNT_DIR: &str = "/opt/jobtrigger";
 /// File name of a mounted ConfigMap script inside [`SCRIPT_MOUNT_DIR`].
 pub const SCRIPT_FILE_NAME: &str = "script";
-/// Label on a Job whose run is written to SQL; its value is the run's status.
-pub const RECORDED_LABEL: &str = "jobtrigger.io/recorded";
 /// Label on a Job holding its trigger (`schedule` or `manual`), for selectors.
 pub const TRIGGER_LABEL: &str = "jobtrigger.io/trigger";
 /// `backoffLimit` when the spec names none: a run is one attempt, as in the original system.

@@ -77,23 +77,33 @@ pub struct Notice {
     pub reason: &'static str,
     pub message: String,
     pub warning: bool,
+    /// The Job this notice is about, if it is about one run.
+    pub run: Option<String>,
 }
 
 impl Notice {
-    fn normal(reason: &'static str, message: String) -> Self {
+    pub fn normal(reason: &'static str, message: String) -> Self {
         Self {
             reason,
             message,
             warning: false,
+            run: None,
         }
     }
 
-    fn warning(reason: &'static str, message: String) -> Self {
+    pub fn warning(reason: &'static str, message: String) -> Self {
         Self {
             reason,
             message,
             warning: true,
+            run: None,
         }
+    }
+
+    /// The same notice, about the run of Job `name`.
+    pub fn about(mut self, name: &str) -> Self {
+        self.run = Some(name.to_owned());
+        self
     }
 }
 
@@ -154,10 +164,9 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         if *run_status == RunStatus::Success {
             status.last_successful_time = Some(*at);
             status.consecutive_failures = 0;
-            notices.push(Notice::normal(
-                "Succeeded",
-                format!("run {} succeeded", child.name),
-            ));
+            notices.push(
+                Notice::normal("Succeeded", format!("run {} succeeded", child.name)).about(&child.name),
+            );
         } else {
             status.last_failure_time = Some(*at);
             status.consecutive_failures = status.consecutive_failures.saturating_add(1);
@@ -166,10 +175,10 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             } else {
                 "Failed"
             };
-            notices.push(Notice::warning(
-                reason,
-                format!("run {} ended with {run_status}", child.name),
-            ));
+            notices.push(
+                Notice::warning(reason, format!("run {} ended with {run_status}", child.name))
+                    .about(&child.name),
+            );
         }
     }
 

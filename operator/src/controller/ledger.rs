@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -100,7 +100,7 @@ impl SqlLedger {
                 trigger: run.trigger,
                 scheduled_for: run.scheduled_at,
                 started_at: run.started_at,
-                k8s_job_name: Some(run.k8s_job_name.clone()),
+                k8s_job_name: Some(qualified(&run.job.namespace, &run.k8s_job_name)),
                 runner: Some(RUNNER_NAME.to_owned()),
             })
             .await?)
@@ -148,6 +148,28 @@ impl Ledger for SqlLedger {
             Ok(())
         })
     }
+
+    fn finished_runs<'a>(
+        &'a self,
+        namespace: &'a str,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<HashSet<String>, LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            let names: Vec<String> = jobs.iter().map(|j| qualified(namespace, j)).collect();
+            let found = store.finished_k8s_jobs(&names).await?;
+            Ok(jobs
+                .iter()
+                .filter(|j| found.contains(&qualified(namespace, j)))
+                .cloned()
+                .collect())
+        })
+    }
+}
+
+/// `job_execution_logs.k8s_job_name`: Job names are unique only within a namespace.
+fn qualified(namespace: &str, job: &str) -> String {
+    format!("{namespace}/{job}")
 }
 
 /// The mirror row of one ScheduledJob.
@@ -193,6 +215,12 @@ pub trait Ledger: Send + Sync {
     fn record_run_finish<'a>(&'a self, run: &'a RunFinish) -> BoxFuture<'a, Result<(), LedgerError>>;
     /// Marks the mirror row of a deleted ScheduledJob deleted; its runs stay.
     fn mark_deleted<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Result<(), LedgerError>>;
+    /// Which of these Jobs of `namespace` have their finished run recorded.
+    fn finished_runs<'a>(
+        &'a self,
+        namespace: &'a str,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<HashSet<String>, LedgerError>>;
 }
 
 /// One row of [`MemoryLedger`].
@@ -309,6 +337,22 @@ impl Ledger for MemoryLedger {
                 entry.1 = true;
             }
             Ok(())
+        })
+    }
+
+    fn finished_runs<'a>(
+        &'a self,
+        _namespace: &'a str,
+        jobs: &'a [String],
+    ) -> BoxFuture<'a, Result<HashSet<String>, LedgerError>> {
+        Box::pin(async move {
+            self.check()?;
+            let runs = self.runs.lock().map_err(|_| Self::poisoned())?;
+            Ok(jobs
+                .iter()
+                .filter(|j| runs.get(*j).is_some_and(|r| r.status.is_finished()))
+                .cloned()
+                .collect())
         })
     }
 }

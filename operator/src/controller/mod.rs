@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod reconcile;
 pub mod runs;
+pub mod writer;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -53,6 +54,8 @@ pub enum Error {
     Serve(#[source] std::io::Error),
     #[error("lost the leader lease")]
     LeadershipLost,
+    #[error("the cache of Jobs has not been listed yet")]
+    CacheNotReady,
 }
 
 impl Error {
@@ -72,6 +75,7 @@ impl Error {
             },
             Self::Serve(_) => "serve",
             Self::LeadershipLost => "leadership_lost",
+            Self::CacheNotReady => "cache_not_ready",
         }
     }
 }
@@ -99,6 +103,10 @@ pub struct OperatorArgs {
     /// Seconds after which a deleted ScheduledJob is let go even if SQL is unreachable.
     #[arg(long, env = "JTP_FINALIZER_TIMEOUT_SECONDS", default_value_t = 300)]
     pub finalizer_timeout_seconds: u64,
+    /// Seconds a status change made by starting a run may wait, so that a run ending within
+    /// them costs one status write and one Event instead of two each (0 writes at once).
+    #[arg(long, env = "JTP_STATUS_COALESCE_SECONDS", default_value_t = 5)]
+    pub status_coalesce_seconds: u64,
     /// Run without leader election (one replica only).
     #[arg(long, env = "JTP_NO_LEADER_ELECTION")]
     pub no_leader_election: bool,
@@ -129,6 +137,7 @@ impl OperatorArgs {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
             error_grace_seconds: 30,
             finalizer_timeout_seconds: 300,
+            status_coalesce_seconds: 5,
             no_leader_election: false,
             lease_name: "jtp-operator".into(),
             lease_namespace: None,

@@ -10,20 +10,20 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, Client, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::builder::{JobDefaults, Launch, RECORDED_LABEL, build_job};
-use super::decide::{Child, DecideInput, Decision, decide};
+use super::builder::{JobDefaults, Launch, build_job};
+use super::decide::{Child, ChildState, DecideInput, Decision, Notice, decide};
 use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
 use super::metrics::Metrics;
 use super::runs::{self, Outcome};
+use super::writer::{STARTED, StatusWriter, Urgency};
 use super::{Error, FIELD_MANAGER, FINALIZER, OperatorArgs, Result};
 
 /// Shortest wait before retrying a failed reconcile or SQL write; doubled per failure.
@@ -31,13 +31,17 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 
+/// How a recorded run ended.
+type Ended = (RunStatus, DateTime<Utc>);
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
     pub defaults: JobDefaults,
     pub ledger: Arc<dyn Ledger>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// Status writes and Events, off the launch path.
+    pub writer: Arc<StatusWriter>,
     pub error_grace: chrono::Duration,
     pub finalizer_timeout: chrono::Duration,
     failures: Mutex<HashMap<String, u32>>,
@@ -46,6 +50,11 @@ pub struct Context {
     written: Mutex<HashMap<String, ScheduledJobStatus>>,
     /// One cache of Jobs per watched scope.
     jobs: Mutex<Vec<reflector::Store<Job>>>,
+    /// Per ScheduledJob UID, the finished Jobs whose runs are known to be in SQL (so their logs
+    /// are not read again and history limits may prune them), with how they ended when this
+    /// process recorded them (a start error is ERROR though its Job only says Failed); filled
+    /// from SQL after a restart.
+    recorded: Mutex<HashMap<String, HashMap<String, Option<Ended>>>>,
 }
 
 impl Context {
@@ -54,8 +63,14 @@ impl Context {
             controller: FIELD_MANAGER.into(),
             instance: Some(args.identity()),
         };
+        let writer = StatusWriter::new(
+            client.clone(),
+            Recorder::new(client.clone(), reporter),
+            metrics.clone(),
+            Duration::from_secs(args.status_coalesce_seconds),
+        );
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            writer: Arc::new(writer),
             client,
             defaults: JobDefaults {
                 image: args.default_image.clone(),
@@ -69,7 +84,27 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
             jobs: Mutex::new(Vec::new()),
+            recorded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `None` when the run of `job` is not known to be recorded; else how it ended, if known.
+    fn recorded(&self, uid: &str, job: &str) -> Option<Option<Ended>> {
+        self.recorded
+            .lock()
+            .ok()
+            .and_then(|r| r.get(uid).and_then(|jobs| jobs.get(job).copied()))
+    }
+
+    fn mark_recorded(&self, uid: &str, jobs: impl IntoIterator<Item = (String, Option<Ended>)>) {
+        if let Ok(mut recorded) = self.recorded.lock() {
+            recorded.entry(uid.to_owned()).or_default().extend(jobs);
+        }
+    }
+
+    /// Queues an Event about `sj` to be published at once.
+    fn publish(&self, sj: &ScheduledJob, notice: Notice) {
+        self.writer.queue(sj, None, vec![notice], Urgency::Now);
     }
 
     /// The next retry delay for `key`, growing with each consecutive failure.
@@ -151,8 +186,11 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
         .default_backoff()
         .reflect(writer)
         .for_each(|event| {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "watching Jobs");
+            match event {
+                Ok(watcher::Event::Init) => tracing::debug!("listing Jobs"),
+                Ok(watcher::Event::InitDone) => tracing::debug!("Jobs listed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "watching Jobs"),
             }
             futures::future::ready(())
         });
@@ -167,17 +205,22 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
             });
         futures::future::join(cache, controller)
     });
-    futures::future::join_all(controllers).await;
+    tokio::select! {
+        _ = futures::future::join_all(controllers) => {}
+        () = ctx.writer.clone().run() => {}
+    }
 }
 
 /// The Jobs owned by the ScheduledJob with `uid` in `ns`, from the caches (waiting for their
 /// first sync, so a restarted operator never decides from an empty cache).
-async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<Job> {
+async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Result<Vec<Job>> {
     let stores: Vec<reflector::Store<Job>> = ctx.jobs.lock().map(|s| s.clone()).unwrap_or_default();
     let mut out = Vec::new();
     for store in stores {
-        if store.wait_until_ready().await.is_err() {
-            continue;
+        match tokio::time::timeout(CACHE_WAIT, store.wait_until_ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => continue,
+            Err(_) => return Err(Error::CacheNotReady),
         }
         out.extend(
             store
@@ -188,8 +231,11 @@ async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Vec<Job> {
                 .map(|j| (*j).clone()),
         );
     }
-    out
+    Ok(out)
 }
+
+/// How long a reconcile waits for the first listing of Jobs before it fails (and is retried).
+const CACHE_WAIT: Duration = Duration::from_secs(10);
 
 fn error_policy(sj: Arc<ScheduledJob>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(error.label());
@@ -200,6 +246,7 @@ fn error_policy(sj: Arc<ScheduledJob>, error: &Error, ctx: Arc<Context>) -> Acti
 
 async fn reconcile(sj: Arc<ScheduledJob>, ctx: Arc<Context>) -> Result<Action> {
     ctx.metrics.reconciled();
+    tracing::debug!(job = %sj.name_any(), "reconcile");
     let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, sj, |event| async {
@@ -252,7 +299,7 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
     let uid = sj.uid().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let jobs = cached_jobs(ctx, &ns, &uid).await;
+    let jobs = cached_jobs(ctx, &ns, &uid).await?;
     let known_active: Vec<String> = sj
         .status
         .as_ref()
@@ -262,8 +309,21 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
         children: Vec::new(),
         unrecorded: 0,
     };
+    // Finished Jobs not known to be recorded (after a restart): one question to SQL for all.
+    let unknown: Vec<String> = jobs
+        .iter()
+        .filter(|j| runs::job_finished(j) && ctx.recorded(&uid, &j.name_any()).is_none())
+        .map(ResourceExt::name_any)
+        .collect();
+    if !unknown.is_empty() {
+        match ctx.ledger.finished_runs(&ns, &unknown).await {
+            Ok(found) => ctx.mark_recorded(&uid, found.into_iter().map(|job| (job, None))),
+            Err(e) => tracing::debug!(error = %e, "cannot ask SQL which runs are recorded yet"),
+        }
+    }
     for job in jobs {
-        let recorded = job.labels().contains_key(RECORDED_LABEL);
+        let recorded_as = ctx.recorded(&uid, &job.name_any());
+        let recorded = recorded_as.is_some();
         let mut outcome = None;
         let mut pod = None;
         if !recorded && (runs::job_finished(&job) || now >= runs::created(&job) + ctx.error_grace) {
@@ -273,6 +333,10 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
         let Some(mut child) = runs::child(&job, outcome.as_ref()) else {
             continue;
         };
+        child.recorded = recorded;
+        if let Some(Some((status, finished_at))) = recorded_as {
+            child.state = ChildState::Finished { status, finished_at };
+        }
         if let Some(outcome) = outcome {
             match record_finish(
                 sj,
@@ -303,8 +367,8 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
     Ok(observed)
 }
 
-/// Writes a finished run to SQL, then marks its Job recorded (or deletes a stuck one): a Job is
-/// never marked or deleted before its row is written.
+/// Writes a finished run to SQL, then remembers it (or deletes a stuck Job): a Job is never
+/// pruned or deleted before its row is written.
 #[allow(clippy::too_many_arguments)]
 async fn record_finish(
     sj: &ScheduledJob,
@@ -334,6 +398,10 @@ async fn record_finish(
     ctx.metrics.run_finished(outcome.status);
     tracing::info!(job = %child.name, status = %outcome.status, exit_code = ?outcome.exit_code, "run recorded");
     let name = job.name_any();
+    ctx.mark_recorded(
+        &sj.uid().unwrap_or_default(),
+        [(name.clone(), Some((outcome.status, outcome.finished_at)))],
+    );
     if outcome.stuck {
         ctx.metrics.api_write("job_delete");
         match jobs_api.delete(&name, &DeleteParams::background()).await {
@@ -341,13 +409,6 @@ async fn record_finish(
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(Error::Kube(e)),
         }
-    } else {
-        let patch = json!({ "metadata": { "labels": { RECORDED_LABEL: outcome.status.as_str() } } });
-        ctx.metrics.api_write("job_patch");
-        jobs_api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::Kube)?;
     }
     Ok(())
 }
@@ -386,23 +447,11 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     });
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    execute(sj, ctx, &jobs_api, &pods_api, &decision, &observed.children).await?;
+    let executed = execute(sj, ctx, &jobs_api, &pods_api, &decision, &observed.children).await;
 
-    if decision.status != old_status {
-        let patch = json!({
-            "apiVersion": "jobtrigger.io/v1alpha1",
-            "kind": "ScheduledJob",
-            "status": decision.status,
-        });
-        let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), &ns);
-        ctx.metrics.api_write("status_apply");
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
+    // The status is queued even when a later launch failed: what did start must be in it.
+    let changed = decision.status != old_status;
+    if changed {
         if let Ok(mut written) = ctx.written.lock() {
             written.insert(key.clone(), decision.status.clone());
         }
@@ -410,6 +459,21 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
             tracing::warn!(job = %name, error = %e, "cannot update the SQL mirror row");
         }
     }
+    let (notices, launched_only) = match &executed {
+        Ok(notices) => (
+            notices.clone(),
+            !decision.launch.is_empty() && decision.notices.is_empty() && decision.stop.is_empty(),
+        ),
+        Err(_) => (decision.notices.clone(), false),
+    };
+    let urgency = if launched_only {
+        Urgency::Coalesce
+    } else {
+        Urgency::Now
+    };
+    ctx.writer
+        .queue(sj, changed.then(|| decision.status.clone()), notices, urgency);
+    executed?;
 
     let mut requeue = decision.requeue_after;
     if observed.unrecorded > 0 {
@@ -422,7 +486,8 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Carries out a decision: stop replaced runs, start new ones, prune history, publish Events.
+/// Carries out a decision: stop replaced runs, start new ones, prune history. Returns the
+/// Events to publish: the decision's and one per started or replaced run.
 async fn execute(
     sj: &ScheduledJob,
     ctx: &Context,
@@ -430,12 +495,13 @@ async fn execute(
     pods_api: &Api<Pod>,
     decision: &Decision,
     children: &[Child],
-) -> Result<()> {
+) -> Result<Vec<Notice>> {
+    let mut notices = decision.notices.clone();
     for name in &decision.stop {
-        stop_replaced(sj, ctx, jobs_api, pods_api, name, children).await;
+        notices.extend(stop_replaced(sj, ctx, jobs_api, pods_api, name, children).await);
     }
     for launch in &decision.launch {
-        start(sj, ctx, jobs_api, launch).await?;
+        notices.extend(start(sj, ctx, jobs_api, launch).await?);
     }
     for name in &decision.prune {
         ctx.metrics.api_write("job_delete");
@@ -445,13 +511,16 @@ async fn execute(
             Err(e) => return Err(Error::Kube(e)),
         }
     }
-    for notice in &decision.notices {
-        publish(ctx, sj, notice.reason, &notice.message, notice.warning).await;
-    }
-    Ok(())
+    Ok(notices)
 }
 
-async fn start(sj: &ScheduledJob, ctx: &Context, jobs_api: &Api<Job>, launch: &Launch) -> Result<()> {
+/// Creates the Job of one run; returns its "Started" Event unless the Job already existed.
+async fn start(
+    sj: &ScheduledJob,
+    ctx: &Context,
+    jobs_api: &Api<Job>,
+    launch: &Launch,
+) -> Result<Option<Notice>> {
     let job = build_job(sj, launch, &ctx.defaults)?;
     ctx.metrics.api_write("job_apply");
     match jobs_api
@@ -466,7 +535,7 @@ async fn start(sj: &ScheduledJob, ctx: &Context, jobs_api: &Api<Job>, launch: &L
         // The Job exists with a different template (the spec changed since): it is that run.
         Err(kube::Error::Api(e)) if e.code == 422 => {
             tracing::info!(job = %launch.job_name, "the Job already exists");
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => return Err(Error::Kube(e)),
     }
@@ -492,12 +561,11 @@ async fn start(sj: &ScheduledJob, ctx: &Context, jobs_api: &Api<Job>, launch: &L
         launch.trigger,
         launch.scheduled_at.to_rfc3339()
     );
-    publish(ctx, sj, "Started", &message, false).await;
-    Ok(())
+    Ok(Some(Notice::normal(STARTED, message).about(&launch.job_name)))
 }
 
 /// Concurrency policy Replace: the running Job is recorded as FAILURE, then deleted. If SQL is
-/// down it is left to finish (and be recorded) rather than lose its run.
+/// down it is left to finish (and be recorded) rather than lose its run. Returns its Event.
 async fn stop_replaced(
     sj: &ScheduledJob,
     ctx: &Context,
@@ -505,10 +573,8 @@ async fn stop_replaced(
     pods_api: &Api<Pod>,
     name: &str,
     children: &[Child],
-) {
-    let Some(child) = children.iter().find(|c| c.name == name) else {
-        return;
-    };
+) -> Option<Notice> {
+    let child = children.iter().find(|c| c.name == name)?;
     let log = match runs::latest_pod(pods_api, name).await {
         Ok(Some(pod)) => runs::fetch_log(pods_api, &pod).await,
         _ => String::new(),
@@ -522,39 +588,18 @@ async fn stop_replaced(
     };
     if let Err(e) = ctx.ledger.record_run_finish(&finish).await {
         tracing::warn!(job = %name, error = %e, "cannot record the replaced run; leaving it to finish");
-        return;
+        return None;
     }
+    ctx.mark_recorded(
+        &sj.uid().unwrap_or_default(),
+        [(name.to_owned(), Some((RunStatus::Failure, finish.finished_at)))],
+    );
     ctx.metrics.run_finished(RunStatus::Failure);
     ctx.metrics.api_write("job_delete");
     if let Err(e) = jobs_api.delete(name, &DeleteParams::background()).await {
         tracing::warn!(job = %name, error = %e, "cannot delete the replaced run");
     }
-    publish(
-        ctx,
-        sj,
-        "Replaced",
-        &format!("stopped {name}: a newer run replaces it"),
-        false,
-    )
-    .await;
-}
-
-async fn publish(ctx: &Context, sj: &ScheduledJob, reason: &'static str, message: &str, warning: bool) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(message.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    ctx.metrics.api_write("event");
-    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
-        tracing::warn!(reason, error = %e, "cannot publish an Event");
-    }
+    Some(Notice::normal("Replaced", format!("stopped {name}: a newer run replaces it")).about(name))
 }
 
 /// A deleted ScheduledJob: record what finished, mark the mirror row deleted, let it go. Its
@@ -574,6 +619,10 @@ async fn cleanup(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     if let Ok(mut written) = ctx.written.lock() {
         written.remove(&uid);
     }
+    ctx.writer.forget(&uid);
+    if let Ok(mut recorded) = ctx.recorded.lock() {
+        recorded.remove(&uid);
+    }
     match (marked, observed.unrecorded) {
         (Ok(()), 0) => Ok(Action::await_change()),
         (result, _) if timed_out => {
@@ -584,7 +633,7 @@ async fn cleanup(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
                     .err()
                     .map_or_else(|| "finished runs not recorded".to_owned(), |e| e.to_string())
             );
-            publish(ctx, sj, "CleanupTimedOut", &message, true).await;
+            ctx.publish(sj, Notice::warning("CleanupTimedOut", message));
             Ok(Action::await_change())
         }
         (Err(e), _) => Err(Error::Ledger(e)),

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
 
-use super::builder::{CONTAINER_NAME, RECORDED_LABEL};
+use super::builder::CONTAINER_NAME;
 use super::decide::{Child, ChildState};
 use super::{Error, Result};
 
@@ -77,28 +77,20 @@ pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
         .ok()?
         .with_timezone(&Utc);
     let trigger = Trigger::parse(ann.get(TRIGGER_ANNOTATION)?)?;
-    let recorded_as = job
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(RECORDED_LABEL))
-        .and_then(|v| RunStatus::parse(v));
-    let finished_at = finished_at(job);
-    let state = match (outcome, recorded_as) {
-        (Some(o), _) => ChildState::Finished {
+    let state = match outcome {
+        Some(o) => ChildState::Finished {
             status: o.status,
             finished_at: o.finished_at,
         },
-        (None, Some(status)) => ChildState::Finished { status, finished_at },
-        (None, None) if job_finished(job) => ChildState::Finished {
+        None if job_finished(job) => ChildState::Finished {
             status: if job_condition(job, "Complete").is_some() {
                 RunStatus::Success
             } else {
                 RunStatus::Failure
             },
-            finished_at,
+            finished_at: finished_at(job),
         },
-        (None, None) => ChildState::Active,
+        None => ChildState::Active,
     };
     Some(Child {
         name: job.metadata.name.clone()?,
@@ -106,7 +98,7 @@ pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
         scheduled_at,
         created: created(job),
         state,
-        recorded: recorded_as.is_some(),
+        recorded: false,
     })
 }
 
@@ -410,21 +402,10 @@ mod tests {
     }
 
     #[test]
-    fn children_carry_the_recorded_status() {
-        let mut j = job(json!({ "active": 1 }));
-        let c = child(&j, None).expect("ours");
+    fn children_are_active_until_their_job_finishes() {
+        let c = child(&job(json!({ "active": 1 })), None).expect("ours");
         assert!(c.is_active() && !c.recorded);
         assert_eq!(c.trigger, Trigger::Schedule);
-        j.metadata.labels = Some([(RECORDED_LABEL.to_owned(), "ERROR".to_owned())].into());
-        let c = child(&j, None).expect("ours");
-        assert!(c.recorded);
-        assert!(matches!(
-            c.state,
-            ChildState::Finished {
-                status: RunStatus::Error,
-                ..
-            }
-        ));
     }
 
     #[test]
