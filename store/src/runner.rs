@@ -37,6 +37,8 @@ const INSERT_CLAIMED_RUN: &str = "INSERT INTO job_execution_logs \
      (job_id, run_time, scheduled_for, status, trigger, runner) VALUES ($1, $2, $3, 'RUNNING', $4, $5) \
      ON CONFLICT DO NOTHING RETURNING id";
 
+const RECORD_START: &str = "UPDATE job_execution_logs SET run_time = $2 WHERE id = $1 AND status = 'RUNNING'";
+
 const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = $2, next_run = $2, updated_at = $3 \
      WHERE id = $1 AND deleted_at IS NULL";
 
@@ -110,6 +112,19 @@ impl Store {
             }
             tx.commit().await?;
             Ok(won)
+        })
+    }
+
+    /// Sets the `run_time` of claimed runs to when their process was actually started (a claim
+    /// writes the claim's instant), all in one transaction. A run already finished is left alone.
+    pub async fn record_starts(&self, starts: &[(i64, DateTime<Utc>)]) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            for (run_id, at) in starts {
+                sqlx::query(RECORD_START).bind(run_id).bind(Ts(*at)).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
         })
     }
 

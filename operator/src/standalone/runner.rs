@@ -1,8 +1,13 @@
-//! The standalone runner: sleeps until the earliest `next_run` in the database (or until the portal
-//! changes something), claims each due slot with a compare-and-set so that several runners on one
-//! database never run a slot twice, runs it with the local executor and records how it ended.
+//! The standalone runner: sleeps until just before the earliest `next_run` in the database (or until
+//! the portal changes something), claims each slot with a compare-and-set so that several runners on
+//! one database never run a slot twice, starts its process at the slot with the local executor and
+//! records how it ended.
+//!
+//! The database work of a slot (finding, deciding, claiming) is done [`LEAD`] ahead of it, so at the
+//! slot itself only processes are started; start times and finishes are then written by one
+//! recorder task, so a burst of finishing runs never queues in front of the next claim.
 
-use super::executor::{ExecRequest, Program, Stop, execute, resolve_script_file};
+use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
 use super::plan::{Action, JobState, plan};
 use chrono::{DateTime, Utc};
 use jtp_crds::{ConcurrencyPolicy, RunStatus, Script, Trigger, validate};
@@ -11,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// ConfigMaps from the jobs folder, by (namespace, name): key → content.
@@ -22,8 +27,19 @@ pub type ConfigMaps = Arc<RwLock<BTreeMap<(String, String), BTreeMap<String, Str
 /// by another process (a second runner's portal), not a sweep — a due job never waits for it
 /// when it was created through this process.
 pub const MAX_IDLE: Duration = Duration::from_secs(30);
-/// How many due jobs one pass takes.
-const BATCH: i64 = 256;
+/// How many due jobs one query takes (a pass repeats the query while it finds this many).
+const BATCH: i64 = 512;
+/// How long before a slot the runner wakes to decide and claim it: longer than the due-jobs query
+/// plus the claim transaction of the largest bursts (hundreds of jobs) take, even on a busy
+/// machine. The RUNNING row exists from the claim on; its `run_time` is set when the process has
+/// been started.
+pub const LEAD: Duration = Duration::from_millis(300);
+/// The last stretch before a slot is slept by the thread, not the runtime's timer (which is
+/// millisecond-grained and may fire a millisecond or two late).
+const PRECISE_SLEEP: Duration = Duration::from_millis(2);
+/// Tracing target of the runner's timing events (debug level): where the time between a slot and
+/// its process goes. `RUST_LOG=jtp::timing=debug` shows them; the standalone benchmark reads them.
+pub const TIMING: &str = "jtp::timing";
 
 /// Settings of a runner.
 #[derive(Clone, Debug)]
@@ -35,6 +51,25 @@ pub struct RunnerConfig {
     pub work_dir: PathBuf,
     /// How long running scripts may go on after shutdown is asked before they are killed.
     pub shutdown_grace: Duration,
+}
+
+/// What the recorder task writes, in the order it was sent.
+enum Write {
+    /// The process of a run has been started at `at`.
+    Started {
+        run_id: i64,
+        at: DateTime<Utc>,
+    },
+    Finished(Box<FinishedRun>),
+    /// Everything sent before has been written: stop.
+    Close,
+}
+
+struct FinishedRun {
+    job_name: String,
+    run_id: i64,
+    done: Finished,
+    started: DateTime<Utc>,
 }
 
 /// A run in flight, stoppable by Replace or shutdown.
@@ -54,10 +89,14 @@ pub struct Runner {
     /// others sleep in growing steps until the lock is free; queueing in-process instead keeps
     /// claims from sleeping in SQLite's busy handler behind the finish of another run.
     writes: tokio::sync::Mutex<()>,
+    /// To the recorder task (see [`Runner::record_writes`]).
+    recorder: mpsc::UnboundedSender<Write>,
+    recorder_rx: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
 }
 
 impl Runner {
     pub fn new(store: Store, config: RunnerConfig, config_maps: ConfigMaps, wake: Arc<Notify>) -> Arc<Self> {
+        let (recorder, recorder_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             store,
             config,
@@ -65,6 +104,8 @@ impl Runner {
             wake,
             active: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            recorder,
+            recorder_rx: Mutex::new(Some(recorder_rx)),
         })
     }
 
@@ -83,10 +124,17 @@ impl Runner {
             ),
             Err(e) => tracing::error!(error = %e, "could not close interrupted runs"),
         }
+        let recorder = self
+            .recorder_rx
+            .lock()
+            .ok()
+            .and_then(|mut rx| rx.take())
+            .map(|rx| tokio::spawn(Arc::clone(&self).record_writes(rx)));
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(200);
+        let mut meant_to_wake = None;
         while !*shutdown.borrow() {
-            let pause = match self.pass(&mut tasks).await {
+            let pause = match self.pass(&mut tasks, meant_to_wake).await {
                 Ok(pause) => {
                     backoff = Duration::from_millis(200);
                     pause
@@ -97,45 +145,84 @@ impl Runner {
                     backoff
                 }
             };
+            meant_to_wake = chrono::Duration::from_std(pause)
+                .ok()
+                .map(|pause| Utc::now() + pause);
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => meant_to_wake = None,
                 _ = shutdown.changed() => {}
             }
             // Reap finished runs; they need nothing more from the loop.
             while tasks.try_join_next().is_some() {}
         }
         self.stop_all(&mut tasks).await;
+        // Every run task has ended, so their finishes are queued: let the recorder write them.
+        let _ = self.recorder.send(Write::Close);
+        if let Some(recorder) = recorder {
+            let _ = recorder.await;
+        }
     }
 
-    /// One look at the database: start what is due; return how long to sleep.
-    async fn pass(self: &Arc<Self>, tasks: &mut JoinSet<()>) -> jtp_store::Result<Duration> {
+    /// One look at the database: decide and claim what is due now or within [`LEAD`], start each
+    /// claimed run at its slot; return how long to sleep.
+    async fn pass(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        meant_to_wake: Option<DateTime<Utc>>,
+    ) -> jtp_store::Result<Duration> {
         let now = Utc::now();
-        let mut pending = Vec::new();
-        for job in self.store.due_jobs(now, BATCH).await? {
-            if let Some(run) = self.handle(job, now).await? {
-                pending.push(run);
+        let horizon = now + lead();
+        let mut launches = Vec::new();
+        loop {
+            let started = Instant::now();
+            let due = self.store.due_jobs(horizon, BATCH).await?;
+            let full = due.len() >= usize::try_from(BATCH).unwrap_or(usize::MAX);
+            let queried = started.elapsed();
+            let mut pending = Vec::new();
+            for job in due {
+                if let Some(run) = self.handle(job, now).await? {
+                    pending.push(run);
+                }
+            }
+            let decided = started.elapsed();
+            let claimed = self
+                .claim(pending, now, started, [queried, decided], meant_to_wake)
+                .await?;
+            let progress = !claimed.is_empty();
+            launches.extend(claimed);
+            // Jobs left for their own instant (see `handle`) come back in every query: stop when a
+            // full batch brought nothing new rather than spin on them.
+            if !full || !progress {
+                break;
             }
         }
-        self.start(pending, now, tasks).await?;
+        self.launch(launches, tasks).await;
         let next = self.store.next_wakeup().await?;
-        let until = next.map_or(MAX_IDLE, |at| {
-            (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
-        });
-        Ok(until.min(MAX_IDLE))
+        let Some(at) = next else {
+            return Ok(MAX_IDLE);
+        };
+        // A slot inside this pass's horizon that is still pending was left for its own instant;
+        // anything later is claimed LEAD ahead of it.
+        let wake_at = if at <= horizon { at } else { at - lead() };
+        Ok((wake_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_IDLE))
     }
 
-    /// Decides one due job; skips are written at once, runs are returned to be claimed together.
+    /// Decides one job due now or within the lead, as of the instant it is due; skips are written
+    /// at once, runs are returned to be claimed together.
     async fn handle(&self, job: Job, now: DateTime<Utc>) -> jtp_store::Result<Option<Pending>> {
         let Some(expected) = job.next_run else {
             return Ok(None);
         };
-        let _writing = self.writes.lock().await;
+        let at = expected.max(now);
         let schedule = match validate(&job.spec) {
             Ok(schedule) => schedule,
             Err(invalid) => {
                 tracing::error!(job = %job.name, %invalid, "invalid job left unscheduled until it is fixed");
-                self.store.skip_slot(job.id, expected, None).await?;
+                self.skip_slot(job.id, expected, None).await?;
                 return Ok(None);
             }
         };
@@ -144,6 +231,10 @@ impl Runner {
             ConcurrencyPolicy::Allow => 0,
             _ => usize::try_from(self.store.running_runs(job.id).await?).unwrap_or(usize::MAX),
         };
+        // A run in flight may end before the slot: Forbid and Replace decide at the slot itself.
+        if at > now && active_runs > 0 {
+            return Ok(None);
+        }
         let state = JobState {
             spec: &job.spec,
             schedule: &schedule,
@@ -151,15 +242,15 @@ impl Runner {
             run_now: job.run_now_requested_at,
             active_runs,
         };
-        let decision = plan(&state, now);
+        let decision = plan(&state, at);
         match decision.action {
             Action::Wait => {
                 if decision.next_run != job.next_run {
-                    self.store.skip_slot(job.id, expected, decision.next_run).await?;
+                    self.skip_slot(job.id, expected, decision.next_run).await?;
                 }
             }
             Action::Skip { slot, reason } => {
-                if self.store.skip_slot(job.id, expected, decision.next_run).await? {
+                if self.skip_slot(job.id, expected, decision.next_run).await? {
                     tracing::warn!(job = %job.name, %slot, %reason, "slot skipped");
                 }
             }
@@ -172,7 +263,7 @@ impl Runner {
                 // compare-and-set like the claim), so the run is recorded for that slot.
                 let mut expected = expected;
                 if trigger == Trigger::Schedule && slot != expected {
-                    if !self.store.skip_slot(job.id, expected, Some(slot)).await? {
+                    if !self.skip_slot(job.id, expected, Some(slot)).await? {
                         return Ok(None);
                     }
                     expected = slot;
@@ -190,15 +281,28 @@ impl Runner {
         Ok(None)
     }
 
-    /// Claims the due runs of a pass in one transaction and starts those won.
-    async fn start(
-        self: &Arc<Self>,
+    /// Moves a job's next_run on without running it (a compare-and-set), in the write turn.
+    async fn skip_slot(
+        &self,
+        job_id: i64,
+        expected: DateTime<Utc>,
+        next_run: Option<DateTime<Utc>>,
+    ) -> jtp_store::Result<bool> {
+        let _writing = self.writes.lock().await;
+        self.store.skip_slot(job_id, expected, next_run).await
+    }
+
+    /// Claims the runs of a pass in one transaction; returns those won, each with its instant.
+    async fn claim(
+        &self,
         pending: Vec<Pending>,
         now: DateTime<Utc>,
-        tasks: &mut JoinSet<()>,
-    ) -> jtp_store::Result<()> {
+        started: Instant,
+        [queried, decided]: [Duration; 2],
+        meant_to_wake: Option<DateTime<Utc>>,
+    ) -> jtp_store::Result<Vec<Launch>> {
         if pending.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let claims: Vec<SlotClaim<'_>> = pending
             .iter()
@@ -210,27 +314,88 @@ impl Runner {
                 now,
             })
             .collect();
-        let won = {
+        let (won, locked) = {
             let _writing = self.writes.lock().await;
-            self.store.claim_slots(&claims).await?
+            let locked = started.elapsed();
+            (self.store.claim_slots(&claims).await?, locked)
         };
-        for (run, claim) in pending.into_iter().zip(won) {
-            let Some(claim) = claim else { continue };
-            let skew_ms = (Utc::now() - claim.scheduled_for).num_milliseconds();
-            tracing::info!(job = %run.job.name, run_id = claim.run_id, trigger = %claim.trigger, skew_ms, "run started");
-            let (stop, stopped) = watch::channel(Stop::None);
-            self.register(run.job.id, claim.run_id, stop);
-            let runner = Arc::clone(self);
-            tasks.spawn(async move { runner.execute_run(run.job, claim.run_id, stopped).await });
-        }
-        Ok(())
+        let claimed = started.elapsed();
+        let launches: Vec<Launch> = pending
+            .into_iter()
+            .zip(won)
+            .filter_map(|(run, claim)| {
+                claim.map(|claim| Launch {
+                    job: run.job,
+                    run_id: claim.run_id,
+                    trigger: claim.trigger,
+                    at: claim.scheduled_for,
+                })
+            })
+            .collect();
+        let earliest = launches.iter().map(|l| l.at).min();
+        tracing::debug!(
+            target: TIMING,
+            event = "claimed",
+            slot = ?earliest,
+            runs = launches.len(),
+            wake_late_ms = meant_to_wake.map(|meant| ms_between(meant, now)),
+            query_ms = ms(queried),
+            decide_ms = ms(decided - queried),
+            lock_wait_ms = ms(locked - decided),
+            claim_ms = ms(claimed - locked),
+            ready_ms = earliest.map(|slot| ms_between(Utc::now(), slot)),
+        );
+        Ok(launches)
     }
 
-    async fn execute_run(self: Arc<Self>, job: Job, run_id: i64, stop: watch::Receiver<Stop>) {
-        let started = Utc::now();
-        let outcome = match self.request(&job, run_id) {
+    /// Starts each claimed run at its instant (at once when that has passed), one task per run so
+    /// the processes of a burst are started on every core.
+    async fn launch(self: &Arc<Self>, mut launches: Vec<Launch>, tasks: &mut JoinSet<()>) {
+        launches.sort_by_key(|l| l.at);
+        let mut launches = launches.into_iter().peekable();
+        while let Some(first) = launches.next() {
+            let at = first.at;
+            sleep_until(at).await;
+            let late_ms = ms_between(at, Utc::now());
+            let mut runs = 0;
+            for run in std::iter::once(first).chain(std::iter::from_fn(|| launches.next_if(|l| l.at == at))) {
+                runs += 1;
+                tracing::info!(job = %run.job.name, run_id = run.run_id, trigger = %run.trigger, "run starting");
+                let (stop, stopped) = watch::channel(Stop::None);
+                self.register(run.job.id, run.run_id, stop);
+                let runner = Arc::clone(self);
+                tasks.spawn(async move { runner.execute_run(run.job, run.run_id, run.at, stopped).await });
+            }
+            tracing::debug!(target: TIMING, event = "launched", slot = %at, runs, late_ms);
+        }
+    }
+
+    async fn execute_run(
+        self: Arc<Self>,
+        job: Job,
+        run_id: i64,
+        slot: DateTime<Utc>,
+        stop: watch::Receiver<Stop>,
+    ) {
+        let mut started = Utc::now();
+        let done = match self.request(&job, run_id) {
             Ok(request) => {
-                let outcome = execute(&request, stop).await;
+                let spawning = Instant::now();
+                let outcome = match start(&request) {
+                    Ok(running) => {
+                        started = Utc::now();
+                        let _ = self.recorder.send(Write::Started { run_id, at: started });
+                        tracing::debug!(
+                            target: TIMING,
+                            event = "spawned",
+                            run_id,
+                            late_ms = ms_between(slot, started),
+                            spawn_ms = ms(spawning.elapsed()),
+                        );
+                        running.finish(stop).await
+                    }
+                    Err(not_started) => not_started,
+                };
                 let (head, tail, omitted) = outcome.output.into_parts();
                 Finished {
                     status: outcome.status,
@@ -250,12 +415,75 @@ impl Runner {
         };
         let _ = std::fs::remove_dir_all(self.config.work_dir.join(run_id.to_string()));
         self.unregister(job.id, run_id);
-        self.record(&job, run_id, outcome, started).await;
+        let _ = self.recorder.send(Write::Finished(Box::new(FinishedRun {
+            job_name: job.name,
+            run_id,
+            done,
+            started,
+        })));
+    }
+
+    /// The recorder task: writes start times (a burst in one transaction) and finishes in the
+    /// order they come, until [`Write::Close`].
+    async fn record_writes(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Write>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 1024
+                && let Ok(next) = rx.try_recv()
+            {
+                batch.push(next);
+            }
+            let mut starts = Vec::new();
+            let mut closing = false;
+            for write in batch {
+                match write {
+                    Write::Started { run_id, at } => starts.push((run_id, at)),
+                    Write::Finished(run) => {
+                        // A run's start was sent before its finish: write the starts so far first.
+                        self.record_starts(std::mem::take(&mut starts)).await;
+                        self.record(&run.job_name, run.run_id, run.done, run.started)
+                            .await;
+                    }
+                    Write::Close => closing = true,
+                }
+            }
+            self.record_starts(starts).await;
+            if closing {
+                return;
+            }
+        }
+    }
+
+    /// Sets the `run_time` of started runs to when their process was started (one transaction),
+    /// retrying while the database is unavailable.
+    async fn record_starts(&self, starts: Vec<(i64, DateTime<Utc>)>) {
+        if starts.is_empty() {
+            return;
+        }
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let written = {
+                let _writing = self.writes.lock().await;
+                self.store.record_starts(&starts).await
+            };
+            match written {
+                Ok(()) => return,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(runs = starts.len(), error = %e, retry_in = ?delay, "database unavailable; will record the start times when it is back");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    tracing::error!(runs = starts.len(), error = %e, "could not record start times");
+                    return;
+                }
+            }
+        }
     }
 
     /// Records a finished run, retrying while the database is unavailable: a run is never lost
     /// because the database blinked.
-    async fn record(&self, job: &Job, run_id: i64, done: Finished, started: DateTime<Utc>) {
+    async fn record(&self, job: &str, run_id: i64, done: Finished, started: DateTime<Utc>) {
         let finished_at = Utc::now();
         let mut delay = Duration::from_millis(200);
         loop {
@@ -274,16 +502,16 @@ impl Runner {
             match recorded {
                 Ok(_) => {
                     let seconds = (finished_at - started).num_milliseconds() as f64 / 1000.0;
-                    tracing::info!(job = %job.name, run_id, status = %done.status, exit_code = ?done.exit_code, seconds, "run finished");
+                    tracing::info!(job, run_id, status = %done.status, exit_code = ?done.exit_code, seconds, "run finished");
                     return;
                 }
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(job = %job.name, run_id, error = %e, retry_in = ?delay, "database unavailable; will record the run when it is back");
+                    tracing::warn!(job, run_id, error = %e, retry_in = ?delay, "database unavailable; will record the run when it is back");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
                 Err(e) => {
-                    tracing::error!(job = %job.name, run_id, error = %e, "could not record the run");
+                    tracing::error!(job, run_id, error = %e, "could not record the run");
                     return;
                 }
             }
@@ -396,6 +624,15 @@ impl Runner {
     }
 }
 
+/// A claimed run waiting for its instant.
+struct Launch {
+    job: Job,
+    run_id: i64,
+    trigger: Trigger,
+    /// The slot (or the Run Now instant): when its process starts.
+    at: DateTime<Utc>,
+}
+
 /// A due run waiting for its claim.
 struct Pending {
     job: Job,
@@ -409,4 +646,29 @@ struct Finished {
     head: Vec<u8>,
     tail: Vec<u8>,
     omitted: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Milliseconds from `from` to `to` (negative when `to` is earlier).
+fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
+}
+
+fn lead() -> chrono::Duration {
+    chrono::Duration::from_std(LEAD).unwrap_or_default()
+}
+
+/// Sleeps until the wall-clock instant `at`: on the runtime's timer until shortly before, then the
+/// last [`PRECISE_SLEEP`] on the thread, so a burst starts on the instant rather than a tick later.
+async fn sleep_until(at: DateTime<Utc>) {
+    let remaining = |at: DateTime<Utc>| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let left = remaining(at);
+    if left > PRECISE_SLEEP {
+        tokio::time::sleep(left - PRECISE_SLEEP).await;
+    }
+    // At most PRECISE_SLEEP of blocking on one worker, once per slot.
+    std::thread::sleep(remaining(at));
 }
