@@ -11,7 +11,9 @@
 use chrono::{DateTime, Utc};
 use jtp_crds::{IntervalUnit, RunStatus, ScheduledJobSpec};
 use jtp_store::{JobInput, Store};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,6 +70,36 @@ fn summary(what: &str, mut sample: Vec<f64>) -> String {
         sample.last().copied().unwrap_or(f64::NAN),
         sample.len()
     )
+}
+
+/// The machine's own ceiling, without a runner: `n` times `/bin/sh -c 'date +%s%N'` started back
+/// to back from one thread, each in its own process group with its output on a pipe (as the
+/// executor starts them); ms from the first spawn to each script's first command.
+fn bare_starts(n: usize) -> Vec<f64> {
+    let first = Utc::now();
+    let mut children = Vec::new();
+    for _ in 0..n {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        let child = Command::new("/bin/sh")
+            .args(["-c", "date +%s%N"])
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().expect("pipe"))
+            .stderr(writer)
+            .process_group(0)
+            .spawn()
+            .expect("start /bin/sh");
+        children.push((reader, child));
+    }
+    children
+        .into_iter()
+        .filter_map(|(mut reader, mut child)| {
+            let mut out = String::new();
+            reader.read_to_string(&mut out).ok()?;
+            child.wait().ok()?;
+            let started = DateTime::from_timestamp_nanos(out.trim().parse().ok()?);
+            Some((started - first).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect()
 }
 
 /// The runner's `jtp::timing` events (JSON log lines), by kind.
@@ -181,8 +213,12 @@ fn main() {
     let _ = child.wait();
 
     let timing = read_timing(&log_path);
+    if let Ok(keep) = std::env::var("JTP_BENCH_KEEP_LOG") {
+        let _ = std::fs::copy(&log_path, keep);
+    }
     let mut skews = Vec::new();
     let mut child_begin = Vec::new();
+    let mut by_slot: BTreeMap<DateTime<Utc>, Vec<f64>> = BTreeMap::new();
     let mut statuses = std::collections::BTreeMap::new();
     runtime.block_on(async {
         let page = store
@@ -206,6 +242,7 @@ fn main() {
                     .unwrap_or(i64::MAX) as f64
                     / 1000.0;
                 skews.push(skew);
+                by_slot.entry(run.scheduled_for).or_default().push(skew);
                 if let Some((spawned, _)) = timing.spawned.get(&run.id) {
                     child_begin.push(skew - spawned);
                 }
@@ -266,6 +303,24 @@ fn main() {
         "  {}",
         summary("from the spawn to the script's first command", child_begin)
     );
+    // The largest burst against the machine's ceiling for the same number of processes, measured
+    // right after the runner stopped, under the same load.
+    if let Some((slot, burst)) = by_slot.iter().max_by_key(|(_, skews)| skews.len()) {
+        let last = burst.iter().copied().fold(f64::NAN, f64::max);
+        println!(
+            "largest burst: {} runs due at {slot}; the last script started {last:.0} ms after the slot ({:.0} starts/s)",
+            burst.len(),
+            burst.len() as f64 / (last / 1000.0)
+        );
+        let bare = bare_starts(burst.len());
+        let bare_last = bare.iter().copied().fold(f64::NAN, f64::max);
+        println!(
+            "  the same number started back to back without a runner (load average {}): {}; {:.0} starts/s",
+            load(),
+            summary("script's first command after the first spawn", bare.clone()),
+            bare.len() as f64 / (bare_last / 1000.0)
+        );
+    }
     println!(
         "runner CPU {own_cpu:.1} s ({:.1}% of one core), scripts' CPU {children_cpu:.1} s, runner peak RSS {peak_mib:.1} MiB",
         100.0 * own_cpu / wall

@@ -89,6 +89,10 @@ impl CapturedOutput {
     }
 }
 
+/// The shell of inline scripts, by its absolute path as POSIX `system()` uses it: a bare `sh`
+/// would be looked up along `PATH`, one failed `execve` per directory before it, on every run.
+pub const SHELL: &str = "/bin/sh";
+
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -265,7 +269,7 @@ async fn terminate(pgid: Option<Pid>) {
 
 fn describe(program: &Program) -> String {
     match program {
-        Program::Shell(_) => "sh".to_owned(),
+        Program::Shell(_) => SHELL.to_owned(),
         Program::Argv(argv) => argv.first().cloned().unwrap_or_default(),
         Program::File(path) => path.display().to_string(),
     }
@@ -277,7 +281,7 @@ type Spawned = (tokio::net::unix::pipe::Receiver, tokio::process::Child);
 fn spawn(req: &ExecRequest) -> io::Result<Spawned> {
     let mut cmd = match &req.program {
         Program::Shell(script) => {
-            let mut cmd = tokio::process::Command::new("sh");
+            let mut cmd = tokio::process::Command::new(SHELL);
             cmd.arg("-c").arg(script);
             cmd
         }
