@@ -112,13 +112,47 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
+    /// Runs `act` on the element matching `css`, finding it again while the page replaces it (the
+    /// runs panel swaps its HTML as it refreshes, so an element found a moment ago can be stale).
+    async fn on_element<T>(
+        &self,
+        css: &str,
+        what: &str,
+        act: impl AsyncFn(fantoccini::elements::Element) -> Result<T, fantoccini::error::CmdError>,
+    ) -> T {
+        let deadline = Instant::now() + FIND_TIMEOUT;
+        loop {
+            let error = match act(self.find(css).await).await {
+                Ok(value) => return value,
+                Err(e) => e,
+            };
+            assert!(Instant::now() < deadline, "cannot {what} {css}: {error}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The text of the first element matching `css`.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
+        self.on_element(css, "read the text of", async |el| el.text().await)
             .await
-            .text()
+    }
+
+    /// An attribute of the first element matching `css`.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.on_element(css, "read an attribute of", async |el| el.attr(name).await)
             .await
-            .unwrap_or_else(|e| panic!("no text of {css}: {e}"))
+    }
+
+    /// A computed CSS property of the first element matching `css`.
+    pub async fn css_value(&self, css: &str, name: &str) -> String {
+        self.on_element(css, "read the style of", async |el| el.css_value(name).await)
+            .await
+    }
+
+    /// A DOM property (e.g. an input's current `value`) of the first element matching `css`.
+    pub async fn prop(&self, css: &str, name: &str) -> Option<String> {
+        self.on_element(css, "read a property of", async |el| el.prop(name).await)
+            .await
     }
 
     /// Polls until the element's text satisfies `ok` (the page may update itself meanwhile).
@@ -144,22 +178,16 @@ impl Browser {
 
     /// Replaces the value of the input matching `css` by typing `value`.
     pub async fn fill(&self, css: &str, value: &str) {
-        let el = self.find(css).await;
-        el.clear()
-            .await
-            .unwrap_or_else(|e| panic!("cannot clear {css}: {e}"));
-        el.send_keys(value)
-            .await
-            .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+        self.on_element(css, "type into", async |el| {
+            el.clear().await?;
+            el.send_keys(value).await
+        })
+        .await;
     }
 
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+        self.on_element(css, "click", async |el| el.click().await).await;
     }
 
     /// Saves a screenshot outside the repository (`$TMPDIR/jtp-dashboard-NAME.png`) and returns its path.
