@@ -3,6 +3,7 @@
 //! both started on loopback by the test.
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,7 +27,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A headless Chromium session; chromedriver is stopped when this is closed or dropped.
+/// A headless Chromium session. chromedriver leads a process group of its own, which Chromium joins;
+/// the whole group is killed when this is closed or dropped, so a test that fails leaves no browser.
 pub struct Browser {
     pub client: Client,
     driver: Child,
@@ -48,6 +50,7 @@ impl Browser {
         }
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
@@ -203,9 +206,21 @@ impl Browser {
         self.client.get_alert_text().await.is_ok()
     }
 
-    /// Ends the session and stops chromedriver.
+    /// Ends the session, then stops chromedriver and whatever is left of Chromium.
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
+        self.kill_driver_group();
+    }
+
+    fn kill_driver_group(&mut self) {
+        if let Ok(None) = self.driver.try_wait() {
+            let group = format!("-{}", self.driver.id());
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -213,7 +228,6 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.kill_driver_group();
     }
 }
