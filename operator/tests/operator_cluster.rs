@@ -517,6 +517,65 @@ async fn forbid_skips_a_slot_while_a_run_is_active() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_stops_the_running_run_and_a_deleted_job_closes_its_active_run() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-replace").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let mut spec =
+        ScheduledJobSpec::interval(10, jtp_crds::IntervalUnit::Seconds).script("echo begun; sleep 120");
+    spec.concurrency_policy = jtp_crds::ConcurrencyPolicy::Replace;
+    let uid = create(&ns, &sj("long", spec)).await.uid().expect("uid");
+    // The second slot replaces the first run: it is recorded FAILURE with its output so far.
+    let runs = wait_runs(
+        &op.ledger,
+        &uid,
+        "a replaced run and its successor",
+        TIMEOUT,
+        |r| {
+            let failed = r.values().find(|r| r.status == RunStatus::Failure);
+            failed.is_some_and(|f| {
+                r.values()
+                    .any(|r| r.status == RunStatus::Running && r.scheduled_at > f.scheduled_at)
+            })
+        },
+    )
+    .await;
+    let replaced = runs
+        .values()
+        .find(|r| r.status == RunStatus::Failure)
+        .expect("replaced");
+    assert!(
+        replaced.output.contains("begun"),
+        "output so far kept: {}",
+        replaced.output
+    );
+    assert!(
+        replaced.output.contains("replaced by a newer run"),
+        "{}",
+        replaced.output
+    );
+    wait_events(&ns, "Replaced").await;
+
+    // Deleted while a run is active: that run is closed, never left RUNNING.
+    let api: Api<ScheduledJob> = ns.api();
+    api.delete("long", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let runs = wait_runs(&op.ledger, &uid, "every run closed", TIMEOUT, |r| {
+        r.values().all(|r| r.status.is_finished())
+    })
+    .await;
+    assert!(
+        runs.values().any(|r| r
+            .output
+            .contains("the ScheduledJob was deleted while this run was active")),
+        "{runs:#?}"
+    );
+    delete_all(&ns).await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_operator_restarted_mid_run_makes_no_duplicate() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "op-restart").await;

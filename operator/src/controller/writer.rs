@@ -271,3 +271,112 @@ pub async fn publish(recorder: &Recorder, metrics: &Metrics, object: &ObjectRefe
         tracing::warn!(reason = notice.reason, error = %e, "cannot publish an Event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jtp_crds::ScheduledJobSpec;
+    use kube::runtime::events::Reporter;
+
+    fn writer(window: Duration) -> StatusWriter {
+        // Nothing here is sent: the client only has to exist.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let reporter = Reporter {
+            controller: "test".into(),
+            instance: None,
+        };
+        StatusWriter::new(
+            client.clone(),
+            Recorder::new(client, reporter),
+            Metrics::new(),
+            window,
+        )
+    }
+
+    fn sj(uid: &str) -> ScheduledJob {
+        let mut sj = ScheduledJob::new(uid, ScheduledJobSpec::manual());
+        sj.metadata.uid = Some(uid.into());
+        sj.metadata.namespace = Some("default".into());
+        sj
+    }
+
+    fn status(n: u32) -> Option<ScheduledJobStatus> {
+        Some(ScheduledJobStatus {
+            consecutive_failures: n,
+            ..ScheduledJobStatus::default()
+        })
+    }
+
+    fn reasons(p: &Pending) -> Vec<&str> {
+        p.notices.iter().map(|n| n.reason).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_launch_waits_for_the_window_and_a_quick_end_replaces_its_started_event() {
+        let w = writer(Duration::from_secs(5));
+        let started = Notice::normal(STARTED, "started a-1".into()).about("a-1");
+        w.queue(&sj("a"), status(1), vec![started], Urgency::Coalesce);
+        let (ready, next) = w.take_due(Instant::now(), 16);
+        assert!(ready.is_empty(), "a launch alone waits");
+        assert_eq!(next, Some(Instant::now() + Duration::from_secs(5)));
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let ended = Notice::normal("Succeeded", "run a-1 succeeded".into()).about("a-1");
+        w.queue(&sj("a"), status(2), vec![ended], Urgency::Now);
+        let (ready, _) = w.take_due(Instant::now(), 16);
+        assert_eq!(ready.len(), 1, "one write for both");
+        let (uid, pending) = &ready[0];
+        assert_eq!(uid, "a");
+        assert_eq!(pending.status, status(2), "the newest status");
+        assert_eq!(reasons(pending), ["Succeeded"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_run_keeps_its_started_event_and_writes_never_overtake() {
+        let w = writer(Duration::from_secs(5));
+        let started = Notice::normal(STARTED, "started a-1".into()).about("a-1");
+        w.queue(&sj("a"), status(1), vec![started], Urgency::Coalesce);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let (ready, _) = w.take_due(Instant::now(), 16);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(reasons(&ready[0].1), [STARTED]);
+
+        // While that write is in flight, a newer one for the same job waits for it.
+        w.queue(&sj("a"), status(2), Vec::new(), Urgency::Now);
+        w.queue(&sj("b"), status(1), Vec::new(), Urgency::Now);
+        let (ready, next) = w.take_due(Instant::now(), 16);
+        assert_eq!(ready.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(next, None, "a's write waits for the one in flight");
+        w.queue.lock().expect("lock").writing.remove("a");
+        let (ready, _) = w.take_due(Instant::now(), 16);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].1.status, status(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_goes_back_behind_newer_news_keeping_its_events() {
+        let w = writer(Duration::from_secs(5));
+        let failed = Pending {
+            namespace: "default".into(),
+            name: "a".into(),
+            object: ObjectReference::default(),
+            status: status(1),
+            notices: vec![Notice::warning("Failed", "run a-1 ended with FAILURE".into())],
+            due: Instant::now() + RETRY_MIN,
+            failures: 1,
+        };
+        w.queue(
+            &sj("a"),
+            status(2),
+            vec![Notice::normal("Skipped", "slot skipped".into())],
+            Urgency::Now,
+        );
+        w.requeue("a", failed);
+        let queue = w.queue.lock().expect("lock");
+        let pending = queue.pending.get("a").expect("queued");
+        assert_eq!(pending.status, status(2), "the newer status wins");
+        assert_eq!(reasons(pending), ["Failed", "Skipped"], "events keep their order");
+        assert_eq!(pending.due, Instant::now() + RETRY_MIN, "and the retry waits");
+    }
+}
