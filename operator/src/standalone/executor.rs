@@ -93,6 +93,11 @@ impl CapturedOutput {
 /// would be looked up along `PATH`, one failed `execve` per directory before it, on every run.
 pub const SHELL: &str = "/bin/sh";
 
+/// Bytes read from a run's pipe at a time. Every run in flight holds one such buffer, and a burst
+/// puts hundreds in flight at once: 16 KiB keeps that small while a script printing megabytes
+/// still costs only a read per 16 KiB.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
 
@@ -152,7 +157,7 @@ impl Running {
             output_cap,
         } = self;
         let mut output = CapturedOutput::default();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_CHUNK];
         let mut reason: Option<String> = None;
         let mut open = true;
         let mut stop_open = true;
