@@ -197,6 +197,43 @@ fn a_job_created_through_the_api_runs_on_time_and_its_output_is_stored() {
     assert!(job.next_run.is_some_and(|next| next > first_slot));
 }
 
+/// The runner claims a slot ahead of time; the script must still start at the slot, never before,
+/// and the run's `run_time` must say when its process started, not when it was claimed (before
+/// the slot).
+#[test]
+fn a_slot_claimed_ahead_starts_at_its_instant_not_before() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jtp = start(dir.path(), None, &[]);
+    create(
+        &jtp,
+        "clock",
+        json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "script": inline("date +%s%N") }),
+    );
+    let db = Db::open(&sqlite_url(dir.path()));
+    let runs = db.wait_finished("clock", 2, Duration::from_secs(40));
+    for run in runs {
+        assert_eq!(run.status, RunStatus::Success);
+        let nanos: i64 = db
+            .output(run.id)
+            .trim()
+            .parse()
+            .expect("the script prints its clock");
+        let script_started = DateTime::from_timestamp_nanos(nanos);
+        // The runner reads its clock after the spawn returns, the script may read its own first.
+        assert!(
+            run.scheduled_for <= run.run_time && run.scheduled_for <= script_started,
+            "slot {}, process started {}, script's first command {script_started}",
+            run.scheduled_for,
+            run.run_time
+        );
+        assert!(
+            script_started - run.scheduled_for < Span::seconds(1),
+            "script started {} after its slot",
+            script_started - run.scheduled_for
+        );
+    }
+}
+
 #[test]
 fn run_now_runs_a_manual_job_once_and_it_goes_back_to_no_next_run() {
     let dir = tempfile::tempdir().expect("temp dir");
