@@ -174,6 +174,31 @@ impl Runner {
         let now = Utc::now();
         let horizon = now + lead();
         let mut launches = Vec::new();
+        let claimed = self.claim_due(now, horizon, meant_to_wake, &mut launches).await;
+        // Runs claimed before an error are started all the same: their slots are taken.
+        self.launch(launches, tasks).await;
+        claimed?;
+        let next = self.store.next_wakeup().await?;
+        let Some(at) = next else {
+            return Ok(MAX_IDLE);
+        };
+        // A slot inside this pass's horizon that is still pending was left for its own instant;
+        // anything later is claimed LEAD ahead of it.
+        let wake_at = if at <= horizon { at } else { at - lead() };
+        Ok((wake_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_IDLE))
+    }
+
+    /// Decides and claims every job due by `horizon`, adding the runs won to `launches`.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+        meant_to_wake: Option<DateTime<Utc>>,
+        launches: &mut Vec<Launch>,
+    ) -> jtp_store::Result<()> {
         loop {
             let started = Instant::now();
             let due = self.store.due_jobs(horizon, BATCH).await?;
@@ -194,21 +219,9 @@ impl Runner {
             // Jobs left for their own instant (see `handle`) come back in every query: stop when a
             // full batch brought nothing new rather than spin on them.
             if !full || !progress {
-                break;
+                return Ok(());
             }
         }
-        self.launch(launches, tasks).await;
-        let next = self.store.next_wakeup().await?;
-        let Some(at) = next else {
-            return Ok(MAX_IDLE);
-        };
-        // A slot inside this pass's horizon that is still pending was left for its own instant;
-        // anything later is claimed LEAD ahead of it.
-        let wake_at = if at <= horizon { at } else { at - lead() };
-        Ok((wake_at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_IDLE))
     }
 
     /// Decides one job due now or within the lead, as of the instant it is due; skips are written
