@@ -373,23 +373,22 @@ impl Runner {
             let mut runs = 0;
             for run in std::iter::once(first).chain(std::iter::from_fn(|| launches.next_if(|l| l.at == at))) {
                 runs += 1;
-                tracing::info!(job = %run.job.name, run_id = run.run_id, trigger = %run.trigger, "run starting");
                 let (stop, stopped) = watch::channel(Stop::None);
                 self.register(run.job.id, run.run_id, stop);
                 let runner = Arc::clone(self);
-                tasks.spawn(async move { runner.execute_run(run.job, run.run_id, run.at, stopped).await });
+                tasks.spawn(async move { runner.execute_run(run, stopped).await });
             }
             tracing::debug!(target: TIMING, event = "launched", slot = %at, runs, late_ms);
         }
     }
 
-    async fn execute_run(
-        self: Arc<Self>,
-        job: Job,
-        run_id: i64,
-        slot: DateTime<Utc>,
-        stop: watch::Receiver<Stop>,
-    ) {
+    async fn execute_run(self: Arc<Self>, run: Launch, stop: watch::Receiver<Stop>) {
+        let Launch {
+            job,
+            run_id,
+            trigger,
+            at: slot,
+        } = run;
         let mut started = Utc::now();
         let done = match self.request(&job, run_id) {
             Ok(request) => {
@@ -405,6 +404,10 @@ impl Runner {
                             late_ms = ms_between(slot, started),
                             spawn_ms = ms(spawning.elapsed()),
                         );
+                        // Logged after the spawn, not before: a burst's processes do not wait for
+                        // hundreds of log lines.
+                        let skew_ms = (started - slot).num_milliseconds();
+                        tracing::info!(job = %job.name, run_id, %trigger, skew_ms, "run started");
                         running.finish(stop).await
                     }
                     Err(not_started) => not_started,
