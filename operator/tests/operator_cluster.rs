@@ -349,10 +349,21 @@ async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
             && sj.status.as_ref().and_then(|s| s.last_status) == Some(RunStatus::Success)
     })
     .await;
-    let reasons = wait_events(&ns, "Succeeded").await;
-    assert!(
-        !reasons.iter().any(|r| r == "Started"),
-        "a run that ends within the window has one Event: {reasons:?}"
+    wait_events(&ns, "Succeeded").await;
+    let events: Api<Event> = ns.api();
+    let ours: Vec<(String, String)> = events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ScheduledJob"))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        ours.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        ["Succeeded"],
+        "a run that ends within the window has one Event: {ours:?}"
     );
     assert_eq!(
         op.metrics.api_writes_total() - writes_before,

@@ -93,6 +93,13 @@ impl StatusWriter {
         if status.is_none() && notices.is_empty() {
             return;
         }
+        tracing::debug!(
+            job = %sj.name_any(),
+            ?urgency,
+            status = status.is_some(),
+            notices = ?notices.iter().map(|n| n.reason).collect::<Vec<_>>(),
+            "queued"
+        );
         let now = Instant::now();
         let due = match urgency {
             Urgency::Now => now,
