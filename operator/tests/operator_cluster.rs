@@ -379,9 +379,6 @@ async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
     op.stop().await;
 }
 
-// Fails in 2 of 4 full CI runs (no run appears within 60 s) and passes alone; cause not found yet.
-// Run it with `cargo test -p jtp-operator --test operator_cluster -- --ignored`. Issue #5 stays open for it.
-#[ignore = "flaky in the full CI run: no run within 60 s; passes alone (issue #5)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_and_error_are_classified_with_their_output() {
     let client = client().await;
