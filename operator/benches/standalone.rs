@@ -303,6 +303,21 @@ fn main() {
         "  {}",
         summary("from the spawn to the script's first command", child_begin)
     );
+    // The p99 follows the window's largest bursts: list them, so windows can be compared.
+    let mut bursts: Vec<(usize, f64)> = by_slot
+        .values()
+        .map(|skews| (skews.len(), skews.iter().copied().fold(f64::NAN, f64::max)))
+        .collect();
+    bursts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.total_cmp(&b.1)));
+    let listed: Vec<String> = bursts
+        .iter()
+        .take(8)
+        .map(|(runs, last)| format!("{runs} → {last:.0} ms"))
+        .collect();
+    println!(
+        "largest bursts (runs due at one instant → the last script's start after the slot): {}",
+        listed.join(", ")
+    );
     // The largest burst against the machine's ceiling for the same number of processes, measured
     // right after the runner stopped, under the same load.
     if let Some((slot, burst)) = by_slot.iter().max_by_key(|(_, skews)| skews.len()) {
