@@ -55,6 +55,8 @@ pub struct Context {
     /// process recorded them (a start error is ERROR though its Job only says Failed); filled
     /// from SQL after a restart.
     recorded: Mutex<HashMap<String, HashMap<String, Option<Ended>>>>,
+    /// Jobs created by this process and not yet in the cache, by `namespace/name`.
+    launched: Mutex<HashMap<String, (Job, std::time::Instant)>>,
 }
 
 impl Context {
@@ -85,6 +87,7 @@ impl Context {
             written: Mutex::new(HashMap::new()),
             jobs: Mutex::new(Vec::new()),
             recorded: Mutex::new(HashMap::new()),
+            launched: Mutex::new(HashMap::new()),
         }
     }
 
@@ -99,6 +102,14 @@ impl Context {
     fn mark_recorded(&self, uid: &str, jobs: impl IntoIterator<Item = (String, Option<Ended>)>) {
         if let Ok(mut recorded) = self.recorded.lock() {
             recorded.entry(uid.to_owned()).or_default().extend(jobs);
+        }
+    }
+
+    /// Keeps a Job just created until the cache shows it (read-your-writes for launches).
+    fn remember_launch(&self, job: Job) {
+        if let Ok(mut launched) = self.launched.lock() {
+            let key = format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any());
+            launched.insert(key, (job, std::time::Instant::now()));
         }
     }
 
@@ -233,8 +244,29 @@ async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Result<Vec<Job>> {
                 .map(|j| (*j).clone()),
         );
     }
+    // Jobs this process created that the watch has not delivered yet: without them a reconcile
+    // that runs first (the owner's watch can be ahead of the cache's) would think the run gone.
+    if let Ok(mut launched) = ctx.launched.lock() {
+        launched.retain(|_, (job, at)| {
+            let seen = out
+                .iter()
+                .any(|j| j.name_any() == job.name_any() && j.namespace() == job.namespace());
+            !seen && at.elapsed() < LAUNCH_MEMORY
+        });
+        out.extend(
+            launched
+                .values()
+                .filter(|(j, _)| {
+                    j.namespace().as_deref() == Some(ns) && j.owner_references().iter().any(|o| o.uid == uid)
+                })
+                .map(|(j, _)| j.clone()),
+        );
+    }
     Ok(out)
 }
+
+/// How long a Job this process created counts as existing while the cache has not shown it.
+const LAUNCH_MEMORY: Duration = Duration::from_secs(60);
 
 /// How long a reconcile waits for the first listing of Jobs before it fails (and is retried).
 const CACHE_WAIT: Duration = Duration::from_secs(10);
@@ -527,7 +559,7 @@ async fn start(
         )
         .await
     {
-        Ok(_) => {}
+        Ok(created) => ctx.remember_launch(created),
         // The Job exists with a different template (the spec changed since): it is that run.
         Err(kube::Error::Api(e)) if e.code == 422 => {
             tracing::info!(job = %launch.job_name, "the Job already exists");
