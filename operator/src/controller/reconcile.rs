@@ -334,9 +334,12 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let jobs = cached_jobs(ctx, &ns, &uid).await?;
-    let known_active: Vec<String> = sj
-        .status
+    // Runs already in the status (as decided, even if its write is still queued) have their
+    // RUNNING row; the others get one.
+    let decided = ctx.written.lock().ok().and_then(|w| w.get(&uid).cloned());
+    let known_active: Vec<String> = decided
         .as_ref()
+        .or(sj.status.as_ref())
         .map(|s| s.active.iter().map(|a| a.job_name.clone()).collect())
         .unwrap_or_default();
     let mut observed = Observed {
