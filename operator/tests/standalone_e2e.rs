@@ -366,7 +366,7 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
     create(
         &jtp,
         "deadline",
-        json!({ "schedule": every_ten_minutes, "startingDeadlineSeconds": 60, "script": inline("echo too late") }),
+        json!({ "schedule": every_ten_minutes, "startingDeadlineSeconds": 10, "script": inline("echo too late") }),
     );
     create(
         &jtp,
@@ -395,6 +395,14 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
             .expect("move next_run into the past");
     }
 
+    // Keep clear of a 10-minute boundary, whatever the time of day: the latest missed slot must be
+    // older than the 10 s deadline, and no new slot may fall due while the test looks.
+    let into_slot = u64::try_from(Utc::now().timestamp() % 600).expect("positive");
+    if into_slot < 15 {
+        std::thread::sleep(Duration::from_secs(15 - into_slot));
+    } else if into_slot > 580 {
+        std::thread::sleep(Duration::from_secs(600 - into_slot + 15));
+    }
     let _jtp = start(dir.path(), None, &[]);
     let runs = db.wait_finished("catch-up", 1, Duration::from_secs(15));
     let runs_long = db.wait_finished("long", 1, Duration::from_secs(15));
