@@ -43,7 +43,7 @@ pub const PREVIEW_CHARS: usize = 200;
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// How often opening or migrating a SQLite file is tried while another process does the same.
-const SQLITE_MIGRATE_ATTEMPTS: u32 = 5;
+const SQLITE_ATTEMPTS: u32 = 5;
 /// SQLite's result code for "database is locked".
 const SQLITE_BUSY: &str = "5";
 
@@ -211,8 +211,7 @@ impl Store {
                     match pool_options.clone().connect_with(connect.clone()).await {
                         Ok(pool) => break pool,
                         Err(sqlx::Error::Database(e))
-                            if e.code().as_deref() == Some(SQLITE_BUSY)
-                                && attempt < SQLITE_MIGRATE_ATTEMPTS =>
+                            if e.code().as_deref() == Some(SQLITE_BUSY) && attempt < SQLITE_ATTEMPTS =>
                         {
                             tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
                                 .await;
@@ -247,7 +246,7 @@ impl Store {
                 loop {
                     match SQLITE_MIGRATIONS.run(pool).await {
                         Ok(()) => break,
-                        Err(e) if attempt < SQLITE_MIGRATE_ATTEMPTS => {
+                        Err(e) if attempt < SQLITE_ATTEMPTS => {
                             tracing::debug!(error = %e, attempt, "SQLite migration raced another process; looking again");
                             tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt)))
                                 .await;

@@ -43,8 +43,7 @@ pub enum Urgency {
 }
 
 struct Pending {
-    namespace: String,
-    name: String,
+    /// The ScheduledJob: its namespace and name address the status write, and Events regard it.
     object: ObjectReference,
     status: Option<ScheduledJobStatus>,
     notices: Vec<Notice>,
@@ -112,8 +111,6 @@ impl StatusWriter {
             .pending
             .entry(sj.uid().unwrap_or_default())
             .or_insert_with(|| Pending {
-                namespace: sj.namespace().unwrap_or_default(),
-                name: sj.name_any(),
                 object: sj.object_ref(&()),
                 status: None,
                 notices: Vec::new(),
@@ -199,8 +196,10 @@ impl StatusWriter {
     }
 
     async fn write(&self, uid: &str, mut pending: Pending) {
+        let namespace = pending.object.namespace.clone().unwrap_or_default();
+        let name = pending.object.name.clone().unwrap_or_default();
         if let Some(status) = &pending.status {
-            let api: Api<ScheduledJob> = Api::namespaced(self.client.clone(), &pending.namespace);
+            let api: Api<ScheduledJob> = Api::namespaced(self.client.clone(), &namespace);
             let patch = json!({
                 "apiVersion": "jobtrigger.io/v1alpha1",
                 "kind": "ScheduledJob",
@@ -209,7 +208,7 @@ impl StatusWriter {
             self.metrics.api_write("status_apply");
             match api
                 .patch_status(
-                    &pending.name,
+                    &name,
                     &PatchParams::apply(FIELD_MANAGER).force(),
                     &Patch::Apply(&patch),
                 )
@@ -224,7 +223,7 @@ impl StatusWriter {
                     let wait = RETRY_MIN
                         .saturating_mul(1 << (pending.failures - 1).min(4))
                         .min(RETRY_MAX);
-                    tracing::warn!(job = %pending.name, namespace = %pending.namespace, error = %e, ?wait, "cannot write the status yet");
+                    tracing::warn!(job = %name, %namespace, error = %e, ?wait, "cannot write the status yet");
                     pending.due = Instant::now() + wait;
                     self.requeue(uid, pending);
                     return;
@@ -365,9 +364,7 @@ mod tests {
     async fn a_failed_write_goes_back_behind_newer_news_keeping_its_events() {
         let w = writer(Duration::from_secs(5));
         let failed = Pending {
-            namespace: "default".into(),
-            name: "a".into(),
-            object: ObjectReference::default(),
+            object: sj("a").object_ref(&()),
             status: status(1),
             notices: vec![Notice::warning("Failed", "run a-1 ended with FAILURE".into())],
             due: Instant::now() + RETRY_MIN,
