@@ -5,7 +5,10 @@
 //! - a wall time inside a DST gap maps to the first instant after the gap;
 //! - a wall time that occurs twice maps to its first occurrence, so it runs once.
 //!
-//! Intervals are absolute: slots are `k × every` seconds after the Unix epoch, whatever the zone.
+//! Intervals are absolute, whatever the zone: slots are `phase + k × every` after the Unix epoch,
+//! where the phase (whole milliseconds in `[0, every)`) is derived from the job's namespace and
+//! name by [`CompiledSchedule::for_job`]. Every runner, restart and mode computes the same slots,
+//! and many jobs on one interval spread over it instead of all starting in the same instant.
 //! Nothing here reads a clock: `now` and `after` are always parameters.
 
 use crate::types::{IntervalUnit, Schedule, ScheduledJobSpec, Weekday};
@@ -31,6 +34,9 @@ pub struct CompiledSchedule {
 enum Rule {
     Interval {
         every_secs: i64,
+        /// Milliseconds after each multiple of `every_secs` since the epoch; 0 until
+        /// [`CompiledSchedule::for_job`].
+        phase_ms: i64,
     },
     Hourly {
         minute: u32,
@@ -82,6 +88,17 @@ impl CompiledSchedule {
         }
     }
 
+    /// Places an interval's slots for the job `namespace/name`: `phase + k × every`, the phase a
+    /// stable hash (FNV-1a) of the name, so it is the same on every runner, in both modes and in
+    /// every version. Other forms are wall-clock times and do not change.
+    #[must_use]
+    pub fn for_job(mut self, namespace: &str, name: &str) -> Self {
+        if let Rule::Interval { every_secs, phase_ms } = &mut self.rule {
+            *phase_ms = interval_phase_ms(namespace, name, *every_secs);
+        }
+        self
+    }
+
     /// The job's time zone.
     pub fn time_zone(&self) -> Tz {
         self.tz
@@ -96,9 +113,12 @@ impl CompiledSchedule {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.rule {
             Rule::Manual => None,
-            Rule::Interval { every_secs } => {
-                let k = after.timestamp().div_euclid(*every_secs) + 1;
-                DateTime::from_timestamp(k.checked_mul(*every_secs)?, 0)
+            Rule::Interval { every_secs, phase_ms } => {
+                // Slots fall on whole milliseconds: the first one after `after`'s millisecond
+                // is also strictly after `after`.
+                let every_ms = every_secs.checked_mul(1_000)?;
+                let k = (after.timestamp_millis() - phase_ms).div_euclid(every_ms) + 1;
+                DateTime::from_timestamp_millis(k.checked_mul(every_ms)?.checked_add(*phase_ms)?)
             }
             _ => self.next_wall_slot(after),
         }
@@ -145,7 +165,7 @@ impl CompiledSchedule {
         let zone = self.tz.name();
         match &self.rule {
             Rule::Manual => "Manual: runs only when triggered".to_owned(),
-            Rule::Interval { every_secs } => describe_interval(*every_secs),
+            Rule::Interval { every_secs, .. } => describe_interval(*every_secs),
             Rule::Hourly { minute } => format!("Every hour at minute {minute} ({zone})"),
             Rule::Daily { at } => format!("Every day at {} ({zone})", at.format("%H:%M")),
             Rule::Weekly { days, at } => {
@@ -297,6 +317,20 @@ fn clamped_day(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day.min(last_day))
 }
 
+/// The phase of an interval of `every_secs` for the job `namespace/name`, in `[0, every)` ms.
+fn interval_phase_ms(namespace: &str, name: &str, every_secs: i64) -> i64 {
+    use std::hash::Hasher;
+    let mut hash = fnv::FnvHasher::default();
+    hash.write(namespace.as_bytes());
+    hash.write(b"/");
+    hash.write(name.as_bytes());
+    let every_ms = u64::try_from(every_secs)
+        .unwrap_or(1)
+        .saturating_mul(1_000)
+        .max(1);
+    i64::try_from(hash.finish() % every_ms).unwrap_or(0)
+}
+
 fn describe_interval(every_secs: i64) -> String {
     let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")]
         .into_iter()
@@ -392,7 +426,10 @@ fn compile_rule(schedule: &Schedule) -> Result<Rule, FieldError> {
                     "an interval must be at most 100 years",
                 )
             })?;
-        return Ok(Rule::Interval { every_secs });
+        return Ok(Rule::Interval {
+            every_secs,
+            phase_ms: 0,
+        });
     }
     if let Some(hourly) = &schedule.hourly {
         if hourly.minute > 59 {

@@ -127,8 +127,10 @@ pub struct Schedule {
 /// `HH:MM`, 00:00 to 23:59.
 pub const TIME_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
 
-/// Every N units, on slots anchored at the Unix epoch (1970-01-01T00:00:00Z): slot k is `k × every`
-/// since then, so restarts and edits of other fields never shift it.
+/// Every N units. Slot k is `phase + k × every` after the Unix epoch, where the phase (under one
+/// interval) comes from a hash of the job's namespace and name: the same on every restart and in
+/// both modes, and jobs on the same interval spread out instead of all starting at once.
+/// `status.nextRun` shows where the phase fell; use `cron` or `hourly` for fixed minutes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = kube::core::Rule::new(
     "self.unit != 'seconds' || self.every >= 10"

@@ -174,7 +174,7 @@ fn cron_in_the_london_overlap_runs_each_wall_minute_once() {
 }
 
 #[test]
-fn interval_fifteen_minutes_is_anchored_to_the_epoch() {
+fn interval_fifteen_minutes_without_a_job_is_anchored_to_the_epoch() {
     let spec = ScheduledJobSpec::interval(15, IntervalUnit::Minutes);
     assert_eq!(
         walk(&spec, "2026-11-29T09:07:31Z", 3),
@@ -189,6 +189,79 @@ fn interval_fifteen_minutes_is_anchored_to_the_epoch() {
     assert_eq!(
         next(&london, "2026-11-29T09:07:31Z"),
         Some(at("2026-11-29T09:15:00Z"))
+    );
+}
+
+#[test]
+fn a_jobs_interval_phase_comes_from_its_namespace_and_name() {
+    let spec = ScheduledJobSpec::interval(15, IntervalUnit::Minutes);
+    let schedule = |ns: &str, name: &str| validate(&spec).expect("valid").for_job(ns, name);
+    let walk = |ns: &str, name: &str| {
+        let s = schedule(ns, name);
+        let mut cursor = at("2026-11-29T09:07:31Z");
+        (0..3)
+            .map(|_| {
+                cursor = s.next_after(cursor).expect("next");
+                cursor.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            })
+            .collect::<Vec<_>>()
+    };
+    // Pinned: the phase is FNV-1a of "namespace/name" modulo the interval in milliseconds (834,277
+    // and 184,382 here, computed outside this code). Changing it would move every job's slots.
+    assert_eq!(
+        walk("default", "nightly-report"),
+        [
+            "2026-11-29T09:13:54.277Z",
+            "2026-11-29T09:28:54.277Z",
+            "2026-11-29T09:43:54.277Z"
+        ]
+    );
+    assert_eq!(
+        walk("ops", "nightly-report")[0],
+        "2026-11-29T09:18:04.382Z",
+        "another namespace, another phase"
+    );
+    assert_eq!(
+        walk("default", "nightly-report"),
+        walk("default", "nightly-report")
+    );
+    // Exactly on a slot, the next one is a whole interval later; a millisecond before, it is the slot.
+    let s = schedule("default", "nightly-report");
+    let slot = at("2026-11-29T09:13:54.277Z");
+    assert_eq!(s.next_after(slot), Some(at("2026-11-29T09:28:54.277Z")));
+    assert_eq!(s.next_after(slot - chrono::Duration::milliseconds(1)), Some(slot));
+    assert_eq!(s.next_after(slot - chrono::Duration::nanoseconds(1)), Some(slot));
+    // Wall-clock forms keep their wall times.
+    let daily = validate(&ScheduledJobSpec::daily("14:00")).expect("valid");
+    assert_eq!(
+        daily
+            .for_job("default", "nightly-report")
+            .next_after(at("2026-11-29T00:00:00Z")),
+        Some(at("2026-11-29T06:00:00Z"))
+    );
+}
+
+#[test]
+fn many_jobs_on_one_interval_spread_over_it() {
+    let spec = ScheduledJobSpec::interval(60, IntervalUnit::Seconds);
+    let after = at("2026-11-29T09:00:00Z");
+    let mut per_second = [0usize; 60];
+    for i in 0..1_000 {
+        let next = validate(&spec)
+            .expect("valid")
+            .for_job("default", &format!("job-{i}"))
+            .next_after(after)
+            .expect("next");
+        assert!(next > after && next <= after + chrono::Duration::seconds(60));
+        per_second[usize::try_from((next - after).num_seconds()).expect("positive") % 60] += 1;
+    }
+    // 1,000 jobs over 60 seconds: about 17 a second, none empty, no second with a crowd
+    // (without the phase, all 1,000 would start at 09:01:00).
+    let busiest = per_second.iter().max().copied().unwrap_or(0);
+    assert!(per_second.iter().all(|n| *n > 0), "{per_second:?}");
+    assert!(
+        busiest <= 35,
+        "busiest second has {busiest} starts: {per_second:?}"
     );
 }
 

@@ -176,6 +176,48 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A job's interval slots: one phase in [0, every), slots exactly `every` apart, the first
+    /// within one interval of any instant, and `missed` agreeing with walking.
+    #[test]
+    fn a_jobs_interval_slots_are_evenly_spaced_on_one_phase(
+        every in 10u64..200_000,
+        name in "[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?",
+        namespace in "[a-z0-9]{1,12}",
+        start in instant(),
+        nudge_ns in 0i64..120_000_000_000,
+    ) {
+        let start = start + Duration::nanoseconds(nudge_ns);
+        let spec = ScheduledJobSpec::interval(every, jtp_crds::IntervalUnit::Seconds);
+        let schedule = validate(&spec).expect("valid").for_job(&namespace, &name);
+        let every_ms = i64::try_from(every * 1_000).expect("small");
+        let mut cursor = start;
+        let mut slots = Vec::new();
+        for _ in 0..4 {
+            let next = schedule.next_after(cursor).expect("an interval always fires");
+            prop_assert!(next > cursor);
+            slots.push(next);
+            cursor = next;
+        }
+        prop_assert!(slots[0] - start <= Duration::milliseconds(every_ms));
+        let phase = slots[0].timestamp_millis().rem_euclid(every_ms);
+        for pair in slots.windows(2) {
+            prop_assert_eq!(pair[1] - pair[0], Duration::milliseconds(every_ms));
+        }
+        for slot in &slots {
+            prop_assert_eq!(slot.timestamp_subsec_nanos() % 1_000_000, 0);
+            prop_assert_eq!(slot.timestamp_millis().rem_euclid(every_ms), phase);
+        }
+        let again = validate(&spec).expect("valid").for_job(&namespace, &name);
+        prop_assert_eq!(again.next_after(start), Some(slots[0]));
+        let missed = schedule.missed(start, slots[3], 2);
+        prop_assert_eq!(missed.recent, slots[2..].to_vec());
+        prop_assert!(missed.truncated);
+    }
+}
+
 /// The same over the DST transitions of zones that have them, where bugs live.
 #[test]
 fn walking_across_dst_transitions_matches_the_reference() {

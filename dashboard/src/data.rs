@@ -372,8 +372,13 @@ pub(crate) async fn get_run(state: &AppState, id: i64) -> Result<Option<RunDetai
     }))
 }
 
-fn next_run(spec: &ScheduledJobSpec, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-    let compiled = jtp_crds::validate(spec)?;
+fn next_run(
+    namespace: &str,
+    name: &str,
+    spec: &ScheduledJobSpec,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let compiled = jtp_crds::validate(spec)?.for_job(namespace, name);
     Ok(compiled.next_after(now))
 }
 
@@ -389,7 +394,7 @@ pub(crate) async fn insert_job(
         namespace,
         uid: None,
         spec,
-        next_run: next_run(spec, Utc::now())?,
+        next_run: next_run(namespace, name, spec, Utc::now())?,
     };
     state.store().create_job(&input).await.map_err(store_err)?;
     Ok(())
@@ -410,7 +415,7 @@ pub(crate) async fn update_job(
         namespace,
         uid: job.uid.as_deref(),
         spec,
-        next_run: next_run(spec, Utc::now())?,
+        next_run: next_run(namespace, name, spec, Utc::now())?,
     };
     state
         .store()

@@ -169,8 +169,10 @@ fn main() {
             let every = 60 + (i % 241);
             let mut spec = ScheduledJobSpec::interval(every, IntervalUnit::Seconds).script("date +%s%N");
             spec.concurrency_policy = jtp_crds::ConcurrencyPolicy::Allow;
-            let schedule = jtp_crds::validate(&spec).expect("valid");
             let name = format!("bench-{i:05}");
+            let schedule = jtp_crds::validate(&spec)
+                .expect("valid")
+                .for_job("default", &name);
             let input = JobInput {
                 name: &name,
                 namespace: "default",

@@ -34,7 +34,15 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
     let mut out = String::new();
     for job in jobs {
         let name = job.metadata.name.clone().unwrap_or_default();
-        let schedule = validate(&job.spec).map_err(|problems| PreviewError::Invalid { name, problems })?;
+        // An interval's phase depends on the namespace: without one, the job is previewed as
+        // standalone mode (and `kubectl apply` in the default namespace) would place it.
+        let namespace = job.metadata.namespace.as_deref().unwrap_or("default");
+        let schedule = validate(&job.spec)
+            .map_err(|problems| PreviewError::Invalid {
+                name: name.clone(),
+                problems,
+            })?
+            .for_job(namespace, &name);
         let zone = schedule.time_zone();
         let mut cursor = after;
         for _ in 0..count {

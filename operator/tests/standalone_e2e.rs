@@ -95,6 +95,16 @@ fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// The slots of an interval of 10 s (or `every` s) for the standalone job `name`.
+fn ten_seconds(name: &str) -> jtp_crds::CompiledSchedule {
+    interval_of(10, name)
+}
+
+fn interval_of(every: u64, name: &str) -> jtp_crds::CompiledSchedule {
+    let spec = jtp_crds::ScheduledJobSpec::interval(every, jtp_crds::IntervalUnit::Seconds);
+    jtp_crds::validate(&spec).expect("valid").for_job("default", name)
+}
+
 fn create(jtp: &Jtp, name: &str, spec: Value) {
     let (status, body) = api(
         jtp,
@@ -177,9 +187,9 @@ fn a_job_created_through_the_api_runs_on_time_and_its_output_is_stored() {
     let job = db.job("tick");
     let first_slot = job.next_run.expect("an interval job has a next run");
     assert_eq!(
-        first_slot.timestamp() % 10,
-        0,
-        "interval slots are anchored to the epoch"
+        Some(first_slot),
+        ten_seconds("tick").next_after(first_slot - Span::seconds(10)),
+        "interval slots are the engine's slots for default/tick"
     );
     let runs = db.wait_finished("tick", 1, Duration::from_secs(30));
     let run = runs.last().expect("one run");
@@ -382,11 +392,13 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
     // A crash: no chance to record anything.
     drop(jtp);
 
-    // While it was down, three slots of each interval job fell due.
-    let past: DateTime<Utc> = Utc::now() - Span::minutes(25);
-    let slot = DateTime::from_timestamp(past.timestamp() - past.timestamp() % 600, 0).expect("slot");
-    for name in ["catch-up", "deadline"] {
+    // While it was down, two or three slots of each interval job fell due.
+    let schedules = ["catch-up", "deadline"].map(|name| (name, interval_of(600, name)));
+    for (name, schedule) in &schedules {
         let job = db.job(name);
+        let slot = schedule
+            .next_after(Utc::now() - Span::minutes(25))
+            .expect("a slot");
         db.runtime
             .block_on(
                 db.store
@@ -395,13 +407,15 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
             .expect("move next_run into the past");
     }
 
-    // Keep clear of a 10-minute boundary, whatever the time of day: the latest missed slot must be
+    // Keep clear of each job's slots, whatever the time of day: its latest missed slot must be
     // older than the 10 s deadline, and no new slot may fall due while the test looks.
-    let into_slot = u64::try_from(Utc::now().timestamp() % 600).expect("positive");
-    if into_slot < 15 {
-        std::thread::sleep(Duration::from_secs(15 - into_slot));
-    } else if into_slot > 580 {
-        std::thread::sleep(Duration::from_secs(600 - into_slot + 15));
+    let clear = |schedule: &jtp_crds::CompiledSchedule| {
+        let now = Utc::now();
+        let next = schedule.next_after(now).expect("a slot");
+        next - now > Span::seconds(20) && now - (next - Span::minutes(10)) > Span::seconds(15)
+    };
+    while !schedules.iter().all(|(_, schedule)| clear(schedule)) {
+        std::thread::sleep(Duration::from_secs(1));
     }
     let _jtp = start(dir.path(), None, &[]);
     let runs = db.wait_finished("catch-up", 1, Duration::from_secs(15));
@@ -414,7 +428,11 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
         "a catch-up must be one run, never a burst: {runs_after:?}"
     );
     assert_eq!(runs[0].status, RunStatus::Success);
-    let latest_missed = DateTime::from_timestamp(Utc::now().timestamp() / 600 * 600, 0).expect("slot");
+    let latest_missed = schedules[0]
+        .1
+        .missed(Utc::now() - Span::minutes(11), Utc::now(), 1)
+        .latest()
+        .expect("a slot in the last 10 minutes");
     assert_eq!(
         runs[0].scheduled_for, latest_missed,
         "the catch-up runs the latest missed slot"

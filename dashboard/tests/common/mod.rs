@@ -52,7 +52,10 @@ pub async fn standalone() -> Standalone {
 
 /// A job row written the way the standalone portal writes it.
 pub async fn add_job(store: &Store, namespace: &str, name: &str, spec: &ScheduledJobSpec) -> i64 {
-    let next_run = jtp_crds::validate(spec).unwrap().next_after(Utc::now());
+    let next_run = jtp_crds::validate(spec)
+        .unwrap()
+        .for_job(namespace, name)
+        .next_after(Utc::now());
     let input = JobInput {
         name,
         namespace,
@@ -388,7 +391,9 @@ pub mod kube_env {
                 ) else {
                     continue;
                 };
-                let next_run = jtp_crds::validate(&job.spec).ok().and_then(|c| c.next_after(now));
+                let next_run = jtp_crds::validate(&job.spec)
+                    .ok()
+                    .and_then(|c| c.for_job(&namespace, &name).next_after(now));
                 let input = JobInput {
                     name: &name,
                     namespace: &namespace,

@@ -456,7 +456,7 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let name = sj.name_any();
     let key = sj.uid().unwrap_or_default();
     let observed = observe(sj, ctx, now).await?;
-    let compiled = validate(&sj.spec);
+    let compiled = validate(&sj.spec).map(|c| c.for_job(&ns, &name));
     // We are the only writer of the status: when the watched copy lags our last write, decide
     // from what we wrote (so a lagging cache cannot make a slot look due twice).
     let written = ctx.written.lock().ok().and_then(|w| w.get(&key).cloned());

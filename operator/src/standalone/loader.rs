@@ -45,7 +45,7 @@ pub async fn sync(
         let key = format!("{namespace}/{name}");
         defined.insert((namespace.clone(), name.clone()));
         let schedule = match validate(&job.spec) {
-            Ok(schedule) => schedule,
+            Ok(schedule) => schedule.for_job(namespace, name),
             Err(invalid) => {
                 report
                     .problems

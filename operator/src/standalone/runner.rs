@@ -232,7 +232,7 @@ impl Runner {
         };
         let at = expected.max(now);
         let schedule = match validate(&job.spec) {
-            Ok(schedule) => schedule,
+            Ok(schedule) => schedule.for_job(&job.namespace, &job.name),
             Err(invalid) => {
                 tracing::error!(job = %job.name, %invalid, "invalid job left unscheduled until it is fixed");
                 self.skip_slot(job.id, expected, None).await?;
