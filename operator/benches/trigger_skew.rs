@@ -207,11 +207,8 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
     args.no_leader_election = true;
     args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    // The operator's own client (HTTP/2, one connection), apart from the bench's watch.
-    let operator_client = jtp_operator::controller::client::from_config(jtp_testenv::cluster_config().await)
-        .expect("building the operator's client");
     let operator = tokio::spawn(run_with(
-        operator_client,
+        client.clone(),
         args,
         ledger.clone(),
         metrics.clone(),

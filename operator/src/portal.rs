@@ -38,7 +38,7 @@ pub enum Error {
 /// Serves the portal until SIGTERM or Ctrl-C.
 pub async fn run(args: PortalArgs) -> Result<(), Error> {
     let store = Store::connect(&args.database_url).await?;
-    let client = crate::controller::client::infer().await?;
+    let client = kube::Client::try_default().await?;
     let config = PortalConfig {
         secure_cookies: args.secure_cookies,
         ..PortalConfig::default()

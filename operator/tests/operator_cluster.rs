@@ -26,9 +26,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 async fn client() -> kube::Client {
     init_logs();
-    // The operator's own client (HTTP/2), for the operator and the test alike.
-    let client = jtp_operator::controller::client::from_config(jtp_testenv::cluster_config().await)
-        .expect("building the operator's client");
+    let client = jtp_testenv::cluster().await;
     install_crd(&client).await;
     client
 }

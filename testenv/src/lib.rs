@@ -9,6 +9,6 @@ pub mod node;
 mod support;
 
 pub use support::{
-    DEFAULT_TESTENV_DIR, KEEP_NAMESPACES_ENV, TestNamespace, cluster, cluster_config, cluster_with_node,
-    helm, helm_output, kubeconfig_path, kubectl, kubectl_output, testenv_dir, tool_path, wait_for,
+    DEFAULT_TESTENV_DIR, KEEP_NAMESPACES_ENV, TestNamespace, cluster, cluster_with_node, helm, helm_output,
+    kubeconfig_path, kubectl, kubectl_output, testenv_dir, tool_path, wait_for,
 };

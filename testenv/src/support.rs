@@ -93,25 +93,13 @@ pub fn kubeconfig_path() -> PathBuf {
     ensure_up(None)
 }
 
-async fn config_for(kubeconfig: PathBuf) -> kube::Config {
+async fn client_for(kubeconfig: PathBuf) -> kube::Client {
     let config = kube::config::Kubeconfig::read_from(&kubeconfig)
         .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
-    kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+    let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
         .await
-        .unwrap_or_else(|e| panic!("loading {}: {e}", kubeconfig.display()))
-}
-
-async fn client_for(kubeconfig: PathBuf) -> kube::Client {
-    kube::Client::try_from(config_for(kubeconfig).await).unwrap_or_else(|e| panic!("building a client: {e}"))
-}
-
-/// The client configuration of the shared test cluster (started on demand, reused if already
-/// up), for tests that build their client the way the product does.
-pub async fn cluster_config() -> kube::Config {
-    let path = tokio::task::spawn_blocking(|| ensure_up(None))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    config_for(path).await
+        .unwrap_or_else(|e| panic!("loading {}: {e}", kubeconfig.display()));
+    kube::Client::try_from(config).unwrap_or_else(|e| panic!("building a client: {e}"))
 }
 
 /// A client for the shared test cluster (started on demand, reused if already up).

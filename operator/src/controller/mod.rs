@@ -5,7 +5,6 @@
 //! apply → requeue at the next run. Only the replica holding the leader Lease schedules.
 
 pub mod builder;
-pub mod client;
 pub mod decide;
 pub mod leader;
 pub mod ledger;
@@ -163,7 +162,7 @@ impl OperatorArgs {
 /// interrupted (or until leadership is lost, which ends the process so it restarts as a standby).
 pub async fn run(args: OperatorArgs) -> Result<()> {
     init_tracing(args.log_json);
-    let client = client::infer().await.map_err(Error::Config)?;
+    let client = kube::Client::try_default().await.map_err(Error::Config)?;
     let ledger = open_ledger(args.database_url.as_deref()).await?;
     let metrics = Metrics::new();
     let shutdown = async {
