@@ -553,6 +553,12 @@ async fn start(
     launch: &Launch,
 ) -> Result<Option<Notice>> {
     let job = build_job(sj, launch, &ctx.defaults)?;
+    // With "run started" below, tells the operator's part of the skew from the API server's.
+    tracing::debug!(
+        job = %launch.job_name,
+        skew_seconds = (Utc::now() - launch.scheduled_at).num_microseconds().unwrap_or(0) as f64 / 1e6,
+        "applying the Job"
+    );
     ctx.metrics.api_write("job_apply");
     match jobs_api
         .patch(
