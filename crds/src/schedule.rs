@@ -89,8 +89,8 @@ impl CompiledSchedule {
     }
 
     /// Places an interval's slots for the job `namespace/name`: `phase + k × every`, the phase a
-    /// stable hash (FNV-1a) of the name, so it is the same on every runner, in both modes and in
-    /// every version. Other forms are wall-clock times and do not change.
+    /// stable hash (FNV-1a) of `namespace/name`, so it is the same on every runner, in both modes
+    /// and in every version. Other forms are wall-clock times and do not change.
     #[must_use]
     pub fn for_job(mut self, namespace: &str, name: &str) -> Self {
         if let Rule::Interval { every_secs, phase_ms } = &mut self.rule {
