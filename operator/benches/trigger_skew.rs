@@ -8,7 +8,8 @@
 //!     cargo bench -p jtp-operator --bench trigger_skew            # N = 1000
 //!     JTP_BENCH_JOBS=200 cargo bench -p jtp-operator --bench trigger_skew
 //!
-//! `JTP_BENCH_CRONJOB=0` skips the CronJob phase. `RUST_LOG=jtp_operator::controller::reconcile=debug`
+//! `JTP_BENCH_CRONJOB=0` skips the CronJob phase; `JTP_BENCH_COALESCE_SECONDS` sets the operator's
+//! `--status-coalesce-seconds`. `RUST_LOG=jtp_operator::controller::reconcile=debug`
 //! logs, per Job, the skew when its apply was sent ("applying the Job") and when the API server
 //! answered ("run started"): the operator's part of the skew apart from the API server's.
 
@@ -209,6 +210,13 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
     let mut args = OperatorArgs::defaults();
     args.namespaces = vec![ns.name().to_owned()];
     args.no_leader_election = true;
+    // JTP_BENCH_COALESCE_SECONDS sets the operator's --status-coalesce-seconds (default 5).
+    if let Some(secs) = std::env::var("JTP_BENCH_COALESCE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        args.status_coalesce_seconds = secs;
+    }
     args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(run_with(
