@@ -597,45 +597,12 @@ fn two_runners_on_one_postgres_database_never_run_a_slot_twice() {
 
 /// A fresh database on the test PostgreSQL server (`JTP_TEST_POSTGRES_URL`, else `scripts/postgres-up`).
 fn postgres_database() -> String {
-    let server = std::env::var("JTP_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres-up");
-        let out = Command::new(&script).output().unwrap_or_else(|e| {
-            panic!(
-                "cannot run {}: {e}; install PostgreSQL (apt-get install postgresql)",
-                script.display()
-            )
-        });
-        assert!(
-            out.status.success(),
-            "scripts/postgres-up failed (install PostgreSQL with `apt-get install postgresql`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    });
-    let name = format!("jtp_e2e_{}", std::process::id());
+    let server = jtp_store::testing::postgres_server_url();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&server)
-            .await
-            .expect("connect to the test PostgreSQL server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("drop");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-    });
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
-    format!("{base}/{name}")
+    runtime
+        .block_on(jtp_store::testing::create_database(&server, "jtp_e2e"))
+        .1
 }

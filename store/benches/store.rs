@@ -9,7 +9,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
 use jtp_store::{ImportedRun, JobFilter, JobInput, RunFinish, RunStart, Store};
 use rand::Rng;
-use sqlx::Connection;
 use std::time::Instant;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -196,26 +195,6 @@ async fn bench(store: &Store, jobs: usize, runs: usize, iterations: usize) {
     .report(kind, "record a run (start + finish)");
 }
 
-fn postgres_admin_url() -> String {
-    if let Ok(url) = std::env::var("JTP_TEST_POSTGRES_URL") {
-        return url;
-    }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres-up");
-    let out = std::process::Command::new(&script)
-        .output()
-        .expect("run scripts/postgres-up");
-    assert!(
-        out.status.success(),
-        "scripts/postgres-up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; any other argument is a filter we do not need.
@@ -234,25 +213,15 @@ async fn main() {
         store.close().await;
     }
     if backends.contains("postgres") {
-        let admin = postgres_admin_url();
-        let name = format!("jtp_bench_{:08x}", rand::random::<u32>());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create");
-        let mut url = url::Url::parse(&admin).expect("url");
-        url.set_path(&name);
-        let store = Store::connect(url.as_str()).await.expect("postgres");
+        let admin = jtp_store::testing::postgres_server_url();
+        let (name, url) = jtp_store::testing::create_database(&admin, "jtp_bench").await;
+        let store = Store::connect(&url).await.expect("postgres");
         bench(&store, jobs, runs, iterations).await;
         store.close().await;
         if std::env::var_os("JTP_BENCH_KEEP").is_some() {
             println!("kept database {name}");
             return;
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await
-            .expect("drop");
+        jtp_store::testing::drop_database(&admin, &name).await;
     }
 }

@@ -15,6 +15,8 @@ mod row;
 mod runner;
 mod runs;
 mod sources;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod troubleshooting;
 mod url;

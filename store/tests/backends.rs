@@ -119,8 +119,8 @@ async fn postgres_outage_and_recovery() {
         ("JTP_PG_PORT", port.to_string()),
         ("JTP_PG_DATA", data.display().to_string()),
     ];
-    let url =
-        common::postgres_up(&env).unwrap_or_else(|e| panic!("a dedicated PostgreSQL for this test: {e}"));
+    let url = jtp_store::testing::postgres_up(&env)
+        .unwrap_or_else(|e| panic!("a dedicated PostgreSQL for this test: {e}"));
     /// Stops and removes the dedicated server however the test ends.
     struct Purge(Vec<(&'static str, String)>);
     impl Drop for Purge {
@@ -188,7 +188,7 @@ async fn postgres_outage_and_recovery() {
         assert!(!err.to_string().contains(":jtp@"), "{err}");
     }
 
-    common::postgres_up(&env).expect("restart");
+    jtp_store::testing::postgres_up(&env).expect("restart");
     let mut back = store.ping().await;
     for _ in 0..20 {
         if back.is_ok() {

@@ -4,40 +4,11 @@
 #![allow(dead_code)]
 
 use jtp_store::{Store, StoreOptions};
-use sqlx::Connection;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
-
-pub const POSTGRES_URL_ENV: &str = "JTP_TEST_POSTGRES_URL";
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs `scripts/postgres-up` with extra environment and returns the URL it prints last.
-pub fn postgres_up(env: &[(&str, String)]) -> Result<String, String> {
-    let script = repo_root().join("scripts/postgres-up");
-    let out = Command::new(&script)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().last() {
-        Some(url) if out.status.success() && url.starts_with("postgres") => Ok(url.to_owned()),
-        _ => Err(format!(
-            "{} failed ({}): {}{}",
-            script.display(),
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        )),
-    }
-}
 
 /// Runs `scripts/postgres-down` with extra environment and arguments; true when it worked.
 pub fn postgres_down(env: &[(&str, String)], args: &[&str]) -> bool {
-    let script = repo_root().join("scripts/postgres-down");
+    let script = jtp_store::testing::script("postgres-down");
     let status = Command::new(&script)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(args)
@@ -47,19 +18,7 @@ pub fn postgres_down(env: &[(&str, String)], args: &[&str]) -> bool {
 
 /// The shared server for this test binary.
 pub fn postgres_admin_url() -> String {
-    static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    let url = URL.get_or_init(|| match std::env::var(POSTGRES_URL_ENV) {
-        Ok(url) if !url.is_empty() => Ok(url),
-        _ => postgres_up(&[]),
-    });
-    match url {
-        Ok(url) => url.clone(),
-        Err(e) => panic!(
-            "the store tests need PostgreSQL: set {POSTGRES_URL_ENV}=postgres://USER:PASSWORD@127.0.0.1:PORT/DB \
-             (a role that may CREATE DATABASE), or let scripts/postgres-up start one (as root it installs \
-             Debian's postgresql package if missing). It said: {e}"
-        ),
-    }
+    jtp_store::testing::postgres_server_url()
 }
 
 /// One test's database; call [`TestDb::finish`] at the end to drop it.
@@ -89,18 +48,7 @@ impl TestDb {
 
     pub async fn postgres_with(options: StoreOptions) -> Self {
         let admin = postgres_admin_url();
-        let name = format!("jtp_test_{:016x}", rand::random::<u64>());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to the test server");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create db");
-        conn.close().await.ok();
-        let mut url = url::Url::parse(&admin).expect("admin url");
-        url.set_path(&name);
-        let url = url.to_string();
+        let (name, url) = jtp_store::testing::create_database(&admin, "jtp_test").await;
         let store = Store::connect_with(&url, options)
             .await
             .expect("connect postgres");
@@ -120,15 +68,7 @@ impl TestDb {
     pub async fn finish(self) {
         self.store.close().await;
         if let Some((admin, name)) = self.dropper {
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .expect("connect to the test server");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await
-            .expect("drop db");
+            jtp_store::testing::drop_database(&admin, &name).await;
         }
     }
 }
