@@ -53,8 +53,9 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
             let _ = writeln!(
                 out,
                 "{}  {} {}",
-                next.to_rfc3339_opts(SecondsFormat::Secs, true),
-                local.format("%Y-%m-%d %H:%M:%S %:z"),
+                // Milliseconds only when there are some (an interval's phase).
+                next.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                local.format("%Y-%m-%d %H:%M:%S%.f %:z"),
                 zone.name()
             );
             cursor = next;

@@ -28,6 +28,51 @@ spec:
   script: { inline: "echo report" }
 "#;
 
+const INTERVAL: &str = r#"
+apiVersion: jobtrigger.io/v1alpha1
+kind: ScheduledJob
+metadata: { name: heartbeat }
+spec:
+  schedule: { interval: { every: 15, unit: minutes } }
+  script: { inline: "echo beat" }
+"#;
+
+#[test]
+fn an_interval_is_previewed_on_its_jobs_phase_to_the_millisecond() {
+    let after = "2026-11-30T01:30:00Z";
+    let slots = |namespace: &str| {
+        let spec = jtp_crds::ScheduledJobSpec::interval(15, jtp_crds::IntervalUnit::Minutes);
+        let schedule = jtp_crds::validate(&spec)
+            .expect("valid")
+            .for_job(namespace, "heartbeat");
+        let first = schedule
+            .next_after(after.parse().expect("instant"))
+            .expect("next");
+        [first, schedule.next_after(first).expect("next")]
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    };
+    let (ok, stdout, stderr) = preview(INTERVAL, &["--after", after, "--count", "2"]);
+    assert!(ok, "{stderr}");
+    let utc: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    // Without a namespace, the job is placed as in `default` (default/heartbeat: :10:14.529 past).
+    assert_eq!(utc, slots("default"), "{stdout}");
+    assert_eq!(utc[0], "2026-11-30T01:40:14.529Z");
+    assert!(stdout.contains(" 09:40:14.529 +08:00 Asia/Hong_Kong"), "{stdout}");
+
+    let in_ops = INTERVAL.replace("name: heartbeat }", "name: heartbeat, namespace: ops }");
+    let (ok, stdout, stderr) = preview(&in_ops, &["--after", after, "--count", "2"]);
+    assert!(ok, "{stderr}");
+    let utc: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(utc, slots("ops"), "{stdout}");
+    assert_ne!(slots("ops"), slots("default"));
+}
+
 #[test]
 fn prints_the_next_runs_utc_first_then_the_job_zone() {
     let (ok, stdout, stderr) = preview(WEEKLY, &["--after", "2026-11-30T01:30:00Z", "--count", "2"]);
