@@ -51,24 +51,24 @@ fn an_interval_is_previewed_on_its_jobs_phase_to_the_millisecond() {
         [first, schedule.next_after(first).expect("next")]
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     };
-    let (ok, stdout, stderr) = preview(INTERVAL, &["--after", after, "--count", "2"]);
-    assert!(ok, "{stderr}");
-    let utc: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    // The whole output and its first column (the slots in UTC).
+    let run = |yaml: &str| {
+        let (ok, stdout, stderr) = preview(yaml, &["--after", after, "--count", "2"]);
+        assert!(ok, "{stderr}");
+        let utc: Vec<String> = stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
+        (stdout, utc)
+    };
+    let (stdout, utc) = run(INTERVAL);
     // Without a namespace, the job is placed as in `default` (default/heartbeat: :10:14.529 past).
     assert_eq!(utc, slots("default"), "{stdout}");
     assert_eq!(utc[0], "2026-11-30T01:40:14.529Z");
     assert!(stdout.contains(" 09:40:14.529 +08:00 Asia/Hong_Kong"), "{stdout}");
 
     let in_ops = INTERVAL.replace("name: heartbeat }", "name: heartbeat, namespace: ops }");
-    let (ok, stdout, stderr) = preview(&in_ops, &["--after", after, "--count", "2"]);
-    assert!(ok, "{stderr}");
-    let utc: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let (stdout, utc) = run(&in_ops);
     assert_eq!(utc, slots("ops"), "{stdout}");
     assert_ne!(slots("ops"), slots("default"));
 }

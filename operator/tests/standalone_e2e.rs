@@ -95,11 +95,7 @@ fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-/// The slots of an interval of 10 s (or `every` s) for the standalone job `name`.
-fn ten_seconds(name: &str) -> jtp_crds::CompiledSchedule {
-    interval_of(10, name)
-}
-
+/// The slots of an interval of `every` seconds for the standalone job `name`.
 fn interval_of(every: u64, name: &str) -> jtp_crds::CompiledSchedule {
     let spec = jtp_crds::ScheduledJobSpec::interval(every, jtp_crds::IntervalUnit::Seconds);
     jtp_crds::validate(&spec).expect("valid").for_job("default", name)
@@ -188,7 +184,7 @@ fn a_job_created_through_the_api_runs_on_time_and_its_output_is_stored() {
     let first_slot = job.next_run.expect("an interval job has a next run");
     assert_eq!(
         Some(first_slot),
-        ten_seconds("tick").next_after(first_slot - Span::seconds(10)),
+        interval_of(10, "tick").next_after(first_slot - Span::seconds(10)),
         "interval slots are the engine's slots for default/tick"
     );
     let runs = db.wait_finished("tick", 1, Duration::from_secs(30));
