@@ -2,7 +2,12 @@
 //! Run with `cargo bench -p jtp-crds --bench next_run`; prints the time per computation.
 
 use chrono::{DateTime, Duration, Utc};
-use jtp_crds::{CompiledSchedule, IntervalUnit, ScheduledJobSpec, Weekday, validate};
+use jtp_crds::{CompiledSchedule, IntervalUnit, JobId, ScheduledJobSpec, Weekday, validate};
+
+const JOB: JobId<'static> = JobId {
+    namespace: "default",
+    name: "bench",
+};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use std::hint::black_box;
 use std::time::Instant;
@@ -46,7 +51,7 @@ fn main() {
         .collect();
 
     let started = Instant::now();
-    let compiled: Vec<CompiledSchedule> = specs.iter().filter_map(|s| validate(s).ok()).collect();
+    let compiled: Vec<CompiledSchedule> = specs.iter().filter_map(|s| validate(JOB, s).ok()).collect();
     let compile = started.elapsed();
     assert_eq!(compiled.len(), SPECS, "every random spec is valid");
 
@@ -59,7 +64,7 @@ fn main() {
 
     let started = Instant::now();
     for (spec, after) in specs.iter().zip(&instants) {
-        let schedule = validate(spec).ok();
+        let schedule = validate(JOB, spec).ok();
         black_box(schedule.and_then(|s| s.next_after(*after)));
     }
     let both = started.elapsed();

@@ -7,7 +7,7 @@ pub mod testing;
 pub mod types;
 pub mod validate;
 
-pub use schedule::{CompiledSchedule, MissedSlots};
+pub use schedule::{CompiledSchedule, JobId, MissedSlots};
 pub use types::*;
 pub use validate::{FieldError, InvalidSpec, validate};
 

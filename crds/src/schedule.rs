@@ -7,8 +7,9 @@
 //!
 //! Intervals are absolute, whatever the zone: slots are `phase + k × every` after the Unix epoch,
 //! where the phase (whole milliseconds in `[0, every)`) is derived from the job's namespace and
-//! name by [`CompiledSchedule::for_job`]. Every runner, restart and mode computes the same slots,
-//! and many jobs on one interval spread over it instead of all starting in the same instant.
+//! name, so a schedule is only ever compiled for a [`JobId`]. Every runner, restart and mode
+//! computes the same slots, and many jobs on one interval spread over it instead of all starting
+//! in the same instant.
 //! Nothing here reads a clock: `now` and `after` are always parameters.
 
 use crate::types::{IntervalUnit, Schedule, ScheduledJobSpec, Weekday};
@@ -21,9 +22,23 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use std::collections::VecDeque;
+use std::fmt;
 use std::str::FromStr;
 
-/// A schedule parsed once and ready to answer "when next?" many times.
+/// The job a schedule belongs to. Interval slots are placed by it, so compiling a schedule takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JobId<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+impl fmt::Display for JobId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A schedule parsed once for one job and ready to answer "when next?" many times.
 #[derive(Clone, Debug)]
 pub struct CompiledSchedule {
     tz: Tz,
@@ -34,8 +49,7 @@ pub struct CompiledSchedule {
 enum Rule {
     Interval {
         every_secs: i64,
-        /// Milliseconds after each multiple of `every_secs` since the epoch; 0 until
-        /// [`CompiledSchedule::for_job`].
+        /// Milliseconds after each multiple of `every_secs` since the epoch, from the job's id.
         phase_ms: i64,
     },
     Hourly {
@@ -77,26 +91,19 @@ impl MissedSlots {
 const MAX_WALL_STEPS: usize = 2_000;
 
 impl CompiledSchedule {
-    /// Parses a spec's schedule and zone; errors name the field and say what to fix.
-    pub fn new(spec: &ScheduledJobSpec) -> Result<Self, InvalidSpec> {
+    /// Parses job `job`'s schedule and zone; errors name the field and say what to fix.
+    ///
+    /// An interval's slots are `phase + k × every`, the phase a stable hash (FNV-1a) of
+    /// `namespace/name`, so it is the same on every runner, in both modes and in every version.
+    /// Other forms are wall-clock times and do not depend on the job.
+    pub fn new(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<Self, InvalidSpec> {
         let mut errors = Vec::new();
         let tz = parse_time_zone(&spec.time_zone).map_err(|e| errors.push(e)).ok();
-        let rule = compile_rule(&spec.schedule).map_err(|e| errors.push(e)).ok();
+        let rule = compile_rule(job, &spec.schedule).map_err(|e| errors.push(e)).ok();
         match (tz, rule) {
             (Some(tz), Some(rule)) if errors.is_empty() => Ok(Self { tz, rule }),
             _ => Err(InvalidSpec { errors }),
         }
-    }
-
-    /// Places an interval's slots for the job `namespace/name`: `phase + k × every`, the phase a
-    /// stable hash (FNV-1a) of `namespace/name`, so it is the same on every runner, in both modes
-    /// and in every version. Other forms are wall-clock times and do not change.
-    #[must_use]
-    pub fn for_job(mut self, namespace: &str, name: &str) -> Self {
-        if let Rule::Interval { every_secs, phase_ms } = &mut self.rule {
-            *phase_ms = interval_phase_ms(namespace, name, *every_secs);
-        }
-        self
     }
 
     /// The job's time zone.
@@ -317,13 +324,13 @@ fn clamped_day(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day.min(last_day))
 }
 
-/// The phase of an interval of `every_secs` for the job `namespace/name`, in `[0, every)` ms.
-fn interval_phase_ms(namespace: &str, name: &str, every_secs: i64) -> i64 {
+/// The phase of an interval of `every_secs` for `job`, in `[0, every)` ms.
+fn interval_phase_ms(job: JobId<'_>, every_secs: i64) -> i64 {
     use std::hash::Hasher;
     let mut hash = fnv::FnvHasher::default();
-    hash.write(namespace.as_bytes());
+    hash.write(job.namespace.as_bytes());
     hash.write(b"/");
-    hash.write(name.as_bytes());
+    hash.write(job.name.as_bytes());
     let every_ms = u64::try_from(every_secs)
         .unwrap_or(1)
         .saturating_mul(1_000)
@@ -396,7 +403,7 @@ pub fn parse_cron(field: &str, expr: &str) -> Result<Cron, FieldError> {
         .map_err(|e| FieldError::new(field, format!("cron \"{expr}\" is invalid: {e}")))
 }
 
-fn compile_rule(schedule: &Schedule) -> Result<Rule, FieldError> {
+fn compile_rule(job: JobId<'_>, schedule: &Schedule) -> Result<Rule, FieldError> {
     let path = "spec.schedule";
     if schedule.forms_set() != 1 {
         return Err(FieldError::new(
@@ -428,7 +435,7 @@ fn compile_rule(schedule: &Schedule) -> Result<Rule, FieldError> {
             })?;
         return Ok(Rule::Interval {
             every_secs,
-            phase_ms: 0,
+            phase_ms: interval_phase_ms(job, every_secs),
         });
     }
     if let Some(hourly) = &schedule.hourly {

@@ -2,7 +2,7 @@
 //! schema's rules (so a row written without the API server is held to them too) and adds what a
 //! schema cannot check: a known time-zone name, a cron expression that parses.
 
-use crate::schedule::CompiledSchedule;
+use crate::schedule::{CompiledSchedule, JobId};
 use crate::types::ScheduledJobSpec;
 use serde::Serialize;
 use std::fmt;
@@ -42,10 +42,10 @@ impl fmt::Display for InvalidSpec {
     }
 }
 
-/// Checks a spec; on success returns its compiled schedule, ready to use.
-pub fn validate(spec: &ScheduledJobSpec) -> Result<CompiledSchedule, InvalidSpec> {
+/// Checks job `job`'s spec; on success returns its compiled schedule, ready to use.
+pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSchedule, InvalidSpec> {
     let mut errors = Vec::new();
-    let compiled = CompiledSchedule::new(spec)
+    let compiled = CompiledSchedule::new(job, spec)
         .map_err(|e| errors.extend(e.errors))
         .ok();
 

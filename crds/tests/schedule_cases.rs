@@ -1,7 +1,13 @@
 //! Table tests of the schedule engine on real cases, each with a fixed `now`.
 
 use chrono::{DateTime, Utc};
-use jtp_crds::{IntervalUnit, ScheduledJobSpec, Weekday, validate};
+use jtp_crds::{IntervalUnit, JobId, ScheduledJobSpec, Weekday, validate};
+
+/// The job the cases compile for, where the job does not matter (wall-clock forms).
+const JOB: JobId<'static> = JobId {
+    namespace: "default",
+    name: "job",
+};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -10,11 +16,11 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn next(spec: &ScheduledJobSpec, after: &str) -> Option<DateTime<Utc>> {
-    validate(spec).expect("spec is valid").next_after(at(after))
+    validate(JOB, spec).expect("spec is valid").next_after(at(after))
 }
 
 fn walk(spec: &ScheduledJobSpec, after: &str, n: usize) -> Vec<String> {
-    let schedule = validate(spec).expect("spec is valid");
+    let schedule = validate(JOB, spec).expect("spec is valid");
     let mut cursor = at(after);
     (0..n)
         .map(|_| {
@@ -174,28 +180,30 @@ fn cron_in_the_london_overlap_runs_each_wall_minute_once() {
 }
 
 #[test]
-fn interval_fifteen_minutes_without_a_job_is_anchored_to_the_epoch() {
+fn interval_fifteen_minutes_is_fifteen_minutes_apart_in_any_zone() {
     let spec = ScheduledJobSpec::interval(15, IntervalUnit::Minutes);
+    // JOB's phase for 15 minutes is 755,658 ms (FNV-1a of "default/job" modulo 900,000 ms); the
+    // cases print whole seconds.
     assert_eq!(
         walk(&spec, "2026-11-29T09:07:31Z", 3),
         [
-            "2026-11-29T09:15:00Z",
-            "2026-11-29T09:30:00Z",
-            "2026-11-29T09:45:00Z"
+            "2026-11-29T09:12:35Z",
+            "2026-11-29T09:27:35Z",
+            "2026-11-29T09:42:35Z"
         ]
     );
     // The zone does not move an interval.
     let london = ScheduledJobSpec::interval(15, IntervalUnit::Minutes).in_zone("Europe/London");
     assert_eq!(
         next(&london, "2026-11-29T09:07:31Z"),
-        Some(at("2026-11-29T09:15:00Z"))
+        Some(at("2026-11-29T09:12:35.658Z"))
     );
 }
 
 #[test]
 fn a_jobs_interval_phase_comes_from_its_namespace_and_name() {
     let spec = ScheduledJobSpec::interval(15, IntervalUnit::Minutes);
-    let schedule = |ns: &str, name: &str| validate(&spec).expect("valid").for_job(ns, name);
+    let schedule = |namespace: &str, name: &str| validate(JobId { namespace, name }, &spec).expect("valid");
     let walk = |ns: &str, name: &str| {
         let s = schedule(ns, name);
         let mut cursor = at("2026-11-29T09:07:31Z");
@@ -232,11 +240,16 @@ fn a_jobs_interval_phase_comes_from_its_namespace_and_name() {
     assert_eq!(s.next_after(slot - chrono::Duration::milliseconds(1)), Some(slot));
     assert_eq!(s.next_after(slot - chrono::Duration::nanoseconds(1)), Some(slot));
     // Wall-clock forms keep their wall times.
-    let daily = validate(&ScheduledJobSpec::daily("14:00")).expect("valid");
+    let daily = validate(
+        JobId {
+            namespace: "default",
+            name: "nightly-report",
+        },
+        &ScheduledJobSpec::daily("14:00"),
+    )
+    .expect("valid");
     assert_eq!(
-        daily
-            .for_job("default", "nightly-report")
-            .next_after(at("2026-11-29T00:00:00Z")),
+        daily.next_after(at("2026-11-29T00:00:00Z")),
         Some(at("2026-11-29T06:00:00Z"))
     );
 }
@@ -247,9 +260,13 @@ fn many_jobs_on_one_interval_spread_over_it() {
     let after = at("2026-11-29T09:00:00Z");
     let mut per_second = [0usize; 60];
     for i in 0..1_000 {
-        let next = validate(&spec)
+        let name = format!("job-{i}");
+        let id = JobId {
+            namespace: "default",
+            name: &name,
+        };
+        let next = validate(id, &spec)
             .expect("valid")
-            .for_job("default", &format!("job-{i}"))
             .next_after(after)
             .expect("next");
         assert!(next > after && next <= after + chrono::Duration::seconds(60));
@@ -272,7 +289,7 @@ fn manual_has_no_next_run() {
 
 #[test]
 fn missed_slots_are_bounded_for_a_job_down_a_year() {
-    let schedule = validate(&ScheduledJobSpec::cron("* * * * *")).expect("valid");
+    let schedule = validate(JOB, &ScheduledJobSpec::cron("* * * * *")).expect("valid");
     let started = std::time::Instant::now();
     let missed = schedule.missed(at("2025-11-29T00:00:00Z"), at("2026-11-29T00:00:30Z"), 3);
     assert!(
@@ -294,7 +311,7 @@ fn missed_slots_are_bounded_for_a_job_down_a_year() {
 
 #[test]
 fn missed_slots_when_few_were_missed() {
-    let schedule = validate(&ScheduledJobSpec::daily("09:00")).expect("valid");
+    let schedule = validate(JOB, &ScheduledJobSpec::daily("09:00")).expect("valid");
     let missed = schedule.missed(at("2026-11-27T01:00:00Z"), at("2026-11-29T05:00:00Z"), 10);
     assert!(!missed.truncated);
     assert_eq!(
@@ -310,7 +327,7 @@ fn missed_slots_when_few_were_missed() {
 
 #[test]
 fn descriptions_read_like_sentences() {
-    let describe = |spec: ScheduledJobSpec| validate(&spec).expect("valid").describe();
+    let describe = |spec: ScheduledJobSpec| validate(JOB, &spec).expect("valid").describe();
     assert_eq!(
         describe(ScheduledJobSpec::weekly(&[Weekday::Monday], "09:00")),
         "Every Monday at 09:00 (Asia/Hong_Kong)"

@@ -4,7 +4,13 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::{TZ_VARIANTS, Tz};
-use jtp_crds::{IntervalUnit, ScheduledJobSpec, Weekday, validate};
+use jtp_crds::{IntervalUnit, JobId, ScheduledJobSpec, Weekday, validate};
+
+/// The job the properties compile for, where the job does not matter.
+const JOB: JobId<'static> = JobId {
+    namespace: "default",
+    name: "job",
+};
 use proptest::prelude::*;
 use std::str::FromStr;
 
@@ -94,13 +100,22 @@ fn matches(form: &Form, cron: Option<&croner::Cron>, wall: NaiveDateTime) -> boo
     }
 }
 
+/// FNV-1a (64 bit) written out from its definition, as a reference for the interval phase.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// All slots in (start, end] by brute force on a one-minute UTC grid.
 fn reference(form: &Form, tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     if let Form::Interval(n, unit) = form {
-        let every = i64::try_from(n * unit.seconds()).expect("small");
-        let first = start.timestamp().div_euclid(every) + 1;
+        let every_ms = i64::try_from(n * unit.seconds() * 1_000).expect("small");
+        let phase_ms = fnv1a(&format!("{}/{}", JOB.namespace, JOB.name)) % every_ms.unsigned_abs();
+        let phase_ms = i64::try_from(phase_ms).expect("below every_ms");
+        let first = (start.timestamp_millis() - phase_ms).div_euclid(every_ms) + 1;
         return (first..)
-            .map(|k| DateTime::from_timestamp(k * every, 0).expect("in range"))
+            .map(|k| DateTime::from_timestamp_millis(k * every_ms + phase_ms).expect("in range"))
             .take_while(|t| *t <= end)
             .collect();
     }
@@ -151,7 +166,7 @@ proptest! {
     #[test]
     fn next_is_strictly_after_and_a_real_slot(form in form(), tz in zone(), after in instant(), nudge in 0i64..60) {
         let after = after + Duration::seconds(nudge);
-        let schedule = validate(&spec(&form, tz.name())).expect("generated specs are valid");
+        let schedule = validate(JOB, &spec(&form, tz.name())).expect("generated specs are valid");
         let next = schedule.next_after(after).expect("every generated form fires");
         prop_assert!(next > after);
         let horizon = if matches!(form, Form::Monthly(..)) { Duration::days(62) } else { Duration::days(8) };
@@ -164,7 +179,7 @@ proptest! {
     /// Walking next -> next over three days yields exactly the reference slots: none skipped, none twice.
     #[test]
     fn walking_never_skips_or_repeats(form in form().prop_filter("short forms", |f| !matches!(f, Form::Monthly(..))), tz in zone(), start in instant()) {
-        let schedule = validate(&spec(&form, tz.name())).expect("generated specs are valid");
+        let schedule = validate(JOB, &spec(&form, tz.name())).expect("generated specs are valid");
         let end = start + Duration::days(3);
         let mut walked = Vec::new();
         let mut cursor = start;
@@ -191,7 +206,8 @@ proptest! {
     ) {
         let start = start + Duration::nanoseconds(nudge_ns);
         let spec = ScheduledJobSpec::interval(every, jtp_crds::IntervalUnit::Seconds);
-        let schedule = validate(&spec).expect("valid").for_job(&namespace, &name);
+        let id = JobId { namespace: &namespace, name: &name };
+        let schedule = validate(id, &spec).expect("valid");
         let every_ms = i64::try_from(every * 1_000).expect("small");
         let mut cursor = start;
         let mut slots = Vec::new();
@@ -210,7 +226,7 @@ proptest! {
             prop_assert_eq!(slot.timestamp_subsec_nanos() % 1_000_000, 0);
             prop_assert_eq!(slot.timestamp_millis().rem_euclid(every_ms), phase);
         }
-        let again = validate(&spec).expect("valid").for_job(&namespace, &name);
+        let again = validate(id, &spec).expect("valid");
         prop_assert_eq!(again.next_after(start), Some(slots[0]));
         let missed = schedule.missed(start, slots[3], 2);
         prop_assert_eq!(missed.recent, slots[2..].to_vec());
@@ -247,7 +263,7 @@ fn walking_across_dst_transitions_matches_the_reference() {
             .with_timezone(&Utc);
         let end = start + Duration::days(3);
         for form in &forms {
-            let schedule = validate(&spec(form, zone)).expect("valid");
+            let schedule = validate(JOB, &spec(form, zone)).expect("valid");
             let mut walked = Vec::new();
             let mut cursor = start;
             while let Some(next) = schedule.next_after(cursor).filter(|t| *t <= end) {

@@ -1,9 +1,13 @@
 //! The validation function: every rule the schema has, plus what a schema cannot check.
 
-use jtp_crds::{IntervalUnit, Schedule, ScheduledJobSpec, Script, validate};
+use jtp_crds::{IntervalUnit, JobId, Schedule, ScheduledJobSpec, Script, validate};
 
 fn errors(spec: &ScheduledJobSpec) -> Vec<String> {
-    match validate(spec) {
+    let job = JobId {
+        namespace: "default",
+        name: "job",
+    };
+    match validate(job, spec) {
         Ok(_) => Vec::new(),
         Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }

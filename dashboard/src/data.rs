@@ -5,7 +5,7 @@ use crate::error::{AppError, Result};
 use crate::timefmt::{self, ShownTime};
 use crate::{AppState, Mode};
 use chrono::{DateTime, Utc};
-use jtp_crds::{CompiledSchedule, RunStatus, ScheduledJobSpec, Trigger};
+use jtp_crds::{CompiledSchedule, JobId, RunStatus, ScheduledJobSpec, Trigger};
 use jtp_store::{Job, JobFilter, JobInput, RunSummary};
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,7 @@ impl DescriptionCache {
         if let Some(found) = entries.get(&key) {
             return found.clone();
         }
-        let described = describe(&job.spec);
+        let described = describe(job);
         if entries.len() >= DESCRIPTION_CACHE_MAX {
             entries.clear();
         }
@@ -66,8 +66,12 @@ impl DescriptionCache {
 }
 
 /// The schedule in words and whether it is manual.
-fn describe(spec: &ScheduledJobSpec) -> (String, bool) {
-    match CompiledSchedule::new(spec) {
+fn describe(job: &Job) -> (String, bool) {
+    let id = JobId {
+        namespace: &job.namespace,
+        name: &job.name,
+    };
+    match CompiledSchedule::new(id, &job.spec) {
         Ok(c) => (c.describe(), c.is_manual()),
         Err(e) => (format!("invalid schedule: {e}"), false),
     }
@@ -76,7 +80,7 @@ fn describe(spec: &ScheduledJobSpec) -> (String, bool) {
 impl JobView {
     /// The view of a stored job.
     pub fn from_job(job: Job) -> Self {
-        let described = describe(&job.spec);
+        let described = describe(&job);
         Self::with_description(job, described)
     }
 
@@ -378,7 +382,7 @@ fn next_run(
     spec: &ScheduledJobSpec,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>> {
-    let compiled = jtp_crds::validate(spec)?.for_job(namespace, name);
+    let compiled = jtp_crds::validate(JobId { namespace, name }, spec)?;
     Ok(compiled.next_after(now))
 }
 

@@ -479,7 +479,7 @@ pub fn validate_job(namespace: &str, name: &str, spec: &ScheduledJobSpec) -> Res
             format!("\"{namespace}\" is not a valid namespace: no dots allowed"),
         ));
     }
-    if let Err(invalid) = jtp_crds::validate(spec) {
+    if let Err(invalid) = jtp_crds::validate(jtp_crds::JobId { namespace, name }, spec) {
         errors.extend(invalid.errors);
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }

@@ -170,9 +170,11 @@ fn main() {
             let mut spec = ScheduledJobSpec::interval(every, IntervalUnit::Seconds).script("date +%s%N");
             spec.concurrency_policy = jtp_crds::ConcurrencyPolicy::Allow;
             let name = format!("bench-{i:05}");
-            let schedule = jtp_crds::validate(&spec)
-                .expect("valid")
-                .for_job("default", &name);
+            let id = jtp_crds::JobId {
+                namespace: "default",
+                name: &name,
+            };
+            let schedule = jtp_crds::validate(id, &spec).expect("valid");
             let input = JobInput {
                 name: &name,
                 namespace: "default",

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jtp_crds::manifest::{Manifest, parse_documents};
-use jtp_crds::validate;
+use jtp_crds::{JobId, validate};
 use std::fmt::Write as _;
 
 /// Why a preview could not be made; the text is what the user sees.
@@ -37,12 +37,14 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
         // An interval's phase depends on the namespace: without one, the job is previewed as
         // standalone mode (and `kubectl apply` in the default namespace) would place it.
         let namespace = job.metadata.namespace.as_deref().unwrap_or("default");
-        let schedule = validate(&job.spec)
-            .map_err(|problems| PreviewError::Invalid {
-                name: name.clone(),
-                problems,
-            })?
-            .for_job(namespace, &name);
+        let id = JobId {
+            namespace,
+            name: &name,
+        };
+        let schedule = validate(id, &job.spec).map_err(|problems| PreviewError::Invalid {
+            name: name.clone(),
+            problems,
+        })?;
         let zone = schedule.time_zone();
         let mut cursor = after;
         for _ in 0..count {

@@ -228,9 +228,11 @@ async fn interval_job_fires_records_output_and_status_and_is_mirrored_until_dele
         name: "GREETING".into(),
         value: "from-jtp".into(),
     }];
-    let slots = jtp_crds::validate(&spec)
-        .expect("valid")
-        .for_job(ns.name(), "tick");
+    let id = jtp_crds::JobId {
+        namespace: ns.name(),
+        name: "tick",
+    };
+    let slots = jtp_crds::validate(id, &spec).expect("valid");
     let created = create(&ns, &sj("tick", spec)).await;
     let uid = created.uid().expect("uid");
 

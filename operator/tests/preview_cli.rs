@@ -42,9 +42,11 @@ fn an_interval_is_previewed_on_its_jobs_phase_to_the_millisecond() {
     let after = "2026-11-30T01:30:00Z";
     let slots = |namespace: &str| {
         let spec = jtp_crds::ScheduledJobSpec::interval(15, jtp_crds::IntervalUnit::Minutes);
-        let schedule = jtp_crds::validate(&spec)
-            .expect("valid")
-            .for_job(namespace, "heartbeat");
+        let id = jtp_crds::JobId {
+            namespace,
+            name: "heartbeat",
+        };
+        let schedule = jtp_crds::validate(id, &spec).expect("valid");
         let first = schedule
             .next_after(after.parse().expect("instant"))
             .expect("next");

@@ -98,7 +98,11 @@ fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (
 /// The slots of an interval of `every` seconds for the standalone job `name`.
 fn interval_of(every: u64, name: &str) -> jtp_crds::CompiledSchedule {
     let spec = jtp_crds::ScheduledJobSpec::interval(every, jtp_crds::IntervalUnit::Seconds);
-    jtp_crds::validate(&spec).expect("valid").for_job("default", name)
+    let id = jtp_crds::JobId {
+        namespace: "default",
+        name,
+    };
+    jtp_crds::validate(id, &spec).expect("valid")
 }
 
 fn create(jtp: &Jtp, name: &str, spec: Value) {

@@ -52,9 +52,8 @@ pub async fn standalone() -> Standalone {
 
 /// A job row written the way the standalone portal writes it.
 pub async fn add_job(store: &Store, namespace: &str, name: &str, spec: &ScheduledJobSpec) -> i64 {
-    let next_run = jtp_crds::validate(spec)
+    let next_run = jtp_crds::validate(jtp_crds::JobId { namespace, name }, spec)
         .unwrap()
-        .for_job(namespace, name)
         .next_after(Utc::now());
     let input = JobInput {
         name,
@@ -391,9 +390,13 @@ pub mod kube_env {
                 ) else {
                     continue;
                 };
-                let next_run = jtp_crds::validate(&job.spec)
+                let id = jtp_crds::JobId {
+                    namespace: &namespace,
+                    name: &name,
+                };
+                let next_run = jtp_crds::validate(id, &job.spec)
                     .ok()
-                    .and_then(|c| c.for_job(&namespace, &name).next_after(now));
+                    .and_then(|c| c.next_after(now));
                 let input = JobInput {
                     name: &name,
                     namespace: &namespace,

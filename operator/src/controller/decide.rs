@@ -453,7 +453,7 @@ fn fmt_time(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jtp_crds::{IntervalUnit, Weekday, validate};
+    use jtp_crds::{IntervalUnit, JobId, Weekday, validate};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -490,7 +490,11 @@ mod tests {
         }
 
         fn at(&self, now: &str) -> Decision {
-            let compiled = validate(&self.spec);
+            let id = JobId {
+                namespace: "default",
+                name: "job",
+            };
+            let compiled = validate(id, &self.spec);
             decide(DecideInput {
                 name: "job",
                 generation: Some(self.generation),
@@ -505,6 +509,9 @@ mod tests {
             })
         }
     }
+
+    // The cases run as "default/job", whose interval phase is 5.658 s for 10 s and 35.658 s for
+    // one minute (FNV-1a of the id modulo the interval).
 
     fn slots(d: &Decision) -> Vec<(Trigger, DateTime<Utc>)> {
         d.launch.iter().map(|l| (l.trigger, l.scheduled_at)).collect()
@@ -600,9 +607,12 @@ mod tests {
         let case = Case::new(ScheduledJobSpec::interval(1, IntervalUnit::Minutes))
             .handled_until("2026-03-01T00:00:00Z");
         let d = case.at("2026-03-01T05:00:30Z");
-        assert_eq!(slots(&d), vec![(Trigger::Schedule, t("2026-03-01T05:00:00Z"))]);
+        assert_eq!(
+            slots(&d),
+            vec![(Trigger::Schedule, t("2026-03-01T04:59:35.658Z"))]
+        );
         assert!(d.notices.iter().any(|n| n.reason == "MissedSlots"));
-        assert_eq!(d.status.next_run, Some(t("2026-03-01T05:01:00Z")));
+        assert_eq!(d.status.next_run, Some(t("2026-03-01T05:00:35.658Z")));
     }
 
     #[test]
@@ -626,7 +636,10 @@ mod tests {
         let forbid = case.at("2026-03-01T00:00:10Z");
         assert!(forbid.launch.is_empty());
         assert!(forbid.notices.iter().any(|n| n.reason == "Skipped"));
-        assert_eq!(forbid.status.last_scheduled_time, Some(t("2026-03-01T00:00:10Z")));
+        assert_eq!(
+            forbid.status.last_scheduled_time,
+            Some(t("2026-03-01T00:00:05.658Z"))
+        );
 
         case.spec.concurrency_policy = ConcurrencyPolicy::Allow;
         let allow = case.at("2026-03-01T00:00:10Z");
@@ -649,7 +662,7 @@ mod tests {
         let d = case.at("2026-03-01T00:05:03Z");
         assert!(d.launch.is_empty(), "no retroactive run after an edit");
         assert_eq!(d.status.last_scheduled_time, Some(t("2026-03-01T00:05:03Z")));
-        assert_eq!(d.status.next_run, Some(t("2026-03-01T00:05:10Z")));
+        assert_eq!(d.status.next_run, Some(t("2026-03-01T00:05:05.658Z")));
         assert_eq!(d.status.observed_generation, Some(2));
 
         case.spec.suspend = true;
@@ -662,22 +675,22 @@ mod tests {
     #[test]
     fn a_new_job_starts_from_its_creation() {
         let mut case = Case::new(ScheduledJobSpec::interval(10, IntervalUnit::Seconds));
-        case.created = t("2026-03-01T00:00:05Z");
+        case.created = t("2026-03-01T00:00:06Z");
         assert_eq!(
-            slots(&case.at("2026-03-01T00:00:10.5Z")),
-            vec![(Trigger::Schedule, t("2026-03-01T00:00:10Z"))]
+            slots(&case.at("2026-03-01T00:00:16.5Z")),
+            vec![(Trigger::Schedule, t("2026-03-01T00:00:15.658Z"))]
         );
-        assert!(case.at("2026-03-01T00:00:09Z").launch.is_empty());
+        assert!(case.at("2026-03-01T00:00:15Z").launch.is_empty());
     }
 
     #[test]
     fn a_restart_after_launch_finds_the_job_instead_of_starting_another() {
         let mut case = Case::new(ScheduledJobSpec::interval(10, IntervalUnit::Seconds))
             .handled_until("2026-03-01T00:00:00Z");
-        let slot = t("2026-03-01T00:00:10Z");
+        let slot = t("2026-03-01T00:00:05.658Z");
         case.children = vec![active(
             &format!("job-{}", slot.timestamp()),
-            "2026-03-01T00:00:10Z",
+            "2026-03-01T00:00:05.658Z",
         )];
         let d = case.at("2026-03-01T00:00:11Z");
         assert!(d.launch.is_empty());

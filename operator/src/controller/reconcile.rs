@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use jtp_crds::{
-    JOB_LABEL, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob, ScheduledJobStatus, Trigger, validate,
+    JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob, ScheduledJobStatus, Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -456,7 +456,13 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let name = sj.name_any();
     let key = sj.uid().unwrap_or_default();
     let observed = observe(sj, ctx, now).await?;
-    let compiled = validate(&sj.spec).map(|c| c.for_job(&ns, &name));
+    let compiled = validate(
+        JobId {
+            namespace: &ns,
+            name: &name,
+        },
+        &sj.spec,
+    );
     // We are the only writer of the status: when the watched copy lags our last write, decide
     // from what we wrote (so a lagging cache cannot make a slot look due twice).
     let written = ctx.written.lock().ok().and_then(|w| w.get(&key).cloned());

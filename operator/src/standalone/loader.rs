@@ -12,7 +12,7 @@
 
 use super::folder::Scan;
 use chrono::{DateTime, Utc};
-use jtp_crds::{ScheduledJobSpec, validate};
+use jtp_crds::{JobId, ScheduledJobSpec, validate};
 use jtp_store::{JobInput, Store};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,8 +44,8 @@ pub async fn sync(
     for ((namespace, name), (path, job)) in &scan.jobs {
         let key = format!("{namespace}/{name}");
         defined.insert((namespace.clone(), name.clone()));
-        let schedule = match validate(&job.spec) {
-            Ok(schedule) => schedule.for_job(namespace, name),
+        let schedule = match validate(JobId { namespace, name }, &job.spec) {
+            Ok(schedule) => schedule,
             Err(invalid) => {
                 report
                     .problems

@@ -129,7 +129,7 @@ pub fn upcoming(job: &JobState<'_>, now: DateTime<Utc>) -> Option<DateTime<Utc>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jtp_crds::{IntervalUnit, validate};
+    use jtp_crds::{IntervalUnit, JobId, validate};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -144,7 +144,11 @@ mod tests {
         active: usize,
         now: &str,
     ) -> Plan {
-        let schedule = validate(spec).expect("valid");
+        let id = JobId {
+            namespace: "default",
+            name: "job",
+        };
+        let schedule = validate(id, spec).expect("valid");
         plan(
             &JobState {
                 spec,
@@ -207,15 +211,16 @@ mod tests {
             0,
             "2026-11-30T03:05:00Z",
         );
+        // "default/job" on 10 minutes has the phase 2 min 35.658 s.
         assert_eq!(
             plan.action,
             Action::Run {
-                slot: at("2026-11-30T03:00:00Z"),
+                slot: at("2026-11-30T03:02:35.658Z"),
                 trigger: Trigger::Schedule,
                 replace: false
             }
         );
-        assert_eq!(plan.next_run, Some(at("2026-11-30T03:10:00Z")));
+        assert_eq!(plan.next_run, Some(at("2026-11-30T03:12:35.658Z")));
     }
 
     #[test]

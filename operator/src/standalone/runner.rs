@@ -10,7 +10,7 @@
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
 use super::plan::{Action, JobState, plan};
 use chrono::{DateTime, Utc};
-use jtp_crds::{ConcurrencyPolicy, RunStatus, Script, Trigger, validate};
+use jtp_crds::{ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
 use jtp_store::{Job, RunFinish, SlotClaim, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -231,8 +231,12 @@ impl Runner {
             return Ok(None);
         };
         let at = expected.max(now);
-        let schedule = match validate(&job.spec) {
-            Ok(schedule) => schedule.for_job(&job.namespace, &job.name),
+        let id = JobId {
+            namespace: &job.namespace,
+            name: &job.name,
+        };
+        let schedule = match validate(id, &job.spec) {
+            Ok(schedule) => schedule,
             Err(invalid) => {
                 tracing::error!(job = %job.name, %invalid, "invalid job left unscheduled until it is fixed");
                 self.skip_slot(job.id, expected, None).await?;
