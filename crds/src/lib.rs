@@ -1,13 +1,14 @@
 //! The `ScheduledJob` API shared by every part of Job Trigger Portal: the custom resource types,
 //! the one validation function, and the pure schedule engine (no clock, no client).
 
+pub mod cron;
 pub mod manifest;
 pub mod schedule;
 pub mod testing;
 pub mod types;
 pub mod validate;
 
-pub use schedule::{CompiledSchedule, JobId, MissedSlots};
+pub use schedule::{CompiledSchedule, DstEffect, DstPolicy, JobId, MissedSlots, Slot};
 pub use types::*;
 pub use validate::{FieldError, InvalidSpec, validate};
 

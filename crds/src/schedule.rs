@@ -1,9 +1,13 @@
 //! The pure schedule engine: next run, missed slots and a description in words.
 //!
 //! Wall-clock forms (hourly, daily, weekly, monthly, cron) are evaluated on the local calendar of
-//! the job's zone and each wall time is then mapped to one UTC instant:
-//! - a wall time inside a DST gap maps to the first instant after the gap;
-//! - a wall time that occurs twice maps to its first occurrence, so it runs once.
+//! the job's zone and each matching wall time is then mapped to UTC instants by the job's DST
+//! policy ([`DaylightSaving`]), whose defaults follow Vixie cron:
+//! - jobs that repeat within the day (hourly, a cron whose minute or hour field starts with `*`)
+//!   run at every instant whose local clock matches: both passes of a repeated hour, nothing for a
+//!   wall time that does not exist;
+//! - fixed wall times (daily, weekly, monthly, other crons) run once: at the first occurrence of a
+//!   repeated time, at the first instant after the gap for a skipped one.
 //!
 //! Intervals are absolute, whatever the zone: slots are `phase + k × every` after the Unix epoch,
 //! where the phase (whole milliseconds in `[0, every)`) is derived from the job's namespace and
@@ -12,15 +16,16 @@
 //! in the same instant.
 //! Nothing here reads a clock: `now` and `after` are always parameters.
 
-use crate::types::{IntervalUnit, Schedule, ScheduledJobSpec, Weekday};
+use crate::cron::CronExpr;
+use crate::types::{
+    DaylightSaving, IntervalUnit, RepeatedTime, Schedule, ScheduledJobSpec, SkippedTime, Weekday,
+};
 use crate::validate::{FieldError, InvalidSpec};
 use chrono::{
     DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
     Timelike, Utc,
 };
 use chrono_tz::Tz;
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +48,57 @@ impl fmt::Display for JobId<'_> {
 pub struct CompiledSchedule {
     tz: Tz,
     rule: Rule,
+    dst: DstPolicy,
+}
+
+/// The DST policy in force: the spec's choices, the schedule's defaults for the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DstPolicy {
+    pub repeated: RepeatedTime,
+    pub skipped: SkippedTime,
+    /// True when the spec chose the repeated-time rule; false when it is the default.
+    pub repeated_chosen: bool,
+    /// True when the spec chose the skipped-time rule; false when it is the default.
+    pub skipped_chosen: bool,
+}
+
+/// One run of a wall-clock or interval schedule, and what DST did to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// When it runs.
+    pub at: DateTime<Utc>,
+    /// The local wall time the schedule asked for (for intervals: the local time of `at`).
+    pub wall: NaiveDateTime,
+    pub dst: DstEffect,
+}
+
+impl Slot {
+    /// What DST did to this run, in words ("second pass of the repeated 01:30"); `None` for an
+    /// ordinary run. Shown by `jtp preview` and the portal's next run.
+    pub fn dst_note(&self) -> Option<String> {
+        let wall = self.wall.format("%H:%M");
+        match self.dst {
+            DstEffect::None => None,
+            DstEffect::FirstOfRepeated => Some(format!("first pass of the repeated {wall}")),
+            DstEffect::SecondOfRepeated => Some(format!("second pass of the repeated {wall}")),
+            DstEffect::EndOfGap => Some(format!(
+                "for {wall}, which the DST change skips: at the end of the gap"
+            )),
+        }
+    }
+}
+
+/// How a DST change placed a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DstEffect {
+    /// An ordinary wall time.
+    None,
+    /// The first pass of a repeated wall time.
+    FirstOfRepeated,
+    /// The second pass of a repeated wall time.
+    SecondOfRepeated,
+    /// The wall time does not exist; this is the first instant after the gap.
+    EndOfGap,
 }
 
 #[derive(Clone, Debug)]
@@ -67,7 +123,7 @@ enum Rule {
         day: u32,
         at: NaiveTime,
     },
-    Cron(Box<Cron>),
+    Cron(Box<CronExpr>),
     Manual,
 }
 
@@ -89,6 +145,8 @@ impl MissedSlots {
 
 /// How far a wall-clock search may look before deciding a schedule never fires (e.g. `0 0 30 2 *`).
 const MAX_WALL_STEPS: usize = 2_000;
+/// How many wall times [`CompiledSchedule::dst_skips`] reads at most.
+const MAX_SKIP_STEPS: usize = 100_000;
 
 impl CompiledSchedule {
     /// Parses job `job`'s schedule and zone; errors name the field and say what to fix.
@@ -101,9 +159,17 @@ impl CompiledSchedule {
         let tz = parse_time_zone(&spec.time_zone).map_err(|e| errors.push(e)).ok();
         let rule = compile_rule(job, &spec.schedule).map_err(|e| errors.push(e)).ok();
         match (tz, rule) {
-            (Some(tz), Some(rule)) if errors.is_empty() => Ok(Self { tz, rule }),
+            (Some(tz), Some(rule)) if errors.is_empty() => {
+                let dst = DstPolicy::for_rule(&rule, spec.daylight_saving.unwrap_or_default());
+                Ok(Self { tz, rule, dst })
+            }
             _ => Err(InvalidSpec { errors }),
         }
+    }
+
+    /// The DST policy the job runs with (its choices, else the schedule's defaults).
+    pub fn dst_policy(&self) -> DstPolicy {
+        self.dst
     }
 
     /// The job's time zone.
@@ -118,6 +184,11 @@ impl CompiledSchedule {
 
     /// The first slot strictly after `after`, in UTC; `None` for manual jobs (or a cron that never fires).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.next_slot(after).map(|slot| slot.at)
+    }
+
+    /// The first slot strictly after `after`, with the wall time it stands for and what DST did.
+    pub fn next_slot(&self, after: DateTime<Utc>) -> Option<Slot> {
         match &self.rule {
             Rule::Manual => None,
             Rule::Interval { every_secs, phase_ms } => {
@@ -125,10 +196,63 @@ impl CompiledSchedule {
                 // is also strictly after `after`.
                 let every_ms = every_secs.checked_mul(1_000)?;
                 let k = (after.timestamp_millis() - phase_ms).div_euclid(every_ms) + 1;
-                DateTime::from_timestamp_millis(k.checked_mul(every_ms)?.checked_add(*phase_ms)?)
+                let at = DateTime::from_timestamp_millis(k.checked_mul(every_ms)?.checked_add(*phase_ms)?)?;
+                Some(Slot {
+                    at,
+                    wall: at.with_timezone(&self.tz).naive_local(),
+                    dst: DstEffect::None,
+                })
             }
             _ => self.next_wall_slot(after),
         }
+    }
+
+    /// The runs in `(after, until]` that the DST policy leaves out, as the slot each would have
+    /// been: a wall time inside a gap under `Skip` ([`DstEffect::EndOfGap`], at the end of the
+    /// gap), and the pass of a repeated time that `First` or `Second` does not run. For
+    /// `jtp preview` and the portal.
+    pub fn dst_skips(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Slot> {
+        let mut out = Vec::new();
+        if matches!(self.rule, Rule::Interval { .. } | Rule::Manual) || until <= after {
+            return out;
+        }
+        let (lo, hi) = self.offset_bounds(after, until);
+        let end = until.naive_utc() + Duration::seconds(hi);
+        let mut wall = after.naive_utc() + Duration::seconds(lo) - Duration::minutes(1);
+        for _ in 0..MAX_SKIP_STEPS {
+            let Some(next) = self.next_wall_after(wall) else {
+                break;
+            };
+            if next > end {
+                break;
+            }
+            wall = next;
+            match self.tz.from_local_datetime(&wall) {
+                LocalResult::None if self.dst.skipped == SkippedTime::Skip => {
+                    let at = gap_end(self.tz, wall);
+                    if at > after && at <= until {
+                        out.push(Slot {
+                            at,
+                            wall,
+                            dst: DstEffect::EndOfGap,
+                        });
+                    }
+                }
+                LocalResult::Ambiguous(a, b) if self.dst.repeated != RepeatedTime::Both => {
+                    let (first, second) = (a.min(b).with_timezone(&Utc), a.max(b).with_timezone(&Utc));
+                    let (at, dst) = if self.dst.repeated == RepeatedTime::First {
+                        (second, DstEffect::SecondOfRepeated)
+                    } else {
+                        (first, DstEffect::FirstOfRepeated)
+                    };
+                    if at > after && at <= until {
+                        out.push(Slot { at, wall, dst });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Up to `limit` of the most recent slots in `(last, now]`, oldest first.
@@ -167,9 +291,13 @@ impl CompiledSchedule {
         }
     }
 
-    /// The schedule in words, with the zone: "Every Monday at 09:00 (Asia/Hong_Kong)".
+    /// The schedule in words, with the zone: "Every Monday at 09:00 (Asia/Hong_Kong)". In a zone
+    /// with DST, the zone is followed by what the job does on a change ([`Self::describe_dst`]).
     pub fn describe(&self) -> String {
-        let zone = self.tz.name();
+        let zone = match self.describe_dst() {
+            Some(dst) if self.zone_has_dst() => format!("{}; DST: {dst}", self.tz.name()),
+            _ => self.tz.name().to_owned(),
+        };
         match &self.rule {
             Rule::Manual => "Manual: runs only when triggered".to_owned(),
             Rule::Interval { every_secs, .. } => describe_interval(*every_secs),
@@ -196,21 +324,119 @@ impl CompiledSchedule {
                 };
                 format!("Monthly on day {day}{clamp} at {} ({zone})", at.format("%H:%M"))
             }
-            Rule::Cron(cron) => format!("Cron \"{}\": {} ({zone})", cron.pattern, cron.describe()),
+            Rule::Cron(cron) => format!("Cron \"{}\": {} ({zone})", cron.source(), cron.describe()),
         }
     }
 
-    /// The earliest wall-clock slot that maps to an instant strictly after `after`.
-    fn next_wall_slot(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut wall = after.with_timezone(&self.tz).naive_local();
-        for _ in 0..MAX_WALL_STEPS {
-            wall = self.next_wall_after(wall)?;
-            let instant = resolve_wall(self.tz, wall);
-            if instant > after {
-                return Some(instant);
+    /// What the job does on DST changes, in words: "repeated times run in both passes, skipped
+    /// times are skipped". `None` for intervals and manual jobs, which DST does not touch.
+    pub fn describe_dst(&self) -> Option<String> {
+        if matches!(self.rule, Rule::Interval { .. } | Rule::Manual) {
+            return None;
+        }
+        let repeated = match self.dst.repeated {
+            RepeatedTime::First => "a repeated time runs once, at its first occurrence",
+            RepeatedTime::Second => "a repeated time runs once, at its second occurrence",
+            RepeatedTime::Both => "a repeated time runs at both occurrences",
+        };
+        let skipped = match self.dst.skipped {
+            SkippedTime::EndOfGap => "a skipped time runs at the end of the gap",
+            SkippedTime::Skip => "a skipped time does not run",
+        };
+        let chosen = match (self.dst.repeated_chosen, self.dst.skipped_chosen) {
+            (true, true) => "",
+            (false, false) => " (defaults)",
+            _ => " (partly defaults)",
+        };
+        Some(format!("{repeated}; {skipped}{chosen}"))
+    }
+
+    /// True when the job's zone changes its offset (DST) in the years 2000–2040.
+    pub fn zone_has_dst(&self) -> bool {
+        let offsets = (2000..=2040).flat_map(|year| {
+            [1, 4, 7, 10].map(|month| {
+                NaiveDate::from_ymd_opt(year, month, 15)
+                    .and_then(|d| d.and_hms_opt(12, 0, 0))
+                    .map(|t| self.offset_secs(Utc.from_utc_datetime(&t)))
+            })
+        });
+        let mut seen = None;
+        for offset in offsets.flatten() {
+            match seen {
+                None => seen = Some(offset),
+                Some(o) if o != offset => return true,
+                Some(_) => {}
             }
         }
-        None
+        false
+    }
+
+    /// The zone's UTC offset at `t`, in seconds.
+    fn offset_secs(&self, t: DateTime<Utc>) -> i64 {
+        i64::from(
+            self.tz
+                .offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        )
+    }
+
+    /// The smallest and largest offset at `from`, two days later and `to`.
+    fn offset_bounds(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> (i64, i64) {
+        let samples = [from, from + Duration::days(2), to].map(|t| self.offset_secs(t));
+        (
+            samples.iter().copied().min().unwrap_or(0),
+            samples.iter().copied().max().unwrap_or(0),
+        )
+    }
+
+    /// The instants the policy gives one matching wall time.
+    fn instants(&self, wall: NaiveDateTime) -> [Option<(DateTime<Utc>, DstEffect)>; 2] {
+        match self.tz.from_local_datetime(&wall) {
+            LocalResult::Single(t) => [Some((t.with_timezone(&Utc), DstEffect::None)), None],
+            LocalResult::Ambiguous(a, b) => {
+                let first = (a.min(b).with_timezone(&Utc), DstEffect::FirstOfRepeated);
+                let second = (a.max(b).with_timezone(&Utc), DstEffect::SecondOfRepeated);
+                match self.dst.repeated {
+                    RepeatedTime::First => [Some(first), None],
+                    RepeatedTime::Second => [Some(second), None],
+                    RepeatedTime::Both => [Some(first), Some(second)],
+                }
+            }
+            LocalResult::None => match self.dst.skipped {
+                SkippedTime::EndOfGap => [Some((gap_end(self.tz, wall), DstEffect::EndOfGap)), None],
+                SkippedTime::Skip => [None, None],
+            },
+        }
+    }
+
+    /// The earliest instant strictly after `after` that some matching wall time maps to.
+    ///
+    /// Around a change the instants are not in wall order (the second pass of 01:30 comes after
+    /// the first pass of 01:45), so walls are read from the lowest local time any later instant
+    /// can have, and the search stops once no later wall can map before the best instant found.
+    fn next_wall_slot(&self, after: DateTime<Utc>) -> Option<Slot> {
+        let (lo, mut hi) = self.offset_bounds(after, after);
+        let mut wall = after.naive_utc() + Duration::seconds(lo) - Duration::minutes(1);
+        let mut best: Option<Slot> = None;
+        for _ in 0..MAX_WALL_STEPS {
+            wall = match self.next_wall_after(wall) {
+                Some(next) => next,
+                None => break,
+            };
+            if let Some(best) = &best
+                && wall - Duration::seconds(hi) > best.at.naive_utc()
+            {
+                break;
+            }
+            for (at, dst) in self.instants(wall).into_iter().flatten() {
+                if at > after && best.is_none_or(|b| at < b.at) {
+                    hi = hi.max(self.offset_secs(at));
+                    best = Some(Slot { at, wall, dst });
+                }
+            }
+        }
+        best
     }
 
     /// The next wall time of the rule strictly after `wall`, on the zone's local calendar.
@@ -253,24 +479,9 @@ impl CompiledSchedule {
                 }
                 None
             }
-            Rule::Cron(cron) => {
-                // Evaluate on a zone without DST so the pattern sees the plain local calendar.
-                let fake = Utc.from_utc_datetime(&wall);
-                cron.find_next_occurrence(&fake, false)
-                    .ok()
-                    .map(|next| next.naive_utc())
-            }
+            Rule::Cron(cron) => cron.next_after(wall),
             Rule::Interval { .. } | Rule::Manual => None,
         }
-    }
-}
-
-/// Maps a local wall time to one instant: the first occurrence, or the end of a DST gap.
-pub fn resolve_wall(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
-    match tz.from_local_datetime(&wall) {
-        LocalResult::Single(t) => t.with_timezone(&Utc),
-        LocalResult::Ambiguous(first, second) => first.min(second).with_timezone(&Utc),
-        LocalResult::None => gap_end(tz, wall),
     }
 }
 
@@ -384,23 +595,33 @@ pub fn parse_wall_time(field: &str, value: &str) -> Result<NaiveTime, FieldError
         .ok_or_else(bad)
 }
 
-/// Parses a standard 5-field cron expression.
-pub fn parse_cron(field: &str, expr: &str) -> Result<Cron, FieldError> {
-    let fields = expr.split_whitespace().count();
-    if fields != 5 {
-        return Err(FieldError::new(
-            field,
-            format!(
-                "cron \"{expr}\" has {fields} fields; write 5: minute hour day-of-month month day-of-week, e.g. \"*/5 * * * *\""
-            ),
-        ));
+/// Parses a cron expression of the dialect in [`crate::cron`]; the error names the cron field,
+/// the token and what is allowed.
+pub fn parse_cron(field: &str, expr: &str) -> Result<CronExpr, FieldError> {
+    CronExpr::parse(expr)
+        .map_err(|e| FieldError::new(field, format!("cron \"{}\" is invalid: {}", expr.trim(), e.0)))
+}
+
+impl DstPolicy {
+    /// The spec's choices, and Vixie cron's defaults for what it leaves out.
+    fn for_rule(rule: &Rule, chosen: DaylightSaving) -> Self {
+        let repeats = match rule {
+            Rule::Hourly { .. } => true,
+            Rule::Cron(cron) => cron.repeats_within_day(),
+            _ => false,
+        };
+        let (repeated, skipped) = if repeats {
+            (RepeatedTime::Both, SkippedTime::Skip)
+        } else {
+            (RepeatedTime::First, SkippedTime::EndOfGap)
+        };
+        Self {
+            repeated: chosen.repeated_time.unwrap_or(repeated),
+            skipped: chosen.skipped_time.unwrap_or(skipped),
+            repeated_chosen: chosen.repeated_time.is_some(),
+            skipped_chosen: chosen.skipped_time.is_some(),
+        }
     }
-    CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .year(Year::Disallowed)
-        .build()
-        .parse(expr)
-        .map_err(|e| FieldError::new(field, format!("cron \"{expr}\" is invalid: {e}")))
 }
 
 fn compile_rule(job: JobId<'_>, schedule: &Schedule) -> Result<Rule, FieldError> {

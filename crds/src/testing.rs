@@ -19,6 +19,7 @@ impl ScheduledJobSpec {
             working_dir: None,
             resources: None,
             service_account_name: None,
+            daylight_saving: None,
             concurrency_policy: ConcurrencyPolicy::default(),
             starting_deadline_seconds: None,
             active_deadline_seconds: None,
@@ -78,6 +79,15 @@ impl ScheduledJobSpec {
             manual: Some(ManualSchedule {}),
             ..Schedule::default()
         })
+    }
+
+    /// Chooses what the job does when DST repeats (`repeated`) or skips (`skipped`) a wall time.
+    pub fn on_dst(mut self, repeated: Option<RepeatedTime>, skipped: Option<SkippedTime>) -> Self {
+        self.daylight_saving = Some(DaylightSaving {
+            repeated_time: repeated,
+            skipped_time: skipped,
+        });
+        self
     }
 
     pub fn in_zone(mut self, zone: &str) -> Self {

@@ -70,6 +70,10 @@ pub struct ScheduledJobSpec {
     /// Service account the run's pod uses (Kubernetes mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// What the job does when a DST change repeats or skips a wall time; the defaults follow Vixie
+    /// cron (see [`DaylightSaving`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daylight_saving: Option<DaylightSaving>,
     /// What to do when a run is due while another is still running.
     #[serde(default)]
     pub concurrency_policy: ConcurrencyPolicy,
@@ -116,13 +120,21 @@ pub struct Schedule {
     pub weekly: Option<WeeklySchedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly: Option<MonthlySchedule>,
-    /// A standard 5-field cron expression (minute hour day-of-month month day-of-week), read in the job's zone.
+    /// A cron expression as Kubernetes CronJob takes it, read in the job's zone: 5 fields (minute
+    /// hour day-of-month month day-of-week; names, ranges, steps, lists, `?`) or a macro (`@yearly`,
+    /// `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^\s*[0-9A-Za-z*/,?#-]+(\s+[0-9A-Za-z*/,?#-]+){4}\s*$"))]
+    #[schemars(length(min = 1, max = 256))]
+    #[schemars(regex(pattern = CRON_PATTERN))]
     pub cron: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual: Option<ManualSchedule>,
 }
+
+/// What the schema lets through as a cron: five fields of cron characters, or one `@word`.
+/// [`crate::validate`] reads it and names the field and token of anything it refuses (`L`, `W`,
+/// `#`, wrap-around ranges, a value out of range, an unknown macro, a day that never comes).
+pub const CRON_PATTERN: &str = r"^\s*(@[A-Za-z]+|[0-9A-Za-z*/,?#-]+(\s+[0-9A-Za-z*/,?#-]+){4})\s*$";
 
 /// `HH:MM`, 00:00 to 23:59.
 pub const TIME_PATTERN: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
@@ -312,6 +324,63 @@ pub struct EnvVar {
     pub name: String,
     #[serde(default)]
     pub value: String,
+}
+
+/// What a job does when a daylight-saving change repeats or skips its wall times. Each choice left
+/// out takes Vixie cron's default for the schedule:
+/// - jobs that repeat within the day (`hourly`, a cron whose minute or hour field starts with `*`)
+///   run at every instant whose local clock matches: in **both** passes of a repeated hour, and
+///   **not** at times that do not exist (`skip`);
+/// - fixed wall times (`daily`, `weekly`, `monthly`, a cron with a fixed minute and hour) run once:
+///   at the **first** occurrence of a repeated time, at the **end of the gap** for a skipped one.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DaylightSaving {
+    /// A wall time that happens twice (clocks go back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeated_time: Option<RepeatedTime>,
+    /// A wall time that does not happen (clocks go forward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_time: Option<SkippedTime>,
+}
+
+/// A wall time that happens twice when clocks go back.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepeatedTime {
+    /// Run once, at the first occurrence (before the clocks go back).
+    First,
+    /// Run once, at the second occurrence (after the clocks went back).
+    Second,
+    /// Run at both occurrences.
+    Both,
+}
+
+impl RepeatedTime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "First",
+            Self::Second => "Second",
+            Self::Both => "Both",
+        }
+    }
+}
+
+/// A wall time that does not happen when clocks go forward.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkippedTime {
+    /// Run at the first instant after the gap (the change itself).
+    EndOfGap,
+    /// Do not run for it.
+    Skip,
+}
+
+impl SkippedTime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndOfGap => "EndOfGap",
+            Self::Skip => "Skip",
+        }
+    }
 }
 
 /// What happens when a run is due while an earlier one is still running.

@@ -1,7 +1,9 @@
 //! Table tests of the schedule engine on real cases, each with a fixed `now`.
 
 use chrono::{DateTime, Utc};
-use jtp_crds::{IntervalUnit, JobId, ScheduledJobSpec, Weekday, validate};
+use jtp_crds::{
+    DstEffect, IntervalUnit, JobId, RepeatedTime, ScheduledJobSpec, SkippedTime, Slot, Weekday, validate,
+};
 
 /// The job the cases compile for, where the job does not matter (wall-clock forms).
 const JOB: JobId<'static> = JobId {
@@ -164,17 +166,18 @@ fn cron_wall_time_is_read_in_the_zone() {
 }
 
 #[test]
-fn cron_in_the_london_overlap_runs_each_wall_minute_once() {
-    // Every 30 minutes across the October overlap: 01:00 and 01:30 happen twice, run once each.
+fn cron_every_thirty_minutes_in_the_london_overlap_runs_in_both_passes_by_default() {
+    // Every 30 minutes across the October overlap: 01:00 and 01:30 happen twice, and the minute
+    // field starts with `*`, so (as in Vixie cron) the job runs whenever the clock shows them.
     let spec = ScheduledJobSpec::cron("*/30 * * * *").in_zone("Europe/London");
     assert_eq!(
         walk(&spec, "2027-10-30T23:45:00Z", 5),
         [
             "2027-10-31T00:00:00Z", // 01:00 BST
             "2027-10-31T00:30:00Z", // 01:30 BST
-            "2027-10-31T02:00:00Z", // 02:00 GMT (01:00 and 01:30 GMT are second occurrences)
-            "2027-10-31T02:30:00Z",
-            "2027-10-31T03:00:00Z",
+            "2027-10-31T01:00:00Z", // 01:00 GMT, the second pass
+            "2027-10-31T01:30:00Z", // 01:30 GMT
+            "2027-10-31T02:00:00Z", // 02:00 GMT
         ]
     );
 }
@@ -368,4 +371,209 @@ fn descriptions_read_like_sentences() {
         "Manual: runs only when triggered"
     );
     assert!(describe(ScheduledJobSpec::cron("*/5 * * * *")).starts_with("Cron \"*/5 * * * *\""));
+}
+
+fn with_dst(
+    spec: ScheduledJobSpec,
+    repeated: Option<RepeatedTime>,
+    skipped: Option<SkippedTime>,
+) -> ScheduledJobSpec {
+    spec.on_dst(repeated, skipped)
+}
+
+#[test]
+fn every_thirty_minutes_in_new_york_has_no_hole_on_the_autumn_change_day() {
+    // 2026-11-01: 02:00 EDT -> 01:00 EST. By default a `*/30` job runs through both passes of
+    // 01:00–01:59, every 30 minutes of real time.
+    let spec = ScheduledJobSpec::cron("*/30 * * * *").in_zone("America/New_York");
+    assert_eq!(
+        walk(&spec, "2026-11-01T04:45:00Z", 6),
+        [
+            "2026-11-01T05:00:00Z", // 01:00 EDT
+            "2026-11-01T05:30:00Z", // 01:30 EDT
+            "2026-11-01T06:00:00Z", // 01:00 EST
+            "2026-11-01T06:30:00Z", // 01:30 EST
+            "2026-11-01T07:00:00Z", // 02:00 EST
+            "2026-11-01T07:30:00Z",
+        ]
+    );
+    // Choosing the first pass only leaves the hour-and-a-half hole the old rule had.
+    let once = with_dst(spec, Some(RepeatedTime::First), None);
+    assert_eq!(
+        walk(&once, "2026-11-01T04:45:00Z", 3),
+        [
+            "2026-11-01T05:00:00Z",
+            "2026-11-01T05:30:00Z",
+            "2026-11-01T07:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn hourly_in_new_york_runs_twice_in_the_repeated_hour_and_not_in_the_skipped_one() {
+    let spec = ScheduledJobSpec::hourly(30).in_zone("America/New_York");
+    assert_eq!(
+        walk(&spec, "2026-11-01T04:45:00Z", 3),
+        [
+            "2026-11-01T05:30:00Z", // 01:30 EDT
+            "2026-11-01T06:30:00Z", // 01:30 EST
+            "2026-11-01T07:30:00Z", // 02:30 EST
+        ]
+    );
+    // 2027-03-14: 02:00 EST -> 03:00 EDT; 02:30 does not exist and is skipped.
+    assert_eq!(
+        walk(&spec, "2027-03-14T06:00:00Z", 2),
+        [
+            "2027-03-14T06:30:00Z", // 01:30 EST
+            "2027-03-14T07:30:00Z", // 03:30 EDT
+        ]
+    );
+    let at_gap_end = with_dst(spec.clone(), None, Some(SkippedTime::EndOfGap));
+    assert_eq!(
+        walk(&at_gap_end, "2027-03-14T06:00:00Z", 3),
+        [
+            "2027-03-14T06:30:00Z",
+            "2027-03-14T07:00:00Z", // 03:00 EDT, for 02:30
+            "2027-03-14T07:30:00Z",
+        ]
+    );
+    let second = with_dst(spec, Some(RepeatedTime::Second), None);
+    assert_eq!(
+        walk(&second, "2026-11-01T04:45:00Z", 2),
+        ["2026-11-01T06:30:00Z", "2026-11-01T07:30:00Z"]
+    );
+}
+
+#[test]
+fn a_fixed_daily_time_in_the_repeated_hour_runs_once_unless_the_job_chooses() {
+    let spec = ScheduledJobSpec::daily("01:30").in_zone("America/New_York");
+    let day = |spec: &ScheduledJobSpec| {
+        let schedule = validate(JOB, spec).expect("valid");
+        let (from, to) = (at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z"));
+        let mut out = Vec::new();
+        let mut cursor = from;
+        while let Some(next) = schedule.next_after(cursor).filter(|t| *t < to) {
+            out.push(next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            cursor = next;
+        }
+        out
+    };
+    assert_eq!(day(&spec), ["2026-11-01T05:30:00Z"], "default: first occurrence");
+    assert_eq!(
+        day(&with_dst(spec.clone(), Some(RepeatedTime::First), None)),
+        ["2026-11-01T05:30:00Z"]
+    );
+    assert_eq!(
+        day(&with_dst(spec.clone(), Some(RepeatedTime::Second), None)),
+        ["2026-11-01T06:30:00Z"]
+    );
+    assert_eq!(
+        day(&with_dst(spec, Some(RepeatedTime::Both), None)),
+        ["2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z"]
+    );
+}
+
+#[test]
+fn a_fixed_time_in_the_skipped_hour_runs_at_the_end_of_the_gap_or_not_at_all() {
+    // Europe/London 2027-03-28: 01:00 GMT -> 02:00 BST.
+    let spec = ScheduledJobSpec::cron("30 1 * * *").in_zone("Europe/London");
+    assert_eq!(
+        walk(&spec, "2027-03-27T12:00:00Z", 2),
+        ["2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z"],
+        "default: 02:00 BST, the end of the gap"
+    );
+    let skip = with_dst(spec, None, Some(SkippedTime::Skip));
+    assert_eq!(
+        walk(&skip, "2027-03-27T12:00:00Z", 2),
+        ["2027-03-29T00:30:00Z", "2027-03-30T00:30:00Z"],
+        "skipped on the change day"
+    );
+    // Lord Howe moves by 30 minutes: 2027-10-03 02:00 -> 02:30 (+10:30 -> +11:00).
+    let lord_howe = ScheduledJobSpec::daily("02:15").in_zone("Australia/Lord_Howe");
+    assert_eq!(
+        next(&lord_howe, "2027-10-02T00:00:00Z"),
+        Some(at("2027-10-02T15:30:00Z")),
+        "02:30 +11:00"
+    );
+    assert_eq!(
+        next(
+            &with_dst(lord_howe, None, Some(SkippedTime::Skip)),
+            "2027-10-02T00:00:00Z"
+        ),
+        Some(at("2027-10-03T15:15:00Z"))
+    );
+}
+
+#[test]
+fn the_slot_says_what_dst_did_and_the_left_out_times_are_listed() {
+    let schedule = validate(JOB, &ScheduledJobSpec::hourly(30).in_zone("America/New_York")).expect("valid");
+    let first = schedule.next_slot(at("2026-11-01T05:00:00Z")).expect("slot");
+    assert_eq!(first.at, at("2026-11-01T05:30:00Z"));
+    assert_eq!(first.dst, DstEffect::FirstOfRepeated);
+    assert_eq!(first.wall.to_string(), "2026-11-01 01:30:00");
+    let second = schedule.next_slot(first.at).expect("slot");
+    assert_eq!(second.dst, DstEffect::SecondOfRepeated);
+    assert_eq!(second.wall, first.wall);
+    assert_eq!(schedule.next_slot(second.at).expect("slot").dst, DstEffect::None);
+    // In spring, 02:30 is left out: listed with the instant it would have had (03:00 EDT).
+    assert_eq!(
+        schedule.dst_skips(at("2027-03-14T00:00:00Z"), at("2027-03-15T00:00:00Z")),
+        [Slot {
+            at: at("2027-03-14T07:00:00Z"),
+            wall: "2027-03-14T02:30:00".parse().expect("wall"),
+            dst: DstEffect::EndOfGap,
+        }]
+    );
+    let daily = validate(
+        JOB,
+        &ScheduledJobSpec::daily("01:30")
+            .in_zone("America/New_York")
+            .on_dst(Some(RepeatedTime::Second), None),
+    )
+    .expect("valid");
+    // The first pass of 01:30 (05:30 UTC) is left out under `Second`.
+    assert_eq!(
+        daily.dst_skips(at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z")),
+        [Slot {
+            at: at("2026-11-01T05:30:00Z"),
+            wall: "2026-11-01T01:30:00".parse().expect("wall"),
+            dst: DstEffect::FirstOfRepeated,
+        }]
+    );
+    let gap = validate(JOB, &ScheduledJobSpec::daily("02:30").in_zone("America/New_York")).expect("valid");
+    let slot = gap.next_slot(at("2027-03-14T00:00:00Z")).expect("slot");
+    assert_eq!(
+        (slot.at, slot.dst),
+        (at("2027-03-14T07:00:00Z"), DstEffect::EndOfGap)
+    );
+}
+
+#[test]
+fn the_dst_policy_is_described_with_its_defaults() {
+    let describe = |spec: ScheduledJobSpec| validate(JOB, &spec).expect("valid").describe_dst();
+    assert_eq!(
+        describe(ScheduledJobSpec::hourly(5)).as_deref(),
+        Some("a repeated time runs at both occurrences; a skipped time does not run (defaults)")
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::daily("02:30")).as_deref(),
+        Some(
+            "a repeated time runs once, at its first occurrence; a skipped time runs at the end of the gap (defaults)"
+        )
+    );
+    assert_eq!(
+        describe(ScheduledJobSpec::daily("02:30").on_dst(Some(RepeatedTime::Second), None)).as_deref(),
+        Some(
+            "a repeated time runs once, at its second occurrence; a skipped time runs at the end of the gap (partly defaults)"
+        )
+    );
+    assert_eq!(describe(ScheduledJobSpec::interval(1, IntervalUnit::Hours)), None);
+    let zone_has_dst = |zone: &str| {
+        validate(JOB, &ScheduledJobSpec::daily("09:00").in_zone(zone))
+            .expect("valid")
+            .zone_has_dst()
+    };
+    assert!(zone_has_dst("Europe/London"));
+    assert!(!zone_has_dst("Asia/Hong_Kong"));
+    assert!(!zone_has_dst("UTC"));
 }

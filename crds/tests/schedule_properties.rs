@@ -1,10 +1,12 @@
 //! Property tests over many zones and random instants, against a brute-force reference that knows
-//! nothing of the engine: it walks UTC minute by minute and maps each matching wall time to the
-//! first instant whose local time reaches it (which is the first occurrence, or the end of a gap).
+//! nothing of the engine: it walks UTC minute by minute, notes every instant at which the local
+//! clock shows each wall time, and applies the DST policy to that list: one instant is an ordinary
+//! time, two are a repeated time (first, second or both), none is a skipped time (the first instant
+//! whose local time passes it, or nothing).
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::{TZ_VARIANTS, Tz};
-use jtp_crds::{IntervalUnit, JobId, ScheduledJobSpec, Weekday, validate};
+use jtp_crds::{IntervalUnit, JobId, RepeatedTime, ScheduledJobSpec, SkippedTime, Weekday, validate};
 
 /// The job the properties compile for, where the job does not matter.
 const JOB: JobId<'static> = JobId {
@@ -12,6 +14,7 @@ const JOB: JobId<'static> = JobId {
     name: "job",
 };
 use proptest::prelude::*;
+use std::collections::HashMap;
 use std::str::FromStr;
 
 #[derive(Clone, Debug)]
@@ -24,14 +27,63 @@ enum Form {
     Interval(u64, IntervalUnit),
 }
 
-const CRONS: [&str; 6] = [
+const CRONS: [&str; 11] = [
     "*/5 * * * *",
     "0 9 * * 1-5",
     "30 1,2,3 * * *",
     "15 2 * * 0",
     "0 0 1 * *",
     "*/20 0-3 * * *",
+    "@hourly",
+    "@daily",
+    "0 9 * * mon-fri",
+    "15 */2 * * *",
+    "0,30 1-2 * * *",
 ];
+
+/// The five-field form of a macro, for the reference matcher.
+fn expanded(expr: &str) -> &str {
+    match expr {
+        "@hourly" => "0 * * * *",
+        "@daily" => "0 0 * * *",
+        other => other,
+    }
+}
+
+/// A job's DST choices: `None` leaves the default.
+type Choice = (Option<RepeatedTime>, Option<SkippedTime>);
+
+fn choice() -> impl Strategy<Value = Choice> {
+    (
+        prop::option::of(prop::sample::select(vec![
+            RepeatedTime::First,
+            RepeatedTime::Second,
+            RepeatedTime::Both,
+        ])),
+        prop::option::of(prop::sample::select(vec![
+            SkippedTime::EndOfGap,
+            SkippedTime::Skip,
+        ])),
+    )
+}
+
+/// The documented defaults, written out independently of the engine.
+fn effective(form: &Form, (repeated, skipped): Choice) -> (RepeatedTime, SkippedTime) {
+    let repeats = match form {
+        Form::Hourly(_) => true,
+        Form::Cron(expr) => {
+            let fields: Vec<&str> = expanded(expr).split(' ').collect();
+            fields[0].starts_with('*') || fields[1].starts_with('*')
+        }
+        _ => false,
+    };
+    let (r, s) = if repeats {
+        (RepeatedTime::Both, SkippedTime::Skip)
+    } else {
+        (RepeatedTime::First, SkippedTime::EndOfGap)
+    };
+    (repeated.unwrap_or(r), skipped.unwrap_or(s))
+}
 
 fn form() -> impl Strategy<Value = Form> {
     let hhmm = (0u32..24, prop::sample::select(vec![0u32, 1, 15, 30, 45, 59]));
@@ -54,7 +106,7 @@ fn form() -> impl Strategy<Value = Form> {
     ]
 }
 
-fn spec(form: &Form, zone: &str) -> ScheduledJobSpec {
+fn spec(form: &Form, zone: &str, (repeated, skipped): Choice) -> ScheduledJobSpec {
     let hm = |h: u32, m: u32| format!("{h:02}:{m:02}");
     match form {
         Form::Hourly(m) => ScheduledJobSpec::hourly(*m),
@@ -65,6 +117,7 @@ fn spec(form: &Form, zone: &str) -> ScheduledJobSpec {
         Form::Interval(n, unit) => ScheduledJobSpec::interval(*n, *unit),
     }
     .in_zone(zone)
+    .on_dst(repeated, skipped)
 }
 
 fn last_day(date: NaiveDate) -> u32 {
@@ -77,7 +130,7 @@ fn last_day(date: NaiveDate) -> u32 {
 /// Does this local wall time (on a minute) belong to the schedule? Independent of the engine.
 fn matcher(form: &Form) -> impl Fn(NaiveDateTime) -> bool + '_ {
     let cron = match form {
-        Form::Cron(expr) => Some(croner::Cron::from_str(expr).expect("test cron parses")),
+        Form::Cron(expr) => Some(croner::Cron::from_str(expanded(expr)).expect("test cron parses")),
         _ => None,
     };
     move |wall| matches(form, cron.as_ref(), wall)
@@ -108,7 +161,14 @@ fn fnv1a(text: &str) -> u64 {
 }
 
 /// All slots in (start, end] by brute force on a one-minute UTC grid.
-fn reference(form: &Form, tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+fn reference(
+    form: &Form,
+    choice: Choice,
+    tz: Tz,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let (repeated, skipped) = effective(form, choice);
     if let Form::Interval(n, unit) = form {
         let every_ms = i64::try_from(n * unit.seconds() * 1_000).expect("small");
         let phase_ms = fnv1a(&format!("{}/{}", JOB.namespace, JOB.name)) % every_ms.unsigned_abs();
@@ -134,14 +194,31 @@ fn reference(form: &Form, tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> V
         max = max.max(*local);
         high.push(max);
     }
+    // Every instant at which the local clock shows each wall time.
+    let mut shown: HashMap<NaiveDateTime, Vec<DateTime<Utc>>> = HashMap::new();
+    for (t, local) in &grid {
+        shown.entry(*local).or_default().push(*t);
+    }
     let first_wall = grid[0].1;
     let belongs = matcher(form);
     let mut slots: Vec<DateTime<Utc>> = (0..minutes)
         .map(|i| first_wall + Duration::minutes(i))
         .filter(|wall| belongs(*wall))
-        .map(|wall| high.partition_point(|h| *h < wall))
-        .filter(|i| *i < grid.len())
-        .map(|i| grid[i].0)
+        .flat_map(|wall| match shown.get(&wall).map(Vec::as_slice) {
+            Some([one]) => vec![*one],
+            Some([first, .., second]) => match repeated {
+                RepeatedTime::First => vec![*first],
+                RepeatedTime::Second => vec![*second],
+                RepeatedTime::Both => vec![*first, *second],
+            },
+            _ => match skipped {
+                SkippedTime::Skip => vec![],
+                SkippedTime::EndOfGap => {
+                    let i = high.partition_point(|h| *h < wall);
+                    grid.get(i).map(|g| g.0).into_iter().collect()
+                }
+            },
+        })
         .filter(|t| *t > start && *t <= end)
         .collect();
     slots.sort();
@@ -164,22 +241,22 @@ proptest! {
 
     /// The next run is strictly after the instant and is a slot of the schedule.
     #[test]
-    fn next_is_strictly_after_and_a_real_slot(form in form(), tz in zone(), after in instant(), nudge in 0i64..60) {
+    fn next_is_strictly_after_and_a_real_slot(form in form(), choice in choice(), tz in zone(), after in instant(), nudge in 0i64..60) {
         let after = after + Duration::seconds(nudge);
-        let schedule = validate(JOB, &spec(&form, tz.name())).expect("generated specs are valid");
+        let schedule = validate(JOB, &spec(&form, tz.name(), choice)).expect("generated specs are valid");
         let next = schedule.next_after(after).expect("every generated form fires");
         prop_assert!(next > after);
         let horizon = if matches!(form, Form::Monthly(..)) { Duration::days(62) } else { Duration::days(8) };
         prop_assume!(next - after < horizon);
-        let expected = reference(&form, tz, after - Duration::seconds(nudge), next);
+        let expected = reference(&form, choice, tz, after - Duration::seconds(nudge), next);
         let expected = expected.into_iter().find(|t| *t > after);
         prop_assert_eq!(Some(next), expected);
     }
 
     /// Walking next -> next over three days yields exactly the reference slots: none skipped, none twice.
     #[test]
-    fn walking_never_skips_or_repeats(form in form().prop_filter("short forms", |f| !matches!(f, Form::Monthly(..))), tz in zone(), start in instant()) {
-        let schedule = validate(JOB, &spec(&form, tz.name())).expect("generated specs are valid");
+    fn walking_never_skips_or_repeats(form in form().prop_filter("short forms", |f| !matches!(f, Form::Monthly(..))), choice in choice(), tz in zone(), start in instant()) {
+        let schedule = validate(JOB, &spec(&form, tz.name(), choice)).expect("generated specs are valid");
         let end = start + Duration::days(3);
         let mut walked = Vec::new();
         let mut cursor = start;
@@ -187,7 +264,7 @@ proptest! {
             walked.push(next);
             cursor = next;
         }
-        prop_assert_eq!(walked, reference(&form, tz, start, end));
+        prop_assert_eq!(walked, reference(&form, choice, tz, start, end));
     }
 }
 
@@ -234,7 +311,8 @@ proptest! {
     }
 }
 
-/// The same over the DST transitions of zones that have them, where bugs live.
+/// The same over the DST transitions of zones that have them, where bugs live: every form with
+/// every combination of DST choices (each left to its default, or set to each value).
 #[test]
 fn walking_across_dst_transitions_matches_the_reference() {
     let forms = [
@@ -242,10 +320,21 @@ fn walking_across_dst_transitions_matches_the_reference() {
         Form::Daily(2, 30),
         Form::Daily(0, 0),
         Form::Hourly(30),
+        Form::Hourly(0),
         Form::Cron("*/20 0-3 * * *"),
         Form::Cron("30 1,2,3 * * *"),
+        Form::Cron("*/30 * * * *"),
+        Form::Cron("@hourly"),
+        Form::Cron("0,30 1-2 * * *"),
         Form::Weekly(vec![Weekday::Sunday], 2, 0),
     ];
+    let repeated = [
+        None,
+        Some(RepeatedTime::First),
+        Some(RepeatedTime::Second),
+        Some(RepeatedTime::Both),
+    ];
+    let skipped = [None, Some(SkippedTime::EndOfGap), Some(SkippedTime::Skip)];
     let cases = [
         ("Europe/London", "2027-03-27T00:00:00Z"),
         ("Europe/London", "2027-10-30T00:00:00Z"),
@@ -255,6 +344,8 @@ fn walking_across_dst_transitions_matches_the_reference() {
         ("Australia/Lord_Howe", "2027-10-02T00:00:00Z"),
         ("America/Santiago", "2027-04-03T00:00:00Z"),
         ("Pacific/Apia", "2011-12-29T00:00:00Z"),
+        ("Antarctica/Casey", "2011-10-27T00:00:00Z"),
+        ("Antarctica/Casey", "2012-02-20T00:00:00Z"),
     ];
     for (zone, start) in cases {
         let tz = Tz::from_str(zone).expect("known zone");
@@ -263,18 +354,23 @@ fn walking_across_dst_transitions_matches_the_reference() {
             .with_timezone(&Utc);
         let end = start + Duration::days(3);
         for form in &forms {
-            let schedule = validate(JOB, &spec(form, zone)).expect("valid");
-            let mut walked = Vec::new();
-            let mut cursor = start;
-            while let Some(next) = schedule.next_after(cursor).filter(|t| *t <= end) {
-                walked.push(next);
-                cursor = next;
+            for choice in repeated
+                .iter()
+                .flat_map(|r| skipped.iter().map(move |s| (*r, *s)))
+            {
+                let schedule = validate(JOB, &spec(form, zone, choice)).expect("valid");
+                let mut walked = Vec::new();
+                let mut cursor = start;
+                while let Some(next) = schedule.next_after(cursor).filter(|t| *t <= end) {
+                    walked.push(next);
+                    cursor = next;
+                }
+                assert_eq!(
+                    walked,
+                    reference(form, choice, tz, start, end),
+                    "{form:?} {choice:?} in {zone} from {start}"
+                );
             }
-            assert_eq!(
-                walked,
-                reference(form, tz, start, end),
-                "{form:?} in {zone} from {start}"
-            );
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct JobView {
     pub schedule: String,
     pub time_zone: String,
     pub next_run: Option<ShownTime>,
+    /// What a DST change does to the next run ("second pass of the repeated 01:30"), if anything.
+    pub next_run_dst: Option<String>,
     /// Why there is no next run (manual, suspended).
     #[serde(skip)]
     pub no_next_run: String,
@@ -91,6 +93,16 @@ impl JobView {
 
     fn with_description(job: Job, (schedule, manual): (String, bool)) -> Self {
         let tz = timefmt::zone(&job.timezone);
+        let next_run_dst = job.next_run.and_then(|t| {
+            let id = JobId {
+                namespace: &job.namespace,
+                name: &job.name,
+            };
+            let slot = CompiledSchedule::new(id, &job.spec)
+                .ok()?
+                .next_slot(t - chrono::Duration::milliseconds(1))?;
+            (slot.at == t).then(|| slot.dst_note()).flatten()
+        });
         let no_next_run = if !job.is_active {
             "suspended"
         } else if manual {
@@ -107,6 +119,7 @@ impl JobView {
             schedule,
             time_zone: job.timezone,
             next_run: job.next_run.map(|t| timefmt::show(t, tz)),
+            next_run_dst,
             no_next_run: no_next_run.to_owned(),
             last_run: job.last_run.map(|t| timefmt::show(t, tz)),
             last_status: job.last_status,

@@ -178,6 +178,7 @@ pub fn document() -> Value {
                         "schedule": { "type": "string", "description": "The schedule in words" },
                         "timeZone": { "type": "string" },
                         "nextRun": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "nextRunDst": { "type": ["string", "null"], "description": "What a DST change does to the next run, e.g. \"second pass of the repeated 01:30\"" },
                         "lastRun": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
                         "lastStatus": { "type": ["string", "null"], "enum": ["SUCCESS", "FAILURE", "ERROR", "RUNNING", null] },
                         "active": { "type": "boolean" },

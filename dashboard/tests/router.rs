@@ -982,3 +982,35 @@ async fn serve_shuts_down_gracefully() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_next_run_says_what_a_dst_change_does_to_it() {
+    let t = standalone().await;
+    // An hourly job in New York whose next run is the second pass of 01:30 on 2026-11-01.
+    let spec = ScheduledJobSpec::hourly(30).in_zone("America/New_York");
+    let next_run = "2026-11-01T06:30:00Z".parse().ok();
+    let input = jtp_store::JobInput {
+        name: "sync",
+        namespace: "default",
+        uid: None,
+        spec: &spec,
+        next_run,
+    };
+    t.store.create_job(&input).await.expect("create");
+    let job = send(&t.state, get("/api/v1/jobs/default/sync")).await.json();
+    assert_eq!(job["nextRunDst"], "second pass of the repeated 01:30");
+    assert_eq!(
+        job["schedule"],
+        "Every hour at minute 30 (America/New_York; DST: a repeated time runs at both occurrences; \
+         a skipped time does not run (defaults))"
+    );
+    let page = send(&t.state, get("/")).await.body;
+    assert!(
+        page.contains("<span class=\"dst-note\">(second pass of the repeated 01:30)</span>"),
+        "{page}"
+    );
+    // An ordinary next run has no note.
+    add_job(&t.store, "default", "nightly", &ScheduledJobSpec::daily("09:00")).await;
+    let job = send(&t.state, get("/api/v1/jobs/default/nightly")).await.json();
+    assert!(job["nextRunDst"].is_null(), "{job}");
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jtp_crds::manifest::{Manifest, parse_documents};
-use jtp_crds::{JobId, validate};
+use jtp_crds::{DstEffect, JobId, Slot, validate};
 use std::fmt::Write as _;
 
 /// Why a preview could not be made; the text is what the user sees.
@@ -18,7 +18,9 @@ pub enum PreviewError {
 }
 
 /// Renders the next `count` runs of every ScheduledJob in `yaml` after `after`, one per line:
-/// the instant in RFC3339 UTC, then the same instant in the job's zone.
+/// the instant in RFC3339 UTC, then the same instant in the job's zone, then what a DST change did
+/// to it, if anything (`# first pass of the repeated 01:30`). A wall time the job's DST policy
+/// leaves out gets a line of its own, starting with `#`, where its run would have been.
 pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String, PreviewError> {
     let docs = parse_documents(yaml).map_err(|e| PreviewError::Manifest(e.to_string()))?;
     let jobs: Vec<_> = docs
@@ -47,21 +49,51 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
         })?;
         let zone = schedule.time_zone();
         let mut cursor = after;
+        let mut slots = Vec::new();
         for _ in 0..count {
-            let Some(next) = schedule.next_after(cursor) else {
+            let Some(slot) = schedule.next_slot(cursor) else {
                 break;
             };
-            let local = next.with_timezone(&zone);
+            slots.push(slot);
+            cursor = slot.at;
+        }
+        // Wall times the DST policy leaves out, placed among the runs by the instant they would have had.
+        let skips = slots
+            .last()
+            .map_or_else(Vec::new, |last| schedule.dst_skips(after, last.at));
+        let mut skips = skips.into_iter().peekable();
+        for slot in slots {
+            while let Some(skip) = skips.next_if(|skip| skip.at <= slot.at) {
+                let _ = writeln!(out, "{}", skip_line(&skip));
+            }
+            let local = slot.at.with_timezone(&zone);
             let _ = writeln!(
                 out,
-                "{}  {} {}",
+                "{}  {} {}{}",
                 // Milliseconds only when there are some (an interval's phase).
-                next.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                slot.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
                 local.format("%Y-%m-%d %H:%M:%S%.f %:z"),
-                zone.name()
+                zone.name(),
+                slot.dst_note()
+                    .map_or_else(String::new, |note| format!("  # {note}"))
             );
-            cursor = next;
         }
     }
     Ok(out)
+}
+
+/// A run the DST policy leaves out, as a comment line.
+fn skip_line(slot: &Slot) -> String {
+    let when = slot.wall.format("%Y-%m-%d %H:%M");
+    match slot.dst {
+        DstEffect::FirstOfRepeated => {
+            format!("# {when} (first pass of a repeated time) not run: daylightSaving.repeatedTime is Second")
+        }
+        DstEffect::SecondOfRepeated => {
+            format!("# {when} (second pass of a repeated time) not run: daylightSaving.repeatedTime is First")
+        }
+        DstEffect::EndOfGap | DstEffect::None => format!(
+            "# {when} does not exist (the clocks skip it) and is not run: daylightSaving.skippedTime is Skip"
+        ),
+    }
 }

@@ -129,3 +129,63 @@ fn a_file_without_a_scheduled_job_fails() {
     assert!(!ok);
     assert!(stderr.contains("no ScheduledJob"), "{stderr}");
 }
+
+const NEW_YORK_HOURLY: &str = r#"
+apiVersion: jobtrigger.io/v1alpha1
+kind: ScheduledJob
+metadata: { name: sync }
+spec:
+  schedule: { hourly: { minute: 30 } }
+  timeZone: America/New_York
+  script: { inline: "echo sync" }
+"#;
+
+#[test]
+fn dst_changes_are_shown_beside_the_runs_they_touch() {
+    // 2026-11-01 01:30 happens twice in New York: an hourly job runs in both passes by default.
+    let (ok, stdout, stderr) = preview(
+        NEW_YORK_HOURLY,
+        &["--after", "2026-11-01T04:45:00Z", "--count", "3"],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "2026-11-01T05:30:00Z  2026-11-01 01:30:00 -04:00 America/New_York  # first pass of the repeated 01:30\n\
+         2026-11-01T06:30:00Z  2026-11-01 01:30:00 -05:00 America/New_York  # second pass of the repeated 01:30\n\
+         2026-11-01T07:30:00Z  2026-11-01 02:30:00 -05:00 America/New_York\n"
+    );
+    // 2027-03-14 02:30 does not exist: skipped by default, and the preview says so where it would be.
+    let (ok, stdout, stderr) = preview(
+        NEW_YORK_HOURLY,
+        &["--after", "2027-03-14T06:00:00Z", "--count", "2"],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "2027-03-14T06:30:00Z  2027-03-14 01:30:00 -05:00 America/New_York\n\
+         # 2027-03-14 02:30 does not exist (the clocks skip it) and is not run: daylightSaving.skippedTime is Skip\n\
+         2027-03-14T07:30:00Z  2027-03-14 03:30:00 -04:00 America/New_York\n"
+    );
+    // A job that chooses the end of the gap runs at 03:00 for 02:30, and the line says why; one that
+    // chooses the second pass shows the first pass as not run.
+    let chosen = NEW_YORK_HOURLY.replace(
+        "  timeZone: America/New_York\n",
+        "  timeZone: America/New_York\n  daylightSaving: { repeatedTime: Second, skippedTime: EndOfGap }\n",
+    );
+    let (ok, stdout, stderr) = preview(&chosen, &["--after", "2027-03-14T06:00:00Z", "--count", "3"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(
+            "2027-03-14T07:00:00Z  2027-03-14 03:00:00 -04:00 America/New_York  # for 02:30, which the DST change skips: at the end of the gap\n"
+        ),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = preview(&chosen, &["--after", "2026-11-01T04:45:00Z", "--count", "2"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "# 2026-11-01 01:30 (first pass of a repeated time) not run: daylightSaving.repeatedTime is Second\n\
+         2026-11-01T06:30:00Z  2026-11-01 01:30:00 -05:00 America/New_York  # second pass of the repeated 01:30\n\
+         2026-11-01T07:30:00Z  2026-11-01 02:30:00 -05:00 America/New_York\n"
+    );
+}
