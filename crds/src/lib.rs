@@ -1,8 +1,10 @@
 //! The `ScheduledJob` API shared by every part of Job Trigger Portal: the custom resource types,
-//! the one validation function, and the pure schedule engine (no clock, no client).
+//! the one validation function, the pure schedule engine and the run policy of both modes (no
+//! clock, no client).
 
 pub mod cron;
 pub mod manifest;
+pub mod policy;
 pub mod schedule;
 pub mod testing;
 pub mod types;

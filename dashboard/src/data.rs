@@ -5,6 +5,7 @@ use crate::error::{AppError, Result};
 use crate::timefmt::{self, ShownTime};
 use crate::{AppState, Mode};
 use chrono::{DateTime, Utc};
+use jtp_crds::policy::{Timing, after_edit, next_run_after_edit};
 use jtp_crds::{CompiledSchedule, JobId, RunStatus, ScheduledJobSpec, Trigger};
 use jtp_store::{Job, JobFilter, JobInput, RunSummary};
 use serde::{Deserialize, Serialize};
@@ -417,7 +418,8 @@ pub(crate) async fn insert_job(
     Ok(())
 }
 
-/// Standalone: the row rewritten; next_run recomputed from now (no retroactive runs).
+/// Standalone: the row rewritten; its next run recomputed from now when the edit changed when it
+/// runs (the run policy's one rule for edits), else kept.
 pub(crate) async fn update_job(
     state: &AppState,
     namespace: &str,
@@ -427,12 +429,16 @@ pub(crate) async fn update_job(
     let job = get_job(state, namespace, name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
+    let id = JobId { namespace, name };
+    let schedule = jtp_crds::validate(id, spec)?;
+    let old = Timing::of_spec(id, &job.spec);
+    let edit = after_edit(old.as_ref(), &Timing::of(&schedule, spec));
     let input = JobInput {
         name,
         namespace,
         uid: job.uid.as_deref(),
         spec,
-        next_run: next_run(namespace, name, spec, Utc::now())?,
+        next_run: next_run_after_edit(edit, job.next_run, &schedule, spec, Utc::now()),
     };
     state
         .store()

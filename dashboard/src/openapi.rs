@@ -103,7 +103,7 @@ pub fn document() -> Value {
                 },
                 "put": {
                     "operationId": "updateJob",
-                    "summary": "Replace a job's spec; its next run is recomputed from now",
+                    "summary": "Replace a job's spec; its next run is recomputed from now when its schedule, zone or suspend changed",
                     "requestBody": json_body(json!({ "type": "object", "required": ["spec"], "properties": { "spec": schema_ref("ScheduledJobSpec") } })),
                     "responses": with_errors(json_ok("200", "Saved", schema_ref("WrittenJob")), &["401", "403", "404", "409", "422", "500"])
                 },

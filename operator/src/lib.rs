@@ -5,3 +5,8 @@ pub mod controller;
 pub mod portal;
 pub mod preview;
 pub mod standalone;
+
+/// The run policy's scenario table (shared with `crds`), run through both modes' adapters.
+#[cfg(test)]
+#[path = "../../crds/tests/scenarios/mod.rs"]
+mod policy_scenarios;

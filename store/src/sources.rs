@@ -23,7 +23,8 @@ const SOURCED: &str = "SELECT id, namespace, name, source FROM scheduled_jobs \
 const SKIP_SLOT: &str = "UPDATE scheduled_jobs SET next_run = $3, run_now_requested_at = NULL, updated_at = $4 \
      WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL";
 
-const RUNNING_RUNS: &str = "SELECT COUNT(*) FROM job_execution_logs WHERE job_id = $1 AND status = 'RUNNING'";
+const RUNNING_RUNS: &str =
+    "SELECT id FROM job_execution_logs WHERE job_id = $1 AND status = 'RUNNING' ORDER BY id";
 
 impl Store {
     /// Records where a job came from (`file:<path>`), or that it came from nowhere in particular.
@@ -75,8 +76,8 @@ impl Store {
         Ok(moved == 1)
     }
 
-    /// How many runs of a job are in flight (on any runner).
-    pub async fn running_runs(&self, job_id: i64) -> Result<i64> {
-        Ok(with_pool!(self, pool => sqlx::query_scalar(RUNNING_RUNS).bind(job_id).fetch_one(pool).await)?)
+    /// The ids of a job's runs in flight (on any runner), oldest first.
+    pub async fn running_runs(&self, job_id: i64) -> Result<Vec<i64>> {
+        Ok(with_pool!(self, pool => sqlx::query_scalar(RUNNING_RUNS).bind(job_id).fetch_all(pool).await)?)
     }
 }

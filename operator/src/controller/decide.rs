@@ -1,15 +1,18 @@
 //! The pure decision of one reconcile: from the spec, the last status, the Jobs seen and `now`,
 //! which runs to start or stop, which finished Jobs to prune, what to report and the next status.
-//! No client and no clock, so every schedule form is tested here with a fixed `now`.
+//! Which runs start or stop and when the job runs next is the run policy's
+//! ([`jtp_crds::policy`]); this module turns the status and the Jobs into its facts and its step
+//! into Jobs, Events and the next status. No client and no clock.
 
 use chrono::{DateTime, Duration, Utc};
+use jtp_crds::policy::{self, Edit, Facts, Reason, Stop, Timing, after_edit};
 use jtp_crds::{
-    ActiveRun, CompiledSchedule, ConcurrencyPolicy, Condition, InvalidSpec, RunStatus, ScheduledJobSpec,
-    ScheduledJobStatus, Trigger,
+    ActiveRun, CompiledSchedule, Condition, InvalidSpec, RunStatus, ScheduledJobSpec, ScheduledJobStatus,
+    Trigger,
 };
 use std::time::Duration as StdDuration;
 
-use super::builder::Launch;
+use super::builder::{Launch, job_name};
 
 /// Successful Jobs kept in Kubernetes when the spec names no limit (SQL keeps every run).
 pub const DEFAULT_SUCCESSFUL_HISTORY: i32 = 3;
@@ -19,6 +22,8 @@ pub const DEFAULT_FAILED_HISTORY: i32 = 1;
 pub const CONDITION_VALID: &str = "Valid";
 /// Condition type: the operator is scheduling this job.
 pub const CONDITION_READY: &str = "Ready";
+/// Reason of the Ready condition of a suspended job.
+const READY_SUSPENDED: &str = "Suspended";
 
 /// A Job of this ScheduledJob, as observed.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,7 +33,7 @@ pub struct Child {
     pub scheduled_at: DateTime<Utc>,
     pub created: DateTime<Utc>,
     pub state: ChildState,
-    /// The run's final row is in SQL (the Job carries the recorded label).
+    /// The run's final row is known to be in SQL.
     pub recorded: bool,
 }
 
@@ -91,6 +96,16 @@ impl Notice {
         }
     }
 
+    /// A notice of the run policy, worded by it.
+    pub fn of(reason: Reason, message: String) -> Self {
+        Self {
+            reason: reason.label(),
+            message,
+            warning: reason.is_warning(),
+            run: None,
+        }
+    }
+
     pub fn warning(reason: &'static str, message: String) -> Self {
         Self {
             reason,
@@ -111,8 +126,8 @@ impl Notice {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub launch: Vec<Launch>,
-    /// Active Jobs to stop (concurrency policy Replace).
-    pub stop: Vec<String>,
+    /// Active Jobs to stop, and why.
+    pub stop: Vec<Stop<String>>,
     /// Finished, recorded Jobs beyond the history limits.
     pub prune: Vec<String>,
     pub notices: Vec<Notice>,
@@ -236,75 +251,35 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         }
     };
 
-    // Where scheduling resumes: a new object from its creation, an edited or resumed one from now
-    // (no retroactive runs), otherwise after the last handled slot.
-    let mut last = match (old.observed_generation, old.last_scheduled_time) {
+    // Where scheduling resumes: a new object from its creation; after an edit that changed when
+    // it runs, from now (no retroactive runs); otherwise after the last handled slot. A Job of a
+    // later slot means that slot was handled (a restart lost the status write that said so).
+    let timing = Timing::of(compiled, spec);
+    let edit = if spec_changed {
+        after_edit(old_timing(old).as_ref(), &timing)
+    } else {
+        Edit::Keep
+    };
+    let handled_until = match (old.observed_generation, old.last_scheduled_time) {
         (None, None) => created,
-        _ if spec_changed => now,
+        _ if edit == Edit::FromNow => now,
         (_, Some(last)) => last,
         (_, None) => now,
     };
+    let newest_launched = children
+        .iter()
+        .filter(|c| c.trigger == Trigger::Schedule)
+        .map(|c| c.scheduled_at)
+        .max();
+    let handled_until = newest_launched.map_or(handled_until, |slot| slot.max(handled_until));
 
-    if !spec.suspend && !compiled.is_manual() {
-        let missed = compiled.missed(last, now, 1);
-        if let Some(slot) = missed.latest() {
-            let late = now - slot;
-            let deadline = spec.starting_deadline_seconds.map(Duration::seconds);
-            let launch_this = Launch::new(name, Trigger::Schedule, slot);
-            if exists(&launch_this.job_name) {
-                // Started before a restart that lost the status write: nothing to do.
-            } else if deadline.is_some_and(|d| late > d) {
-                notices.push(Notice::warning(
-                    "Skipped",
-                    format!(
-                        "slot {} missed by {}s, more than startingDeadlineSeconds",
-                        fmt_time(slot),
-                        late.num_seconds()
-                    ),
-                ));
-            } else if spec.concurrency_policy == ConcurrencyPolicy::Forbid && !active.is_empty() {
-                notices.push(Notice::normal(
-                    "Skipped",
-                    format!(
-                        "slot {} skipped: {} is still running (concurrencyPolicy Forbid)",
-                        fmt_time(slot),
-                        active[0].name
-                    ),
-                ));
-            } else {
-                if spec.concurrency_policy == ConcurrencyPolicy::Replace {
-                    stop.extend(active.iter().map(|c| c.name.clone()));
-                }
-                if missed.truncated {
-                    notices.push(Notice::warning(
-                        "MissedSlots",
-                        format!(
-                            "several slots were missed; only the latest, {}, runs",
-                            fmt_time(slot)
-                        ),
-                    ));
-                }
-                launch.push(launch_this);
-            }
-            last = slot;
-        }
-    }
-    status.last_scheduled_time = Some(last);
-    status.next_run = (!spec.suspend)
-        .then(|| compiled.next_after(last.max(now)))
-        .flatten();
-    if spec.suspend || compiled.is_manual() {
-        // Recomputed from now on resume or edit; keep what was handled for the record.
-        status.last_scheduled_time = old.last_scheduled_time.or(Some(last));
-    }
-
+    // A Run Now value not handled yet, unless its Job exists (a lost status write again).
+    let mut run_now_at = None;
     if let Some(value) = run_now.filter(|v| old.last_run_now.as_deref() != Some(*v)) {
         match DateTime::parse_from_rfc3339(value) {
             Ok(at) => {
-                let manual = Launch::new(name, Trigger::Manual, at.with_timezone(&Utc));
-                if !exists(&manual.job_name) {
-                    launch.push(manual);
-                }
+                let at = at.with_timezone(&Utc);
+                run_now_at = (!exists(&job_name(name, Trigger::Manual, at))).then_some(at);
             }
             Err(e) => notices.push(Notice::warning(
                 "RunNowRejected",
@@ -314,9 +289,33 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         status.last_run_now = Some(value.to_owned());
     }
 
+    let active_names: Vec<String> = active.iter().map(|c| c.name.clone()).collect();
+    let step = policy::step(&Facts {
+        schedule: compiled,
+        spec,
+        handled_until,
+        run_now: run_now_at,
+        active: &active_names,
+        now,
+    });
+    for skipped in &step.skipped {
+        notices.push(Notice::of(skipped.reason, skipped.to_string()));
+    }
+    if step.missed.truncated {
+        notices.push(Notice::of(Reason::MissedSlots, Reason::MissedSlots.to_string()));
+    }
+    launch.extend(step.launch.iter().map(|l| Launch::new(name, l.trigger, l.slot)));
+    stop.extend(step.stop);
+    status.last_scheduled_time = Some(step.handled_until);
+    status.next_run = step.next_run;
+    if spec.suspend || compiled.is_manual() {
+        // Recomputed from now on resume or edit; keep what was handled for the record.
+        status.last_scheduled_time = old.last_scheduled_time.or(Some(step.handled_until));
+    }
+
     let mut running: Vec<ActiveRun> = active_runs(&active)
         .into_iter()
-        .filter(|a| !stop.contains(&a.job_name))
+        .filter(|a| !stop.iter().any(|s| s.run == a.job_name))
         .collect();
     running.extend(launch.iter().map(|l| ActiveRun {
         job_name: l.job_name.clone(),
@@ -327,7 +326,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     status.active = running;
     status.schedule_description = Some(compiled.describe());
     let (ready_reason, ready_message) = if spec.suspend {
-        ("Suspended", "suspended: only Run Now starts it".to_owned())
+        (READY_SUSPENDED, "suspended: only Run Now starts it".to_owned())
     } else if compiled.is_manual() {
         ("Manual", "manual: only Run Now starts it".to_owned())
     } else {
@@ -446,14 +445,21 @@ fn to_std(d: Duration) -> StdDuration {
     d.to_std().unwrap_or(StdDuration::ZERO)
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+/// When the job ran before an edit, as the last status shows it: the schedule in words with
+/// its zone, and whether it was suspended. `None` when no valid spec was scheduled yet.
+fn old_timing(old: &ScheduledJobStatus) -> Option<Timing> {
+    let schedule = old.schedule_description.clone()?;
+    let suspend = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_READY && c.reason == READY_SUSPENDED);
+    Some(Timing { schedule, suspend })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jtp_crds::{IntervalUnit, JobId, Weekday, validate};
+    use jtp_crds::{ConcurrencyPolicy, IntervalUnit, JobId, Weekday, validate};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -490,6 +496,10 @@ mod tests {
         }
 
         fn at(&self, now: &str) -> Decision {
+            self.at_instant(t(now))
+        }
+
+        fn at_instant(&self, now: DateTime<Utc>) -> Decision {
             let id = JobId {
                 namespace: "default",
                 name: "job",
@@ -504,7 +514,7 @@ mod tests {
                 status: &self.status,
                 run_now: self.run_now.as_deref(),
                 children: &self.children,
-                now: t(now),
+                now,
                 error_grace: Duration::seconds(30),
             })
         }
@@ -650,7 +660,13 @@ mod tests {
         case.spec.concurrency_policy = ConcurrencyPolicy::Replace;
         let replace = case.at("2026-03-01T00:00:10Z");
         assert_eq!(replace.launch.len(), 1);
-        assert_eq!(replace.stop, vec!["job-old".to_string()]);
+        assert_eq!(
+            replace.stop,
+            vec![Stop {
+                run: "job-old".to_string(),
+                reason: policy::StopReason::Replaced
+            }]
+        );
         assert_eq!(replace.status.active.len(), 1);
     }
 
@@ -670,6 +686,61 @@ mod tests {
         assert!(suspended.launch.is_empty());
         assert_eq!(suspended.status.next_run, None);
         assert_eq!(suspended.requeue_after, None);
+    }
+
+    #[test]
+    fn an_edit_that_keeps_the_timing_keeps_the_slots() {
+        let mut case = Case::new(ScheduledJobSpec::daily("09:00")).handled_until("2026-03-01T01:00:00Z");
+        let before = case.at("2026-03-01T02:00:00Z");
+        case.status = before.status;
+        case.generation = 2;
+        case.spec.script.inline = Some("echo edited".into());
+        // The operator was down over the 2 March slot: the script edit keeps its one catch-up.
+        let d = case.at("2026-03-02T03:00:00Z");
+        assert_eq!(slots(&d), vec![(Trigger::Schedule, t("2026-03-02T01:00:00Z"))]);
+        case.spec.schedule = ScheduledJobSpec::daily("10:00").schedule;
+        let moved = case.at("2026-03-02T03:00:00Z");
+        assert!(moved.launch.is_empty(), "a schedule edit starts from now");
+        assert_eq!(moved.status.next_run, Some(t("2026-03-03T02:00:00Z")));
+    }
+
+    #[test]
+    fn every_policy_scenario_steps_the_same_through_the_operator() {
+        use jtp_crds::policy::Skipped;
+        for scenario in crate::policy_scenarios::scenarios() {
+            let handled = scenario.handled_until.to_rfc3339();
+            let mut case = Case::new(scenario.spec.clone()).handled_until(&handled);
+            case.children = (0..scenario.active)
+                .map(|i| active(&format!("job-old-{i}"), "2026-02-28T00:00:00Z"))
+                .collect();
+            case.run_now = scenario.run_now.map(|at| at.to_rfc3339());
+            let d = case.at_instant(scenario.now);
+            let expected = &scenario.expected;
+            let name = scenario.name;
+            assert_eq!(slots(&d), expected.launch, "{name}");
+            assert_eq!(d.stop.len(), expected.stopped, "{name}");
+            let skipped: Vec<(&str, String)> = d
+                .notices
+                .iter()
+                .filter(|n| n.reason == "Skipped")
+                .map(|n| (n.reason, n.message.clone()))
+                .collect();
+            let wanted: Vec<(&str, String)> = expected
+                .skipped
+                .iter()
+                .map(|(slot, reason)| {
+                    let skipped = Skipped {
+                        slot: *slot,
+                        reason: *reason,
+                    };
+                    (reason.label(), skipped.to_string())
+                })
+                .collect();
+            assert_eq!(skipped, wanted, "{name}");
+            let missed = d.notices.iter().any(|n| n.reason == "MissedSlots");
+            assert_eq!(missed, expected.missed_earlier, "{name}");
+            assert_eq!(d.status.next_run, expected.next_run, "{name}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use jtp_crds::policy::Stop;
 use jtp_crds::{
     JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob, ScheduledJobStatus, Trigger, validate,
 };
@@ -534,8 +535,8 @@ async fn execute(
     children: &[Child],
 ) -> Result<Vec<Notice>> {
     let mut notices = decision.notices.clone();
-    for name in &decision.stop {
-        notices.extend(stop_replaced(sj, ctx, jobs_api, pods_api, name, children).await);
+    for stop in &decision.stop {
+        notices.extend(stop_run(sj, ctx, jobs_api, pods_api, stop, children).await);
     }
     for launch in &decision.launch {
         notices.extend(start(sj, ctx, jobs_api, launch).await?);
@@ -607,18 +608,19 @@ async fn start(
     Ok(Some(Notice::normal(STARTED, message).about(&launch.job_name)))
 }
 
-/// Concurrency policy Replace: the running Job is recorded as FAILURE, then deleted. If SQL is
-/// down it is left to finish (and be recorded) rather than lose its run. Returns its Event.
-async fn stop_replaced(
+/// A run the policy stops (Replace): the running Job is recorded as FAILURE, then deleted. If
+/// SQL is down it is left to finish (and be recorded) rather than lose its run. Returns its Event.
+async fn stop_run(
     sj: &ScheduledJob,
     ctx: &Context,
     jobs_api: &Api<Job>,
     pods_api: &Api<Pod>,
-    name: &str,
+    stop: &Stop<String>,
     children: &[Child],
 ) -> Option<Notice> {
-    let child = children.iter().find(|c| c.name == name)?;
-    let why = "replaced by a newer run (concurrencyPolicy Replace)";
+    let name = &stop.run;
+    let child = children.iter().find(|c| &c.name == name)?;
+    let why = stop.reason.as_str();
     if let Err(e) = record_stopped(sj, ctx, pods_api, child, why).await {
         tracing::warn!(job = %name, error = %e, "cannot record the replaced run; leaving it to finish");
         return None;
@@ -627,7 +629,7 @@ async fn stop_replaced(
     if let Err(e) = jobs_api.delete(name, &DeleteParams::background()).await {
         tracing::warn!(job = %name, error = %e, "cannot delete the replaced run");
     }
-    Some(Notice::normal("Replaced", format!("stopped {name}: a newer run replaces it")).about(name))
+    Some(Notice::normal(stop.reason.label(), format!("stopped {name}: {why}")).about(name))
 }
 
 /// Records an active run that is being stopped as FAILURE, with its output so far and why.

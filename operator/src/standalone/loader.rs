@@ -12,7 +12,8 @@
 
 use super::folder::Scan;
 use chrono::{DateTime, Utc};
-use jtp_crds::{JobId, ScheduledJobSpec, validate};
+use jtp_crds::policy::{Edit, Timing, after_edit, next_run_after_edit};
+use jtp_crds::{JobId, validate};
 use jtp_store::{JobInput, Store};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -55,22 +56,15 @@ pub async fn sync(
             }
         };
         let source = source_of(dir, path);
-        let fresh_next = if job.spec.suspend {
-            None
-        } else {
-            schedule.next_after(now)
-        };
         match store.get_job_by_name(namespace, name).await {
             Ok(existing) => {
                 let same_source = store.job_source(existing.id).await?.as_deref() == Some(source.as_str());
                 if existing.spec == job.spec && same_source {
                     continue;
                 }
-                let next_run = if timing_changed(&existing.spec, &job.spec) || existing.next_run.is_none() {
-                    fresh_next
-                } else {
-                    existing.next_run
-                };
+                let old = Timing::of_spec(JobId { namespace, name }, &existing.spec);
+                let edit = after_edit(old.as_ref(), &Timing::of(&schedule, &job.spec));
+                let next_run = next_run_after_edit(edit, existing.next_run, &schedule, &job.spec, now);
                 let input = JobInput {
                     name,
                     namespace,
@@ -88,7 +82,7 @@ pub async fn sync(
                     namespace,
                     uid: None,
                     spec: &job.spec,
-                    next_run: fresh_next,
+                    next_run: next_run_after_edit(Edit::FromNow, None, &schedule, &job.spec, now),
                 };
                 let created = store.create_job(&input).await?;
                 store.set_job_source(created.id, Some(&source)).await?;
@@ -113,9 +107,4 @@ pub async fn sync(
 fn source_of(dir: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(dir).unwrap_or(path);
     format!("file:{}", relative.display())
-}
-
-/// Did an edit change when the job runs? Then its next run starts again from now.
-fn timing_changed(old: &ScheduledJobSpec, new: &ScheduledJobSpec) -> bool {
-    old.schedule != new.schedule || old.time_zone != new.time_zone || old.suspend != new.suspend
 }

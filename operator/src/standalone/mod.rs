@@ -5,7 +5,6 @@
 pub mod executor;
 pub mod folder;
 pub mod loader;
-pub mod plan;
 pub mod runner;
 
 use clap::Args;

@@ -8,9 +8,9 @@
 //! recorder task, so a burst of finishing runs never queues in front of the next claim.
 
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
-use super::plan::{Action, JobState, plan};
 use chrono::{DateTime, Utc};
-use jtp_crds::{ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
+use jtp_crds::policy::{self, Facts, Reason, Step};
+use jtp_crds::{CompiledSchedule, ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
 use jtp_store::{Job, RunFinish, SlotClaim, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -243,59 +243,42 @@ impl Runner {
                 return Ok(None);
             }
         };
-        // Allow never looks at runs in flight: spare the query on the hot path.
-        let active_runs = match job.spec.concurrency_policy {
-            ConcurrencyPolicy::Allow => 0,
-            _ => usize::try_from(self.store.running_runs(job.id).await?).unwrap_or(usize::MAX),
+        // Only Forbid and Replace look at runs in flight: spare the query on the hot path.
+        let active = match job.spec.concurrency_policy {
+            ConcurrencyPolicy::Allow => Vec::new(),
+            _ => self.store.running_runs(job.id).await?,
         };
         // A run in flight may end before the slot: Forbid and Replace decide at the slot itself.
-        if at > now && active_runs > 0 {
+        if at > now && !active.is_empty() {
             return Ok(None);
         }
-        let state = JobState {
-            spec: &job.spec,
-            schedule: &schedule,
-            next_run: Some(expected),
-            run_now: job.run_now_requested_at,
-            active_runs,
+        let step = step_for(&job, &schedule, &active, at);
+        // A row holds one pending run: a Run Now took the place of the next slot (see `step_for`).
+        let Some(launch) = step.launch.first().copied() else {
+            if step.next_run != job.next_run {
+                let moved = self.skip_slot(job.id, expected, step.next_run).await?;
+                if moved {
+                    log_step(&job.name, &step);
+                }
+            }
+            return Ok(None);
         };
-        let decision = plan(&state, at);
-        match decision.action {
-            Action::Wait => {
-                if decision.next_run != job.next_run {
-                    self.skip_slot(job.id, expected, decision.next_run).await?;
-                }
+        // A catch-up runs the latest missed slot: move next_run onto it first (a compare-and-set
+        // like the claim), so the run is recorded for that slot.
+        let mut expected = expected;
+        if launch.trigger == Trigger::Schedule && launch.slot != expected {
+            if !self.skip_slot(job.id, expected, Some(launch.slot)).await? {
+                return Ok(None);
             }
-            Action::Skip { slot, reason } => {
-                if self.skip_slot(job.id, expected, decision.next_run).await? {
-                    tracing::warn!(job = %job.name, %slot, %reason, "slot skipped");
-                }
-            }
-            Action::Run {
-                slot,
-                trigger,
-                replace,
-            } => {
-                // A catch-up runs the latest missed slot: move next_run onto it first (a
-                // compare-and-set like the claim), so the run is recorded for that slot.
-                let mut expected = expected;
-                if trigger == Trigger::Schedule && slot != expected {
-                    if !self.skip_slot(job.id, expected, Some(slot)).await? {
-                        return Ok(None);
-                    }
-                    expected = slot;
-                }
-                if replace {
-                    self.stop_job_runs(job.id, "replaced by a newer run (concurrencyPolicy: Replace)");
-                }
-                return Ok(Some(Pending {
-                    job,
-                    expected,
-                    next_run: decision.next_run,
-                }));
-            }
+            expected = launch.slot;
         }
-        Ok(None)
+        log_step(&job.name, &step);
+        self.stop_runs(job.id, &step.stop);
+        Ok(Some(Pending {
+            job,
+            expected,
+            next_run: step.next_run,
+        }))
     }
 
     /// Moves a job's next_run on without running it (a compare-and-set), in the write turn.
@@ -615,10 +598,16 @@ impl Runner {
         }
     }
 
-    fn stop_job_runs(&self, job_id: i64, why: &'static str) {
+    /// Stops the runs the policy stops, those of them that run here.
+    fn stop_runs(&self, job_id: i64, stops: &[policy::Stop<i64>]) {
+        if stops.is_empty() {
+            return;
+        }
         if let Ok(active) = self.active.lock() {
             for run in active.get(&job_id).into_iter().flatten() {
-                let _ = run.stop.send(Stop::Kill(why));
+                if let Some(stop) = stops.iter().find(|s| s.run == run.run_id) {
+                    let _ = run.stop.send(Stop::Kill(stop.reason.as_str()));
+                }
             }
         }
     }
@@ -668,6 +657,45 @@ struct Finished {
     omitted: u64,
 }
 
+/// The run policy's step for a job row due at `at`.
+///
+/// The row's `next_run` is the first slot not handled yet; a pending Run Now took its place (the
+/// portal sets `next_run` to the request), so then scheduling goes on after `at`.
+pub(crate) fn step_for(
+    job: &Job,
+    schedule: &CompiledSchedule,
+    active: &[i64],
+    at: DateTime<Utc>,
+) -> Step<i64> {
+    let handled_until = match (job.run_now_requested_at, job.next_run) {
+        (None, Some(next)) => next - chrono::Duration::nanoseconds(1),
+        _ => at,
+    };
+    policy::step(&Facts {
+        schedule,
+        spec: &job.spec,
+        handled_until,
+        run_now: job.run_now_requested_at,
+        active,
+        now: at,
+    })
+}
+
+/// Logs what a step skipped or missed, in the policy's words.
+fn log_step(job: &str, step: &Step<i64>) {
+    for skipped in &step.skipped {
+        if skipped.reason.is_warning() {
+            tracing::warn!(job, reason = skipped.reason.label(), "{skipped}");
+        } else {
+            tracing::info!(job, reason = skipped.reason.label(), "{skipped}");
+        }
+    }
+    if step.missed.truncated {
+        let reason = Reason::MissedSlots;
+        tracing::warn!(job, reason = reason.label(), "{reason}");
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -691,4 +719,76 @@ async fn sleep_until(at: DateTime<Utc>) {
     }
     // At most PRECISE_SLEEP of blocking on one worker, once per slot.
     std::thread::sleep(remaining(at));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy_scenarios::{Expected, JOB, Scenario, scenarios};
+
+    /// The row of the scenario's job as the portal leaves it: `next_run` the first slot not
+    /// handled, or the Run Now instant when one is pending.
+    fn row(scenario: &Scenario, schedule: &CompiledSchedule) -> Job {
+        let scheduled = (!scenario.spec.suspend)
+            .then(|| schedule.next_after(scenario.handled_until))
+            .flatten();
+        Job {
+            id: 1,
+            uid: None,
+            name: JOB.name.into(),
+            namespace: JOB.namespace.into(),
+            description: None,
+            schedule_type: String::new(),
+            interval_value: None,
+            interval_unit: None,
+            minute: None,
+            at_time: None,
+            weekdays: None,
+            day_of_month: None,
+            cron_expr: None,
+            timezone: scenario.spec.time_zone.clone(),
+            script: String::new(),
+            spec: scenario.spec.clone(),
+            is_active: !scenario.spec.suspend,
+            next_run: scenario.run_now.or(scheduled),
+            last_run: None,
+            last_status: None,
+            consecutive_failures: 0,
+            run_now_requested_at: scenario.run_now,
+            deleted_at: None,
+            created_at: scenario.handled_until,
+            updated_at: scenario.handled_until,
+        }
+    }
+
+    #[test]
+    fn every_policy_scenario_steps_the_same_through_the_runner() {
+        for scenario in scenarios() {
+            let schedule = validate(JOB, &scenario.spec).expect("scenario specs are valid");
+            let job = row(&scenario, &schedule);
+            let active: Vec<i64> = (1..=i64::try_from(scenario.active).expect("few")).collect();
+            // The runner looks at a row once it is due (`due_jobs`), as of its slot.
+            let seen = match job.next_run.filter(|next| *next <= scenario.now + lead()) {
+                None => Expected {
+                    launch: Vec::new(),
+                    stopped: 0,
+                    skipped: Vec::new(),
+                    missed_earlier: false,
+                    next_run: job.next_run,
+                },
+                Some(expected) => {
+                    let step = step_for(&job, &schedule, &active, expected.max(scenario.now));
+                    assert!(step.launch.len() <= 1, "{}: one run per row", scenario.name);
+                    Expected {
+                        launch: step.launch.iter().map(|l| (l.trigger, l.slot)).collect(),
+                        stopped: step.stop.len(),
+                        skipped: step.skipped.iter().map(|s| (s.slot, s.reason)).collect(),
+                        missed_earlier: step.missed.truncated,
+                        next_run: step.next_run,
+                    }
+                }
+            };
+            assert_eq!(seen, scenario.expected, "{}", scenario.name);
+        }
+    }
 }
