@@ -384,6 +384,57 @@ async fn run_now_via_kubectl_annotate_makes_exactly_one_run() {
     op.stop().await;
 }
 
+/// Run Now ignores the concurrency policy: under Forbid, a second Run Now while the first run is
+/// in flight starts a second run (the standalone runner once dropped it; both modes now agree).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_now_under_forbid_while_the_first_runs_starts_a_second_run() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-runnow-forbid").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let spec = ScheduledJobSpec::manual().script("echo running; sleep 8");
+    assert_eq!(spec.concurrency_policy, jtp_crds::ConcurrencyPolicy::Forbid);
+    let uid = create(&ns, &sj("twice", spec)).await.uid().expect("uid");
+    let annotate = |value: &str| {
+        kubectl(&[
+            "-n",
+            ns.name(),
+            "annotate",
+            "sj",
+            "twice",
+            "--overwrite",
+            &format!("jobtrigger.io/run-now={value}"),
+        ]);
+    };
+    annotate(&now_rfc3339());
+    wait_runs(&op.ledger, &uid, "the first run to start", TIMEOUT, |r| {
+        !r.is_empty()
+    })
+    .await;
+    // Run Now values are whole seconds: the second one is a later second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    annotate(&now_rfc3339());
+    let runs = wait_runs(&op.ledger, &uid, "both runs to finish", TIMEOUT, |r| {
+        finished(r).len() == 2
+    })
+    .await;
+    let mut both = finished(&runs);
+    both.sort_by_key(|r| r.scheduled_at);
+    for run in &both {
+        assert_eq!((run.status, run.trigger), (RunStatus::Success, Trigger::Manual));
+    }
+    assert!(
+        both[0].finished_at.is_some_and(|end| both[1].scheduled_at < end),
+        "the second Run Now came while the first ran"
+    );
+    assert_eq!(jobs_of(&ns, "twice").await.len(), 2);
+    assert!(
+        !event_reasons(&ns).await.iter().any(|r| r == "Skipped"),
+        "Run Now is never skipped"
+    );
+    delete_all(&ns).await;
+    op.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_and_error_are_classified_with_their_output() {
     let client = client().await;

@@ -270,6 +270,51 @@ fn run_now_runs_a_manual_job_once_and_it_goes_back_to_no_next_run() {
     assert_eq!((job.next_run, job.run_now_requested_at), (None, None));
 }
 
+/// Run Now ignores the concurrency policy: a second request while the first run is in flight
+/// starts a second run under Forbid (it used to be answered 202 and dropped), and under Replace it
+/// runs alongside instead of stopping the first.
+#[test]
+fn a_second_run_now_while_the_first_runs_starts_a_second_run_under_forbid_and_replace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jtp = start(dir.path(), None, &[]);
+    let db = Db::open(&sqlite_url(dir.path()));
+    for (name, policy) in [("forbid", "Forbid"), ("replace", "Replace")] {
+        create(
+            &jtp,
+            name,
+            json!({ "schedule": { "manual": {} }, "concurrencyPolicy": policy, "script": inline("echo running; sleep 4") }),
+        );
+        let run_now = format!("/jobs/default/{name}/run");
+        let (status, body) = api(&jtp, reqwest::Method::POST, &run_now, None);
+        assert_eq!(status, 202, "{body}");
+        wait_until(Duration::from_secs(15), "the first run to start", || {
+            db.runs(name).iter().any(|r| r.status == RunStatus::Running)
+        });
+        let (status, body) = api(&jtp, reqwest::Method::POST, &run_now, None);
+        assert_eq!(status, 202, "{body}");
+        let runs = db.wait_finished(name, 2, Duration::from_secs(20));
+        assert_eq!(runs.len(), 2, "{name}: {runs:?}");
+        for run in &runs {
+            assert_eq!(
+                (run.status, run.trigger),
+                (RunStatus::Success, Trigger::Manual),
+                "{name}: neither run is skipped or stopped: {runs:?}"
+            );
+        }
+        let (first, second) = if runs[0].run_time < runs[1].run_time {
+            (&runs[0], &runs[1])
+        } else {
+            (&runs[1], &runs[0])
+        };
+        assert!(
+            first.finished_at.is_some_and(|end| second.run_time < end),
+            "{name}: the second run started while the first ran: {runs:?}"
+        );
+        let job = db.job(name);
+        assert_eq!((job.next_run, job.run_now_requested_at), (None, None), "{name}");
+    }
+}
+
 #[test]
 fn failure_error_timeout_and_big_output_are_recorded_as_the_original_did() {
     let dir = tempfile::tempdir().expect("temp dir");
