@@ -1,11 +1,13 @@
 //! `jtp operator`: the Kubernetes controller for ScheduledJobs.
 //!
-//! Pipeline per ScheduledJob: fetch its Jobs → classify finished runs and record them in SQL →
-//! [`decide`](decide::decide) (pure) → apply Jobs by server-side apply → status by server-side
-//! apply → requeue at the next run. Only the replica holding the leader Lease schedules.
+//! Pipeline per ScheduledJob ([`reconcile`]): observe its Jobs → record finished runs in SQL →
+//! [`decide`](decide::decide) (pure, on the run policy of [`jtp_crds::policy`]) → apply Jobs by
+//! server-side apply → publish status, Events and the requeue at the next run. Only the replica
+//! holding the leader Lease schedules.
 
 pub mod builder;
 pub mod decide;
+pub mod expectations;
 pub mod leader;
 pub mod ledger;
 pub mod metrics;

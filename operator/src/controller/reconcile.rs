@@ -1,5 +1,11 @@
-//! The IO shell around [`decide`]: fetch a ScheduledJob's Jobs, record finished runs in SQL,
-//! decide, apply Jobs and status by server-side apply, publish Events, choose the requeue.
+//! The reconcile of one ScheduledJob, a pipeline of stages:
+//! 1. **observe** (reads only): its Jobs from the shared cache, their pods and, for runs that
+//!    just finished, their logs;
+//! 2. **record** (SQL): finished runs and starts written to the ledger;
+//! 3. **decide** (pure, [`decide`] on top of the run policy): runs to start and stop, Jobs to prune,
+//!    Events, the next status;
+//! 4. **apply** (the API): Jobs by server-side apply, stopped, stuck and pruned Jobs deleted;
+//! 5. **publish**: status and Events (through the [`StatusWriter`]), the SQL mirror, the requeue.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -15,25 +21,17 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::builder::{JobDefaults, Launch, build_job};
 use super::decide::{Child, ChildState, DecideInput, Decision, Notice, decide};
+use super::expectations::Expectations;
 use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
 use super::metrics::Metrics;
 use super::runs::{self, Outcome};
 use super::writer::{STARTED, StatusWriter, Urgency};
 use super::{Error, FIELD_MANAGER, FINALIZER, OperatorArgs, Result};
-
-/// Shortest wait before retrying a failed reconcile or SQL write; doubled per failure.
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// Longest wait between retries.
-const BACKOFF_MAX: Duration = Duration::from_secs(15);
-
-/// How a recorded run ended.
-type Ended = (RunStatus, DateTime<Utc>);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -45,19 +43,10 @@ pub struct Context {
     pub writer: Arc<StatusWriter>,
     pub error_grace: chrono::Duration,
     pub finalizer_timeout: chrono::Duration,
-    failures: Mutex<HashMap<String, u32>>,
-    /// The status last written per UID: a reconcile that sees a not-yet-updated copy of the
-    /// object (the watch lags our own write) does not write the same status again.
-    written: Mutex<HashMap<String, ScheduledJobStatus>>,
-    /// One cache of Jobs per watched scope.
-    jobs: Mutex<Vec<reflector::Store<Job>>>,
-    /// Per ScheduledJob UID, the finished Jobs whose runs are known to be in SQL (so their logs
-    /// are not read again and history limits may prune them), with how they ended when this
-    /// process recorded them (a start error is ERROR though its Job only says Failed); filled
-    /// from SQL after a restart.
-    recorded: Mutex<HashMap<String, HashMap<String, Option<Ended>>>>,
-    /// Jobs created by this process and not yet in the cache, by `namespace/name`.
-    launched: Mutex<HashMap<String, (Job, std::time::Instant)>>,
+    /// What this process knows that the API server's copies may not show yet.
+    expectations: Expectations,
+    /// The cache of Jobs of each watched scope, set once when the controllers start.
+    jobs: OnceLock<Vec<reflector::Store<Job>>>,
 }
 
 impl Context {
@@ -84,57 +73,14 @@ impl Context {
             finalizer_timeout: chrono::Duration::seconds(
                 i64::try_from(args.finalizer_timeout_seconds).unwrap_or(300),
             ),
-            failures: Mutex::new(HashMap::new()),
-            written: Mutex::new(HashMap::new()),
-            jobs: Mutex::new(Vec::new()),
-            recorded: Mutex::new(HashMap::new()),
-            launched: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `None` when the run of `job` is not known to be recorded; else how it ended, if known.
-    fn recorded(&self, uid: &str, job: &str) -> Option<Option<Ended>> {
-        self.recorded
-            .lock()
-            .ok()
-            .and_then(|r| r.get(uid).and_then(|jobs| jobs.get(job).copied()))
-    }
-
-    fn mark_recorded(&self, uid: &str, jobs: impl IntoIterator<Item = (String, Option<Ended>)>) {
-        if let Ok(mut recorded) = self.recorded.lock() {
-            recorded.entry(uid.to_owned()).or_default().extend(jobs);
-        }
-    }
-
-    /// Keeps a Job just created until the cache shows it (read-your-writes for launches).
-    fn remember_launch(&self, job: Job) {
-        if let Ok(mut launched) = self.launched.lock() {
-            let key = format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any());
-            launched.insert(key, (job, std::time::Instant::now()));
+            expectations: Expectations::default(),
+            jobs: OnceLock::new(),
         }
     }
 
     /// Queues an Event about `sj` to be published at once.
     fn publish(&self, sj: &ScheduledJob, notice: Notice) {
         self.writer.queue(sj, None, vec![notice], Urgency::Now);
-    }
-
-    /// The next retry delay for `key`, growing with each consecutive failure.
-    fn backoff(&self, key: &str) -> Duration {
-        let Ok(mut failures) = self.failures.lock() else {
-            return BACKOFF_MAX;
-        };
-        let n = failures.entry(key.to_owned()).or_insert(0);
-        *n = n.saturating_add(1);
-        BACKOFF_MIN
-            .saturating_mul(1u32 << (*n - 1).min(10))
-            .min(BACKOFF_MAX)
-    }
-
-    fn succeeded(&self, key: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
-        }
     }
 }
 
@@ -166,6 +112,9 @@ pub async fn check_crd(client: &Client, namespaces: &[String]) -> Result<()> {
 /// How long [`check_crd`] keeps looking for the ScheduledJob API before failing.
 const CRD_GRACE: Duration = Duration::from_secs(15);
 
+/// Buffer of the shared Job stream between the cache and the controller's owner trigger.
+const JOB_EVENTS_BUFFER: usize = 1024;
+
 /// Runs one controller per watched namespace (or one for all) until they end.
 pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
@@ -173,7 +122,9 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    let controllers = scopes.into_iter().map(|ns| {
+    let mut readers = Vec::new();
+    let mut controllers = Vec::new();
+    for ns in scopes {
         let (sjs, jobs): (Api<ScheduledJob>, Api<Job>) = match &ns {
             Some(ns) => (
                 Api::namespaced(ctx.client.clone(), ns),
@@ -185,31 +136,32 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
             namespace = ns.as_deref().unwrap_or("<all>"),
             "watching ScheduledJobs"
         );
-        // A cache of our Jobs, so a reconcile reads its children from memory instead of a LIST
-        // (which costs the API server a scan of every Job in the namespace).
-        let (reader, writer) = reflector::store::<Job>();
-        if let Ok(mut stores) = ctx.jobs.lock() {
-            stores.push(reader);
-        }
-        let cache = watcher(
-            jobs.clone(),
-            watcher::Config::default().labels(JOB_LABEL).any_semantic(),
-        )
-        .default_backoff()
-        .reflect(writer)
-        .for_each(|event| {
-            match event {
-                Ok(watcher::Event::Init) => tracing::debug!("listing Jobs"),
-                Ok(watcher::Event::InitDone) => tracing::debug!("Jobs listed"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "watching Jobs"),
-            }
-            futures::future::ready(())
-        });
+        // One watch of our Jobs feeds both the cache a reconcile reads its children from (instead
+        // of a LIST, which costs the API server a scan of every Job in the namespace) and the
+        // trigger that reconciles a Job's owner: an event reaches the owner only after the cache
+        // holds it, so the two cannot disagree.
+        let (reader, writer) = reflector::store_shared::<Job>(JOB_EVENTS_BUFFER);
+        let Some(owner_trigger) = writer.subscribe() else {
+            tracing::error!("a shared Job cache gave no subscription; not scheduling");
+            return;
+        };
+        readers.push(reader);
+        let cache = watcher(jobs, watcher::Config::default().labels(JOB_LABEL).any_semantic())
+            .default_backoff()
+            .reflect_shared(writer)
+            .for_each(|event| {
+                match event {
+                    Ok(watcher::Event::Init) => tracing::debug!("listing Jobs"),
+                    Ok(watcher::Event::InitDone) => tracing::debug!("Jobs listed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "watching Jobs"),
+                }
+                futures::future::ready(())
+            });
         // Reconciles run without a concurrency limit: at a burst every due launch goes out at
         // once (a limit of 32 measured a worse p99: 6.9 s against 3.9 s at 1,000 jobs).
         let controller = Controller::new(sjs, watcher::Config::default().any_semantic())
-            .owns(jobs, watcher::Config::default().labels(JOB_LABEL).any_semantic())
+            .owns_shared_stream(owner_trigger)
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|result| async move {
                 match result {
@@ -217,8 +169,12 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
                     Err(e) => tracing::debug!(error = %e, "controller"),
                 }
             });
-        futures::future::join(cache, controller)
-    });
+        controllers.push(futures::future::join(cache, controller));
+    }
+    if ctx.jobs.set(readers).is_err() {
+        tracing::error!("the controllers of this context were started twice; not scheduling");
+        return;
+    }
     tokio::select! {
         _ = futures::future::join_all(controllers) => {}
         () = ctx.writer.clone().run() => {}
@@ -228,9 +184,8 @@ pub async fn run_controllers(ctx: Arc<Context>, namespaces: Vec<String>) {
 /// The Jobs owned by the ScheduledJob with `uid` in `ns`, from the caches (waiting for their
 /// first sync, so a restarted operator never decides from an empty cache).
 async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Result<Vec<Job>> {
-    let stores: Vec<reflector::Store<Job>> = ctx.jobs.lock().map(|s| s.clone()).unwrap_or_default();
     let mut out = Vec::new();
-    for store in stores {
+    for store in ctx.jobs.get().into_iter().flatten() {
         match tokio::time::timeout(CACHE_WAIT, store.wait_until_ready()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => continue,
@@ -246,35 +201,19 @@ async fn cached_jobs(ctx: &Context, ns: &str, uid: &str) -> Result<Vec<Job>> {
         );
     }
     // Jobs this process created that the watch has not delivered yet: without them a reconcile
-    // that runs first (the owner's watch can be ahead of the cache's) would think the run gone.
-    if let Ok(mut launched) = ctx.launched.lock() {
-        launched.retain(|_, (job, at)| {
-            let seen = out
-                .iter()
-                .any(|j| j.name_any() == job.name_any() && j.namespace() == job.namespace());
-            !seen && at.elapsed() < LAUNCH_MEMORY
-        });
-        out.extend(
-            launched
-                .values()
-                .filter(|(j, _)| {
-                    j.namespace().as_deref() == Some(ns) && j.owner_references().iter().any(|o| o.uid == uid)
-                })
-                .map(|(j, _)| j.clone()),
-        );
-    }
+    // that runs first (the owner's own status event can be ahead of its Job's) would think the
+    // run gone.
+    let unseen = ctx.expectations.unseen_launches(uid, &out);
+    out.extend(unseen);
     Ok(out)
 }
-
-/// How long a Job this process created counts as existing while the cache has not shown it.
-const LAUNCH_MEMORY: Duration = Duration::from_secs(60);
 
 /// How long a reconcile waits for the first listing of Jobs before it fails (and is retried).
 const CACHE_WAIT: Duration = Duration::from_secs(10);
 
 fn error_policy(sj: Arc<ScheduledJob>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_error(error.label());
-    let delay = ctx.backoff(&sj.uid().unwrap_or_default());
+    let delay = ctx.expectations.failed(&sj.uid().unwrap_or_default());
     tracing::warn!(job = %sj.name_any(), namespace = sj.namespace().as_deref().unwrap_or(""), kind = error.label(), error = %error, ?delay, "reconcile failed");
     Action::requeue(delay)
 }
@@ -294,11 +233,27 @@ async fn reconcile(sj: Arc<ScheduledJob>, ctx: Arc<Context>) -> Result<Action> {
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// The Jobs of one ScheduledJob, classified, with the finished runs written to SQL.
+/// Stage 1, observe: one ScheduledJob's Jobs with what their pods say, reads only.
 struct Observed {
+    runs: Vec<SeenRun>,
+}
+
+/// One Job as observed.
+struct SeenRun {
+    child: Child,
+    /// The run ended since it was last recorded: how, and its log.
+    ended: Option<(Outcome, String)>,
+    /// Active, and not in the last decided status: its RUNNING row may be missing.
+    new_start: bool,
+}
+
+/// Stage 2, record: the runs with their finished rows written to SQL.
+struct Recorded {
     children: Vec<Child>,
     /// Finished runs that could not be recorded yet.
     unrecorded: usize,
+    /// Recorded Jobs that never finish by themselves: to delete.
+    stuck: Vec<String>,
 }
 
 fn mirror(sj: &ScheduledJob, status: &ScheduledJobStatus) -> JobMirror {
@@ -332,131 +287,123 @@ fn run_start(
 async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result<Observed> {
     let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
     let uid = sj.uid().unwrap_or_default();
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let jobs = cached_jobs(ctx, &ns, &uid).await?;
     // Runs already in the status (as decided, even if its write is still queued) have their
-    // RUNNING row; the others get one.
-    let decided = ctx.written.lock().ok().and_then(|w| w.get(&uid).cloned());
+    // RUNNING row; the others may not.
+    let decided = ctx.expectations.written(&uid);
     let known_active: Vec<String> = decided
         .as_ref()
         .or(sj.status.as_ref())
         .map(|s| s.active.iter().map(|a| a.job_name.clone()).collect())
         .unwrap_or_default();
-    let mut observed = Observed {
-        children: Vec::new(),
-        unrecorded: 0,
-    };
     // Finished Jobs not known to be recorded (after a restart): one question to SQL for all.
     let unknown: Vec<String> = jobs
         .iter()
-        .filter(|j| runs::job_finished(j) && ctx.recorded(&uid, &j.name_any()).is_none())
+        .filter(|j| runs::job_finished(j) && ctx.expectations.recorded(&uid, &j.name_any()).is_none())
         .map(ResourceExt::name_any)
         .collect();
     if !unknown.is_empty() {
         match ctx.ledger.finished_runs(&ns, &unknown).await {
-            Ok(found) => ctx.mark_recorded(&uid, found.into_iter().map(|job| (job, None))),
+            Ok(found) => ctx
+                .expectations
+                .mark_recorded(&uid, found.into_iter().map(|job| (job, None))),
             Err(e) => tracing::debug!(error = %e, "cannot ask SQL which runs are recorded yet"),
         }
     }
+    let mut observed = Observed { runs: Vec::new() };
     for job in jobs {
-        let recorded_as = ctx.recorded(&uid, &job.name_any());
-        let recorded = recorded_as.is_some();
-        let mut outcome = None;
-        let mut pod = None;
-        if !recorded && (runs::job_finished(&job) || now >= runs::created(&job) + ctx.error_grace) {
-            pod = runs::latest_pod(&pods_api, &job.name_any()).await?;
-            outcome = runs::classify(&job, pod.as_ref(), now, ctx.error_grace);
+        let recorded_as = ctx.expectations.recorded(&uid, &job.name_any());
+        let mut ended = None;
+        if recorded_as.is_none() && (runs::job_finished(&job) || now >= runs::created(&job) + ctx.error_grace)
+        {
+            let pod = runs::latest_pod(&pods_api, &job.name_any()).await?;
+            if let Some(outcome) = runs::classify(&job, pod.as_ref(), now, ctx.error_grace) {
+                let log = match &pod {
+                    Some(pod) => runs::fetch_log(&pods_api, pod).await,
+                    None => String::new(),
+                };
+                ended = Some((outcome, log));
+            }
         }
-        let Some(mut child) = runs::child(&job, outcome.as_ref()) else {
+        let Some(mut child) = runs::child(&job, ended.as_ref().map(|(outcome, _)| outcome)) else {
             continue;
         };
-        child.recorded = recorded;
+        child.recorded = recorded_as.is_some();
         if let Some(Some((status, finished_at))) = recorded_as {
             child.state = ChildState::Finished { status, finished_at };
         }
-        if let Some(outcome) = outcome {
-            match record_finish(
-                sj,
-                ctx,
-                &jobs_api,
-                &pods_api,
-                &job,
-                &child,
-                pod.as_ref(),
-                &outcome,
-            )
-            .await
-            {
-                Ok(()) => child.recorded = true,
+        let new_start = ended.is_none() && child.is_active() && !known_active.contains(&child.name);
+        observed.runs.push(SeenRun {
+            child,
+            ended,
+            new_start,
+        });
+    }
+    Ok(observed)
+}
+
+/// Stage 2: writes finished runs (and starts not written yet) to SQL, then remembers them; a Job
+/// is never pruned or deleted before its row is written.
+async fn record(sj: &ScheduledJob, ctx: &Context, observed: Observed) -> Recorded {
+    let uid = sj.uid().unwrap_or_default();
+    let mut recorded = Recorded {
+        children: Vec::new(),
+        unrecorded: 0,
+        stuck: Vec::new(),
+    };
+    for SeenRun {
+        mut child,
+        ended,
+        new_start,
+    } in observed.runs
+    {
+        if let Some((outcome, log)) = ended {
+            let finish = RunFinish {
+                start: run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created),
+                finished_at: outcome.finished_at,
+                status: outcome.status,
+                exit_code: outcome.exit_code,
+                output: runs::output(log, &outcome),
+            };
+            match ctx.ledger.record_run_finish(&finish).await {
+                Ok(()) => {
+                    ctx.metrics.run_finished(outcome.status);
+                    tracing::info!(job = %child.name, status = %outcome.status, exit_code = ?outcome.exit_code, "run recorded");
+                    ctx.expectations.mark_recorded(
+                        &uid,
+                        [(child.name.clone(), Some((outcome.status, outcome.finished_at)))],
+                    );
+                    child.recorded = true;
+                    if outcome.stuck {
+                        recorded.stuck.push(child.name.clone());
+                    }
+                }
                 Err(e) => {
-                    observed.unrecorded += 1;
+                    recorded.unrecorded += 1;
                     tracing::warn!(job = %child.name, error = %e, "cannot record the finished run yet");
                 }
             }
-        } else if child.is_active() && !known_active.contains(&child.name) {
+        } else if new_start {
             let start = run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created);
             if let Err(e) = ctx.ledger.record_run_start(&start).await {
                 tracing::warn!(job = %child.name, error = %e, "cannot record the run start");
             }
         }
-        observed.children.push(child);
+        recorded.children.push(child);
     }
-    Ok(observed)
+    recorded
 }
 
-/// Writes a finished run to SQL, then remembers it (or deletes a stuck Job): a Job is never
-/// pruned or deleted before its row is written.
-#[allow(clippy::too_many_arguments)]
-async fn record_finish(
+/// Stage 3: the decision, from the status last decided when the watched copy lags it.
+fn decide_step(
     sj: &ScheduledJob,
     ctx: &Context,
-    jobs_api: &Api<Job>,
-    pods_api: &Api<Pod>,
-    job: &Job,
-    child: &Child,
-    pod: Option<&Pod>,
-    outcome: &Outcome,
-) -> Result<()> {
-    let log = match pod {
-        Some(pod) => runs::fetch_log(pods_api, pod).await,
-        None => String::new(),
-    };
-    let finish = RunFinish {
-        start: run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created),
-        finished_at: outcome.finished_at,
-        status: outcome.status,
-        exit_code: outcome.exit_code,
-        output: runs::output(log, outcome),
-    };
-    ctx.ledger
-        .record_run_finish(&finish)
-        .await
-        .map_err(Error::Ledger)?;
-    ctx.metrics.run_finished(outcome.status);
-    tracing::info!(job = %child.name, status = %outcome.status, exit_code = ?outcome.exit_code, "run recorded");
-    let name = job.name_any();
-    ctx.mark_recorded(
-        &sj.uid().unwrap_or_default(),
-        [(name.clone(), Some((outcome.status, outcome.finished_at)))],
-    );
-    if outcome.stuck {
-        ctx.metrics.api_write("job_delete");
-        match jobs_api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    }
-    Ok(())
-}
-
-async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
-    let now = Utc::now();
+    children: &[Child],
+    now: DateTime<Utc>,
+) -> Result<(Decision, ScheduledJobStatus)> {
     let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
     let name = sj.name_any();
-    let key = sj.uid().unwrap_or_default();
-    let observed = observe(sj, ctx, now).await?;
     let compiled = validate(
         JobId {
             namespace: &ns,
@@ -466,7 +413,7 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     );
     // We are the only writer of the status: when the watched copy lags our last write, decide
     // from what we wrote (so a lagging cache cannot make a slot look due twice).
-    let written = ctx.written.lock().ok().and_then(|w| w.get(&key).cloned());
+    let written = ctx.expectations.written(&sj.uid().unwrap_or_default());
     let old_status = match (written, sj.status.clone()) {
         (Some(w), Some(seen)) if w != seen && seen.observed_generation <= w.observed_generation => w,
         (Some(w), None) => w,
@@ -485,22 +432,40 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
         schedule: compiled.as_ref(),
         status: &old_status,
         run_now: sj.annotations().get(RUN_NOW_ANNOTATION).map(String::as_str),
-        children: &observed.children,
+        children,
         now,
         error_grace: ctx.error_grace,
     });
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    Ok((decision, old_status))
+}
+
+async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
+    let now = Utc::now();
+    let observed = observe(sj, ctx, now).await?;
+    let recorded = record(sj, ctx, observed).await;
+    let (decision, old_status) = decide_step(sj, ctx, &recorded.children, now)?;
     // A launch that failed leaves status and Events unwritten: the retry decides again, and
     // the Jobs that did start are found by name.
-    let notices = execute(sj, ctx, &jobs_api, &pods_api, &decision, &observed.children).await?;
-    let changed = decision.status != old_status;
+    let notices = execute(sj, ctx, &decision, &recorded).await?;
+    Ok(publish(sj, ctx, decision, &old_status, notices, recorded.unrecorded).await)
+}
+
+/// Stage 5: the status and Events (coalesced with a start when nothing else happened), the SQL
+/// mirror, and the requeue: at the next run, or sooner to retry what could not be recorded.
+async fn publish(
+    sj: &ScheduledJob,
+    ctx: &Context,
+    decision: Decision,
+    old_status: &ScheduledJobStatus,
+    notices: Vec<Notice>,
+    unrecorded: usize,
+) -> Action {
+    let key = sj.uid().unwrap_or_default();
+    let changed = decision.status != *old_status;
     if changed {
-        if let Ok(mut written) = ctx.written.lock() {
-            written.insert(key.clone(), decision.status.clone());
-        }
+        ctx.expectations.set_written(&key, decision.status.clone());
         if let Err(e) = ctx.ledger.upsert_job(&mirror(sj, &decision.status)).await {
-            tracing::warn!(job = %name, error = %e, "cannot update the SQL mirror row");
+            tracing::warn!(job = %sj.name_any(), error = %e, "cannot update the SQL mirror row");
         }
     }
     let launched_only =
@@ -510,41 +475,47 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     } else {
         Urgency::Now
     };
+    let requeue = decision.requeue_after;
     ctx.writer
-        .queue(sj, changed.then(|| decision.status.clone()), notices, urgency);
-
-    let mut requeue = decision.requeue_after;
-    if observed.unrecorded > 0 {
+        .queue(sj, changed.then_some(decision.status), notices, urgency);
+    let requeue = if unrecorded > 0 {
         ctx.metrics.reconcile_error("ledger");
-        let retry = ctx.backoff(&key);
-        requeue = Some(requeue.map_or(retry, |r| r.min(retry)));
+        let retry = ctx.expectations.failed(&key);
+        Some(requeue.map_or(retry, |r| r.min(retry)))
     } else {
-        ctx.succeeded(&key);
-    }
-    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+        ctx.expectations.succeeded(&key);
+        requeue
+    };
+    requeue.map_or_else(Action::await_change, Action::requeue)
 }
 
-/// Carries out a decision: stop replaced runs, start new ones, prune history. Returns the
-/// Events to publish: the decision's and one per started or replaced run.
+/// Stage 4, apply: stop the runs the policy stops, start new ones, delete stuck and pruned Jobs.
+/// Returns the Events to publish: the decision's and one per started or stopped run.
 async fn execute(
     sj: &ScheduledJob,
     ctx: &Context,
-    jobs_api: &Api<Job>,
-    pods_api: &Api<Pod>,
     decision: &Decision,
-    children: &[Child],
+    recorded: &Recorded,
 ) -> Result<Vec<Notice>> {
+    let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut notices = decision.notices.clone();
     for stop in &decision.stop {
-        notices.extend(stop_run(sj, ctx, jobs_api, pods_api, stop, children).await);
+        notices.extend(stop_run(sj, ctx, &jobs_api, &pods_api, stop, &recorded.children).await);
     }
     for launch in &decision.launch {
-        notices.extend(start(sj, ctx, jobs_api, launch).await?);
+        notices.extend(start(sj, ctx, &jobs_api, launch).await?);
     }
-    for name in &decision.prune {
+    for (name, why) in recorded
+        .stuck
+        .iter()
+        .map(|n| (n, "stuck"))
+        .chain(decision.prune.iter().map(|n| (n, "pruned by the history limit")))
+    {
         ctx.metrics.api_write("job_delete");
         match jobs_api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => tracing::debug!(job = %name, "pruned by the history limit"),
+            Ok(_) => tracing::debug!(job = %name, why, "deleted"),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(Error::Kube(e)),
         }
@@ -575,7 +546,7 @@ async fn start(
         )
         .await
     {
-        Ok(created) => ctx.remember_launch(created),
+        Ok(created) => ctx.expectations.launched(&sj.uid().unwrap_or_default(), created),
         // The Job exists with a different template (the spec changed since): it is that run.
         Err(kube::Error::Api(e)) if e.code == 422 => {
             tracing::info!(job = %launch.job_name, "the Job already exists");
@@ -652,7 +623,7 @@ async fn record_stopped(
         output: format!("{log}\n[jtp] stopped: {why}\n"),
     };
     ctx.ledger.record_run_finish(&finish).await?;
-    ctx.mark_recorded(
+    ctx.expectations.mark_recorded(
         &sj.uid().unwrap_or_default(),
         [(child.name.clone(), Some((RunStatus::Failure, finish.finished_at)))],
     );
@@ -671,26 +642,22 @@ async fn cleanup(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
         .map(runs::to_chrono)
         .unwrap_or(now);
     let timed_out = now - since > ctx.finalizer_timeout;
-    let mut observed = observe(sj, ctx, now).await?;
+    let observed = observe(sj, ctx, now).await?;
+    let mut recorded = record(sj, ctx, observed).await;
     // Its Jobs go with it: a run still active ends here, recorded with its output so far.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &sj.namespace().unwrap_or_default());
-    for child in observed.children.iter().filter(|c| c.is_active()) {
+    for child in recorded.children.iter().filter(|c| c.is_active()) {
         let why = "the ScheduledJob was deleted while this run was active";
         if let Err(e) = record_stopped(sj, ctx, &pods_api, child, why).await {
             tracing::warn!(job = %child.name, error = %e, "cannot record the run of a deleted ScheduledJob yet");
-            observed.unrecorded += 1;
+            recorded.unrecorded += 1;
         }
     }
     let uid = sj.uid().unwrap_or_default();
     let marked = ctx.ledger.mark_deleted(&uid).await;
-    if let Ok(mut written) = ctx.written.lock() {
-        written.remove(&uid);
-    }
+    ctx.expectations.forget(&uid);
     ctx.writer.forget(&uid);
-    if let Ok(mut recorded) = ctx.recorded.lock() {
-        recorded.remove(&uid);
-    }
-    match (marked, observed.unrecorded) {
+    match (marked, recorded.unrecorded) {
         (Ok(()), 0) => Ok(Action::await_change()),
         (result, _) if timed_out => {
             let message = format!(
