@@ -1,14 +1,13 @@
-//! Test control plane for Job Trigger Portal.
+//! Test cluster for Job Trigger Portal.
 //!
-//! [`cluster`] starts (or reuses) a real Kubernetes control plane built from the
-//! Kubernetes Go modules plus `jtp-node`, a node that runs pod containers as host
-//! processes; [`TestNamespace`] gives each test its own namespace; [`wait_for`] polls an
-//! object until a condition holds. The [`node`] module is `jtp-node` itself.
+//! [`cluster`] starts (or reuses) a real Kubernetes cluster built from Go modules: the
+//! control plane plus a real node (kubelet, containerd, runc, a CNI bridge) in a network
+//! namespace of its own; [`TestNamespace`] gives each test its own namespace; [`wait_for`]
+//! polls an object until a condition holds.
 
-pub mod node;
 mod support;
 
 pub use support::{
-    DEFAULT_TESTENV_DIR, KEEP_NAMESPACES_ENV, TestNamespace, cluster, cluster_with_node, helm, helm_output,
+    DEFAULT_TESTENV_DIR, KEEP_NAMESPACES_ENV, TestNamespace, cluster, helm, helm_output,
     kubeconfig_path, kubectl, kubectl_output, testenv_dir, tool_path, wait_for,
 };

@@ -39,7 +39,7 @@ static KUBECONFIG: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// # Panics
 /// When `up` fails (Go missing, a build failure, a component that does not come up), with
 /// its output and what to do about it.
-fn ensure_up(node_bin: Option<&Path>) -> PathBuf {
+fn ensure_up() -> PathBuf {
     let mut guard = KUBECONFIG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(path) = guard.as_ref() {
         return path.clone();
@@ -49,9 +49,6 @@ fn ensure_up(node_bin: Option<&Path>) -> PathBuf {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(bin) = node_bin {
-        cmd.env("JTP_NODE_BIN", bin);
-    }
     let started = Instant::now();
     let output = cmd
         .output()
@@ -66,6 +63,7 @@ fn ensure_up(node_bin: Option<&Path>) -> PathBuf {
         .map(PathBuf::from);
     match path {
         Some(path) if output.status.success() && path.exists() => {
+            check_network_namespace();
             eprintln!(
                 "jtp-testenv: cluster ready in {:.1?} ({})",
                 started.elapsed(),
@@ -76,8 +74,9 @@ fn ensure_up(node_bin: Option<&Path>) -> PathBuf {
         }
         _ => panic!(
             "testenv/up failed ({status}).\n\
-             The test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) is \
-             built from source with Go >= 1.26 and started by {script}. If Go is missing, install it \
+             The test cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, \
+             runc, the CNI plugins and kubelet) is built from source with Go >= 1.26 and started by {script} \
+             (as root: it makes a network namespace, cgroups and mounts). If Go is missing, install it \
              (https://go.dev/doc/install or the distribution's golang package) and make sure `go` is on \
              PATH; the first build takes a while and is cached under $JTP_CACHE_DIR (default \
              ~/.cache/jtp). Logs of the components: {logs}.\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
@@ -88,9 +87,38 @@ fn ensure_up(node_bin: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The device and inode that identify a network namespace (of a process or a bind mount).
+fn namespace_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// The cluster, its node and its pods are reachable only inside the network namespace `up`
+/// made (named in `<state>/netns`): a test process outside it could not connect.
+///
+/// # Panics
+/// When this process runs in another network namespace, saying how to run it inside.
+fn check_network_namespace() {
+    let file = testenv_dir().join("netns");
+    let netns = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {} (written by testenv/up): {e}", file.display()));
+    let netns = PathBuf::from(netns.trim());
+    let cluster = namespace_id(&netns).unwrap_or_else(|e| panic!("{}: {e}", netns.display()));
+    let own =
+        namespace_id(Path::new("/proc/self/ns/net")).unwrap_or_else(|e| panic!("/proc/self/ns/net: {e}"));
+    assert!(
+        own == cluster,
+        "this test runs outside the test cluster's network namespace ({netns}), where the API server, \
+         the node and the pods live and nothing else can reach them. Run the tests inside it: \
+         testenv/up && testenv/exec cargo test ... (scripts/test does this).",
+        netns = netns.display()
+    );
+}
+
 /// The admin kubeconfig of the test cluster, starting the cluster if needed.
 pub fn kubeconfig_path() -> PathBuf {
-    ensure_up(None)
+    ensure_up()
 }
 
 async fn client_for(kubeconfig: PathBuf) -> kube::Client {
@@ -107,17 +135,7 @@ async fn client_for(kubeconfig: PathBuf) -> kube::Client {
 /// Make a new client in every test: a `kube::Client` belongs to the Tokio runtime that
 /// created it, and each `#[tokio::test]` has its own.
 pub async fn cluster() -> kube::Client {
-    let path = tokio::task::spawn_blocking(|| ensure_up(None))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    client_for(path).await
-}
-
-/// Like [`cluster`], but starts the node from the given `jtp-node` binary when the
-/// cluster is not up yet (integration tests of this crate pass `CARGO_BIN_EXE_jtp-node`).
-pub async fn cluster_with_node(node_bin: &str) -> kube::Client {
-    let bin = PathBuf::from(node_bin);
-    let path = tokio::task::spawn_blocking(move || ensure_up(Some(&bin)))
+    let path = tokio::task::spawn_blocking(ensure_up)
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     client_for(path).await

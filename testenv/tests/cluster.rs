@@ -1,5 +1,6 @@
-//! The test control plane end to end: real Job controller, scheduler, API server and
-//! jtp-node running real processes. Each test has its own namespace.
+//! The test cluster end to end: real Job controller, scheduler, API server, and a real node
+//! (kubelet, containerd, runc) running containers from images made on this machine.
+//! Each test has its own namespace.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn client() -> kube::Client {
-    jtp_testenv::cluster_with_node(env!("CARGO_BIN_EXE_jtp-node")).await
+    jtp_testenv::cluster().await
 }
 
 fn from_json<T: DeserializeOwned>(value: Value) -> T {
@@ -58,7 +59,7 @@ fn phase(pod: &Pod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
-/// A scratch directory on the host that a container can write to (no mount needed).
+/// A scratch directory on the host, for a container to write to through a hostPath volume.
 fn host_scratch(ns: &TestNamespace) -> std::path::PathBuf {
     let dir = jtp_testenv::testenv_dir().join("test-scratch").join(ns.name());
     std::fs::create_dir_all(&dir).expect("create scratch dir");
@@ -129,16 +130,17 @@ async fn failing_job_reports_exit_code_and_logs_through_the_api_server() {
 async fn unpullable_image_never_runs() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "pull").await;
-    let marker = host_scratch(&ns).join("ran");
+    let scratch = host_scratch(&ns);
     let pods: Api<Pod> = ns.api();
     let p = pod(
         "unpullable",
         json!({
             "name": "main",
             "image": "unpullable.invalid/script:1",
-            "command": ["touch", marker.to_string_lossy()],
+            "command": ["touch", "/out/ran"],
+            "volumeMounts": [{ "name": "out", "mountPath": "/out" }],
         }),
-        json!([]),
+        json!([{ "name": "out", "hostPath": { "path": scratch.to_string_lossy() } }]),
     );
     pods.create(&PostParams::default(), &p).await.expect("create pod");
     let seen = wait_for(&pods, "unpullable", TIMEOUT, "report ImagePullBackOff", |p| {
@@ -151,7 +153,10 @@ async fn unpullable_image_never_runs() {
             .and_then(|w| w.message)
             .is_some_and(|m| m.contains("unpullable.invalid/script:1"))
     );
-    assert!(!marker.exists(), "the container's command must never run");
+    assert!(
+        !scratch.join("ran").exists(),
+        "the container's command must never run"
+    );
     ns.cleanup().await;
 }
 
@@ -253,7 +258,7 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
     let script_pod = pod(
         "script",
         json!({
-            "name": "main", "image": "busybox",
+            "name": "main", "image": "busybox:1.36",
             "command": ["/scripts/run.sh"],
             "env": [{ "name": "POD_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } }],
             "volumeMounts": [{ "name": "scripts", "mountPath": "/scripts" }],
@@ -267,7 +272,7 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
     let via_path = pod(
         "via-path",
         json!({
-            "name": "main", "image": "busybox",
+            "name": "main", "image": "busybox:1.36",
             "command": ["run.sh"],
             "env": [
                 { "name": "PATH", "value": "/scripts:/usr/bin:/bin" },
@@ -282,7 +287,7 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
         .expect("create via-path pod");
     let missing = pod(
         "missing",
-        json!({ "name": "main", "image": "busybox", "command": ["definitely-not-installed-jtp"] }),
+        json!({ "name": "main", "image": "busybox:1.36", "command": ["definitely-not-installed-jtp"] }),
         json!([]),
     );
     pods.create(&PostParams::default(), &missing)
@@ -314,25 +319,49 @@ async fn configmap_script_runs_and_missing_executable_is_a_start_error() {
     ns.cleanup().await;
 }
 
+/// The host pids of processes whose command line contains `marker`.
+fn host_pids_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn deleting_a_running_pod_kills_its_process() {
+async fn deleting_a_running_pod_stops_its_container() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "kill").await;
-    let pid_file = host_scratch(&ns).join("pid");
+    let scratch = host_scratch(&ns);
     let pods: Api<Pod> = ns.api();
-    // `$$$$` is `$$` after the kubelet's $(VAR) expansion.
-    let script = format!("echo $$$$ > {}; exec sleep 300", pid_file.display());
-    let p = pod(
+    // The shell's $0 carries a marker, so the container's process can be found on the host.
+    // It notes the SIGTERM the kubelet sends, in a hostPath volume, and exits.
+    let marker = format!("jtp-sleeper-{}", ns.name());
+    let script = "trap 'echo terminated > /out/signal; exit 0' TERM; echo started > /out/signal; \
+                  while true; do sleep 1; done";
+    let mut p = pod(
         "sleeper",
-        json!({ "name": "main", "image": "busybox", "command": ["sh", "-c", script] }),
-        json!([]),
+        json!({
+            "name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script, &marker],
+            "volumeMounts": [{ "name": "out", "mountPath": "/out" }],
+        }),
+        json!([{ "name": "out", "hostPath": { "path": scratch.to_string_lossy() } }]),
     );
+    if let Some(spec) = p.spec.as_mut() {
+        spec.termination_grace_period_seconds = Some(10);
+    }
     pods.create(&PostParams::default(), &p).await.expect("create pod");
     wait_for(&pods, "sleeper", TIMEOUT, "run", |p| phase(p) == "Running").await;
-    let pid = wait_for_pid(&pid_file).await;
+    wait_for_text(&scratch.join("signal"), "started").await;
+    let running = host_pids_with(&marker);
     assert!(
-        Path::new(&format!("/proc/{pid}")).exists(),
-        "sleep should be running"
+        !running.is_empty(),
+        "the container's shell should run on the host"
     );
 
     pods.delete("sleeper", &DeleteParams::default())
@@ -342,27 +371,31 @@ async fn deleting_a_running_pod_kills_its_process() {
     while pods.get_opt("sleeper").await.expect("get pod").is_some() {
         assert!(
             std::time::Instant::now() < deadline,
-            "pod was not removed after its process was killed"
+            "pod was not removed after its container was stopped"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "process {pid} still runs after the pod was deleted"
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("signal")).expect("signal file"),
+        "terminated\n",
+        "the container got SIGTERM"
+    );
+    assert_eq!(
+        host_pids_with(&marker),
+        Vec::<u32>::new(),
+        "the container's processes {running:?} still run after the pod was deleted"
     );
     ns.cleanup().await;
 }
 
-async fn wait_for_pid(file: &Path) -> u32 {
-    for _ in 0..100 {
-        if let Ok(text) = std::fs::read_to_string(file)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
+async fn wait_for_text(file: &Path, text: &str) {
+    for _ in 0..300 {
+        if std::fs::read_to_string(file).is_ok_and(|t| t.trim() == text) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{} was never written", file.display());
+    panic!("{} never held {text:?}", file.display());
 }
 
 #[tokio::test]
