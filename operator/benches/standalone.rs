@@ -200,7 +200,7 @@ fn main() {
             "RUST_LOG",
             std::env::var("JTP_BENCH_LOG").unwrap_or_else(|_| "warn,jtp::timing=debug".into()),
         )
-        .env("JTP_LOG_FORMAT", "json")
+        .env("JTP_LOG_JSON", "true")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -4,6 +4,7 @@
 pub mod controller;
 pub mod portal;
 pub mod preview;
+pub mod process;
 pub mod standalone;
 
 /// The run policy's scenario table (shared with `crds`), run through both modes' adapters.

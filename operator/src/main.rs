@@ -13,6 +13,9 @@ use std::process::ExitCode;
     about = "Job Trigger Portal: scheduled scripts with every run recorded"
 )]
 struct Cli {
+    /// Log JSON lines instead of text (every command; `RUST_LOG` filters).
+    #[arg(long, global = true, env = "JTP_LOG_JSON")]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    jtp_operator::process::init_logging(cli.log_json);
     match cli.command {
         Command::Preview { file, after, count } => {
             let yaml =
@@ -70,15 +74,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::controller::run(args))?
         }
         Command::Standalone(args) => {
-            init_logging();
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::standalone::run(args))?;
         }
         Command::Portal(args) => {
-            init_logging();
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::portal::run(args))?;
         }
         Command::Migrate { database_url } => {
-            init_logging();
             tokio::runtime::Runtime::new()?.block_on(async {
                 let options = jtp_store::StoreOptions {
                     migrate: false,
@@ -92,18 +93,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Structured logs on stderr; `RUST_LOG` filters them (default `info`), `JTP_LOG_FORMAT=json` for JSON.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("JTP_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
 }

@@ -50,7 +50,7 @@ pub async fn run(args: PortalArgs) -> Result<(), Error> {
             source,
         })?;
     let state = AppState::kubernetes(store, client, config);
-    jtp_dashboard::serve(listener, state, crate::standalone::wait_for_signal())
+    jtp_dashboard::serve(listener, state, crate::process::shutdown_signal())
         .await
         .map_err(|source| Error::Listen {
             addr: args.listen,

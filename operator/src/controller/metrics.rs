@@ -1,256 +1,291 @@
-//! Prometheus metrics in text format, plus `/healthz` and `/readyz`, on a small HTTP listener.
-//! Labels are static words (a status, a trigger, an error kind), never names or messages.
+//! The operator's metrics (prometheus-client, OpenMetrics text) and its small HTTP surface:
+//! `/metrics`, `/healthz` and `/readyz` as an axum router. Labels are static words (a status, a
+//! trigger, an error kind), never names or messages.
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use jtp_crds::{RunStatus, Trigger};
-use std::fmt::Write as _;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Error, Result};
 
 /// Upper bounds of the trigger-skew histogram, in seconds.
 pub const SKEW_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
-const STATUSES: [RunStatus; 3] = [RunStatus::Success, RunStatus::Failure, RunStatus::Error];
 /// Kinds of API writes counted.
 pub const WRITE_KINDS: [&str; 5] = ["job_apply", "job_patch", "job_delete", "status_apply", "event"];
+/// The content type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [u64; SKEW_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
 }
 
-/// The operator's counters.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabel {
+    trigger: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// The operator's metrics, registered once.
+#[derive(Debug)]
 pub struct Metrics {
-    runs: [AtomicU64; 3],
-    started: [AtomicU64; 2],
-    reconciles: AtomicU64,
-    errors: Mutex<Vec<(&'static str, u64)>>,
-    writes: [AtomicU64; WRITE_KINDS.len()],
-    skew: Mutex<Histogram>,
-    leader: AtomicBool,
+    registry: Registry,
+    runs: Family<StatusLabel, Counter>,
+    started: Family<TriggerLabel, Counter>,
+    reconciles: Counter,
+    errors: Family<KindLabel, Counter>,
+    writes: Family<KindLabel, Counter>,
+    skew: Histogram,
+    leader: Gauge,
     ready: AtomicBool,
 }
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        let mut registry = Registry::default();
+        let runs = Family::<StatusLabel, Counter>::default();
+        registry.register("jtp_runs", "Finished runs recorded, by status", runs.clone());
+        let started = Family::<TriggerLabel, Counter>::default();
+        registry.register("jtp_runs_started", "Jobs created, by trigger", started.clone());
+        let reconciles = Counter::default();
+        registry.register("jtp_reconciles", "Reconciles run", reconciles.clone());
+        let errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "jtp_reconcile_errors",
+            "Reconcile errors, by kind",
+            errors.clone(),
+        );
+        let writes = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "jtp_api_writes",
+            "Writes sent to the Kubernetes API, by kind",
+            writes.clone(),
+        );
+        let skew = Histogram::new(SKEW_BUCKETS);
+        registry.register(
+            "jtp_trigger_skew_seconds",
+            "Job creation time minus scheduled time (scheduled runs)",
+            skew.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "jtp_leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
+        // Every series exists from the start, at zero, so a dashboard shows them before the first run.
+        for status in [RunStatus::Success, RunStatus::Failure, RunStatus::Error] {
+            let _ = runs.get_or_create(&StatusLabel {
+                status: status.as_str(),
+            });
+        }
+        for trigger in [Trigger::Schedule, Trigger::Manual] {
+            let _ = started.get_or_create(&TriggerLabel {
+                trigger: trigger.as_str(),
+            });
+        }
+        for kind in WRITE_KINDS {
+            let _ = writes.get_or_create(&KindLabel { kind });
+        }
+        Arc::new(Self {
+            registry,
+            runs,
+            started,
+            reconciles,
+            errors,
+            writes,
+            skew,
+            leader,
+            ready: AtomicBool::new(false),
+        })
     }
 
     pub fn run_finished(&self, status: RunStatus) {
-        if let Some(i) = STATUSES.iter().position(|s| *s == status) {
-            self.runs[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.runs
+            .get_or_create(&StatusLabel {
+                status: status.as_str(),
+            })
+            .inc();
     }
 
     pub fn run_started(&self, trigger: Trigger) {
-        let i = usize::from(trigger == Trigger::Manual);
-        self.started[i].fetch_add(1, Ordering::Relaxed);
+        self.started
+            .get_or_create(&TriggerLabel {
+                trigger: trigger.as_str(),
+            })
+            .inc();
     }
 
     pub fn reconciled(&self) {
-        self.reconciles.fetch_add(1, Ordering::Relaxed);
+        self.reconciles.inc();
     }
 
     pub fn reconcile_error(&self, kind: &'static str) {
-        if let Ok(mut errors) = self.errors.lock() {
-            match errors.iter_mut().find(|(k, _)| *k == kind) {
-                Some((_, n)) => *n += 1,
-                None => errors.push((kind, 1)),
-            }
-        }
+        self.errors.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Counts one API write of a kind from [`WRITE_KINDS`].
     pub fn api_write(&self, kind: &'static str) {
-        if let Some(i) = WRITE_KINDS.iter().position(|k| *k == kind) {
-            self.writes[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.writes.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Total API writes so far (benchmarks read it).
     pub fn api_writes_total(&self) -> u64 {
-        self.writes.iter().map(|w| w.load(Ordering::Relaxed)).sum()
+        WRITE_KINDS
+            .iter()
+            .map(|kind| self.writes.get_or_create(&KindLabel { kind }).get())
+            .sum()
     }
 
     /// Jobs created so far, by any trigger.
     pub fn runs_started_total(&self) -> u64 {
-        self.started.iter().map(|s| s.load(Ordering::Relaxed)).sum()
+        [Trigger::Schedule, Trigger::Manual]
+            .iter()
+            .map(|t| {
+                self.started
+                    .get_or_create(&TriggerLabel { trigger: t.as_str() })
+                    .get()
+            })
+            .sum()
     }
 
     /// Records Job creation time minus scheduled time.
     pub fn trigger_skew(&self, seconds: f64) {
-        if let Ok(mut h) = self.skew.lock() {
-            for (i, bound) in SKEW_BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.buckets[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += seconds;
-        }
+        self.skew.observe(seconds);
     }
 
     pub fn set_leader(&self, leader: bool) {
-        self.leader.store(leader, Ordering::Relaxed);
+        self.leader.set(i64::from(leader));
     }
 
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
+        self.leader.get() == 1
     }
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition.
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP jtp_runs_total Finished runs recorded, by status.");
-        let _ = writeln!(out, "# TYPE jtp_runs_total counter");
-        for (i, s) in STATUSES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "jtp_runs_total{{status=\"{s}\"}} {}",
-                self.runs[i].load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP jtp_runs_started_total Jobs created, by trigger.");
-        let _ = writeln!(out, "# TYPE jtp_runs_started_total counter");
-        for (i, t) in [Trigger::Schedule, Trigger::Manual].iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "jtp_runs_started_total{{trigger=\"{t}\"}} {}",
-                self.started[i].load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# HELP jtp_reconciles_total Reconciles run.");
-        let _ = writeln!(out, "# TYPE jtp_reconciles_total counter");
-        let _ = writeln!(
-            out,
-            "jtp_reconciles_total {}",
-            self.reconciles.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP jtp_reconcile_errors_total Reconcile errors, by kind."
-        );
-        let _ = writeln!(out, "# TYPE jtp_reconcile_errors_total counter");
-        if let Ok(errors) = self.errors.lock() {
-            for (kind, n) in errors.iter() {
-                let _ = writeln!(out, "jtp_reconcile_errors_total{{kind=\"{kind}\"}} {n}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP jtp_api_writes_total Writes sent to the Kubernetes API, by kind."
-        );
-        let _ = writeln!(out, "# TYPE jtp_api_writes_total counter");
-        for (i, kind) in WRITE_KINDS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "jtp_api_writes_total{{kind=\"{kind}\"}} {}",
-                self.writes[i].load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP jtp_trigger_skew_seconds Job creation time minus scheduled time (scheduled runs)."
-        );
-        let _ = writeln!(out, "# TYPE jtp_trigger_skew_seconds histogram");
-        if let Ok(h) = self.skew.lock() {
-            for (i, bound) in SKEW_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "jtp_trigger_skew_seconds_bucket{{le=\"{bound}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(out, "jtp_trigger_skew_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "jtp_trigger_skew_seconds_sum {}", h.sum);
-            let _ = writeln!(out, "jtp_trigger_skew_seconds_count {}", h.count);
-        }
-        let _ = writeln!(
-            out,
-            "# HELP jtp_leader 1 while this replica holds the leader lease."
-        );
-        let _ = writeln!(out, "# TYPE jtp_leader gauge");
-        let _ = writeln!(out, "jtp_leader {}", u8::from(self.is_leader()));
+        // Writing to a String does not fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` until the task is dropped.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
-    let listener = TcpListener::bind(addr).await.map_err(Error::Serve)?;
-    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut len = 0;
-            while len < buf.len() {
-                match stream.read(&mut buf[len..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => len += n,
-                }
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let request = String::from_utf8_lossy(&buf[..len]);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (code, body) = match path {
-                "/metrics" => ("200 OK", metrics.render()),
-                "/healthz" => ("200 OK", "ok\n".to_owned()),
-                "/readyz" if metrics.ready.load(Ordering::Relaxed) => ("200 OK", "ready\n".to_owned()),
-                "/readyz" => ("503 Service Unavailable", "not ready\n".to_owned()),
-                _ => ("404 Not Found", "not found\n".to_owned()),
-            };
-            let content_type = if path == "/metrics" {
-                "text/plain; version=0.0.4; charset=utf-8"
-            } else {
-                "text/plain; charset=utf-8"
-            };
-            let response = format!(
-                "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
+/// `/metrics`, `/healthz` and `/readyz`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(metrics)
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.render()).into_response()
+}
+
+async fn ready(State(metrics): State<Arc<Metrics>>) -> Response {
+    if metrics.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
+}
+
+/// Serves [`router`] on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(Error::Serve)?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router(metrics)).await.map_err(Error::Serve)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
 
     #[test]
     fn renders_counters_and_a_histogram() {
-        let m = Metrics::default();
+        let m = Metrics::new();
         m.run_finished(RunStatus::Success);
         m.run_finished(RunStatus::Error);
         m.trigger_skew(0.3);
         m.trigger_skew(3.0);
         m.reconcile_error("kube");
         m.api_write("job_apply");
+        m.set_leader(true);
         let text = m.render();
         assert!(text.contains("jtp_runs_total{status=\"SUCCESS\"} 1"), "{text}");
         assert!(text.contains("jtp_runs_total{status=\"ERROR\"} 1"));
+        assert!(text.contains("jtp_runs_total{status=\"FAILURE\"} 0"));
         assert!(text.contains("jtp_trigger_skew_seconds_bucket{le=\"0.5\"} 1"));
-        assert!(text.contains("jtp_trigger_skew_seconds_bucket{le=\"5\"} 2"));
+        assert!(text.contains("jtp_trigger_skew_seconds_bucket{le=\"5.0\"} 2"));
         assert!(text.contains("jtp_trigger_skew_seconds_count 2"));
         assert!(text.contains("jtp_reconcile_errors_total{kind=\"kube\"} 1"));
+        assert!(text.contains("jtp_api_writes_total{kind=\"job_apply\"} 1"));
+        assert!(text.contains("jtp_leader 1"));
+        assert!(text.ends_with("# EOF\n"));
         assert_eq!(m.api_writes_total(), 1);
+        assert!(m.is_leader());
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_metrics_health_and_readiness() {
+        let m = Metrics::new();
+        let call = |path: &'static str| {
+            let app = router(m.clone());
+            async move {
+                let response = app
+                    .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+                    .await
+                    .expect("response");
+                let status = response.status();
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .expect("body");
+                (status, content_type, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, content_type, body) = call("/metrics").await;
+        assert_eq!((status, content_type.as_str()), (StatusCode::OK, OPENMETRICS));
+        assert!(body.contains("jtp_reconciles_total 0"), "{body}");
+        assert_eq!(call("/healthz").await.0, StatusCode::OK);
+        assert_eq!(call("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        m.set_ready(true);
+        assert_eq!(call("/readyz").await.0, StatusCode::OK);
+        assert_eq!(call("/nowhere").await.0, StatusCode::NOT_FOUND);
     }
 }

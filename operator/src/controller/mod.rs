@@ -124,9 +124,6 @@ pub struct OperatorArgs {
     /// This replica's identity in the Lease (default: $POD_NAME, else host name and pid).
     #[arg(long, env = "JTP_IDENTITY")]
     pub identity: Option<String>,
-    /// Log JSON lines instead of text.
-    #[arg(long, env = "JTP_LOG_JSON")]
-    pub log_json: bool,
 }
 
 impl OperatorArgs {
@@ -145,7 +142,6 @@ impl OperatorArgs {
             lease_namespace: None,
             lease_duration_seconds: 15,
             identity: None,
-            log_json: false,
         }
     }
 
@@ -153,50 +149,17 @@ impl OperatorArgs {
         self.identity
             .clone()
             .or_else(|| std::env::var("POD_NAME").ok())
-            .unwrap_or_else(|| {
-                let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-                format!("{}-{}", host.trim(), std::process::id())
-            })
+            .unwrap_or_else(|| format!("{}-{}", crate::process::hostname(), std::process::id()))
     }
 }
 
 /// Entry point of `jtp operator`: connects, picks the SQL store, serves metrics and runs until
 /// interrupted (or until leadership is lost, which ends the process so it restarts as a standby).
 pub async fn run(args: OperatorArgs) -> Result<()> {
-    init_tracing(args.log_json);
     let client = kube::Client::try_default().await.map_err(Error::Config)?;
     let ledger = open_ledger(args.database_url.as_deref()).await?;
     let metrics = Metrics::new();
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return shutdown.await,
-        };
-        tokio::select! {
-            () = shutdown => {}
-            _ = term.recv() => {}
-        }
-    };
-    run_with(client, args, ledger, metrics, shutdown).await
-}
-
-/// Structured logs on stderr (`RUST_LOG` filters; default `info`), JSON lines with `--log-json`.
-fn init_tracing(json: bool) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
-    };
+    run_with(client, args, ledger, metrics, crate::process::shutdown_signal()).await
 }
 
 /// Opens the run store named by the URL; without one, runs are kept in memory.

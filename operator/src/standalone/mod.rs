@@ -113,7 +113,7 @@ impl StandaloneArgs {
 pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
     let (shutdown_tx, shutdown) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        crate::process::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
@@ -247,23 +247,5 @@ async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) {
 }
 
 fn default_runner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned());
-    format!("{host}-standalone")
-}
-
-pub(crate) async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::mem::drop(ctrl_c.await),
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
+    format!("{}-standalone", crate::process::hostname())
 }
