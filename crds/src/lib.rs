@@ -2,6 +2,7 @@
 //! the one validation function, the pure schedule engine and the run policy of both modes (no
 //! clock, no client).
 
+pub mod admission;
 pub mod cron;
 pub mod manifest;
 pub mod policy;

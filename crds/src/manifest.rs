@@ -51,45 +51,132 @@ struct Meta {
     namespace: Option<String>,
 }
 
-/// Parses every document of a YAML text; empty documents are skipped.
+/// The largest manifest file read, in bytes: far more than any job needs, small enough that a
+/// hostile file cannot keep the parser busy for long.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+/// How deeply a document's collections may nest: a ScheduledJob needs six levels; libyaml's own
+/// limit is far higher and a document nested that deep takes seconds to read.
+pub const MAX_DEPTH: usize = 32;
+
+/// Parses every document of a YAML text; empty documents are skipped. The first bad document is
+/// the error (see [`parse_each`] to keep the good ones).
 pub fn parse_documents(text: &str) -> Result<Vec<Manifest>, ManifestError> {
+    parse_each(text).into_iter().collect()
+}
+
+/// Parses every document of a YAML text on its own: one answer per non-empty document, so one
+/// bad document does not hide the others. A text over [`MAX_MANIFEST_BYTES`] or nested deeper
+/// than [`MAX_DEPTH`] is one error.
+pub fn parse_each(text: &str) -> Vec<Result<Manifest, ManifestError>> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return vec![Err(ManifestError {
+            index: 1,
+            message: format!(
+                "the file has {} bytes; a manifest file may have at most {MAX_MANIFEST_BYTES}",
+                text.len()
+            ),
+        })];
+    }
+    if let Some(line) = too_deep(text) {
+        return vec![Err(ManifestError {
+            index: 1,
+            message: format!("line {line}: nested deeper than {MAX_DEPTH} levels"),
+        })];
+    }
     let mut out = Vec::new();
     for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| ManifestError {
-            index: index + 1,
-            message: format!("not YAML: {e}"),
-        })?;
-        if value.is_null() {
-            continue;
+        let index = index + 1;
+        match serde_yaml::Value::deserialize(doc) {
+            Ok(value) if value.is_null() => {}
+            Ok(value) => out.push(parse_one(index, value)),
+            Err(e) => {
+                out.push(Err(ManifestError {
+                    index,
+                    message: format!("not YAML: {e}"),
+                }));
+                // The reader cannot find the next document after a syntax error.
+                break;
+            }
         }
-        let fail = |message: String| ManifestError {
-            index: index + 1,
-            message,
-        };
-        let head: Head = serde_yaml::from_value(value.clone()).map_err(|e| fail(e.to_string()))?;
-        out.push(match head.kind.as_str() {
-            "ScheduledJob" => {
-                if head.api_version != format!("{}/v1alpha1", crate::GROUP) {
-                    return Err(fail(format!(
-                        "apiVersion is \"{}\"; ScheduledJob is jobtrigger.io/v1alpha1",
-                        head.api_version
-                    )));
-                }
-                let job: ScheduledJob =
-                    serde_yaml::from_value(value).map_err(|e| fail(format!("ScheduledJob: {e}")))?;
-                Manifest::ScheduledJob(Box::new(job))
-            }
-            "ConfigMap" => {
-                let cm: ConfigMapDoc =
-                    serde_yaml::from_value(value).map_err(|e| fail(format!("ConfigMap: {e}")))?;
-                Manifest::ConfigMap {
-                    namespace: cm.metadata.namespace,
-                    name: cm.metadata.name,
-                    data: cm.data,
-                }
-            }
-            _ => Manifest::Other { kind: head.kind },
-        });
     }
-    Ok(out)
+    out
+}
+
+/// The first line where flow collections (`[`, `{`) or block indentation nest deeper than
+/// [`MAX_DEPTH`], found without parsing (a cheap look, not a YAML reader: quotes are skipped).
+fn too_deep(text: &str) -> Option<usize> {
+    let mut flow = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        // Two columns per level is the usual block style; one column per level is allowed too,
+        // so the limit on indentation is generous.
+        if indent > MAX_DEPTH * 4 {
+            return Some(n + 1);
+        }
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (None, '#') => break,
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow > MAX_DEPTH {
+                        return Some(n + 1);
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+fn parse_one(index: usize, value: serde_yaml::Value) -> Result<Manifest, ManifestError> {
+    let fail = |message: String| ManifestError { index, message };
+    let head: Head = serde_yaml::from_value(value.clone()).map_err(|e| fail(e.to_string()))?;
+    Ok(match head.kind.as_str() {
+        "ScheduledJob" => {
+            if head.api_version != format!("{}/v1alpha1", crate::GROUP) {
+                return Err(fail(format!(
+                    "apiVersion is \"{}\"; ScheduledJob is jobtrigger.io/v1alpha1",
+                    head.api_version
+                )));
+            }
+            let json = serde_json::to_value(&value).map_err(|e| fail(format!("ScheduledJob: {e}")))?;
+            let unknown = crate::admission::unknown_fields(&json);
+            if !unknown.is_empty() {
+                let lines: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+                return Err(fail(lines.join("; ")));
+            }
+            let job: ScheduledJob =
+                serde_yaml::from_value(value).map_err(|e| fail(format!("ScheduledJob: {e}")))?;
+            Manifest::ScheduledJob(Box::new(job))
+        }
+        "ConfigMap" => {
+            let cm: ConfigMapDoc =
+                serde_yaml::from_value(value).map_err(|e| fail(format!("ConfigMap: {e}")))?;
+            let bad_keys: Vec<String> = cm
+                .data
+                .keys()
+                .filter_map(|key| crate::admission::check_config_map_key(&format!("data.{key}"), key))
+                .map(|e| e.to_string())
+                .collect();
+            if !bad_keys.is_empty() {
+                return Err(fail(format!(
+                    "ConfigMap {}: {}",
+                    cm.metadata.name,
+                    bad_keys.join("; ")
+                )));
+            }
+            Manifest::ConfigMap {
+                namespace: cm.metadata.namespace,
+                name: cm.metadata.name,
+                data: cm.data,
+            }
+        }
+        _ => Manifest::Other { kind: head.kind },
+    })
 }

@@ -42,6 +42,13 @@ impl fmt::Display for InvalidSpec {
     }
 }
 
+/// The longest argument Linux passes to a program (`MAX_ARG_STRLEN`, 32 pages, less the final
+/// NUL byte): an inline script is one argument of `sh -c`.
+pub const MAX_ARGUMENT_BYTES: usize = 32 * 4096 - 1;
+
+/// The longest description, as the CRD's `maxLength` says.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+
 /// Checks job `job`'s spec; on success returns its compiled schedule, ready to use.
 pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSchedule, InvalidSpec> {
     let mut errors = Vec::new();
@@ -84,6 +91,46 @@ pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSched
         errors.push(FieldError::new(
             "spec.script.configMap",
             "name both the ConfigMap and its key",
+        ));
+    }
+    if let Some(key) = script
+        .config_map
+        .as_ref()
+        .map(|cm| cm.key.as_str())
+        .filter(|k| !k.is_empty())
+        && let Some(error) = crate::admission::check_config_map_key("spec.script.configMap.key", key)
+    {
+        errors.push(error);
+    }
+    if script
+        .inline
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_ARGUMENT_BYTES)
+    {
+        errors.push(FieldError::new(
+            "spec.script.inline",
+            format!(
+                "the inline script has more than {MAX_ARGUMENT_BYTES} bytes, more than one argument \
+                 of a program may hold: put it in a ConfigMap or a script file"
+            ),
+        ));
+    }
+    for (i, arg) in script.command.iter().flatten().enumerate() {
+        if arg.len() > MAX_ARGUMENT_BYTES {
+            errors.push(FieldError::new(
+                format!("spec.script.command[{i}]"),
+                format!("more than {MAX_ARGUMENT_BYTES} bytes, more than one argument may hold"),
+            ));
+        }
+    }
+    if spec
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
+    {
+        errors.push(FieldError::new(
+            "spec.description",
+            format!("at most {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
     if script.file.as_deref().is_some_and(str::is_empty) {

@@ -130,3 +130,43 @@ fn all_problems_are_reported_at_once() {
     spec.script = Script::default();
     assert_eq!(errors(&spec).len(), 3, "{:?}", errors(&spec));
 }
+
+#[test]
+fn a_description_over_the_crds_1024_characters_is_refused() {
+    let mut spec = ScheduledJobSpec::daily("09:00");
+    spec.description = Some("é".repeat(1024));
+    assert_eq!(
+        errors(&spec),
+        Vec::<String>::new(),
+        "1024 characters (2048 bytes) fit"
+    );
+    spec.description = Some("x".repeat(1025));
+    rejected(spec, "spec.description", "at most 1024 characters");
+}
+
+#[test]
+fn an_inline_script_too_large_for_one_argument_is_refused_up_front() {
+    let mut spec = ScheduledJobSpec::daily("09:00");
+    spec.script.inline = Some(format!(
+        "echo {}",
+        "x".repeat(jtp_crds::validate::MAX_ARGUMENT_BYTES)
+    ));
+    rejected(
+        spec,
+        "spec.script.inline",
+        "put it in a ConfigMap or a script file",
+    );
+}
+
+#[test]
+fn a_config_map_key_that_is_a_path_is_refused() {
+    let mut spec = ScheduledJobSpec::daily("09:00");
+    spec.script = Script {
+        config_map: Some(jtp_crds::ConfigMapScript {
+            name: "scripts".into(),
+            key: "../../x.sh".into(),
+        }),
+        ..Script::default()
+    };
+    rejected(spec, "spec.script.configMap.key", "not a valid ConfigMap key");
+}

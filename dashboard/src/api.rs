@@ -11,7 +11,7 @@ use crate::error::{AppError, Result};
 use crate::form;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -100,9 +100,46 @@ async fn get_job(
     Ok(Json(JobView::cached(&state, job)))
 }
 
-/// Parses a JSON body; a body that is not what the route takes is a 422 naming the problem.
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| {
+/// Parses a JSON body; a body that is not what the route takes is a 422 naming the problem,
+/// unknown fields included (with their path and the field probably meant). Only
+/// `application/json` is read: a form or `text/plain` body is what a cross-site page can send
+/// without the browser asking first.
+fn parse_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8], fields: &[&str]) -> Result<T> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "send the body as JSON with content-type: application/json (got \"{content_type}\")"
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        AppError::Invalid(vec![FieldError::new(
+            "body",
+            format!("the request body is not valid JSON: {e}"),
+        )])
+    })?;
+    if let Some(object) = value.as_object() {
+        let mut unknown: Vec<FieldError> = object
+            .keys()
+            .filter(|k| !fields.contains(&k.as_str()))
+            .map(|k| {
+                FieldError::new(
+                    k.clone(),
+                    format!("unknown field; the body takes {}", fields.join(", ")),
+                )
+            })
+            .collect();
+        if let Some(spec) = object.get("spec") {
+            unknown.extend(jtp_crds::admission::unknown_spec_fields("spec", spec));
+        }
+        if !unknown.is_empty() {
+            return Err(AppError::Invalid(unknown));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| {
         let field = if e.to_string().contains("spec") || e.is_data() {
             "spec"
         } else {
@@ -143,9 +180,10 @@ fn validated(namespace: &str, name: &str, spec: &ScheduledJobSpec) -> Result<()>
 async fn create_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let input: CreateJob = parse_body(&body)?;
+    let input: CreateJob = parse_body(&headers, &body, &["name", "namespace", "spec"])?;
     let namespace = match (state.is_kubernetes(), input.namespace) {
         (true, Some(ns)) => ns,
         (true, None) => {
@@ -190,12 +228,13 @@ async fn update_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Written>> {
     caller
         .require(&state, Verb::Patch, &namespace, "edit this job")
         .await?;
-    let input: UpdateJob = parse_body(&body)?;
+    let input: UpdateJob = parse_body(&headers, &body, &["spec"])?;
     validated(&namespace, &name, &input.spec)?;
     state.update_job(&namespace, &name, &input.spec).await?;
     Ok(Json(Written {

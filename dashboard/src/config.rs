@@ -17,9 +17,14 @@ pub enum LocalAuth {
 }
 
 impl LocalAuth {
-    /// True when requests must prove who they are.
+    /// True when requests must prove who they are. An empty password or token proves nothing, so
+    /// it does not count.
     pub fn requires_credentials(&self) -> bool {
-        !matches!(self, Self::Open)
+        match self {
+            Self::Open => false,
+            Self::Basic { user, password } => !user.is_empty() && !password.is_empty(),
+            Self::Token(token) => !token.is_empty(),
+        }
     }
 }
 
@@ -110,6 +115,21 @@ mod tests {
         assert!(
             !err.contains("--allow-non-loopback") && err.contains("credentials"),
             "{err}"
+        );
+        config.local_auth = LocalAuth::Token(String::new());
+        let err = check_listen_policy(addr, &config).unwrap_err();
+        assert!(
+            err.contains("credentials"),
+            "an empty token counts as none: {err}"
+        );
+        config.local_auth = LocalAuth::Basic {
+            user: "admin".into(),
+            password: String::new(),
+        };
+        let err = check_listen_policy(addr, &config).unwrap_err();
+        assert!(
+            err.contains("credentials"),
+            "an empty password counts as none: {err}"
         );
         config.local_auth = LocalAuth::Token("t0ken".into());
         assert!(check_listen_policy(addr, &config).is_ok());

@@ -36,6 +36,9 @@ pub struct JobView {
     /// Not suspended.
     pub active: bool,
     pub run_now_requested: Option<ShownTime>,
+    /// Standalone: the jobs-folder file the job comes from (`jobs.yaml`); a portal edit lasts
+    /// until that job's document in the file changes.
+    pub source_file: Option<String>,
     pub spec: ScheduledJobSpec,
 }
 
@@ -126,6 +129,11 @@ impl JobView {
             last_status: job.last_status,
             active: job.is_active,
             run_now_requested: job.run_now_requested_at.map(|t| timefmt::show(t, tz)),
+            source_file: job
+                .source
+                .as_deref()
+                .and_then(|s| s.strip_prefix("file:"))
+                .map(str::to_owned),
             spec: job.spec,
         }
     }

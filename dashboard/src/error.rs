@@ -25,6 +25,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the job store failed")]
     Store(#[source] jtp_store::Error),
     #[error("the Kubernetes API failed")]
@@ -54,6 +56,7 @@ impl AppError {
             Self::Csrf(_) => "csrf",
             Self::BadRequest(_) => "bad_request",
             Self::Conflict(_) => "conflict",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Store(_) => "store",
             Self::Kube(_) => "kube",
             Self::Internal(_) => "internal",
@@ -68,6 +71,7 @@ impl AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Kube(kube::Error::Api(status)) if status.code == 409 => StatusCode::CONFLICT,
             Self::Kube(kube::Error::Api(status)) if status.code == 404 => StatusCode::NOT_FOUND,
             Self::Kube(_) => StatusCode::BAD_GATEWAY,

@@ -444,45 +444,11 @@ fn optional_int(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Optio
     )
 }
 
-/// Checks a name the way the API server does for ScheduledJob names (a DNS subdomain).
-pub fn check_name(field: &str, name: &str, max: usize) -> Option<FieldError> {
-    let ok = !name.is_empty()
-        && name.len() <= max
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    (!ok).then(|| {
-        FieldError::new(
-            field,
-            format!(
-                "\"{name}\" is not a valid name: use at most {max} lowercase letters, digits, '-' or '.', \
-                 starting and ending with a letter or digit"
-            ),
-        )
-    })
-}
-
 /// Name and namespace checks plus [`jtp_crds::validate`]: every problem, not just the first.
 pub fn validate_job(namespace: &str, name: &str, spec: &ScheduledJobSpec) -> Result<(), Vec<FieldError>> {
-    let mut errors: Vec<FieldError> = [
-        check_name("metadata.name", name, 253),
-        check_name("metadata.namespace", namespace, 63).filter(|_| !namespace.contains('.')),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if namespace.contains('.') {
-        errors.push(FieldError::new(
-            "metadata.namespace",
-            format!("\"{namespace}\" is not a valid namespace: no dots allowed"),
-        ));
-    }
-    if let Err(invalid) = jtp_crds::validate(jtp_crds::JobId { namespace, name }, spec) {
-        errors.extend(invalid.errors);
-    }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    jtp_crds::admission::validate_object(namespace, name, spec)
+        .map(|_| ())
+        .map_err(|invalid| invalid.errors)
 }
 
 #[cfg(test)]

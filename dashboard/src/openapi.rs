@@ -11,7 +11,11 @@ fn error_responses(codes: &[&str]) -> Value {
             "403" => ("Not allowed (RBAC), or a CSRF check failed", "Error"),
             "404" => ("No such job or run", "Error"),
             "409" => ("A job with this name exists, or it changed meanwhile", "Error"),
-            "422" => ("Invalid input, with every problem by field", "ValidationErrors"),
+            "415" => ("The body is not sent as content-type: application/json", "Error"),
+            "422" => (
+                "Invalid input, with every problem by field (unknown fields too)",
+                "ValidationErrors",
+            ),
             _ => ("Internal error", "Error"),
         };
         map.insert(
@@ -91,7 +95,7 @@ pub fn document() -> Value {
                     "operationId": "createJob",
                     "summary": "Create a job (Kubernetes: a ScheduledJob resource; standalone: a row)",
                     "requestBody": json_body(schema_ref("CreateJob")),
-                    "responses": with_errors(json_ok("201", "Created", schema_ref("WrittenJob")), &["401", "403", "409", "422", "500"])
+                    "responses": with_errors(json_ok("201", "Created", schema_ref("WrittenJob")), &["401", "403", "409", "415", "422", "500"])
                 }
             },
             "/jobs/{namespace}/{name}": {
@@ -105,7 +109,7 @@ pub fn document() -> Value {
                     "operationId": "updateJob",
                     "summary": "Replace a job's spec; its next run is recomputed from now when its schedule, zone or suspend changed",
                     "requestBody": json_body(json!({ "type": "object", "required": ["spec"], "properties": { "spec": schema_ref("ScheduledJobSpec") } })),
-                    "responses": with_errors(json_ok("200", "Saved", schema_ref("WrittenJob")), &["401", "403", "404", "409", "422", "500"])
+                    "responses": with_errors(json_ok("200", "Saved", schema_ref("WrittenJob")), &["401", "403", "404", "409", "415", "422", "500"])
                 },
                 "delete": {
                     "operationId": "deleteJob",
@@ -183,6 +187,7 @@ pub fn document() -> Value {
                         "lastStatus": { "type": ["string", "null"], "enum": ["SUCCESS", "FAILURE", "ERROR", "RUNNING", null] },
                         "active": { "type": "boolean" },
                         "runNowRequested": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "sourceFile": { "type": ["string", "null"], "description": "Standalone: the jobs-folder file the job comes from" },
                         "spec": schema_ref("ScheduledJobSpec")
                     }
                 },

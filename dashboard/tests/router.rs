@@ -1014,3 +1014,90 @@ async fn the_next_run_says_what_a_dst_change_does_to_it() {
     let job = send(&t.state, get("/api/v1/jobs/default/nightly")).await.json();
     assert!(job["nextRunDst"].is_null(), "{job}");
 }
+
+#[tokio::test]
+async fn the_json_api_refuses_what_the_crd_refuses_with_the_field_and_a_hint() {
+    let t = standalone().await;
+    let post = |body: serde_json::Value| json_request("POST", "/api/v1/jobs", Some(body));
+    let spec = json!({
+        "schedule": { "daily": { "at": "09:00" } },
+        "timezone": "Europe/London",
+        "script": { "inline": "echo hi" }
+    });
+    let reply = send(&t.state, post(json!({ "name": "typo", "spec": spec }))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(reply.json()["errors"][0]["field"], "spec.timezone");
+    assert_eq!(
+        reply.json()["errors"][0]["message"],
+        "unknown field, did you mean timeZone?"
+    );
+    let good = json!({ "schedule": { "daily": { "at": "09:00" } }, "script": { "inline": "echo hi" } });
+    let reply = send(&t.state, post(json!({ "name": "x", "nmae": "y", "spec": good }))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(reply.json()["errors"][0]["field"], "nmae");
+    for name in ["a..b", "a/b", "-a"] {
+        let reply = send(&t.state, post(json!({ "name": name, "spec": good }))).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            reply.body
+        );
+        assert_eq!(reply.json()["errors"][0]["field"], "metadata.name", "{name}");
+    }
+    let mut long = good.clone();
+    long["description"] = json!("x".repeat(1025));
+    let reply = send(&t.state, post(json!({ "name": "long", "spec": long }))).await;
+    assert_eq!(
+        reply.json()["errors"][0]["field"],
+        "spec.description",
+        "{}",
+        reply.body
+    );
+    let mut huge = good.clone();
+    huge["script"]["inline"] = json!("x".repeat(200 * 1024));
+    let reply = send(&t.state, post(json!({ "name": "huge", "spec": huge }))).await;
+    assert_eq!(
+        reply.json()["errors"][0]["field"],
+        "spec.script.inline",
+        "{}",
+        reply.body
+    );
+    let listed = send(&t.state, get("/api/v1/jobs")).await.json();
+    assert_eq!(listed["total"], 0, "nothing refused was stored: {listed}");
+}
+
+#[tokio::test]
+async fn the_json_api_reads_only_json_bodies() {
+    let t = standalone().await;
+    let body = json!({ "name": "plain", "spec": { "schedule": { "daily": { "at": "09:00" } }, "script": { "inline": "echo" } } });
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = Request::post("/api/v1/jobs").header(header::HOST, "127.0.0.1:8080");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let reply = send(&t.state, request.body(Body::from(body.to_string())).unwrap()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {}",
+            reply.body
+        );
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("application/json")
+        );
+    }
+    let request = Request::post("/api/v1/jobs")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    assert_eq!(send(&t.state, request).await.status, StatusCode::CREATED);
+}

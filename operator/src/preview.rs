@@ -1,8 +1,9 @@
 //! `jtp preview`: the next runs of a manifest, like `systemd-analyze calendar`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use jtp_crds::admission::validate_object;
 use jtp_crds::manifest::{Manifest, parse_documents};
-use jtp_crds::{DstEffect, JobId, Slot, validate};
+use jtp_crds::{DstEffect, Slot};
 use std::fmt::Write as _;
 
 /// Why a preview could not be made; the text is what the user sees.
@@ -39,14 +40,11 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
         // An interval's phase depends on the namespace: without one, the job is previewed as
         // standalone mode (and `kubectl apply` in the default namespace) would place it.
         let namespace = job.metadata.namespace.as_deref().unwrap_or("default");
-        let id = JobId {
-            namespace,
-            name: &name,
-        };
-        let schedule = validate(id, &job.spec).map_err(|problems| PreviewError::Invalid {
-            name: name.clone(),
-            problems,
-        })?;
+        let schedule =
+            validate_object(namespace, &name, &job.spec).map_err(|problems| PreviewError::Invalid {
+                name: name.clone(),
+                problems,
+            })?;
         let zone = schedule.time_zone();
         let mut cursor = after;
         let mut slots = Vec::new();

@@ -142,3 +142,44 @@ async fn background_leftovers_do_not_keep_a_finished_run_open() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn scripts_get_a_clean_environment_not_the_runners() {
+    // `cargo test` runs this process with CARGO_* variables set: a script must not see them, nor
+    // anything else outside the allow-list, but does get PATH, HOME and its own variables.
+    assert!(
+        std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+        "run this through cargo test"
+    );
+    let (status, _, text, _) = run(shell("env")).await;
+    assert_eq!(status, RunStatus::Success);
+    let names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
+    assert!(names.contains(&"PATH") && names.contains(&"GREETING"), "{text}");
+    let leaked: Vec<&&str> = names
+        .iter()
+        .filter(|n| !jtp_operator::standalone::executor::INHERITED_ENV.contains(n))
+        .filter(|n| {
+            !n.starts_with("LC_") && **n != "GREETING" && **n != "PWD" && **n != "SHLVL" && **n != "_"
+        })
+        .collect();
+    assert!(leaked.is_empty(), "the script inherited {leaked:?}");
+}
+
+#[test]
+fn the_jobs_own_variables_win_over_inherited_ones() {
+    use jtp_operator::standalone::executor::script_env;
+    let inherited = [
+        ("PATH", "/usr/bin"),
+        ("JTP_DATABASE_URL", "postgres://u:secret@h/db"),
+        ("JTP_PORTAL_TOKEN", "t0ken"),
+        ("LC_TIME", "C"),
+        ("TZ", "UTC"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let env = script_env(inherited, &[("TZ".into(), "Asia/Tokyo".into())]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        env,
+        [("PATH", "/usr/bin"), ("LC_TIME", "C"), ("TZ", "Asia/Tokyo")]
+    );
+}

@@ -189,3 +189,17 @@ fn dst_changes_are_shown_beside_the_runs_they_touch() {
          2026-11-01T07:30:00Z  2026-11-01 02:30:00 -05:00 America/New_York\n"
     );
 }
+
+#[test]
+fn an_unknown_field_is_refused_with_its_path_and_the_field_meant() {
+    let typo = WEEKLY.replace("  script:", "  timezone: Europe/London\n  script:");
+    let (ok, _, stderr) = preview(&typo, &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("spec.timezone: unknown field, did you mean timeZone?"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = preview(&WEEKLY.replace("weekly-report", "weekly..report"), &[]);
+    assert!(!ok);
+    assert!(stderr.contains("metadata.name"), "{stderr}");
+}

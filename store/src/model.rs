@@ -43,6 +43,8 @@ pub struct Job {
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Standalone: `file:<path>` for a job loaded from the jobs folder; `None` otherwise.
+    pub source: Option<String>,
 }
 
 /// What a write of a job says; the denormalized columns are filled from `spec`.

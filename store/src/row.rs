@@ -55,7 +55,7 @@ macro_rules! job_columns {
         "id, uid, name, namespace, description, schedule_type, interval_value, interval_unit, minute, \
          at_time, weekdays, day_of_month, cron_expr, timezone, script, spec, is_active, next_run, \
          last_run, last_status, consecutive_failures, run_now_requested_at, deleted_at, created_at, \
-         updated_at"
+         updated_at, source"
     };
 }
 pub(crate) use job_columns;
@@ -75,7 +75,7 @@ impl_from_row!(Job {
     spec => spec,
     is_active, next_run, last_run,
     last_status => last_status,
-    consecutive_failures, run_now_requested_at, deleted_at, created_at, updated_at,
+    consecutive_failures, run_now_requested_at, deleted_at, created_at, updated_at, source,
 });
 
 impl_from_row!(RunSummary {

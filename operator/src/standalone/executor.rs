@@ -29,6 +29,7 @@ pub enum Program {
 #[derive(Clone, Debug)]
 pub struct ExecRequest {
     pub program: Program,
+    /// The job's variables, set over the few the runner passes on ([`script_env`]).
     pub env: Vec<(String, String)>,
     pub working_dir: Option<PathBuf>,
     /// Stop the run (FAILURE) after this long.
@@ -97,6 +98,34 @@ pub const SHELL: &str = "/bin/sh";
 /// puts hundreds in flight at once: 16 KiB keeps that small while a script printing megabytes
 /// still costs only a read per 16 KiB.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The runner's own variables a script inherits: what a login shell would set, nothing of the
+/// server's configuration (`JTP_PORTAL_TOKEN`, `JTP_PORTAL_PASSWORD`, `JTP_DATABASE_URL` and the
+/// like never reach a script). The locale's `LC_*` variables are passed as a family.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+];
+
+/// `PATH` when the runner itself has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The environment a script starts with: the allow-listed part of `inherited` ([`INHERITED_ENV`]
+/// and `LC_*`), then `spec` (the job's `env` and the runner's `JTP_JOB_*` variables), which wins.
+pub fn script_env(
+    inherited: impl IntoIterator<Item = (String, String)>,
+    spec: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = inherited
+        .into_iter()
+        .filter(|(name, _)| INHERITED_ENV.contains(&name.as_str()) || name.starts_with("LC_"))
+        .collect();
+    if !env.iter().any(|(name, _)| name == "PATH") {
+        env.push(("PATH".to_owned(), DEFAULT_PATH.to_owned()));
+    }
+    env.retain(|(name, _)| !spec.iter().any(|(own, _)| own == name));
+    env.extend(spec.iter().cloned());
+    env
+}
 
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -304,7 +333,11 @@ fn spawn(req: &ExecRequest) -> io::Result<Spawned> {
     cmd.stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
+        .env_clear()
+        .envs(script_env(
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+            &req.env,
+        ))
         .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &req.working_dir {

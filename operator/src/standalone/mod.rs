@@ -27,10 +27,16 @@ pub struct StandaloneArgs {
     #[arg(long, env = "JTP_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// Database URL (`sqlite://…` or `postgres://…`); default: SQLite in the data folder.
-    #[arg(long, env = "JTP_DATABASE_URL")]
+    #[arg(long, env = "JTP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Folder of ScheduledJob manifests to load and keep in step (empty string: none).
-    #[arg(long, env = "JTP_JOBS_DIR", default_value = "examples")]
+    /// Folder of ScheduledJob manifests to load and keep in step (empty string: none). A folder
+    /// that does not exist is an error at start.
+    #[arg(
+        long,
+        env = "JTP_JOBS_DIR",
+        default_value = "examples",
+        value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from)
+    )]
     pub jobs_dir: PathBuf,
     /// Folder that `script.file` paths are relative to (default: `scripts` in the jobs folder).
     #[arg(long, env = "JTP_SCRIPTS_DIR")]
@@ -65,6 +71,9 @@ pub struct StandaloneArgs {
         conflicts_with = "portal_user"
     )]
     pub portal_token: Option<String>,
+    /// Mark the session cookie Secure (serve the portal over HTTPS, e.g. behind a TLS proxy).
+    #[arg(long, env = "JTP_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     /// Run the scheduler and executor without the portal.
     #[arg(long)]
     pub no_portal: bool,
@@ -86,7 +95,25 @@ pub enum Error {
 }
 
 impl StandaloneArgs {
-    fn portal_config(&self) -> PortalConfig {
+    /// The portal's settings; credentials given but empty (an unset variable in a deployment) are
+    /// refused rather than taken as "no credentials".
+    fn portal_config(&self) -> Result<PortalConfig, Error> {
+        for (flag, value) in [
+            ("--portal-user", &self.portal_user),
+            ("--portal-password", &self.portal_password),
+            ("--portal-token", &self.portal_token),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(Error::Config(format!(
+                    "{flag} is empty: give it a value, or leave it out (the portal then stays on loopback)"
+                )));
+            }
+        }
+        if self.portal_password.is_some() && self.portal_user.is_none() {
+            return Err(Error::Config(
+                "--portal-password needs --portal-user (or use --portal-token)".to_owned(),
+            ));
+        }
         let local_auth = match (&self.portal_user, &self.portal_password, &self.portal_token) {
             (Some(user), Some(password), _) => LocalAuth::Basic {
                 user: user.clone(),
@@ -95,11 +122,12 @@ impl StandaloneArgs {
             (_, _, Some(token)) => LocalAuth::Token(token.clone()),
             _ => LocalAuth::Open,
         };
-        PortalConfig {
+        Ok(PortalConfig {
             local_auth,
             allow_non_loopback: self.allow_non_loopback,
+            secure_cookies: self.secure_cookies,
             ..PortalConfig::default()
-        }
+        })
     }
 
     fn database_url(&self) -> String {
@@ -122,9 +150,16 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
 
 /// Runs standalone mode until `shutdown` turns true.
 pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-    let portal_config = args.portal_config();
+    let portal_config = args.portal_config()?;
     if !args.no_portal {
         check_listen_policy(args.listen, &portal_config).map_err(Error::Config)?;
+    }
+    if !args.jobs_dir.as_os_str().is_empty() && !args.jobs_dir.is_dir() {
+        return Err(Error::Config(format!(
+            "the jobs folder {} does not exist: create it, point --jobs-dir at the folder of \
+             manifests, or pass --jobs-dir \"\" for none",
+            args.jobs_dir.display()
+        )));
     }
     std::fs::create_dir_all(&args.data_dir).map_err(|e| {
         Error::Config(format!(
@@ -142,8 +177,12 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     let wake = Arc::new(Notify::new());
     let config_maps = ConfigMaps::default();
     let jobs_dir = (!args.jobs_dir.as_os_str().is_empty()).then(|| args.jobs_dir.clone());
+    let mut seen = None;
     if let Some(dir) = &jobs_dir {
-        sync_folder(&store, dir, &config_maps).await;
+        let fingerprint = folder::fingerprint(dir);
+        if sync_folder(&store, dir, &config_maps).await {
+            seen = Some(fingerprint);
+        }
     }
     let runner_config = RunnerConfig {
         id: args.runner_id.clone().unwrap_or_else(default_runner_id),
@@ -167,7 +206,7 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     let watcher = jobs_dir.map(|dir| {
         let (store, wake, config_maps, shutdown) =
             (store.clone(), Arc::clone(&wake), config_maps, shutdown.clone());
-        tokio::spawn(watch_folder(store, dir, config_maps, wake, shutdown))
+        tokio::spawn(watch_folder(store, dir, config_maps, wake, shutdown, seen))
     });
 
     if !args.no_portal {
@@ -208,24 +247,49 @@ async fn watch_folder(
     config_maps: ConfigMaps,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
+    mut seen: Option<folder::Fingerprint>,
 ) {
-    let mut seen = folder::fingerprint(&dir);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(FOLDER_POLL) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        let now = folder::fingerprint(&dir);
-        if now != seen {
-            seen = now;
-            sync_folder(&store, &dir, &config_maps).await;
+        let now = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || folder::fingerprint(&dir))
+                .await
+                .ok()
+        };
+        if now.is_some() && now != seen {
+            // A sync that failed is tried again at the next look, changed or not.
+            seen = sync_folder(&store, &dir, &config_maps)
+                .await
+                .then_some(now)
+                .flatten();
             wake.notify_one();
         }
     }
 }
 
-async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) {
-    let scan = folder::scan(dir);
+/// Loads the folder into the store; true when it was applied (problems in single files are
+/// reported and do not count as failure). A folder that cannot be read keeps every job as it is.
+async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) -> bool {
+    // Reading and parsing block, and a hostile file may take a while: off the runtime.
+    let scanned = {
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || folder::scan(&dir)).await
+    };
+    let scan = match scanned {
+        Ok(Ok(scan)) => scan,
+        Ok(Err(unreadable)) => {
+            tracing::warn!(problem = %unreadable, "jobs folder: not read; its jobs are kept as they are");
+            return false;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "jobs folder: the scan failed");
+            return false;
+        }
+    };
     if let Ok(mut maps) = config_maps.write() {
         maps.clone_from(&scan.config_maps);
     }
@@ -237,12 +301,17 @@ async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) {
             tracing::info!(
                 folder = %dir.display(),
                 created = ?report.created,
+                restored = ?report.restored,
                 updated = ?report.updated,
                 deleted = ?report.deleted,
                 "jobs folder loaded"
             );
+            true
         }
-        Err(e) => tracing::error!(error = %e, "jobs folder: could not update the database"),
+        Err(e) => {
+            tracing::error!(error = %e, "jobs folder: could not update the database; will try again");
+            false
+        }
     }
 }
 

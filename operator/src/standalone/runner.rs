@@ -758,6 +758,7 @@ mod tests {
             deleted_at: None,
             created_at: scenario.handled_until,
             updated_at: scenario.handled_until,
+            source: None,
         }
     }
 
