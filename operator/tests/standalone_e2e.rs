@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration as Span, Utc};
 use jtp_crds::{RunStatus, Trigger};
+use jtp_dashboard::testing::free_port;
 use jtp_store::{Job, RunSummary, Store};
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,14 +22,6 @@ impl Drop for Jtp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn start(data: &Path, database_url: Option<&str>, extra: &[&str]) -> Jtp {

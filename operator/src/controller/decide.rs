@@ -459,13 +459,8 @@ fn old_timing(old: &ScheduledJobStatus) -> Option<Timing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy_scenarios::t;
     use jtp_crds::{ConcurrencyPolicy, IntervalUnit, JobId, Weekday, validate};
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("test instant")
-            .with_timezone(&Utc)
-    }
 
     struct Case {
         spec: ScheduledJobSpec,

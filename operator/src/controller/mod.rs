@@ -166,7 +166,10 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
 async fn open_ledger(url: Option<&str>) -> Result<Arc<dyn Ledger>> {
     match url {
         None => {
-            tracing::warn!("no --database-url: runs are recorded in memory only");
+            tracing::warn!(
+                "no --database-url (JTP_DATABASE_URL): runs are kept in this process's memory only, lost at \
+                 restart and not shown by the portal; set it to record them in SQL"
+            );
             Ok(Arc::new(MemoryLedger::new()))
         }
         Some(url) => {

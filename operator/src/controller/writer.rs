@@ -6,8 +6,8 @@
 //! say both (three writes per run: the Job, the status, the Event). Anything else — a finished
 //! run, an invalid spec, a skipped slot — is written at once. A burst of launches therefore
 //! creates its Jobs first and writes statuses after, and writes for one object never overtake
-//! each other. The status is what the operator decided ([`super::reconcile::Context`] keeps the
-//! newest), so a write that is still waiting never makes a slot look due twice.
+//! each other. The status is what the operator decided (its [`super::expectations::Expectations`]
+//! keep the newest), so a write that is still waiting never makes a slot look due twice.
 
 use jtp_crds::{ScheduledJob, ScheduledJobStatus};
 use k8s_openapi::api::core::v1::ObjectReference;
