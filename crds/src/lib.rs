@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod cron;
 pub mod manifest;
+pub mod pod;
 pub mod policy;
 pub mod schedule;
 pub mod testing;

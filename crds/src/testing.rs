@@ -18,6 +18,7 @@ impl ScheduledJobSpec {
             env: Vec::new(),
             working_dir: None,
             resources: None,
+            pod_template: None,
             service_account_name: None,
             daylight_saving: None,
             concurrency_policy: ConcurrencyPolicy::default(),

@@ -46,6 +46,8 @@ fn crd_has_what_kubectl_users_need() {
         "set exactly one schedule form",
         "an interval must be at least 10 seconds",
         "pattern: ^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        "podTemplate:",
+        "x-kubernetes-preserve-unknown-fields: true",
     ] {
         assert!(yaml.contains(needle), "CRD lacks {needle:?}:\n{yaml}");
     }

@@ -170,3 +170,46 @@ fn a_config_map_key_that_is_a_path_is_refused() {
     };
     rejected(spec, "spec.script.configMap.key", "not a valid ConfigMap key");
 }
+
+#[test]
+fn a_pod_template_is_held_to_what_a_run_pod_may_be() {
+    let with_template = |template: serde_json::Value| {
+        let mut spec = ScheduledJobSpec::daily("09:00");
+        spec.pod_template = Some(serde_json::from_value(template).expect("a PodTemplateSpec"));
+        spec
+    };
+    assert_eq!(
+        errors(&with_template(serde_json::json!({
+            "spec": { "containers": [{ "name": "run", "env": [{ "name": "A", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } }] }] }
+        }))),
+        Vec::<String>::new()
+    );
+    rejected(
+        with_template(serde_json::json!({ "spec": { "containers": [{ "name": "run", "command": ["x"] }] } })),
+        "spec.podTemplate.spec.containers[0].command",
+        "move it to spec.script.command",
+    );
+    rejected(
+        with_template(serde_json::json!({ "spec": { "serviceAccountName": "admin" } })),
+        "spec.podTemplate.spec.serviceAccountName",
+        "spec.serviceAccountName",
+    );
+    rejected(
+        with_template(serde_json::json!({ "spec": { "restartPolicy": "Always" } })),
+        "spec.podTemplate.spec.restartPolicy",
+        "use Never or OnFailure",
+    );
+    rejected(
+        with_template(serde_json::json!({ "spec": {
+            "containers": [{ "name": "side", "image": "a" }],
+            "initContainers": [{ "name": "side", "image": "b" }]
+        } })),
+        "spec.podTemplate.spec.initContainers[0].name",
+        "used twice",
+    );
+    rejected(
+        with_template(serde_json::json!({ "spec": { "containers": [{ "name": "side" }] } })),
+        "spec.podTemplate.spec.containers[0].image",
+        "needs an image",
+    );
+}

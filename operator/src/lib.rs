@@ -2,6 +2,7 @@
 //! the small commands around them (preview, crd, migrate).
 
 pub mod controller;
+pub mod convert;
 pub mod portal;
 pub mod preview;
 pub mod process;

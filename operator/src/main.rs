@@ -33,6 +33,13 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Read Kubernetes CronJobs (files, or stdin when none or `-`; `kubectl get cronjob -o yaml`
+    /// output included) and print equivalent ScheduledJobs; stderr says, per CronJob, what could
+    /// not be carried over and why. Fails when a CronJob could not be converted.
+    Convert {
+        /// YAML files holding CronJobs (or a List of them).
+        files: Vec<PathBuf>,
+    },
     /// Print the ScheduledJob CustomResourceDefinition generated from the types.
     Crd,
     /// Run the Kubernetes operator (controller for ScheduledJobs).
@@ -69,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let text = jtp_operator::preview::preview(&yaml, after.unwrap_or_else(Utc::now), count)?;
             print!("{text}");
         }
+        Command::Convert { files } => convert(&files)?,
         Command::Crd => print!("{}", jtp_crds::crd_yaml()),
         Command::Operator(args) => {
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::controller::run(args))?
@@ -91,6 +99,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
+    }
+    Ok(())
+}
+
+/// `jtp convert`: ScheduledJobs on stdout, one note per line on stderr.
+fn convert(files: &[PathBuf]) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut inputs = Vec::new();
+    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading stdin")?;
+        inputs.push(("stdin".to_owned(), text));
+    }
+    for file in files.iter().filter(|f| f.as_os_str() != "-") {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        inputs.push((file.display().to_string(), text));
+    }
+    let mut jobs = Vec::new();
+    let mut failed = 0;
+    for (origin, text) in &inputs {
+        for converted in jtp_operator::convert::convert(text).with_context(|| format!("reading {origin}"))? {
+            for note in &converted.notes {
+                eprintln!("{}: {note}", converted.source);
+            }
+            match converted.job {
+                Some(job) => jobs.push(job),
+                None if converted.skipped => {}
+                None => failed += 1,
+            }
+        }
+    }
+    print!(
+        "{}",
+        jtp_operator::convert::to_yaml(&jobs.iter().collect::<Vec<_>>())?
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} object(s) not converted (see above)");
     }
     Ok(())
 }

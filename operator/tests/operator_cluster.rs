@@ -1065,3 +1065,114 @@ async fn a_config_map_script_is_mounted_and_executed() {
     delete_all(&ns).await;
     op.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_reads_a_secret_through_value_from_and_a_mounted_volume() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-pod").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    let secret = serde_json::from_value(json!({
+        "metadata": { "name": "creds" },
+        "stringData": { "token": "s3cr3t-token", "password": "hunter2" }
+    }))
+    .expect("Secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create Secret");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = ns.api();
+    let cm = serde_json::from_value(json!({
+        "metadata": { "name": "settings" },
+        "data": { "REGION": "eu-west" }
+    }))
+    .expect("ConfigMap");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create ConfigMap");
+    let mut spec = ScheduledJobSpec::manual()
+        .script("echo \"token=$TOKEN region=$REGION\"; echo \"file=$(cat /etc/creds/password)\"");
+    spec.pod_template = Some(
+        serde_json::from_value(json!({
+            "metadata": { "labels": { "team": "data" } },
+            "spec": {
+                "containers": [{
+                    "name": "run",
+                    "env": [{ "name": "TOKEN", "valueFrom": { "secretKeyRef": { "name": "creds", "key": "token" } } }],
+                    "envFrom": [{ "configMapRef": { "name": "settings" } }],
+                    "volumeMounts": [{ "name": "creds", "mountPath": "/etc/creds", "readOnly": true }]
+                }],
+                "volumes": [{ "name": "creds", "secret": { "secretName": "creds" } }]
+            }
+        }))
+        .expect("a pod template"),
+    );
+    let mut job = sj("with-secret", spec);
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    let runs = wait_runs(&op.ledger, &uid, "the run reading the Secret", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!(run.status, RunStatus::Success, "{}", run.output);
+    assert!(
+        run.output.contains("token=s3cr3t-token region=eu-west"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("file=hunter2"), "{}", run.output);
+    let jobs = jobs_of(&ns, "with-secret").await;
+    let labels = jobs[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("data"));
+    delete_all(&ns).await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documentation_cron_job_converted_applies_and_runs_with_the_same_output() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-convert").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cronjobs/hello.yaml"),
+    )
+    .expect("fixture");
+    let converted = jtp_operator::convert::convert(&yaml).expect("readable");
+    let mut job = converted.into_iter().find_map(|c| c.job).expect("hello converts");
+    // busybox is no image here: the node runs the script on the host, as with every test image.
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let api: Api<ScheduledJob> = ns.api();
+    let applied = api
+        .patch(
+            "hello",
+            &PatchParams::apply("jtp-convert-test"),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "jobtrigger.io/v1alpha1",
+                "kind": "ScheduledJob",
+                "metadata": job.metadata,
+                "spec": job.spec,
+            })),
+        )
+        .await
+        .expect("the converted job applies server-side");
+    let uid = applied.uid().expect("uid");
+    let runs = wait_runs(&op.ledger, &uid, "the converted hello run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!(run.status, RunStatus::Success, "{}", run.output);
+    assert!(
+        run.output.contains("Hello from the Kubernetes cluster"),
+        "{}",
+        run.output
+    );
+    delete_all(&ns).await;
+    op.stop().await;
+}

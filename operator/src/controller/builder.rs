@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use jtp_crds::{JOB_LABEL, SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION, Trigger};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodTemplateSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -17,8 +17,8 @@ use super::{Error, Result};
 
 /// Longest name a Job may have so that the `job-name` label its pods get stays valid.
 pub const MAX_JOB_NAME: usize = 63;
-/// Name of the one container of a run's pod.
-pub const CONTAINER_NAME: &str = "run";
+/// Name of the container of a run's pod that runs the script (its logs are the run's output).
+pub const CONTAINER_NAME: &str = jtp_crds::pod::RUN_CONTAINER;
 /// Where a ConfigMap script is mounted.
 pub const SCRIPT_MOUNT_DIR: &str = "/opt/jobtrigger";
 /// File name of a mounted ConfigMap script inside [`SCRIPT_MOUNT_DIR`].
@@ -150,25 +150,50 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
         ),
         (TRIGGER_ANNOTATION.to_owned(), launch.trigger.as_str().to_owned()),
     ]);
-    let env: Vec<EnvVar> = spec
-        .env
-        .iter()
-        .map(|v| EnvVar {
-            name: v.name.clone(),
-            value: Some(v.value.clone()),
-            value_from: None,
-        })
-        .collect();
+    let template = spec.pod_template.clone().unwrap_or_default();
+    let mut pod = template.spec.unwrap_or_default();
+    // The script's container: the template's `run` container (its env, envFrom, mounts, security
+    // context… kept), given the script's command and the spec's overrides; added first when absent.
+    let mut container = match pod.containers.iter().position(|c| c.name == CONTAINER_NAME) {
+        Some(i) => pod.containers.remove(i),
+        None => Container::default(),
+    };
+    let mut env = container.env.take().unwrap_or_default();
+    env.extend(spec.env.iter().map(|v| EnvVar {
+        name: v.name.clone(),
+        value: Some(v.value.clone()),
+        value_from: None,
+    }));
+    let mut all_mounts = container.volume_mounts.take().unwrap_or_default();
+    all_mounts.extend(mounts);
     let container = Container {
         name: CONTAINER_NAME.into(),
-        image: Some(spec.image.clone().unwrap_or_else(|| defaults.image.clone())),
+        image: spec
+            .image
+            .clone()
+            .or(container.image.take())
+            .or_else(|| Some(defaults.image.clone())),
         command: Some(command),
+        args: None,
         env: (!env.is_empty()).then_some(env),
-        working_dir: spec.working_dir.clone(),
-        resources: spec.resources.clone(),
-        volume_mounts: (!mounts.is_empty()).then_some(mounts),
-        ..Container::default()
+        working_dir: spec.working_dir.clone().or(container.working_dir.take()),
+        resources: spec.resources.clone().or(container.resources.take()),
+        volume_mounts: (!all_mounts.is_empty()).then_some(all_mounts),
+        ..container
     };
+    pod.containers.insert(0, container);
+    let mut all_volumes = pod.volumes.take().unwrap_or_default();
+    all_volumes.extend(volumes);
+    pod.volumes = (!all_volumes.is_empty()).then_some(all_volumes);
+    pod.restart_policy = pod.restart_policy.or_else(|| Some("Never".into()));
+    pod.service_account_name = spec.service_account_name.clone();
+    pod.service_account = None;
+    // The template's pod labels and annotations, with ours (which find and place the run) on top.
+    let template_meta = template.metadata.unwrap_or_default();
+    let mut pod_labels = template_meta.labels.unwrap_or_default();
+    pod_labels.extend(labels.clone());
+    let mut pod_annotations = template_meta.annotations.unwrap_or_default();
+    pod_annotations.extend(annotations.clone());
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(launch.job_name.clone()),
@@ -183,17 +208,11 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
             active_deadline_seconds: spec.active_deadline_seconds,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: Some(annotations),
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    service_account_name: spec.service_account_name.clone(),
-                    containers: vec![container],
-                    volumes: (!volumes.is_empty()).then_some(volumes),
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod),
             },
             ..JobSpec::default()
         }),
@@ -204,7 +223,12 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jtp_crds::{ConfigMapScript, ScheduledJobSpec, Script};
+    use jtp_crds::{ConfigMapScript, JobId, ScheduledJobSpec, Script};
+
+    const JOB: JobId<'static> = JobId {
+        namespace: "ops",
+        name: "report",
+    };
 
     fn sj(name: &str, spec: ScheduledJobSpec) -> ScheduledJob {
         let mut sj = ScheduledJob::new(name, spec);
@@ -338,5 +362,125 @@ mod tests {
                 .unwrap_or_default(),
             vec!["/usr/local/bin/run.sh".to_string()]
         );
+    }
+
+    #[test]
+    fn a_pod_template_shapes_the_run_pod_and_the_script_keeps_its_container() {
+        let mut spec = ScheduledJobSpec::daily("09:00").script("echo $TOKEN");
+        spec.env = vec![jtp_crds::EnvVar {
+            name: "PLAIN".into(),
+            value: "1".into(),
+        }];
+        spec.image = Some("alpine:3".into());
+        spec.service_account_name = Some("runner".into());
+        spec.pod_template = Some(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {
+                    "labels": { "team": "data", "jobtrigger.io/slot": "spoofed" },
+                    "annotations": { "note": "kept" }
+                },
+                "spec": {
+                    "nodeSelector": { "disk": "ssd" },
+                    "tolerations": [{ "key": "batch", "operator": "Exists", "effect": "NoSchedule" }],
+                    "priorityClassName": "low",
+                    "imagePullSecrets": [{ "name": "pull" }],
+                    "affinity": { "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{ "matchExpressions": [{ "key": "zone", "operator": "In", "values": ["a"] }] }]
+                    } } },
+                    "initContainers": [{ "name": "fetch", "image": "busybox:1.36", "command": ["true"] }],
+                    "containers": [
+                        { "name": "sidecar", "image": "envoy:1" },
+                        {
+                            "name": "run",
+                            "image": "ignored:1",
+                            "env": [{ "name": "TOKEN", "valueFrom": { "secretKeyRef": { "name": "creds", "key": "token" } } }],
+                            "envFrom": [{ "configMapRef": { "name": "settings" } }],
+                            "volumeMounts": [{ "name": "creds", "mountPath": "/etc/creds", "readOnly": true }],
+                            "securityContext": { "runAsNonRoot": true, "allowPrivilegeEscalation": false },
+                            "resources": { "limits": { "memory": "64Mi" } }
+                        }
+                    ],
+                    "volumes": [{ "name": "creds", "secret": { "secretName": "creds", "defaultMode": 256 } }]
+                }
+            }))
+            .expect("a pod template"),
+        );
+        assert!(jtp_crds::validate(JOB, &spec).is_ok());
+        let job = build_job(
+            &sj("report", spec),
+            &Launch::new("report", Trigger::Schedule, at(1_800_000_000)),
+            &defaults(),
+        )
+        .expect("builds");
+        let template = job.spec.expect("spec").template;
+        let meta = template.metadata.expect("pod metadata");
+        let labels = meta.labels.expect("labels");
+        assert_eq!(labels["team"], "data");
+        assert_eq!(labels[SLOT_LABEL], "1800000000", "our labels win");
+        assert_eq!(meta.annotations.expect("annotations")["note"], "kept");
+        let pod = template.spec.expect("pod");
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("runner"));
+        assert_eq!(pod.priority_class_name.as_deref(), Some("low"));
+        assert_eq!(pod.node_selector.expect("nodeSelector")["disk"], "ssd");
+        assert_eq!(
+            pod.tolerations.expect("tolerations")[0].key.as_deref(),
+            Some("batch")
+        );
+        assert!(pod.affinity.is_some());
+        assert_eq!(pod.image_pull_secrets.expect("pull secrets")[0].name, "pull");
+        assert_eq!(pod.init_containers.expect("init")[0].name, "fetch");
+        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["run", "sidecar"], "the script's container first");
+        let run = &pod.containers[0];
+        assert_eq!(run.image.as_deref(), Some("alpine:3"), "spec.image wins");
+        assert_eq!(
+            run.command.clone().unwrap_or_default(),
+            vec!["sh".to_string(), "-c".into(), "echo $TOKEN".into()]
+        );
+        let env = run.env.clone().unwrap_or_default();
+        assert_eq!(env[0].name, "TOKEN");
+        assert!(
+            env[0]
+                .value_from
+                .as_ref()
+                .is_some_and(|f| f.secret_key_ref.is_some())
+        );
+        assert_eq!(
+            (env[1].name.as_str(), env[1].value.as_deref()),
+            ("PLAIN", Some("1"))
+        );
+        assert!(run.env_from.is_some());
+        assert_eq!(
+            run.volume_mounts.clone().unwrap_or_default()[0].mount_path,
+            "/etc/creds"
+        );
+        assert_eq!(
+            run.security_context.as_ref().and_then(|c| c.run_as_non_root),
+            Some(true)
+        );
+        assert!(run.resources.is_some());
+        let volumes = pod.volumes.expect("volumes");
+        assert_eq!(volumes[0].secret.as_ref().and_then(|s| s.default_mode), Some(256));
+    }
+
+    #[test]
+    fn without_a_run_container_the_template_gets_one() {
+        let mut spec = ScheduledJobSpec::daily("09:00");
+        spec.pod_template = Some(
+            serde_json::from_value(serde_json::json!({ "spec": { "nodeSelector": { "disk": "ssd" } } }))
+                .expect("a pod template"),
+        );
+        let job = build_job(
+            &sj("a", spec),
+            &Launch::new("a", Trigger::Schedule, at(10)),
+            &defaults(),
+        )
+        .expect("builds");
+        let pod = job.spec.expect("spec").template.spec.expect("pod");
+        assert_eq!(pod.containers.len(), 1);
+        assert_eq!(pod.containers[0].name, CONTAINER_NAME);
+        assert_eq!(pod.containers[0].image.as_deref(), Some("busybox:1.36"));
+        assert!(pod.node_selector.is_some());
     }
 }

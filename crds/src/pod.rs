@@ -1,0 +1,78 @@
+//! The run's pod template (`spec.podTemplate`): what a ScheduledJob may say about its pod, and the
+//! checks the schema cannot make (the PodSpec is kept without its schema, see
+//! `pod_template_schema` in [`crate::types`]).
+//!
+//! Rules:
+//! - the container named [`RUN_CONTAINER`] is the script's: the script sets its command (so the
+//!   template gives it no `command` or `args`); `spec.image`, `spec.workingDir` and
+//!   `spec.resources` override its own, `spec.env` is appended to its env. Without one, it is added
+//!   first. Every other container and init container runs as written;
+//! - the service account is `spec.serviceAccountName` (where the cluster's allow-list applies), so
+//!   the template names none;
+//! - a run is a Job's pod: `restartPolicy` is `Never` (the default) or `OnFailure`.
+
+use crate::types::ScheduledJobSpec;
+use crate::validate::FieldError;
+use std::collections::BTreeSet;
+
+/// Name of the container that runs the script.
+pub const RUN_CONTAINER: &str = "run";
+
+/// Problems with `spec.podTemplate`, each at its path.
+pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let Some(pod) = spec.pod_template.as_ref().and_then(|t| t.spec.as_ref()) else {
+        return errors;
+    };
+    let at = |rest: &str| format!("spec.podTemplate.spec.{rest}");
+    if pod.service_account_name.is_some() || pod.service_account.is_some() {
+        errors.push(FieldError::new(
+            at("serviceAccountName"),
+            "set the service account in spec.serviceAccountName, where the cluster's allow-list applies",
+        ));
+    }
+    if let Some(policy) = pod.restart_policy.as_deref()
+        && !matches!(policy, "Never" | "OnFailure")
+    {
+        errors.push(FieldError::new(
+            at("restartPolicy"),
+            format!("\"{policy}\" is not allowed for a run (a Job's pod): use Never or OnFailure"),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let init = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("initContainers[{i}]"), c));
+    let main = pod
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("containers[{i}]"), c));
+    for (path, container) in main.chain(init) {
+        if container.name.is_empty() {
+            errors.push(FieldError::new(at(&format!("{path}.name")), "name the container"));
+        } else if !names.insert(container.name.as_str()) {
+            errors.push(FieldError::new(
+                at(&format!("{path}.name")),
+                format!("container name \"{}\" is used twice", container.name),
+            ));
+        }
+        let is_run = path.starts_with("containers") && container.name == RUN_CONTAINER;
+        if is_run && (container.command.is_some() || container.args.is_some()) {
+            errors.push(FieldError::new(
+                at(&format!("{path}.command")),
+                "the script sets the run container's command: move it to spec.script.command",
+            ));
+        }
+        if !is_run && container.image.as_deref().is_none_or(str::is_empty) {
+            errors.push(FieldError::new(
+                at(&format!("{path}.image")),
+                format!("container \"{}\" needs an image", container.name),
+            ));
+        }
+    }
+    errors
+}
