@@ -11,17 +11,43 @@
 //!   the template names none;
 //! - a run is a Job's pod: `restartPolicy` is `Never` (the default) or `OnFailure`.
 
-use crate::types::ScheduledJobSpec;
+use crate::types::{PodTemplate, ScheduledJobSpec};
 use crate::validate::FieldError;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use std::collections::BTreeSet;
 
 /// Name of the container that runs the script.
 pub const RUN_CONTAINER: &str = "run";
 
+impl PodTemplate {
+    /// The template with the k8s-openapi types; the error names the path of what does not read.
+    pub fn parse(&self) -> Result<PodTemplateSpec, FieldError> {
+        serde_path_to_error::deserialize(&self.0).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "spec.podTemplate".to_owned()
+            } else {
+                format!("spec.podTemplate.{path}")
+            };
+            FieldError::new(field, e.into_inner().to_string())
+        })
+    }
+
+    /// A template from the k8s-openapi types.
+    pub fn from_spec(template: &PodTemplateSpec) -> Self {
+        Self(serde_json::to_value(template).unwrap_or_default())
+    }
+}
+
 /// Problems with `spec.podTemplate`, each at its path.
 pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let Some(pod) = spec.pod_template.as_ref().and_then(|t| t.spec.as_ref()) else {
+    let template = match spec.pod_template.as_ref().map(PodTemplate::parse) {
+        None => return errors,
+        Some(Err(e)) => return vec![e],
+        Some(Ok(template)) => template,
+    };
+    let Some(pod) = template.spec.as_ref() else {
         return errors;
     };
     let at = |rest: &str| format!("spec.podTemplate.spec.{rest}");

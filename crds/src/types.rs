@@ -6,7 +6,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,7 @@ pub struct ScheduledJobSpec {
     /// is the script's: the script sets its command, `image`/`env`/`workingDir`/`resources` above
     /// override or extend it. See [`crate::pod`] for every rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "pod_template_schema")]
-    pub pod_template: Option<PodTemplateSpec>,
+    pub pod_template: Option<PodTemplate>,
     /// Service account the run's pod uses (Kubernetes mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
@@ -106,6 +105,27 @@ pub struct ScheduledJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub failed_jobs_history_limit: Option<i32>,
+}
+
+/// `spec.podTemplate` as written: a Kubernetes `PodTemplateSpec`, kept as JSON so that a
+/// ScheduledJob always reads (a watch of every job must not fail on one job's typo) and read with
+/// the k8s-openapi types by [`PodTemplate::parse`], which validation calls (errors name the path).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(transparent)]
+pub struct PodTemplate(pub serde_json::Value);
+
+impl JsonSchema for PodTemplate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PodTemplate".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        pod_template_schema(generator)
+    }
 }
 
 /// The schema of `podTemplate`: labels and annotations typed, the PodSpec kept whole without its

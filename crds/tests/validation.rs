@@ -207,6 +207,12 @@ fn a_pod_template_is_held_to_what_a_run_pod_may_be() {
         "spec.podTemplate.spec.initContainers[0].name",
         "used twice",
     );
+    // The PodSpec is kept without a schema: a wrong type is refused here, at its path.
+    rejected(
+        with_template(serde_json::json!({ "spec": { "containers": [{ "name": "run", "env": "A=1" }] } })),
+        "spec.podTemplate.spec.containers[0].env",
+        "invalid type: string \"A=1\", expected a sequence",
+    );
     rejected(
         with_template(serde_json::json!({ "spec": { "containers": [{ "name": "side" }] } })),
         "spec.podTemplate.spec.containers[0].image",

@@ -223,7 +223,7 @@ fn build(cron_job: &CronJob, notes: &mut Vec<String>) -> Result<ScheduledJob, St
     out_spec.suspend = spec.suspend.unwrap_or(false);
     out_spec.script = script;
     out_spec.image = image;
-    out_spec.pod_template = template;
+    out_spec.pod_template = template.as_ref().map(jtp_crds::PodTemplate::from_spec);
     out_spec.service_account_name = service_account;
     out_spec.concurrency_policy = concurrency_policy;
     out_spec.starting_deadline_seconds = spec.starting_deadline_seconds;

@@ -93,11 +93,13 @@ fn the_kubernetes_documentation_example_converts_to_an_inline_script_every_minut
         (spec.successful_jobs_history_limit, spec.failed_jobs_history_limit),
         (Some(3), Some(1))
     );
-    let pod = spec
+    let template = spec
         .pod_template
         .as_ref()
-        .and_then(|t| t.spec.as_ref())
-        .expect("a pod template");
+        .expect("a pod template")
+        .parse()
+        .expect("reads");
+    let pod = template.spec.as_ref().expect("a pod spec");
     assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
     assert_eq!(pod.containers[0].name, "run");
     assert_eq!(
@@ -164,7 +166,12 @@ fn kubectl_get_output_converts_every_item_and_says_what_it_left_out() {
         ["python3", "-m", "reports.nightly", "--since", "24h"]
     );
     assert_eq!(spec.image.as_deref(), Some("python:3.12-slim"));
-    let template = spec.pod_template.as_ref().expect("a pod template");
+    let template = spec
+        .pod_template
+        .as_ref()
+        .expect("a pod template")
+        .parse()
+        .expect("reads");
     let labels = template
         .metadata
         .as_ref()
@@ -250,11 +257,13 @@ fn a_helm_rendered_cron_job_keeps_its_whole_pod() {
     assert_eq!(spec.service_account_name.as_deref(), Some("release-backup"));
     let labels = job.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
-    let pod = spec
+    let template = spec
         .pod_template
         .as_ref()
-        .and_then(|t| t.spec.as_ref())
-        .expect("pod");
+        .expect("a pod template")
+        .parse()
+        .expect("reads");
+    let pod = template.spec.as_ref().expect("pod");
     assert_eq!(pod.priority_class_name.as_deref(), Some("low-priority"));
     assert!(pod.affinity.is_some());
     assert_eq!(

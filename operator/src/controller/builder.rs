@@ -150,7 +150,12 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
         ),
         (TRIGGER_ANNOTATION.to_owned(), launch.trigger.as_str().to_owned()),
     ]);
-    let template = spec.pod_template.clone().unwrap_or_default();
+    let template = match &spec.pod_template {
+        Some(template) => template
+            .parse()
+            .map_err(|_| Error::Build("the pod template is not a PodTemplateSpec"))?,
+        None => PodTemplateSpec::default(),
+    };
     let mut pod = template.spec.unwrap_or_default();
     // The script's container: the template's `run` container (its env, envFrom, mounts, security
     // context… kept), given the script's command and the spec's overrides; added first when absent.
