@@ -1145,7 +1145,10 @@ async fn the_documentation_cron_job_converted_applies_and_runs_with_the_same_out
     .expect("fixture");
     let converted = jtp_operator::convert::convert(&yaml).expect("readable");
     let mut job = converted.into_iter().find_map(|c| c.job).expect("hello converts");
-    // busybox is no image here: the node runs the script on the host, as with every test image.
+    // The test node has one image, busybox:1.36 (built on this machine; nothing is pulled): the
+    // documentation's busybox:1.28 is swapped for it, the rest runs as converted.
+    assert_eq!(job.spec.image.as_deref(), Some("busybox:1.28"));
+    job.spec.image = Some("busybox:1.36".into());
     job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
     let api: Api<ScheduledJob> = ns.api();
     let applied = api
