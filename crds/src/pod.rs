@@ -42,11 +42,17 @@ impl PodTemplate {
 /// Problems with `spec.podTemplate`, each at its path.
 pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let template = match spec.pod_template.as_ref().map(PodTemplate::parse) {
-        None => return errors,
-        Some(Err(e)) => return vec![e],
-        Some(Ok(template)) => template,
+    let Some(written) = spec.pod_template.as_ref() else {
+        return errors;
     };
+    let template = match written.parse() {
+        Err(e) => return vec![e],
+        Ok(template) => template,
+    };
+    // The schema keeps the PodSpec whole, so a misspelt field would be dropped without a word:
+    // whatever the k8s-openapi types did not keep is refused by its path.
+    let kept = serde_json::to_value(&template).unwrap_or_default();
+    unknown_fields("spec.podTemplate", &written.0, &kept, &mut errors);
     let Some(pod) = template.spec.as_ref() else {
         return errors;
     };
@@ -101,4 +107,35 @@ pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+/// Fields of `written` that `kept` (the same value read and written back) lost.
+fn unknown_fields(
+    path: &str,
+    written: &serde_json::Value,
+    kept: &serde_json::Value,
+    errors: &mut Vec<FieldError>,
+) {
+    use serde_json::Value;
+    match (written, kept) {
+        (Value::Object(written), Value::Object(kept)) => {
+            for (key, value) in written {
+                let inner = format!("{path}.{key}");
+                match kept.get(key) {
+                    Some(kept) => unknown_fields(&inner, value, kept, errors),
+                    None if value.is_null() => {}
+                    None => errors.push(FieldError::new(
+                        inner,
+                        format!("unknown field \"{key}\" (not in the Kubernetes type at this place)"),
+                    )),
+                }
+            }
+        }
+        (Value::Array(written), Value::Array(kept)) => {
+            for (i, (w, k)) in written.iter().zip(kept).enumerate() {
+                unknown_fields(&format!("{path}[{i}]"), w, k, errors);
+            }
+        }
+        _ => {}
+    }
 }

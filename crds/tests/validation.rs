@@ -213,6 +213,22 @@ fn a_pod_template_is_held_to_what_a_run_pod_may_be() {
         "spec.podTemplate.spec.containers[0].env",
         "invalid type: string \"A=1\", expected a sequence",
     );
+    // A misspelt field would otherwise vanish: it is refused by its path.
+    rejected(
+        with_template(serde_json::json!({ "spec": {
+            "nodeSelecter": { "disk": "ssd" },
+            "containers": [{ "name": "run", "envFrom": [{ "secretRef": { "name": "s", "optionl": true } }] }]
+        } })),
+        "spec.podTemplate.spec.nodeSelecter",
+        "unknown field \"nodeSelecter\"",
+    );
+    rejected(
+        with_template(serde_json::json!({ "spec": {
+            "containers": [{ "name": "run", "envFrom": [{ "secretRef": { "name": "s", "optionl": true } }] }]
+        } })),
+        "spec.podTemplate.spec.containers[0].envFrom[0].secretRef.optionl",
+        "unknown field",
+    );
     rejected(
         with_template(serde_json::json!({ "spec": { "containers": [{ "name": "side" }] } })),
         "spec.podTemplate.spec.containers[0].image",
