@@ -39,6 +39,34 @@ impl PodTemplate {
     }
 }
 
+/// The fields of `spec` that only a Kubernetes pod uses, which standalone mode (a local process)
+/// ignores: `image`, `resources`, `serviceAccountName` and each part of `podTemplate`
+/// (`podTemplate.spec.nodeSelector`, `podTemplate.spec.containers`, …).
+pub fn ignored_in_standalone(spec: &ScheduledJobSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    for (field, set) in [
+        ("image", spec.image.is_some()),
+        ("resources", spec.resources.is_some()),
+        ("serviceAccountName", spec.service_account_name.is_some()),
+    ] {
+        if set {
+            out.push(field.to_owned());
+        }
+    }
+    if let Some(template) = &spec.pod_template {
+        for part in ["metadata", "spec"] {
+            match template.0.get(part).and_then(serde_json::Value::as_object) {
+                Some(fields) => {
+                    out.extend(fields.keys().map(|key| format!("podTemplate.{part}.{key}")));
+                }
+                None if template.0.get(part).is_some() => out.push(format!("podTemplate.{part}")),
+                None => {}
+            }
+        }
+    }
+    out
+}
+
 /// Problems with `spec.podTemplate`, each at its path.
 pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();

@@ -204,3 +204,28 @@ async fn config_map_keys_that_are_paths_are_refused() {
         scan.broken
     );
 }
+
+#[tokio::test]
+async fn pod_only_fields_are_reported_once_as_ignored_in_standalone_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = folder_in(dir.path());
+    let store = store(dir.path()).await;
+    let doc = job_doc("with-pod", "09:00").replace(
+        "  script:",
+        "  image: alpine:3\n  podTemplate:\n    metadata: { labels: { team: data } }\n    spec:\n      nodeSelector: { disk: ssd }\n      tolerations: [{ key: batch, operator: Exists }]\n  script:",
+    );
+    std::fs::write(jobs.join("a.yaml"), &doc).expect("write");
+    std::fs::write(jobs.join("b.yaml"), job_doc("plain", "10:00")).expect("write");
+    let report = sync(&store, &jobs).await;
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(
+        report.ignored,
+        [
+            "default/with-pod: image, podTemplate.metadata.labels, podTemplate.spec.nodeSelector, podTemplate.spec.tolerations"
+        ]
+    );
+    // Once: an unchanged folder says nothing again; a change of the document says it again.
+    assert!(sync(&store, &jobs).await.ignored.is_empty());
+    std::fs::write(jobs.join("a.yaml"), doc.replace("09:00", "09:30")).expect("write");
+    assert_eq!(sync(&store, &jobs).await.ignored.len(), 1);
+}

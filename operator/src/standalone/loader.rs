@@ -34,6 +34,9 @@ pub struct SyncReport {
     pub deleted: Vec<String>,
     /// `file: problem` lines.
     pub problems: Vec<String>,
+    /// `namespace/name: fields` of jobs created or changed by this sync that set fields only a
+    /// Kubernetes pod uses; reported once per change of the job's document.
+    pub ignored: Vec<String>,
 }
 
 /// Applies a scan of the folder to the store.
@@ -69,6 +72,10 @@ pub async fn sync(
         if unchanged {
             // Whatever the portal did to this job since (an edit, a delete) stands.
             continue;
+        }
+        let ignored = jtp_crds::pod::ignored_in_standalone(&job.spec);
+        if !ignored.is_empty() {
+            report.ignored.push(format!("{key}: {}", ignored.join(", ")));
         }
         let mut input = JobInput {
             name,

@@ -298,6 +298,9 @@ async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) -> boo
             for problem in &report.problems {
                 tracing::error!(%problem, "jobs folder: not loaded");
             }
+            for fields in &report.ignored {
+                tracing::warn!(%fields, "jobs folder: ignored in standalone mode (Kubernetes pod only)");
+            }
             tracing::info!(
                 folder = %dir.display(),
                 created = ?report.created,
