@@ -183,3 +183,15 @@ fn the_jobs_own_variables_win_over_inherited_ones() {
         [("PATH", "/usr/bin"), ("LC_TIME", "C"), ("TZ", "Asia/Tokyo")]
     );
 }
+
+#[tokio::test]
+async fn a_missing_working_directory_is_named_as_what_failed() {
+    let mut req = shell("echo hi");
+    req.working_dir = Some("/nonexistent/jtp-no-such-dir".into());
+    let (status, _, text, _) = run(req).await;
+    assert_eq!(status, RunStatus::Error);
+    assert!(
+        text.contains("the working directory /nonexistent/jtp-no-such-dir does not exist"),
+        "{text}"
+    );
+}

@@ -143,13 +143,15 @@ impl From<sqlx::migrate::MigrateError> for Error {
 }
 
 /// Codes that mean "not now" rather than "never": PostgreSQL connection exceptions (class 08),
-/// shutdown/startup (57P01-57P03), too many connections (53300); SQLite BUSY (5) and LOCKED (6),
-/// including their extended codes.
+/// shutdown/startup (57P01-57P03), too many connections (53300), disk full (53100); SQLite BUSY
+/// (5), LOCKED (6), IOERR (10) and FULL (13), including their extended codes. A full disk or an I/O
+/// error passes once space or the device is back, so a finished run is retried until recorded.
 fn unavailable_code(code: &str) -> bool {
-    if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") {
+    if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "53100") {
         return true;
     }
-    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13))
 }
 
 #[cfg(test)]
@@ -171,6 +173,9 @@ mod tests {
         assert!(unavailable_code("57P01"));
         assert!(unavailable_code("5"));
         assert!(unavailable_code("517"));
+        assert!(unavailable_code("53100"), "PostgreSQL disk full");
+        assert!(unavailable_code("13"), "SQLite FULL");
+        assert!(unavailable_code("778"), "SQLite IOERR_WRITE");
         assert!(!unavailable_code("23505"));
         assert!(!unavailable_code("19"));
     }

@@ -143,6 +143,22 @@ where
     Ok(())
 }
 
+/// Whether a connection handed back may go to the pool again: not while the driver still counts
+/// a transaction on it. When a write fails on a full disk or an I/O error, SQLite rolls the
+/// transaction back by itself; the driver's own ROLLBACK then fails and leaves its count at 1, and
+/// every later `BEGIN` on that connection would fail ("attempted to call begin_with at non-zero
+/// transaction depth") until a restart. Such a connection is closed and a fresh one opened.
+async fn release_if_clean<DB: sqlx::Database>(conn: &mut DB::Connection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    // A dropped transaction's ROLLBACK is queued on the connection: let it run first.
+    conn.ping().await?;
+    let stuck = conn.is_in_transaction();
+    if stuck {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Ok(!stuck)
+}
+
 pub(crate) async fn begin_write<DB: Dialect>(
     pool: &sqlx::Pool<DB>,
 ) -> Result<sqlx::Transaction<'static, DB>> {
@@ -178,6 +194,7 @@ impl Store {
             BackendKind::Postgres => {
                 let connect = PgConnectOptions::from_str(url).map_err(scrubbed)?;
                 let pool = PgPoolOptions::new()
+                    .after_release(|conn, _| Box::pin(release_if_clean::<sqlx::Postgres>(conn)))
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_with(connect)
@@ -204,6 +221,7 @@ impl Store {
                     })?;
                 }
                 let pool_options = SqlitePoolOptions::new()
+                    .after_release(|conn, _| Box::pin(release_if_clean::<sqlx::Sqlite>(conn)))
                     .max_connections(if in_memory { 1 } else { options.max_connections })
                     .acquire_timeout(options.acquire_timeout);
                 // Switching a new file to WAL needs it to itself for a moment: another process

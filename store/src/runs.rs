@@ -18,9 +18,12 @@ const FIND_START: &str = "SELECT id FROM job_execution_logs \
      WHERE (job_id = $1 AND trigger = $2 AND scheduled_for = $3) OR k8s_job_name = $4 ORDER BY id LIMIT 1";
 
 /// Only a RUNNING row is finished, so a second finish changes nothing.
+/// A run still RUNNING, or closed as interrupted by a runner that took it for left behind (`$8` is
+/// [`crate::INTERRUPTED_MESSAGE`]): the real end, when it comes, is what the run did.
 const FINISH_RUN: &str = "UPDATE job_execution_logs SET status = $2, exit_code = $3, log_output = $4, \
      output_bytes = $5, output_truncated = $6, finished_at = $7 \
-     WHERE id = $1 AND status = 'RUNNING' RETURNING job_id, run_time";
+     WHERE id = $1 AND (status = 'RUNNING' OR (status = 'FAILURE' AND exit_code IS NULL AND log_output = $8)) \
+     RETURNING job_id, run_time";
 
 /// The job's last run moves forward only: a late finish of an older run does not hide a newer one.
 const UPDATE_LAST_RUN: &str = "UPDATE scheduled_jobs SET last_run = $2, last_status = $3, \
@@ -114,7 +117,9 @@ impl Store {
 
     /// Records how run `run_id` ended; the output is capped ([`crate::StoreOptions::output_cap`]).
     /// In the same transaction the job's last_run, last_status and consecutive_failures follow.
-    /// A run that already finished is left as it is (`AlreadyFinished`).
+    /// A run that already finished is left as it is (`AlreadyFinished`), except one closed as
+    /// interrupted ([`crate::INTERRUPTED_MESSAGE`]) while it was in fact still running: its real
+    /// end replaces that.
     pub async fn record_finish(&self, run_id: i64, finish: &RunFinish<'_>) -> Result<Finish> {
         self.record_capped_finish(run_id, finish, cap_output(finish.output, self.output_cap))
             .await
@@ -157,6 +162,7 @@ impl Store {
                 .bind(original)
                 .bind(truncated)
                 .bind(Ts(finish.finished_at))
+                .bind(crate::INTERRUPTED_MESSAGE)
                 .fetch_optional(&mut *tx)
                 .await?;
             match row {

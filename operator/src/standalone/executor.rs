@@ -153,7 +153,15 @@ pub struct Running {
 pub fn start(req: &ExecRequest) -> Result<Running, ExecOutcome> {
     let (reader, process) = spawn(req).map_err(|e| {
         let mut output = CapturedOutput::default();
-        output.note(&format!("could not start {}: {e}", describe(&req.program)));
+        // The OS reports a missing working directory as the program not being found: say which.
+        match &req.working_dir {
+            Some(dir) if !dir.is_dir() => output.note(&format!(
+                "could not start {}: the working directory {} does not exist or is not a folder ({e})",
+                describe(&req.program),
+                dir.display()
+            )),
+            _ => output.note(&format!("could not start {}: {e}", describe(&req.program))),
+        }
         ExecOutcome {
             status: RunStatus::Error,
             exit_code: None,

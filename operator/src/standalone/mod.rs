@@ -10,6 +10,7 @@ pub mod runner;
 use clap::Args;
 use jtp_dashboard::{AppState, LocalAuth, PortalConfig, check_listen_policy};
 use jtp_store::{Store, StoreOptions};
+use nix::fcntl::{Flock, FlockArg};
 use runner::{ConfigMaps, Runner, RunnerConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,9 @@ pub struct StandaloneArgs {
     /// Folder that `script.file` paths are relative to (default: `scripts` in the jobs folder).
     #[arg(long, env = "JTP_SCRIPTS_DIR")]
     pub scripts_dir: Option<PathBuf>,
-    /// This runner's name in `job_execution_logs.runner`; give each runner sharing a database its own.
+    /// This runner's name in `job_execution_logs.runner` (default: `<hostname>-standalone`, or the
+    /// next free `-2`, `-3`… when another runner on this data folder holds it); give each runner
+    /// sharing a database from several machines its own. An id a live runner holds is refused.
     #[arg(long, env = "JTP_RUNNER_ID")]
     pub runner_id: Option<String>,
     /// Bytes of output kept per run (head and tail).
@@ -184,8 +187,9 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
             seen = Some(fingerprint);
         }
     }
+    let (runner_id, _runner_lock) = claim_runner_id(&args.data_dir, args.runner_id.as_deref())?;
     let runner_config = RunnerConfig {
-        id: args.runner_id.clone().unwrap_or_else(default_runner_id),
+        id: runner_id,
         scripts_dir: args
             .scripts_dir
             .clone()
@@ -318,6 +322,60 @@ async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) -> boo
     }
 }
 
-fn default_runner_id() -> String {
-    format!("{}-standalone", crate::process::hostname())
+/// How many default ids (`<host>-standalone`, `-2`, `-3`, …) are tried before giving up.
+const DEFAULT_IDS: u32 = 64;
+
+/// The runner id this process runs as, with the lock that proves it is alive: a lock file per id
+/// in the data folder, held (`flock`) for the life of the process. An id given with
+/// `--runner-id` that a live runner holds is refused; without one the first free default id is
+/// taken, so a runner restarted alone gets its old id back (and closes what it left in flight),
+/// while a second runner beside it gets its own and never closes the first one's runs.
+fn claim_runner_id(data_dir: &Path, given: Option<&str>) -> Result<(String, Flock<std::fs::File>), Error> {
+    let dir = data_dir.join("runners");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+    let host = crate::process::hostname();
+    let candidates: Vec<String> = match given {
+        Some(id) => vec![id.to_owned()],
+        None => (1..=DEFAULT_IDS)
+            .map(|n| match n {
+                1 => format!("{host}-standalone"),
+                n => format!("{host}-standalone-{n}"),
+            })
+            .collect(),
+    };
+    for id in candidates {
+        let file_name: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{file_name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok((id, lock)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if given.is_none() => continue,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::Config(format!(
+                    "runner id \"{id}\" is held by a live runner on this data folder ({}): give this one \
+                     its own --runner-id",
+                    path.display()
+                )));
+            }
+            Err((_, e)) => return Err(Error::Config(format!("cannot lock {}: {e}", path.display()))),
+        }
+    }
+    Err(Error::Config(format!(
+        "{DEFAULT_IDS} runners already run on this data folder; give this one a --runner-id"
+    )))
 }

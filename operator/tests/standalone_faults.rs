@@ -1,0 +1,399 @@
+//! Fault injection on standalone mode with real parts: a full disk under the database (a small
+//! tmpfs, so these tests mount one and need root, as CI runs them; they fail, never skip, without
+//! it). After each fault every run is recorded once with its real status and output.
+
+use chrono::Utc;
+use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+use jtp_store::{Finish, JobInput, RunFinish, SlotClaim, Store, StoreOptions};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this fault-injection test mounts a small tmpfs to fill its disk: run it as root (CI does), e.g. \
+         `sudo -E cargo test -p jtp-operator --test standalone_faults`"
+    );
+}
+
+/// A tmpfs of `size` mounted on a fresh folder; unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        require_root();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount -t tmpfs failed: {status}");
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a file until the kernel says it is full; returns the file.
+    fn fill(&self) -> PathBuf {
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(nix::libc::ENOSPC), "{e}");
+                    break;
+                }
+            }
+        }
+        let _ = file.flush();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
+    let disk = SmallDisk::mount("4m");
+    // One connection, so the write after the failure is sure to use the connection that failed.
+    let options = StoreOptions {
+        max_connections: 1,
+        ..StoreOptions::default()
+    };
+    let url = format!("sqlite://{}", disk.path().join("jtp.db").display());
+    let store = Store::connect_with(&url, options).await.expect("open the store");
+    let spec = ScheduledJobSpec::manual();
+    let job = store
+        .create_job(&JobInput {
+            name: "big",
+            namespace: "default",
+            uid: None,
+            spec: &spec,
+            next_run: Some(Utc::now()),
+        })
+        .await
+        .expect("job");
+    let claim = store
+        .claim_slot(&SlotClaim {
+            job_id: job.id,
+            expected_next_run: job.next_run.expect("due"),
+            new_next_run: None,
+            runner: "faults",
+            now: Utc::now(),
+        })
+        .await
+        .expect("claim")
+        .expect("won");
+    let output = vec![b'x'; 400 * 1024];
+    let finish = RunFinish {
+        status: RunStatus::Success,
+        exit_code: Some(0),
+        output: &output,
+        finished_at: Utc::now(),
+    };
+    let filler = disk.fill();
+    let mut failures = 0;
+    for _ in 0..5 {
+        match store.record_finish(claim.run_id, &finish).await {
+            Err(e) => {
+                assert!(e.is_transient(), "a full disk is worth retrying: {e}");
+                failures += 1;
+            }
+            Ok(done) => panic!("the write fit on a full disk: {done:?}"),
+        }
+    }
+    assert_eq!(failures, 5);
+    std::fs::remove_file(filler).expect("free the space");
+    let done = store
+        .record_finish(claim.run_id, &finish)
+        .await
+        .expect("recorded once the space is back");
+    assert_eq!(done, Finish::Recorded);
+    let run = store.get_run(claim.run_id).await.expect("run");
+    assert_eq!(
+        (run.summary.status, run.summary.trigger),
+        (RunStatus::Success, Trigger::Schedule)
+    );
+    assert_eq!(run.summary.output_bytes, 400 * 1024);
+    store.close().await;
+}
+
+/// One `jtp standalone` process; killed when dropped.
+struct Jtp {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Jtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn start(data: &Path, log: &Path) -> Jtp {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .arg("standalone")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--jobs-dir="])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .env("JTP_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).expect("log")))
+        .spawn()
+        .expect("start jtp standalone");
+    let jtp = Jtp {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_until(Duration::from_secs(30), "the portal to answer", || {
+        reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
+    });
+    jtp
+}
+
+fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let mut request = client.request(method, format!("{}/api/v1{path}", jtp.base));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().expect("API request");
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn runs(jtp: &Jtp, name: &str) -> Vec<Value> {
+    let (_, runs) = api(
+        jtp,
+        reqwest::Method::GET,
+        &format!("/jobs/default/{name}/runs"),
+        None,
+    );
+    runs["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn runs_that_finish_while_the_disk_is_full_are_recorded_when_space_is_back() {
+    let disk = SmallDisk::mount("3m");
+    let logs = tempfile::tempdir().expect("temp dir");
+    let jtp = start(&disk.path().join("data"), &logs.path().join("jtp.log"));
+    let spec = json!({ "schedule": { "manual": {} }, "script": { "inline": "head -c 409600 /dev/zero | tr '\\0' 'x'; echo; echo END" } });
+    let (status, body) = api(
+        &jtp,
+        reqwest::Method::POST,
+        "/jobs",
+        Some(json!({ "name": "big", "spec": spec })),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let filler = disk.fill();
+    let (status, body) = api(&jtp, reqwest::Method::POST, "/jobs/default/big/run", None);
+    // The request itself may not fit on the disk; the run is asked for again below if so.
+    let asked_while_full = status == 202;
+    std::thread::sleep(Duration::from_secs(4));
+    std::fs::remove_file(filler).expect("free the space");
+    if !asked_while_full {
+        let (status, _) = api(&jtp, reqwest::Method::POST, "/jobs/default/big/run", None);
+        assert_eq!(status, 202, "Run Now once the space is back: {body}");
+    }
+    wait_until(Duration::from_secs(60), "the run to be recorded", || {
+        runs(&jtp, "big")
+            .first()
+            .is_some_and(|r| r["status"] == "SUCCESS")
+    });
+    // The runner is not wedged: a second run goes through as well.
+    let (status, _) = api(&jtp, reqwest::Method::POST, "/jobs/default/big/run", None);
+    assert_eq!(status, 202);
+    wait_until(Duration::from_secs(60), "a second run", || {
+        let all = runs(&jtp, "big");
+        all.len() == 2 && all.iter().all(|r| r["status"] == "SUCCESS")
+    });
+    let log = std::fs::read_to_string(logs.path().join("jtp.log")).unwrap_or_default();
+    assert!(!log.contains("non-zero transaction depth"), "{log}");
+    for run in runs(&jtp, "big") {
+        let id = run["id"].as_i64().expect("id");
+        let (_, output) = api(&jtp, reqwest::Method::GET, &format!("/runs/{id}/output"), None);
+        let text = output.as_str().unwrap_or_default().to_owned();
+        assert!(
+            text.trim_end().ends_with("END"),
+            "run {id} kept its output: {} bytes",
+            text.len()
+        );
+    }
+    drop(jtp);
+}
+
+fn start_extra(data: &Path, log: &Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .args(["standalone", "--no-portal", "--jobs-dir="])
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env("JTP_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).expect("log")))
+        .spawn()
+        .expect("start a second runner")
+}
+
+#[test]
+fn two_runners_on_one_data_folder_keep_their_own_ids_and_results() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let first = start(&data, &dir.path().join("first.log"));
+    let spec = json!({ "schedule": { "manual": {} }, "script": { "inline": "sleep 3; echo finished" } });
+    let (status, body) = api(
+        &first,
+        reqwest::Method::POST,
+        "/jobs",
+        Some(json!({ "name": "slow", "spec": spec })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = api(&first, reqwest::Method::POST, "/jobs/default/slow/run", None);
+    assert_eq!(status, 202);
+    wait_until(Duration::from_secs(20), "the run to start", || {
+        runs(&first, "slow")
+            .first()
+            .is_some_and(|r| r["status"] == "RUNNING")
+    });
+    // A second runner with the default id starts beside it while the run is in flight.
+    let second_log = dir.path().join("second.log");
+    let mut second = start_extra(&data, &second_log, &[]);
+    wait_until(Duration::from_secs(20), "the second runner to start", || {
+        std::fs::read_to_string(&second_log).is_ok_and(|l| l.contains("runner starting"))
+    });
+    let log = std::fs::read_to_string(&second_log).unwrap_or_default();
+    assert!(
+        log.contains("-standalone-2"),
+        "the second runner took its own id: {log}"
+    );
+    // The same id, given explicitly, is refused while its runner lives.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let held = format!("{}-standalone", host.trim());
+    let refused = Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .args(["standalone", "--no-portal", "--jobs-dir=", "--runner-id", &held])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run jtp");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("held by a live runner"),
+        "{stderr}"
+    );
+
+    wait_until(Duration::from_secs(30), "the run to finish", || {
+        runs(&first, "slow")
+            .first()
+            .is_some_and(|r| r["status"] != "RUNNING")
+    });
+    let all = runs(&first, "slow");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(
+        all[0]["status"], "SUCCESS",
+        "the first runner's result stands: {all:?}"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
+
+#[tokio::test]
+async fn a_real_finish_replaces_an_interrupted_row() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("jtp.db").display()))
+        .await
+        .expect("store");
+    let spec = ScheduledJobSpec::manual();
+    let job = store
+        .create_job(&JobInput {
+            name: "late",
+            namespace: "default",
+            uid: None,
+            spec: &spec,
+            next_run: Some(Utc::now()),
+        })
+        .await
+        .expect("job");
+    let claim = store
+        .claim_slot(&SlotClaim {
+            job_id: job.id,
+            expected_next_run: job.next_run.expect("due"),
+            new_next_run: None,
+            runner: "r1",
+            now: Utc::now(),
+        })
+        .await
+        .expect("claim")
+        .expect("won");
+    assert_eq!(
+        store
+            .interrupted_runs_cleanup("r1", Utc::now())
+            .await
+            .expect("cleanup"),
+        1
+    );
+    let finish = RunFinish {
+        status: RunStatus::Success,
+        exit_code: Some(0),
+        output: b"done\n",
+        finished_at: Utc::now(),
+    };
+    assert_eq!(
+        store.record_finish(claim.run_id, &finish).await.expect("finish"),
+        Finish::Recorded
+    );
+    let run = store.get_run(claim.run_id).await.expect("run");
+    assert_eq!(
+        (run.summary.status, run.log_output.as_str()),
+        (RunStatus::Success, "done\n")
+    );
+    // A run that really finished stays as it is.
+    let again = RunFinish {
+        status: RunStatus::Failure,
+        ..finish
+    };
+    assert_eq!(
+        store.record_finish(claim.run_id, &again).await.expect("finish"),
+        Finish::AlreadyFinished
+    );
+}
