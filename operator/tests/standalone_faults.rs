@@ -397,3 +397,50 @@ async fn a_real_finish_replaces_an_interrupted_row() {
         Finish::AlreadyFinished
     );
 }
+
+#[test]
+fn a_jobs_folder_moved_away_and_back_keeps_its_jobs_and_their_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).expect("jobs dir");
+    std::fs::write(
+        jobs.join("job.yaml"),
+        "apiVersion: jobtrigger.io/v1alpha1\nkind: ScheduledJob\nmetadata: { name: from-file }\nspec:\n  schedule: { daily: { at: \"09:00\" } }\n  script: { inline: echo hi }\n",
+    )
+    .expect("write");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .arg("standalone")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--jobs-dir")
+        .arg(&jobs)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start jtp standalone");
+    let jtp = Jtp {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let job = |jtp: &Jtp| api(jtp, reqwest::Method::GET, "/jobs/default/from-file", None);
+    wait_until(Duration::from_secs(30), "the job from the file", || {
+        reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
+            && job(&jtp).0 == 200
+    });
+    let (_, before) = job(&jtp);
+    std::fs::rename(&jobs, dir.path().join("elsewhere")).expect("move the folder away");
+    // Three looks at the folder (every 2 s) while it is gone.
+    std::thread::sleep(Duration::from_secs(6));
+    let (status, during) = job(&jtp);
+    assert_eq!(status, 200, "the job survived the folder's absence: {during}");
+    std::fs::rename(dir.path().join("elsewhere"), &jobs).expect("move it back");
+    std::thread::sleep(Duration::from_secs(4));
+    let (status, after) = job(&jtp);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(
+        after["nextRun"], before["nextRun"],
+        "the same row, untouched: {before} / {after}"
+    );
+}
