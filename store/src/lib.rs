@@ -24,7 +24,7 @@ mod url;
 pub use error::{Error, Result};
 pub use jobs::script_summary;
 pub use model::*;
-pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, cap_output, cap_output_parts};
+pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, NOTE_PREFIX, cap_output, cap_output_parts, with_note};
 pub use runner::{INTERRUPTED_MESSAGE, INTERRUPTED_STATUS};
 pub use runs::ImportedRun;
 pub use sources::SourcedJob;

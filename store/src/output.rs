@@ -16,6 +16,20 @@ pub struct CappedOutput {
     pub truncated_bytes: u64,
 }
 
+/// The mark of a line Job Trigger Portal adds to a run's output itself (why it stopped the run,
+/// why it never started), in both modes.
+pub const NOTE_PREFIX: &str = "[jtp] ";
+
+/// `output` with the note `note` after it, on a line of its own.
+pub fn with_note(output: &str, note: &str) -> String {
+    let sep = if output.is_empty() || output.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{output}{sep}{NOTE_PREFIX}{note}\n")
+}
+
 /// Caps `bytes` to at most `cap` bytes of the original (half from the head, half from the tail,
 /// moved to UTF-8 character boundaries) plus one marker line. Invalid UTF-8 and NUL bytes become
 /// U+FFFD, so the text can be up to 3 bytes per replaced byte longer than what it replaces.
@@ -133,6 +147,13 @@ mod tests {
             )]
         );
         assert!(out.text.len() <= DEFAULT_OUTPUT_CAP + 80);
+    }
+
+    #[test]
+    fn a_note_is_a_line_of_its_own_after_the_output() {
+        assert_eq!(with_note("", "stopped: x"), "[jtp] stopped: x\n");
+        assert_eq!(with_note("log\n", "stopped: x"), "log\n[jtp] stopped: x\n");
+        assert_eq!(with_note("partial", "stopped: x"), "partial\n[jtp] stopped: x\n");
     }
 
     #[test]

@@ -620,7 +620,7 @@ async fn record_stopped(
         finished_at: Utc::now(),
         status: RunStatus::Failure,
         exit_code: None,
-        output: format!("{log}\n[jtp] stopped: {why}\n"),
+        output: jtp_store::with_note(&log, &format!("stopped: {why}")),
     };
     ctx.ledger.record_run_finish(&finish).await?;
     ctx.expectations.mark_recorded(

@@ -253,7 +253,7 @@ pub async fn fetch_log(pods: &Api<Pod>, pod: &Pod) -> String {
         Ok(text) => text,
         Err(e) => {
             tracing::warn!(pod = name, error = %e, "cannot read the pod log");
-            format!("[jtp: the log of pod {name} could not be read: {e}]\n")
+            jtp_store::with_note("", &format!("the log of pod {name} could not be read: {e}"))
         }
     }
 }
@@ -262,11 +262,7 @@ pub async fn fetch_log(pods: &Api<Pod>, pod: &Pod) -> String {
 pub fn output(log: String, outcome: &Outcome) -> String {
     match &outcome.note {
         None => log,
-        Some(note) if log.is_empty() => format!("{note}\n"),
-        Some(note) => {
-            let sep = if log.ends_with('\n') { "" } else { "\n" };
-            format!("{log}{sep}[jtp] {note}\n")
-        }
+        Some(note) => jtp_store::with_note(&log, note),
     }
 }
 
@@ -421,6 +417,6 @@ mod tests {
             output("partial".into(), &o),
             "partial\n[jtp] DeadlineExceeded: too long\n"
         );
-        assert_eq!(output(String::new(), &o), "DeadlineExceeded: too long\n");
+        assert_eq!(output(String::new(), &o), "[jtp] DeadlineExceeded: too long\n");
     }
 }

@@ -78,7 +78,7 @@ impl CapturedOutput {
 
     /// Appends a line the runner writes itself (why it stopped the run, a start error).
     pub fn note(&mut self, line: &str) {
-        let text = format!("\n[jtp] {line}\n");
+        let text = format!("\n{}{line}\n", jtp_store::NOTE_PREFIX);
         self.tail.extend(text.as_bytes());
         self.total += text.len() as u64;
     }

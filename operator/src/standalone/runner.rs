@@ -411,7 +411,7 @@ impl Runner {
             Err(message) => Finished {
                 status: RunStatus::Error,
                 exit_code: None,
-                head: format!("[jtp] {message}\n").into_bytes(),
+                head: jtp_store::with_note("", &message).into_bytes(),
                 tail: Vec::new(),
                 omitted: 0,
             },
