@@ -195,3 +195,22 @@ async fn a_missing_working_directory_is_named_as_what_failed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_stopped_run_ends_as_soon_as_its_group_is_gone_not_after_the_whole_grace() {
+    let (tx, rx) = watch::channel(Stop::None);
+    // `sleep` dies of SIGTERM at once: nothing is left to wait for.
+    let req = shell("sleep 30");
+    let handle = tokio::spawn(async move { execute(&req, rx).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    tx.send(Stop::Kill("replaced")).expect("executor listens");
+    let outcome = handle.await.expect("task");
+    assert_eq!(outcome.status, RunStatus::Failure);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?}; the grace is {:?}",
+        asked.elapsed(),
+        jtp_operator::standalone::executor::KILL_GRACE
+    );
+}

@@ -198,3 +198,32 @@ fn a_jobs_folder_that_does_not_exist_is_an_error_at_start() {
     assert!(!out.status.success());
     assert!(stderr.contains("no-such-folder does not exist"), "{stderr}");
 }
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:8192")
+        .arg(env!("CARGO_BIN_EXE_jtp"))
+        .args(["standalone", "--no-portal", "--jobs-dir="])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux) runs jtp");
+    let limits = format!("/proc/{}/limits", child.id());
+    let mut line = String::new();
+    wait_until(Duration::from_secs(20), "the raised limit", || {
+        line = std::fs::read_to_string(&limits)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or_default()
+            .to_owned();
+        line.split_whitespace().nth(3) == Some("8192")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("8192"), "{line}");
+}

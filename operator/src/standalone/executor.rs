@@ -218,14 +218,14 @@ impl Running {
                 _ = sleep_until(deadline), if reason.is_none() && exited.is_none() => {
                     let limit = timeout.unwrap_or_default().as_secs();
                     reason = Some(format!("timed out after {limit} s: the process group was killed"));
-                    terminate(pgid).await;
+                    terminate(pgid, &mut process).await;
                 }
                 changed = stop.changed(), if stop_open && reason.is_none() && exited.is_none() => {
                     let requested = *stop.borrow();
                     match (changed, requested) {
                         (Ok(()), Stop::Kill(why)) => {
                             reason = Some(format!("stopped: {why}"));
-                            terminate(pgid).await;
+                            terminate(pgid, &mut process).await;
                         }
                         (Ok(()), Stop::None) => {}
                         (Err(_), _) => stop_open = false,
@@ -293,13 +293,17 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// SIGTERM to the whole group, then SIGKILL after a grace period.
-async fn terminate(pgid: Option<Pid>) {
+/// Returns as soon as the group is gone. The script itself is reaped here (its status stays with
+/// `process` for the caller's `wait`): an exited but unreaped leader is a zombie that keeps the
+/// group "alive" for the probe, which would always wait the whole grace.
+async fn terminate(pgid: Option<Pid>, process: &mut tokio::process::Child) {
     let Some(pgid) = pgid else { return };
     if killpg(pgid, Signal::SIGTERM).is_err() {
         return;
     }
     let deadline = tokio::time::Instant::now() + KILL_GRACE;
     while tokio::time::Instant::now() < deadline {
+        let _ = process.try_wait();
         // Signal 0 probes whether any member of the group is alive.
         if killpg(pgid, None).is_err() {
             return;
