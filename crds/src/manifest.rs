@@ -180,3 +180,27 @@ fn parse_one(index: usize, value: serde_yaml::Value) -> Result<Manifest, Manifes
         _ => Manifest::Other { kind: head.kind },
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_nested_too_deep_or_too_large_is_one_clear_error_read_quickly() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        let errors = parse_each(&deep);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let message = errors[0].as_ref().unwrap_err().to_string();
+        assert!(message.contains("nested deeper than 32 levels"), "{message}");
+
+        let large = format!("# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
+        let message = parse_each(&large)[0].as_ref().unwrap_err().to_string();
+        assert!(message.contains("at most 1048576"), "{message}");
+    }
+}
