@@ -298,7 +298,11 @@ fn two_runners_on_one_data_folder_keep_their_own_ids_and_results() {
     });
     // A second runner with the default id starts beside it while the run is in flight.
     let second_log = dir.path().join("second.log");
-    let mut second = start_extra(&data, &second_log, &[]);
+    // Killed when dropped, even when an assertion below fails.
+    let second = Jtp {
+        child: start_extra(&data, &second_log, &[]),
+        base: String::new(),
+    };
     wait_until(Duration::from_secs(20), "the second runner to start", || {
         std::fs::read_to_string(&second_log).is_ok_and(|l| l.contains("runner starting"))
     });
@@ -333,8 +337,7 @@ fn two_runners_on_one_data_folder_keep_their_own_ids_and_results() {
         all[0]["status"], "SUCCESS",
         "the first runner's result stands: {all:?}"
     );
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
 }
 
 #[tokio::test]
