@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod pod;
 pub mod policy;
 pub mod schedule;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
 pub mod validate;

@@ -3,33 +3,6 @@
 use crate::types::*;
 
 impl ScheduledJobSpec {
-    /// A job with this schedule and an `echo` script, in the default zone.
-    pub fn with_schedule(schedule: Schedule) -> Self {
-        Self {
-            schedule,
-            time_zone: default_time_zone(),
-            suspend: false,
-            script: Script {
-                inline: Some("echo hello".into()),
-                ..Script::default()
-            },
-            description: None,
-            image: None,
-            env: Vec::new(),
-            working_dir: None,
-            resources: None,
-            pod_template: None,
-            service_account_name: None,
-            daylight_saving: None,
-            concurrency_policy: ConcurrencyPolicy::default(),
-            starting_deadline_seconds: None,
-            active_deadline_seconds: None,
-            backoff_limit: None,
-            successful_jobs_history_limit: None,
-            failed_jobs_history_limit: None,
-        }
-    }
-
     pub fn interval(every: u64, unit: IntervalUnit) -> Self {
         Self::with_schedule(Schedule {
             interval: Some(IntervalSchedule { every, unit }),
