@@ -1,6 +1,7 @@
 # The `jtp` image: operator, portal and standalone mode in one binary.
-# It cannot be built on the development machines of this project (no container engine there);
-# build it wherever Docker or Buildah runs:  docker build -t job-trigger-portal:0.1.0 .
+# Build it wherever Docker or Buildah runs:  docker build -t job-trigger-portal:0.1.0 .
+# Without a container engine, scripts/build-image builds the same image (same entrypoint, paths,
+# user and ports) as an OCI layout; keep the two in step.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

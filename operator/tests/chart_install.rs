@@ -1,7 +1,10 @@
-//! The install path on the real control plane of testenv/: `helm lint` and `helm install` of the
-//! chart, every example applied server-side, bad manifests rejected with messages that name the
-//! problem, least-privilege RBAC proven with `kubectl auth can-i`, and the operator binary run out
-//! of cluster with the chart's operator ServiceAccount identity scheduling a job end to end.
+//! The install path on the real cluster of testenv/: `helm lint` and `helm install` of the chart, every
+//! example applied server-side, bad manifests rejected with messages that name the problem,
+//! least-privilege RBAC proven with `kubectl auth can-i`, the operator binary run out of cluster with the
+//! chart's operator ServiceAccount identity scheduling a job end to end; and the chart installed with the
+//! project's own image (`scripts/build-image`) running in cluster: probes passing under the chart's
+//! securityContext, a Run Now landing in PostgreSQL, the leader's pod killed and the standby taking over
+//! with no duplicate run, and the portal reached through `kubectl port-forward` with a Kubernetes token.
 
 use jtp_crds::{RunStatus, Trigger};
 use jtp_store::Store;
@@ -312,5 +315,275 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     );
 
     helm(&["uninstall", release, "--namespace", namespace]);
+    ns.cleanup().await;
+}
+
+/// The image `scripts/build-image` writes (`JTP_IMAGE_ARCHIVE` overrides).
+fn image_archive() -> PathBuf {
+    if let Some(path) = std::env::var_os("JTP_IMAGE_ARCHIVE") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo().join("target"), PathBuf::from)
+        .join("image/jtp.tar")
+}
+
+/// The node's InternalIP: where pods reach the test PostgreSQL (`scripts/postgres-up` with
+/// `JTP_PG_LISTEN`, as `scripts/test` starts it).
+async fn node_ip(client: &kube::Client) -> String {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let list = nodes.list(&Default::default()).await.expect("list nodes");
+    list.items
+        .iter()
+        .flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten()))
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .expect("a node with an InternalIP")
+}
+
+/// The holder of the operator's leader Lease, once there is one.
+async fn leader(namespace: &str, not: Option<&str>) -> String {
+    let started = Instant::now();
+    loop {
+        let out = kubectl_output(&[
+            "get",
+            "lease",
+            "jtp-operator",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]);
+        let holder = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !holder.is_empty() && Some(holder.as_str()) != not {
+            return holder;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no new leader in 120 s (holder {holder:?}, not {not:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Finished runs of `name`, waiting until there are `count`.
+async fn finished_runs(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+    count: usize,
+) -> Vec<jtp_store::RunSummary> {
+    let started = Instant::now();
+    loop {
+        let runs = match store.get_job_by_name(namespace, name).await {
+            Ok(job) => store.list_runs(job.id, 10, 0).await.expect("runs").items,
+            Err(_) => Vec::new(),
+        };
+        let done: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r.status != RunStatus::Running)
+            .collect();
+        if done.len() >= count {
+            return done;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let logs = kubectl_output(&[
+                "logs",
+                "-n",
+                namespace,
+                "-l",
+                "app.kubernetes.io/component=operator",
+                "--tail=50",
+            ]);
+            panic!(
+                "{name}: {} of {count} runs finished in 120 s; operator logs:\n{}",
+                done.len(),
+                String::from_utf8_lossy(&logs.stdout)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn run_now(namespace: &str, name: &str, value: &str) {
+    kubectl(&[
+        "annotate",
+        "-n",
+        namespace,
+        &format!("sj/{name}"),
+        &format!("jobtrigger.io/run-now={value}"),
+        "--overwrite",
+    ]);
+}
+
+/// `kubectl port-forward` to a Service, on a free local port; killed when dropped.
+fn port_forward(namespace: &str, target: &str) -> (Killed, u16) {
+    let mut child = Command::new(jtp_testenv::tool_path("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args([
+            "port-forward",
+            "-n",
+            namespace,
+            target,
+            "--address",
+            "127.0.0.1",
+            ":80",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kubectl port-forward");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("read port-forward");
+    // kubectl prints a line per connection: keep its stdout open and drained, or it fails writing.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    // "Forwarding from 127.0.0.1:PORT -> 8080"
+    let port = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output: {line:?}"));
+    (Killed(child), port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_and_port_forward() {
+    let client = jtp_testenv::cluster().await;
+    jtp_testenv::import_image(&image_archive());
+    let ns = TestNamespace::new(&client, "incluster").await;
+    let namespace = ns.name().to_owned();
+    let namespace = namespace.as_str();
+    let release = namespace;
+
+    // A database of its own on the test PostgreSQL; pods reach it on the node's address.
+    let server = jtp_store::testing::postgres_server_url();
+    let (db_name, db_url) = jtp_store::testing::create_database(&server, "incluster").await;
+    let mut pod_url = url::Url::parse(&db_url).expect("database URL");
+    pod_url.set_host(Some(&node_ip(&client).await)).expect("host");
+    kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        namespace,
+        &format!("--from-literal=url={pod_url}"),
+    ]);
+    helm(&[
+        "install",
+        release,
+        &chart(),
+        "--namespace",
+        namespace,
+        "--set",
+        &format!("rbac.namespaces={{{namespace}}}"),
+        "--set",
+        "image.repository=job-trigger-portal",
+        "--set",
+        "database.existingSecret=db",
+    ]);
+    // Ready means the chart's probes pass, with its non-root, read-only securityContext.
+    for deployment in ["operator", "portal"] {
+        let out = kubectl_output(&[
+            "rollout",
+            "status",
+            "-n",
+            namespace,
+            &format!("deployment/{release}-{deployment}"),
+            "--timeout=180s",
+        ]);
+        if !out.status.success() {
+            let pods = kubectl_output(&["describe", "pods", "-n", namespace]);
+            panic!(
+                "{deployment} did not become ready: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&pods.stdout)
+            );
+        }
+    }
+    let first = leader(namespace, None).await;
+
+    let example = repo().join("examples/manual.yaml").display().to_string();
+    kubectl(&["apply", "-n", namespace, "-f", &example]);
+    let store = Store::connect(&db_url).await.expect("the release's database");
+    run_now(namespace, "rebuild-index", "2026-01-01T00:00:00Z");
+    let runs = finished_runs(&store, namespace, "rebuild-index", 1).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0].status, runs[0].trigger),
+        (RunStatus::Success, Trigger::Manual)
+    );
+    let output = store.get_run(runs[0].id).await.expect("run").log_output;
+    assert!(
+        output.contains("rebuilding the index") && output.contains("warning: this is a demo"),
+        "{output}"
+    );
+
+    // The leader's pod dies; the standby takes the Lease and serves the next Run Now, once.
+    kubectl(&[
+        "delete",
+        "pod",
+        "-n",
+        namespace,
+        &first,
+        "--grace-period=0",
+        "--force",
+    ]);
+    let second = leader(namespace, Some(&first)).await;
+    assert_ne!(first, second);
+    run_now(namespace, "rebuild-index", "2026-01-01T00:01:00Z");
+    finished_runs(&store, namespace, "rebuild-index", 2).await;
+    // Both operators have seen both annotations by now; neither may have added a run.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let runs = finished_runs(&store, namespace, "rebuild-index", 2).await;
+    assert_eq!(runs.len(), 2, "exactly one run per Run Now: {runs:?}");
+
+    // The portal, through kubectl port-forward (the kubelet's streaming), with a Kubernetes token.
+    // A user who may read this namespace's ScheduledJobs, which is what the portal checks.
+    kubectl(&["create", "serviceaccount", "viewer", "-n", namespace]);
+    kubectl(&[
+        "create",
+        "role",
+        "viewer",
+        "-n",
+        namespace,
+        "--verb=get,list,watch",
+        "--resource=scheduledjobs.jobtrigger.io",
+    ]);
+    kubectl(&[
+        "create",
+        "rolebinding",
+        "viewer",
+        "-n",
+        namespace,
+        "--role=viewer",
+        &format!("--serviceaccount={namespace}:viewer"),
+    ]);
+    let token = kubectl(&["create", "token", "viewer", "-n", namespace, "--duration=1h"]);
+    let (_forward, port) = port_forward(namespace, &format!("svc/{release}-portal"));
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz through port-forward");
+    assert!(health.status().is_success(), "{health:?}");
+    let jobs = http
+        .get(format!("http://127.0.0.1:{port}/api/v1/jobs"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("GET /api/v1/jobs");
+    let status = jobs.status();
+    let body = jobs.text().await.expect("body");
+    assert!(status.is_success(), "{status}: {body}");
+    assert!(body.contains("rebuild-index"), "{body}");
+
+    helm(&["uninstall", release, "--namespace", namespace]);
+    store.close().await;
+    jtp_store::testing::drop_database(&server, &db_name).await;
     ns.cleanup().await;
 }

@@ -8,6 +8,6 @@
 mod support;
 
 pub use support::{
-    DEFAULT_TESTENV_DIR, KEEP_NAMESPACES_ENV, TestNamespace, cluster, helm, helm_output, kubeconfig_path,
-    kubectl, kubectl_output, testenv_dir, tool_path, wait_for,
+    DEFAULT_TESTENV_DIR, KEEP_NAMESPACES_ENV, TestNamespace, cluster, helm, helm_output, import_image,
+    kubeconfig_path, kubectl, kubectl_output, testenv_dir, tool_path, wait_for,
 };

@@ -197,6 +197,45 @@ pub fn helm(args: &[&str]) -> String {
     stdout_or_panic("helm", args, helm_output(args))
 }
 
+/// Imports an image archive (docker-archive or OCI archive, e.g. from `scripts/build-image`) into the
+/// node's containerd, so pods can run it without a pull.
+///
+/// # Panics
+/// When the archive is missing or `ctr` fails, with its output.
+pub fn import_image(archive: &Path) {
+    ensure_up();
+    assert!(
+        archive.is_file(),
+        "image archive {} not found: build it with scripts/build-image",
+        archive.display()
+    );
+    let ctr = tool_path("ctr");
+    let socket = testenv_dir().join("containerd").join("containerd.sock");
+    let out = Command::new(&ctr)
+        .arg("--address")
+        .arg(&socket)
+        .args([
+            "--namespace",
+            "k8s.io",
+            "images",
+            "import",
+            "--snapshotter",
+            "overlayfs",
+        ])
+        .arg(archive)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ctr.display()));
+    assert!(
+        out.status.success(),
+        "importing {} failed ({}):\n{}{}",
+        archive.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Polls `name` until `condition` holds and returns the object.
 ///
 /// # Panics
