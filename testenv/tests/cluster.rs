@@ -80,7 +80,9 @@ async fn failing_job_reports_exit_code_and_logs_through_the_api_server() {
                 "containers": [{
                     "name": "main",
                     "image": "busybox:1.36",
-                    "command": ["sh", "-c", "echo out; echo err >&2; exit 3"],
+                    // stdout and stderr are two pipes read apart by the runtime: lines written in the
+                    // same instant may be logged in either order, so the second comes a moment later.
+                    "command": ["sh", "-c", "echo out; sleep 1; echo err >&2; exit 3"],
                 }],
             }},
         },
