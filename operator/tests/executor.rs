@@ -1,8 +1,10 @@
 //! The local executor on real processes: statuses, ordering, caps, timeouts and refusals.
 
 use jtp_crds::RunStatus;
+use jtp_operator::standalone::contain::{Containment, Mode, RunScope};
 use jtp_operator::standalone::executor::{ExecRequest, Program, Stop, execute, resolve_script_file};
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -13,7 +15,180 @@ fn shell(script: &str) -> ExecRequest {
         working_dir: None,
         timeout: None,
         output_cap: 1 << 20,
+        scope: tracked(),
     }
+}
+
+/// A tracking scope of its own for each run of this process.
+fn tracked() -> RunScope {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    RunScope::Tag(format!("executor-test-{}/{n}", std::process::id()))
+}
+
+/// A runner's cgroup containment (root, as CI runs the tests) and the scope of one of its runs.
+fn cgroup(dir: &std::path::Path) -> (Containment, RunScope) {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the cgroup containment tests create cgroups: run them as root (CI does), e.g. \
+         `sudo -E cargo test -p jtp-operator --test executor`"
+    );
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let runner = format!("executor-test-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let containment = Containment::start(Mode::Cgroup, &dir.join("scope"), &runner)
+        .expect("cgroup v2 is mounted and writable (as root)");
+    let scope = containment.run(1);
+    assert!(matches!(scope, RunScope::Cgroup(_)), "{scope:?}");
+    (containment, scope)
+}
+
+/// Whether the process is alive (a zombie is not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
+/// Waits for the pid a script wrote to `file`.
+fn read_pid(file: &std::path::Path) -> i32 {
+    std::fs::read_to_string(file)
+        .expect("the script wrote its child's pid")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// A script that starts a child in a session of its own (out of its process group), waits until
+/// the child has written its pid, then goes on with `rest`.
+fn setsid_child(pid_file: &std::path::Path, rest: &str) -> String {
+    let pid = pid_file.display();
+    format!(
+        "setsid sh -c 'echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; exec sleep 300' & \
+         while [ ! -s {pid} ]; do sleep 0.05; done; {rest}"
+    )
+}
+
+async fn a_setsid_child_ends_when_the_script_exits(scope: RunScope) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("child.pid");
+    let mut req = shell(&setsid_child(&pid_file, "echo done"));
+    req.scope = scope;
+    let (status, code, text, _) = run(req).await;
+    let child = read_pid(&pid_file);
+    let gone = !alive(child);
+    if !gone {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(gone, "the setsid child {child} lives on after the run");
+    assert_eq!((status, code), (RunStatus::Success, Some(0)), "{text}");
+    assert!(
+        text.starts_with("done\n") && text.contains("1 process it left running was killed"),
+        "{text}"
+    );
+}
+
+async fn a_setsid_child_ends_at_the_timeout(scope: RunScope) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("child.pid");
+    let mut req = shell(&setsid_child(&pid_file, "echo waiting; sleep 300"));
+    req.scope = scope;
+    req.timeout = Some(Duration::from_secs(1));
+    let (status, _, text, _) = run(req).await;
+    let child = read_pid(&pid_file);
+    let gone = !alive(child);
+    if !gone {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(gone, "the setsid child {child} outlived the timeout");
+    assert_eq!(status, RunStatus::Failure, "{text}");
+    assert!(text.contains("timed out after 1 s"), "{text}");
+}
+
+#[tokio::test]
+async fn tracked_a_setsid_child_ends_when_the_script_exits() {
+    a_setsid_child_ends_when_the_script_exits(tracked()).await;
+}
+
+#[tokio::test]
+async fn tracked_a_setsid_child_ends_at_the_timeout() {
+    a_setsid_child_ends_at_the_timeout(tracked()).await;
+}
+
+#[tokio::test]
+async fn cgroup_a_setsid_child_ends_when_the_script_exits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_containment, scope) = cgroup(dir.path());
+    a_setsid_child_ends_when_the_script_exits(scope.clone()).await;
+    assert!(
+        !matches!(&scope, RunScope::Cgroup(path) if path.exists()),
+        "the run's cgroup is removed at its end"
+    );
+}
+
+#[tokio::test]
+async fn cgroup_a_setsid_child_ends_at_the_timeout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_containment, scope) = cgroup(dir.path());
+    a_setsid_child_ends_at_the_timeout(scope).await;
+}
+
+/// In a cgroup a shell line enters the cgroup and `exec`s the program: what cannot be started is
+/// still an ERROR with the OS's reason, and the script runs inside its cgroup.
+#[tokio::test]
+async fn cgroup_runs_start_in_their_cgroup_and_start_errors_stay_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_containment, scope) = cgroup(dir.path());
+    let RunScope::Cgroup(path) = &scope else {
+        unreachable!("a cgroup scope")
+    };
+    let mut req = shell("cat /proc/self/cgroup");
+    req.scope = scope.clone();
+    let (status, _, text, _) = run(req).await;
+    assert_eq!(status, RunStatus::Success, "{text}");
+    let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(
+        text.lines().any(|l| l.starts_with("0::") && l.ends_with(name)),
+        "{text}"
+    );
+
+    for (argv, says) in [
+        (
+            vec!["/nonexistent/jtp-no-such-program"],
+            "No such file or directory",
+        ),
+        (vec!["jtp-no-such-program-on-path"], "No such file or directory"),
+        (vec!["/etc"], "Permission denied"),
+    ] {
+        let mut req = shell("");
+        req.program = Program::Argv(argv.iter().map(|a| (*a).to_owned()).collect());
+        req.scope = scope.clone();
+        let (status, code, text, _) = run(req).await;
+        assert_eq!((status, code), (RunStatus::Error, None), "{argv:?}: {text}");
+        assert!(text.contains(says), "{argv:?}: {text}");
+    }
+    let file = dir.path().join("not-executable.sh");
+    std::fs::write(&file, "#!/bin/sh\necho hi\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut req = shell("");
+    req.program = Program::File(file);
+    req.scope = scope.clone();
+    let (status, _, text, _) = run(req).await;
+    assert_eq!(status, RunStatus::Error);
+    assert!(text.contains("Permission denied"), "{text}");
+    let mut req = shell("");
+    req.program = Program::Argv(vec!["sh".into(), "-c".into(), "echo found on PATH".into()]);
+    req.scope = scope;
+    let (status, _, text, _) = run(req).await;
+    assert_eq!((status, text.as_str()), (RunStatus::Success, "found on PATH\n"));
 }
 
 async fn run(req: ExecRequest) -> (RunStatus, Option<i32>, String, u64) {
@@ -135,7 +310,10 @@ async fn background_leftovers_do_not_keep_a_finished_run_open() {
     let started = Instant::now();
     let (status, _, text, _) = run(shell("sleep 60 & echo done")).await;
     assert_eq!(status, RunStatus::Success);
-    assert_eq!(text, "done\n");
+    assert_eq!(
+        text,
+        "done\n\n[jtp] the script exited; 1 process it left running was killed\n"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -158,9 +336,7 @@ async fn scripts_get_a_clean_environment_not_the_runners() {
     let leaked: Vec<&&str> = names
         .iter()
         .filter(|n| !jtp_operator::standalone::executor::INHERITED_ENV.contains(n))
-        .filter(|n| {
-            !n.starts_with("LC_") && **n != "GREETING" && **n != "PWD" && **n != "SHLVL" && **n != "_"
-        })
+        .filter(|n| !n.starts_with("LC_") && !["GREETING", "PWD", "SHLVL", "_", "JTP_RUN_TAG"].contains(*n))
         .collect();
     assert!(leaked.is_empty(), "the script inherited {leaked:?}");
 }

@@ -5,12 +5,14 @@
 use chrono::Utc;
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
 use jtp_store::{Finish, JobInput, RunFinish, SlotClaim, Store, StoreOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
+use common::{Jtp, Standalone, alive, jtp, wait_until};
 
 fn require_root() {
     assert!(
@@ -134,81 +136,8 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
     store.close().await;
 }
 
-/// One `jtp standalone` process; killed when dropped.
-struct Jtp {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Jtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn start(data: &Path, log: &Path) -> Jtp {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
-        .arg("standalone")
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--jobs-dir="])
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "info")
-        .env("JTP_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(log).expect("log")))
-        .spawn()
-        .expect("start jtp standalone");
-    let jtp = Jtp {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    wait_until(Duration::from_secs(30), "the portal to answer", || {
-        reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
-    });
-    jtp
-}
-
-fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
-    let mut request = client.request(method, format!("{}/api/v1{path}", jtp.base));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().expect("API request");
-    let status = response.status().as_u16();
-    let text = response.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-fn runs(jtp: &Jtp, name: &str) -> Vec<Value> {
-    let (_, runs) = api(
-        jtp,
-        reqwest::Method::GET,
-        &format!("/jobs/default/{name}/runs"),
-        None,
-    );
-    runs["items"].as_array().cloned().unwrap_or_default()
+    Standalone::new(data).arg("--jobs-dir=").log(log).start()
 }
 
 #[test]
@@ -217,8 +146,7 @@ fn runs_that_finish_while_the_disk_is_full_are_recorded_when_space_is_back() {
     let logs = tempfile::tempdir().expect("temp dir");
     let jtp = start(&disk.path().join("data"), &logs.path().join("jtp.log"));
     let spec = json!({ "schedule": { "manual": {} }, "script": { "inline": "head -c 409600 /dev/zero | tr '\\0' 'x'; echo; echo END" } });
-    let (status, body) = api(
-        &jtp,
+    let (status, body) = jtp.api(
         reqwest::Method::POST,
         "/jobs",
         Some(json!({ "name": "big", "spec": spec })),
@@ -226,32 +154,30 @@ fn runs_that_finish_while_the_disk_is_full_are_recorded_when_space_is_back() {
     assert_eq!(status, 201, "{body}");
 
     let filler = disk.fill();
-    let (status, body) = api(&jtp, reqwest::Method::POST, "/jobs/default/big/run", None);
+    let (status, body) = jtp.api(reqwest::Method::POST, "/jobs/default/big/run", None);
     // The request itself may not fit on the disk; the run is asked for again below if so.
     let asked_while_full = status == 202;
     std::thread::sleep(Duration::from_secs(4));
     std::fs::remove_file(filler).expect("free the space");
     if !asked_while_full {
-        let (status, _) = api(&jtp, reqwest::Method::POST, "/jobs/default/big/run", None);
+        let (status, _) = jtp.api(reqwest::Method::POST, "/jobs/default/big/run", None);
         assert_eq!(status, 202, "Run Now once the space is back: {body}");
     }
     wait_until(Duration::from_secs(60), "the run to be recorded", || {
-        runs(&jtp, "big")
-            .first()
-            .is_some_and(|r| r["status"] == "SUCCESS")
+        jtp.runs("big").first().is_some_and(|r| r["status"] == "SUCCESS")
     });
     // The runner is not wedged: a second run goes through as well.
-    let (status, _) = api(&jtp, reqwest::Method::POST, "/jobs/default/big/run", None);
+    let (status, _) = jtp.api(reqwest::Method::POST, "/jobs/default/big/run", None);
     assert_eq!(status, 202);
     wait_until(Duration::from_secs(60), "a second run", || {
-        let all = runs(&jtp, "big");
+        let all = jtp.runs("big");
         all.len() == 2 && all.iter().all(|r| r["status"] == "SUCCESS")
     });
     let log = std::fs::read_to_string(logs.path().join("jtp.log")).unwrap_or_default();
     assert!(!log.contains("non-zero transaction depth"), "{log}");
-    for run in runs(&jtp, "big") {
+    for run in jtp.runs("big") {
         let id = run["id"].as_i64().expect("id");
-        let (_, output) = api(&jtp, reqwest::Method::GET, &format!("/runs/{id}/output"), None);
+        let (_, output) = jtp.api(reqwest::Method::GET, &format!("/runs/{id}/output"), None);
         let text = output.as_str().unwrap_or_default().to_owned();
         assert!(
             text.trim_end().ends_with("END"),
@@ -262,47 +188,34 @@ fn runs_that_finish_while_the_disk_is_full_are_recorded_when_space_is_back() {
     drop(jtp);
 }
 
-fn start_extra(data: &Path, log: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_jtp"))
-        .args(["standalone", "--no-portal", "--jobs-dir="])
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .env("JTP_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(log).expect("log")))
-        .spawn()
-        .expect("start a second runner")
-}
-
 #[test]
 fn two_runners_on_one_data_folder_keep_their_own_ids_and_results() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let first = start(&data, &dir.path().join("first.log"));
     let spec = json!({ "schedule": { "manual": {} }, "script": { "inline": "sleep 3; echo finished" } });
-    let (status, body) = api(
-        &first,
+    let (status, body) = first.api(
         reqwest::Method::POST,
         "/jobs",
         Some(json!({ "name": "slow", "spec": spec })),
     );
     assert_eq!(status, 201, "{body}");
-    let (status, _) = api(&first, reqwest::Method::POST, "/jobs/default/slow/run", None);
+    let (status, _) = first.api(reqwest::Method::POST, "/jobs/default/slow/run", None);
     assert_eq!(status, 202);
     wait_until(Duration::from_secs(20), "the run to start", || {
-        runs(&first, "slow")
+        first
+            .runs("slow")
             .first()
             .is_some_and(|r| r["status"] == "RUNNING")
     });
     // A second runner with the default id starts beside it while the run is in flight.
     let second_log = dir.path().join("second.log");
     // Killed when dropped, even when an assertion below fails.
-    let second = Jtp {
-        child: start_extra(&data, &second_log, &[]),
-        base: String::new(),
-    };
+    let second = Standalone::new(&data)
+        .arg("--jobs-dir=")
+        .log(&second_log)
+        .no_portal()
+        .start();
     wait_until(Duration::from_secs(20), "the second runner to start", || {
         std::fs::read_to_string(&second_log).is_ok_and(|l| l.contains("runner starting"))
     });
@@ -314,7 +227,7 @@ fn two_runners_on_one_data_folder_keep_their_own_ids_and_results() {
     // The same id, given explicitly, is refused while its runner lives.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let held = format!("{}-standalone", host.trim());
-    let refused = Command::new(env!("CARGO_BIN_EXE_jtp"))
+    let refused = jtp()
         .args(["standalone", "--no-portal", "--jobs-dir=", "--runner-id", &held])
         .arg("--data-dir")
         .arg(&data)
@@ -327,11 +240,12 @@ fn two_runners_on_one_data_folder_keep_their_own_ids_and_results() {
     );
 
     wait_until(Duration::from_secs(30), "the run to finish", || {
-        runs(&first, "slow")
+        first
+            .runs("slow")
             .first()
             .is_some_and(|r| r["status"] != "RUNNING")
     });
-    let all = runs(&first, "slow");
+    let all = first.runs("slow");
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(
         all[0]["status"], "SUCCESS",
@@ -411,23 +325,11 @@ fn a_jobs_folder_moved_away_and_back_keeps_its_jobs_and_their_rows() {
         "apiVersion: jobtrigger.io/v1alpha1\nkind: ScheduledJob\nmetadata: { name: from-file }\nspec:\n  schedule: { daily: { at: \"09:00\" } }\n  script: { inline: echo hi }\n",
     )
     .expect("write");
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
-        .arg("standalone")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    let jtp = Standalone::new(&dir.path().join("data"))
         .arg("--jobs-dir")
         .arg(&jobs)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start jtp standalone");
-    let jtp = Jtp {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let job = |jtp: &Jtp| api(jtp, reqwest::Method::GET, "/jobs/default/from-file", None);
+        .start();
+    let job = |jtp: &Jtp| jtp.api(reqwest::Method::GET, "/jobs/default/from-file", None);
     wait_until(Duration::from_secs(30), "the job from the file", || {
         reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
             && job(&jtp).0 == 200
@@ -446,4 +348,94 @@ fn a_jobs_folder_moved_away_and_back_keeps_its_jobs_and_their_rows() {
         after["nextRun"], before["nextRun"],
         "the same row, untouched: {before} / {after}"
     );
+}
+
+/// `kill -9` of the runner while a script runs with a grandchild in a session of its own
+/// (`setsid`): none of the run's processes lives on past the restarted runner's start (with a
+/// cgroup, none lives on past the runner at all), the run is recorded once as interrupted, and
+/// the next run goes through.
+fn a_killed_runner_leaves_no_process_behind(containment: &str) {
+    require_root();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let pids = dir.path().join("pids");
+    std::fs::create_dir_all(&pids).expect("pids dir");
+    let log = dir.path().join("jtp.log");
+    let start = || {
+        Standalone::new(&data)
+            .args(["--jobs-dir=", "--containment", containment])
+            .log(&log)
+            .start()
+    };
+    let jtp = start();
+    let p = pids.display();
+    let script = format!(
+        "if [ -e {p}/first ]; then echo second run; exit 0; fi; : > {p}/first; echo $$ > {p}/script; \
+         setsid sh -c 'echo $$ > {p}/child.tmp; mv {p}/child.tmp {p}/child; exec sleep 300' & sleep 300"
+    );
+    jtp.create(
+        "orphans",
+        json!({ "schedule": { "manual": {} }, "concurrencyPolicy": "Forbid", "script": { "inline": script } }),
+    );
+    jtp.run_now("orphans");
+    let pid_of =
+        |name: &str| -> Option<i32> { std::fs::read_to_string(pids.join(name)).ok()?.trim().parse().ok() };
+    wait_until(Duration::from_secs(20), "the script and its child", || {
+        pid_of("script").is_some() && pid_of("child").is_some()
+    });
+    let started = [pid_of("script"), pid_of("child")].map(|p| p.expect("pid"));
+    // Whatever an assertion below says, nothing of this test outlives it.
+    struct KillOnDrop([i32; 2]);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            for pid in self.0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let _leftovers = KillOnDrop(started);
+    assert!(started.iter().all(|pid| alive(*pid)), "{started:?}");
+
+    drop(jtp); // SIGKILL: no chance to clean up.
+    if containment == "cgroup" {
+        wait_until(
+            Duration::from_secs(5),
+            "the watchdog to end the run's cgroup",
+            || started.iter().all(|pid| !alive(*pid)),
+        );
+    }
+    let jtp = start();
+    let living: Vec<i32> = started.into_iter().filter(|pid| alive(*pid)).collect();
+    assert!(
+        living.is_empty(),
+        "processes of the killed runner's run live on after the restart: {living:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let runs = jtp.runs("orphans");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "FAILURE", "{runs:?}");
+    let id = runs[0]["id"].as_i64().expect("id");
+    assert!(jtp.output(id).contains("interrupted"), "{}", jtp.output(id));
+
+    jtp.run_now("orphans");
+    wait_until(Duration::from_secs(20), "the next run", || {
+        jtp.runs("orphans")
+            .first()
+            .is_some_and(|r| r["status"] == "SUCCESS")
+    });
+    let newest = jtp.runs("orphans")[0]["id"].as_i64().expect("id");
+    assert_eq!(jtp.output(newest), "second run\n");
+}
+
+#[test]
+fn cgroup_a_killed_runner_leaves_no_process_behind() {
+    a_killed_runner_leaves_no_process_behind("cgroup");
+}
+
+#[test]
+fn tracking_a_killed_runner_leaves_no_process_behind() {
+    a_killed_runner_leaves_no_process_behind("tracking");
 }

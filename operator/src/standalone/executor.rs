@@ -1,11 +1,15 @@
-//! The local executor: runs one script as a child process in its own process group, captures
-//! stdout and stderr together in the order they were written, and classifies the outcome with the
-//! original system's rules (SUCCESS exit 0, FAILURE non-zero or timed out, ERROR could not start).
+//! The local executor: runs one script as a child process in its own process group and its run's
+//! scope ([`RunScope`]: a cgroup, or a tag), captures stdout and stderr together in the order they
+//! were written, and classifies the outcome with the original system's rules (SUCCESS exit 0,
+//! FAILURE non-zero or timed out, ERROR could not start). Whatever the script leaves running when
+//! it exits, or when it is stopped, is killed with it: the run's whole process tree ends with it.
 
+use super::contain::RunScope;
 use jtp_crds::RunStatus;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +40,8 @@ pub struct ExecRequest {
     pub timeout: Option<Duration>,
     /// Keep at most this many bytes of output: the head and the tail.
     pub output_cap: usize,
+    /// Where the run's processes are kept together (see [`super::contain`]).
+    pub scope: RunScope,
 }
 
 /// Why a run ended early, when it did.
@@ -143,6 +149,7 @@ pub struct Running {
     reader: tokio::net::unix::pipe::Receiver,
     process: tokio::process::Child,
     pgid: Option<Pid>,
+    scope: RunScope,
     deadline: Option<tokio::time::Instant>,
     timeout: Option<Duration>,
     output_cap: usize,
@@ -176,6 +183,7 @@ pub fn start(req: &ExecRequest) -> Result<Running, ExecOutcome> {
         reader,
         process,
         pgid,
+        scope: req.scope.clone(),
         deadline: req.timeout.map(|t| tokio::time::Instant::now() + t),
         timeout: req.timeout,
         output_cap: req.output_cap,
@@ -189,6 +197,7 @@ impl Running {
             mut reader,
             mut process,
             pgid,
+            scope,
             deadline,
             timeout,
             output_cap,
@@ -209,8 +218,18 @@ impl Running {
                 },
                 status = process.wait(), if exited.is_none() => {
                     exited = Some(status);
+                    // Counted and killed before the group: counting after the kill could see some
+                    // of them still dying.
+                    let left = end_scope(&scope).await;
                     if let Some(pgid) = pgid {
                         let _ = killpg(pgid, Signal::SIGKILL);
+                    }
+                    if left > 0 && reason.is_none() {
+                        output.note(&format!(
+                            "the script exited; {left} process{} it left running {} killed",
+                            if left == 1 { "" } else { "es" },
+                            if left == 1 { "was" } else { "were" },
+                        ));
                     }
                     drain_until = Some(tokio::time::Instant::now() + Duration::from_secs(2));
                 }
@@ -218,14 +237,14 @@ impl Running {
                 _ = sleep_until(deadline), if reason.is_none() && exited.is_none() => {
                     let limit = timeout.unwrap_or_default().as_secs();
                     reason = Some(format!("timed out after {limit} s: the process group was killed"));
-                    terminate(pgid, &mut process).await;
+                    terminate(pgid, &scope, &mut process).await;
                 }
                 changed = stop.changed(), if stop_open && reason.is_none() && exited.is_none() => {
                     let requested = *stop.borrow();
                     match (changed, requested) {
                         (Ok(()), Stop::Kill(why)) => {
                             reason = Some(format!("stopped: {why}"));
-                            terminate(pgid, &mut process).await;
+                            terminate(pgid, &scope, &mut process).await;
                         }
                         (Ok(()), Stop::None) => {}
                         (Err(_), _) => stop_open = false,
@@ -233,8 +252,18 @@ impl Running {
                 }
             }
         }
+        scope.remove();
         classify(exited, reason, output)
     }
+}
+
+/// Kills what is left of the run's scope (off the runtime: it waits for the processes to go, and
+/// tracking reads `/proc`); how many processes there were.
+async fn end_scope(scope: &RunScope) -> usize {
+    let scope = scope.clone();
+    tokio::task::spawn_blocking(move || scope.end())
+        .await
+        .unwrap_or_default()
 }
 
 fn classify(
@@ -292,25 +321,33 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// SIGTERM to the whole group, then SIGKILL after a grace period.
-/// Returns as soon as the group is gone. The script itself is reaped here (its status stays with
-/// `process` for the caller's `wait`): an exited but unreaped leader is a zombie that keeps the
-/// group "alive" for the probe, which would always wait the whole grace.
-async fn terminate(pgid: Option<Pid>, process: &mut tokio::process::Child) {
+/// SIGTERM to the whole group and every process of the run's scope, then SIGKILL after a grace
+/// period. Returns as soon as they are all gone. The script itself is reaped here (its status
+/// stays with `process` for the caller's `wait`): an exited but unreaped leader is a zombie that
+/// keeps the group "alive" for the probe, which would always wait the whole grace.
+async fn terminate(pgid: Option<Pid>, scope: &RunScope, process: &mut tokio::process::Child) {
     let Some(pgid) = pgid else { return };
-    if killpg(pgid, Signal::SIGTERM).is_err() {
-        return;
-    }
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let members = scope.clone();
+    let _ = tokio::task::spawn_blocking(move || members.signal(Signal::SIGTERM)).await;
     let deadline = tokio::time::Instant::now() + KILL_GRACE;
     while tokio::time::Instant::now() < deadline {
         let _ = process.try_wait();
         // Signal 0 probes whether any member of the group is alive.
-        if killpg(pgid, None).is_err() {
+        if killpg(pgid, None).is_err() && scope_is_empty(scope).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = killpg(pgid, Signal::SIGKILL);
+    end_scope(scope).await;
+}
+
+async fn scope_is_empty(scope: &RunScope) -> bool {
+    let scope = scope.clone();
+    tokio::task::spawn_blocking(move || scope.pids().is_empty())
+        .await
+        .unwrap_or(true)
 }
 
 fn describe(program: &Program) -> String {
@@ -323,43 +360,74 @@ fn describe(program: &Program) -> String {
 
 type Spawned = (tokio::net::unix::pipe::Receiver, tokio::process::Child);
 
-/// Starts the process with stdout and stderr on one pipe, in a new process group.
+/// Starts the process with stdout and stderr on one pipe, in a new process group and the run's
+/// scope.
 fn spawn(req: &ExecRequest) -> io::Result<Spawned> {
-    let mut cmd = match &req.program {
-        Program::Shell(script) => {
-            let mut cmd = tokio::process::Command::new(SHELL);
-            cmd.arg("-c").arg(script);
-            cmd
+    let argv: Vec<OsString> = match &req.program {
+        Program::Shell(script) => vec![SHELL.into(), "-c".into(), script.into()],
+        Program::Argv(argv) if argv.is_empty() => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty command"));
         }
-        Program::Argv(argv) => {
-            let (program, args) = argv
-                .split_first()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-            let mut cmd = tokio::process::Command::new(program);
-            cmd.args(args);
-            cmd
-        }
-        Program::File(path) => tokio::process::Command::new(path),
+        Program::Argv(argv) => argv.iter().map(OsString::from).collect(),
+        Program::File(path) => vec![path.into()],
     };
+    let mut env = script_env(
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        &req.env,
+    );
+    if req.scope.execs_through_shell() {
+        // The shell that enters the scope `exec`s the program: what execve would refuse is
+        // refused here, before the start, so it is an ERROR with the OS's reason as before.
+        let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+        check_executable(&argv[0], path.unwrap_or(DEFAULT_PATH))?;
+    }
+    req.scope
+        .prepare()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot make the run's {}: {e}", req.scope)))?;
+    let (argv, tag) = req.scope.wrap(argv);
+    env.extend(tag);
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     let (reader, writer) = io::pipe()?;
     cmd.stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .env_clear()
-        .envs(script_env(
-            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-            &req.env,
-        ))
+        .envs(env)
         .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &req.working_dir {
         cmd.current_dir(dir);
     }
-    let child = cmd.spawn()?;
+    let child = cmd.spawn().inspect_err(|_| req.scope.remove())?;
     // Drop our copies of the write end (held by `cmd`) so EOF arrives when the group exits.
     drop(cmd);
     let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
     Ok((reader, child))
+}
+
+/// What `execve` of `program` would say, looked up along `path` as `execvp` does when it has no
+/// slash: not found, or not executable.
+fn check_executable(program: &std::ffi::OsStr, path: &str) -> io::Result<()> {
+    use nix::unistd::{AccessFlags, access};
+    let program = Path::new(program);
+    let candidates: Vec<PathBuf> = if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        vec![program.to_owned()]
+    } else {
+        path.split(':')
+            .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(program))
+            .collect()
+    };
+    let mut refused = io::Error::from_raw_os_error(nix::libc::ENOENT);
+    for candidate in candidates {
+        match access(&candidate, AccessFlags::X_OK) {
+            Ok(()) if candidate.is_dir() => refused = io::Error::from_raw_os_error(nix::libc::EACCES),
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {}
+            Err(e) => refused = io::Error::from(e),
+        }
+    }
+    Err(refused)
 }
 
 /// Resolves `script.file` inside the scripts folder, refusing paths that escape it.

@@ -2,6 +2,7 @@
 //! runs scripts as local processes and records their output, with the portal on top, the jobs of
 //! a folder of manifests loaded and kept in step.
 
+pub mod contain;
 pub mod executor;
 pub mod folder;
 pub mod loader;
@@ -80,6 +81,11 @@ pub struct StandaloneArgs {
     /// Run the scheduler and executor without the portal.
     #[arg(long)]
     pub no_portal: bool,
+    /// How each run's processes are kept together so that all of them end with the run: a cgroup
+    /// per run (cgroup v2, as root or in a delegated cgroup), or tracking by a variable in their
+    /// environment; `auto` takes the cgroup when it can.
+    #[arg(long, env = "JTP_CONTAINMENT", value_enum, default_value_t = contain::Mode::Auto)]
+    pub containment: contain::Mode,
 }
 
 /// Why standalone mode could not start or stopped with an error.
@@ -203,7 +209,11 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
             seen = Some(fingerprint);
         }
     }
-    let (runner_id, _runner_lock) = claim_runner_id(&args.data_dir, args.runner_id.as_deref())?;
+    let (runner_id, _runner_lock, lock_path) = claim_runner_id(&args.data_dir, args.runner_id.as_deref())?;
+    // Before anything runs: what a crashed runner with this id left running is ended first.
+    let containment =
+        contain::Containment::start(args.containment, &lock_path.with_extension("scope"), &runner_id)
+            .map_err(Error::Config)?;
     let runner_config = RunnerConfig {
         id: runner_id,
         scripts_dir: args
@@ -213,8 +223,14 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
             .unwrap_or_else(|| PathBuf::from("scripts")),
         work_dir: args.data_dir.join("run"),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        containment: Arc::new(containment),
     };
-    tracing::info!(runner = %runner_config.id, scripts = %runner_config.scripts_dir.display(), "runner starting");
+    tracing::info!(
+        runner = %runner_config.id,
+        scripts = %runner_config.scripts_dir.display(),
+        containment = %runner_config.containment.describe(),
+        "runner starting"
+    );
     let runner = Runner::new(
         store.clone(),
         runner_config,
@@ -346,7 +362,10 @@ const DEFAULT_IDS: u32 = 64;
 /// `--runner-id` that a live runner holds is refused; without one the first free default id is
 /// taken, so a runner restarted alone gets its old id back (and closes what it left in flight),
 /// while a second runner beside it gets its own and never closes the first one's runs.
-fn claim_runner_id(data_dir: &Path, given: Option<&str>) -> Result<(String, Flock<std::fs::File>), Error> {
+fn claim_runner_id(
+    data_dir: &Path,
+    given: Option<&str>,
+) -> Result<(String, Flock<std::fs::File>, PathBuf), Error> {
     let dir = data_dir.join("runners");
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
@@ -379,7 +398,7 @@ fn claim_runner_id(data_dir: &Path, given: Option<&str>) -> Result<(String, Floc
             .open(&path)
             .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok((id, lock)),
+            Ok(lock) => return Ok((id, lock, path)),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) if given.is_none() => continue,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 return Err(Error::Config(format!(

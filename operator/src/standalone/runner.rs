@@ -7,6 +7,7 @@
 //! slot itself only processes are started; start times and finishes are then written by one
 //! recorder task, so a burst of finishing runs never queues in front of the next claim.
 
+use super::contain::Containment;
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
 use chrono::{DateTime, Utc};
 use jtp_crds::policy::{self, Facts, Reason, Step};
@@ -51,6 +52,8 @@ pub struct RunnerConfig {
     pub work_dir: PathBuf,
     /// How long running scripts may go on after shutdown is asked before they are killed.
     pub shutdown_grace: Duration,
+    /// Where each run's processes are kept together.
+    pub containment: Arc<Containment>,
 }
 
 /// What the recorder task writes, in the order it was sent.
@@ -578,6 +581,7 @@ impl Runner {
                 .and_then(|s| u64::try_from(s).ok())
                 .map(Duration::from_secs),
             output_cap: self.store.output_cap(),
+            scope: self.config.containment.run(run_id),
         })
     }
 

@@ -1,0 +1,193 @@
+//! What the tests that run the built `jtp standalone` share: starting it on a free port of
+//! 127.0.0.1 (killed when dropped, even when an assertion fails), waiting, and the JSON API.
+#![allow(dead_code)] // Each test binary uses its own part of this module.
+
+use jtp_dashboard::testing::free_port;
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The built `jtp` binary.
+pub fn jtp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jtp"))
+}
+
+/// A `jtp standalone` to start: `--listen` on a free port, `--data-dir`, `RUST_LOG=info`.
+pub struct Standalone {
+    cmd: Command,
+    port: u16,
+    portal: bool,
+    token: Option<String>,
+}
+
+impl Standalone {
+    pub fn new(data: &Path) -> Self {
+        let port = free_port();
+        let mut cmd = jtp();
+        cmd.arg("standalone")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Self {
+            cmd,
+            port,
+            portal: true,
+            token: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(name, value);
+        self
+    }
+
+    /// Appends its log (stderr) to `path`.
+    pub fn log(mut self, path: &Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("log file");
+        self.cmd.stderr(Stdio::from(file));
+        self
+    }
+
+    /// Protects the portal with a bearer token, which [`Jtp::api`] then sends.
+    pub fn token(mut self, token: &str) -> Self {
+        self.cmd.env("JTP_PORTAL_TOKEN", token);
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// Runs without the portal (`--no-portal`): [`Standalone::start`] does not wait for it.
+    pub fn no_portal(mut self) -> Self {
+        self.cmd.arg("--no-portal");
+        self.portal = false;
+        self
+    }
+
+    /// Starts it and, with the portal, waits until `/healthz` answers.
+    pub fn start(mut self) -> Jtp {
+        let child = self.cmd.spawn().expect("start jtp standalone");
+        let jtp = Jtp {
+            child,
+            base: format!("http://127.0.0.1:{}", self.port),
+            token: self.token,
+        };
+        if self.portal {
+            wait_until(Duration::from_secs(30), "the portal to answer", || {
+                reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
+            });
+        }
+        jtp
+    }
+}
+
+/// One `jtp standalone` process; killed (SIGKILL) when dropped.
+pub struct Jtp {
+    pub child: Child,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Drop for Jtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Jtp {
+    /// Guards a `jtp` process started some other way.
+    pub fn guard(child: Child) -> Self {
+        Self {
+            child,
+            base: String::new(),
+            token: None,
+        }
+    }
+
+    /// A request to the JSON API: the status and the body (JSON, or the text as a string).
+    pub fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let client = reqwest::blocking::Client::new();
+        let mut request = client.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().expect("API request");
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Creates the job `default/<name>` through the API.
+    pub fn create(&self, name: &str, spec: Value) {
+        let (status, body) = self.api(
+            reqwest::Method::POST,
+            "/jobs",
+            Some(serde_json::json!({ "name": name, "spec": spec })),
+        );
+        assert_eq!(status, 201, "creating {name}: {body}");
+    }
+
+    /// Run Now on `default/<name>`.
+    pub fn run_now(&self, name: &str) {
+        let (status, body) = self.api(reqwest::Method::POST, &format!("/jobs/default/{name}/run"), None);
+        assert_eq!(status, 202, "Run Now of {name}: {body}");
+    }
+
+    /// The runs of `default/<name>`, newest first.
+    pub fn runs(&self, name: &str) -> Vec<Value> {
+        let (_, runs) = self.api(reqwest::Method::GET, &format!("/jobs/default/{name}/runs"), None);
+        runs["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The stored output of a run.
+    pub fn output(&self, run_id: i64) -> String {
+        let (_, output) = self.api(reqwest::Method::GET, &format!("/runs/{run_id}/output"), None);
+        output
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| output.to_string())
+    }
+}
+
+pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether the process is alive (a zombie is not).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
