@@ -9,6 +9,7 @@
 use jtp_crds::{RunStatus, Trigger};
 use jtp_store::Store;
 use jtp_testenv::{TestNamespace, kubeconfig_path, kubectl, kubectl_output};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,12 +64,13 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     // Unique per run: the chart also makes cluster-scoped objects named after the release.
     let release = namespace;
 
-    let lint = helm(&[
-        "lint",
-        &chart(),
-        "--set",
-        &format!("rbac.namespaces={{{namespace}}}"),
-    ]);
+    // The jobs live in a namespace of their own: the release's namespace runs none.
+    let jobs_ns = TestNamespace::new(&client, "chart-jobs").await;
+    let jobs = jobs_ns.name().to_owned();
+    let jobs = jobs.as_str();
+    let watched = format!("rbac.namespaces={{{namespace},{jobs}}}");
+
+    let lint = helm(&["lint", &chart(), "--set", &watched]);
     assert!(lint.contains("0 chart(s) failed"), "{lint}");
     helm(&[
         "install",
@@ -77,7 +79,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "--namespace",
         namespace,
         "--set",
-        &format!("rbac.namespaces={{{namespace}}}"),
+        &watched,
     ]);
     kubectl(&[
         "wait",
@@ -86,6 +88,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "crd/scheduledjobs.jobtrigger.io",
         "--timeout=60s",
     ]);
+    let trust_env = operator_trust_env(release, namespace);
 
     // Least privilege, as the API server's authorizer sees it.
     let operator = format!("system:serviceaccount:{namespace}:{release}-operator");
@@ -99,10 +102,18 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("get", "pods/log"),
         ("create", "events.events.k8s.io"),
         ("update", "leases.coordination.k8s.io"),
+        ("get", "serviceaccounts"),
     ] {
         assert!(
             can_i(verb, resource, namespace, &operator),
             "operator cannot {verb} {resource}"
+        );
+    }
+    assert!(can_i("get", "serviceaccounts", jobs, &operator));
+    for verb in ["list", "patch", "create"] {
+        assert!(
+            !can_i(verb, "serviceaccounts", jobs, &operator),
+            "operator may {verb} serviceaccounts"
         );
     }
     for (verb, resource) in [
@@ -158,7 +169,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
                 "--field-manager",
                 "chart-test",
                 "-n",
-                namespace,
+                jobs,
                 "-f",
                 &file,
             ]);
@@ -224,7 +235,8 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         );
     }
 
-    // The operator, out of cluster, with nothing but the chart's operator ServiceAccount.
+    // The operator, out of cluster, with nothing but the chart's operator ServiceAccount and the
+    // chart's rules of who may run as whom (its own namespace as the downward API gives it).
     let token = kubectl(&[
         "create",
         "token",
@@ -255,10 +267,12 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
             .args([
                 "operator",
                 "--namespaces",
-                namespace,
+                &format!("{namespace},{jobs}"),
                 "--lease-namespace",
                 namespace,
             ])
+            .envs(trust_env)
+            .env("POD_NAMESPACE", namespace)
             .args([
                 "--database-url",
                 &database,
@@ -274,10 +288,33 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
             .spawn()
             .expect("start jtp operator"),
     );
+    // The same job in the release's namespace is refused, with the reason, and gets no Job.
+    let example = repo().join("examples/manual.yaml").display().to_string();
+    kubectl(&["apply", "-n", namespace, "-f", &example]);
+    kubectl(&[
+        "wait",
+        "-n",
+        namespace,
+        "sj/rebuild-index",
+        "--for=condition=Valid=False",
+        "--timeout=60s",
+    ]);
+    let message = kubectl(&[
+        "get",
+        "-n",
+        namespace,
+        "sj/rebuild-index",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Valid\")].message}",
+    ]);
+    assert!(
+        message.contains("metadata.namespace") && message.contains(namespace),
+        "{message}"
+    );
     kubectl(&[
         "annotate",
         "-n",
-        namespace,
+        jobs,
         "sj/rebuild-index",
         &format!(
             "jobtrigger.io/run-now={}",
@@ -288,7 +325,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     let store = Store::connect(&database).await.expect("operator's database");
     let started = Instant::now();
     let run = loop {
-        let job = store.get_job_by_name(namespace, "rebuild-index").await.ok();
+        let job = store.get_job_by_name(jobs, "rebuild-index").await.ok();
         let runs = match &job {
             Some(job) => store.list_runs(job.id, 10, 0).await.expect("runs").items,
             None => Vec::new(),
@@ -314,8 +351,59 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "the chart's RBAC refused the operator something:\n{log}"
     );
 
+    let in_release = kubectl(&["get", "jobs.batch", "-n", namespace, "-o", "name"]);
+    assert!(
+        in_release.trim().is_empty(),
+        "a Job in the release namespace: {in_release}"
+    );
+
     helm(&["uninstall", release, "--namespace", namespace]);
     ns.cleanup().await;
+    jobs_ns.cleanup().await;
+}
+
+/// The environment the chart gives the operator about who may run as whom, from `helm template`
+/// (the downward API's POD_NAMESPACE checked to be there, its value left to the caller).
+fn operator_trust_env(release: &str, namespace: &str) -> Vec<(String, String)> {
+    let rendered = helm(&["template", release, &chart(), "--namespace", namespace]);
+    let deployment = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .find(|doc| {
+            doc["kind"].as_str() == Some("Deployment")
+                && doc["metadata"]["name"].as_str() == Some(&format!("{release}-operator"))
+        })
+        .expect("the operator Deployment");
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .expect("env")
+        .clone();
+    let downward = env.iter().find(|e| e["name"].as_str() == Some("POD_NAMESPACE"));
+    assert_eq!(
+        downward.and_then(|e| e["valueFrom"]["fieldRef"]["fieldPath"].as_str()),
+        Some("metadata.namespace"),
+        "{env:?}"
+    );
+    let out: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
+        .filter(|(name, _)| {
+            [
+                "JTP_ALLOW_OWN_NAMESPACE",
+                "JTP_REFUSED_NAMESPACES",
+                "JTP_PROTECTED_SERVICE_ACCOUNTS",
+            ]
+            .contains(&name.as_str())
+        })
+        .collect();
+    assert_eq!(out.len(), 3, "{env:?}");
+    assert!(
+        out.contains(&(
+            "JTP_PROTECTED_SERVICE_ACCOUNTS".into(),
+            format!("{namespace}/{release}-operator,{namespace}/{release}-portal")
+        )),
+        "{out:?}"
+    );
+    out
 }
 
 /// The image `scripts/build-image` writes (`JTP_IMAGE_ARCHIVE` overrides).
@@ -457,6 +545,10 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     let namespace = ns.name().to_owned();
     let namespace = namespace.as_str();
     let release = namespace;
+    // The jobs run in a namespace of their own: the release's namespace runs none.
+    let jobs_ns = TestNamespace::new(&client, "incluster-jobs").await;
+    let jobs = jobs_ns.name().to_owned();
+    let jobs = jobs.as_str();
 
     // A database of its own on the test PostgreSQL; pods reach it on the node's address.
     let server = jtp_store::testing::postgres_server_url();
@@ -479,7 +571,7 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
         "--namespace",
         namespace,
         "--set",
-        &format!("rbac.namespaces={{{namespace}}}"),
+        &format!("rbac.namespaces={{{namespace},{jobs}}}"),
         "--set",
         "image.repository=job-trigger-portal",
         "--set",
@@ -507,10 +599,10 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     let first = leader(namespace, None).await;
 
     let example = repo().join("examples/manual.yaml").display().to_string();
-    kubectl(&["apply", "-n", namespace, "-f", &example]);
+    kubectl(&["apply", "-n", jobs, "-f", &example]);
     let store = Store::connect(&db_url).await.expect("the release's database");
-    run_now(namespace, "rebuild-index", "2026-01-01T00:00:00Z");
-    let runs = finished_runs(&store, namespace, "rebuild-index", 1).await;
+    run_now(jobs, "rebuild-index", "2026-01-01T00:00:00Z");
+    let runs = finished_runs(&store, jobs, "rebuild-index", 1).await;
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(
         (runs[0].status, runs[0].trigger),
@@ -534,22 +626,22 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     ]);
     let second = leader(namespace, Some(&first)).await;
     assert_ne!(first, second);
-    run_now(namespace, "rebuild-index", "2026-01-01T00:01:00Z");
-    finished_runs(&store, namespace, "rebuild-index", 2).await;
+    run_now(jobs, "rebuild-index", "2026-01-01T00:01:00Z");
+    finished_runs(&store, jobs, "rebuild-index", 2).await;
     // Both operators have seen both annotations by now; neither may have added a run.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let runs = finished_runs(&store, namespace, "rebuild-index", 2).await;
+    let runs = finished_runs(&store, jobs, "rebuild-index", 2).await;
     assert_eq!(runs.len(), 2, "exactly one run per Run Now: {runs:?}");
 
     // The portal, through kubectl port-forward (the kubelet's streaming), with a Kubernetes token.
-    // A user who may read this namespace's ScheduledJobs, which is what the portal checks.
+    // A user who may read the jobs namespace's ScheduledJobs, which is what the portal checks.
     kubectl(&["create", "serviceaccount", "viewer", "-n", namespace]);
     kubectl(&[
         "create",
         "role",
         "viewer",
         "-n",
-        namespace,
+        jobs,
         "--verb=get,list,watch",
         "--resource=scheduledjobs.jobtrigger.io",
     ]);
@@ -558,7 +650,7 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
         "rolebinding",
         "viewer",
         "-n",
-        namespace,
+        jobs,
         "--role=viewer",
         &format!("--serviceaccount={namespace}:viewer"),
     ]);
@@ -586,4 +678,5 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     store.close().await;
     jtp_store::testing::drop_database(&server, &db_name).await;
     ns.cleanup().await;
+    jobs_ns.cleanup().await;
 }

@@ -1179,3 +1179,184 @@ async fn the_documentation_cron_job_converted_applies_and_runs_with_the_same_out
     delete_all(&ns).await;
     op.stop().await;
 }
+
+/// The message of the job's Valid condition once it is False.
+async fn refusal_of(ns: &TestNamespace, name: &str) -> String {
+    let api: Api<ScheduledJob> = ns.api();
+    let refused = wait_for(&api, name, TIMEOUT, "get Valid=False", |sj| {
+        sj.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Valid" && c.status == "False")
+        })
+    })
+    .await;
+    refused
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Valid")
+        .expect("Valid")
+        .message
+}
+
+async fn create_service_account(ns: &TestNamespace, name: &str, opted_in: bool) {
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = ns.api();
+    let annotations = if opted_in {
+        json!({ jtp_operator::controller::trust::ALLOW_ANNOTATION: "true" })
+    } else {
+        json!({})
+    };
+    let sa = serde_json::from_value(json!({ "metadata": { "name": name, "annotations": annotations } }))
+        .expect("ServiceAccount");
+    sas.create(&PostParams::default(), &sa)
+        .await
+        .expect("create ServiceAccount");
+}
+
+fn run_now_as(name: &str, service_account: Option<&str>) -> ScheduledJob {
+    let mut spec = ScheduledJobSpec::manual().script("echo ran as $(id -u)");
+    spec.service_account_name = service_account.map(str::to_owned);
+    let mut job = sj(name, spec);
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    job
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_other_than_default_runs_a_pod_only_once_it_opts_in() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-sa").await;
+    let protected = format!("{}/jtp-operator", ns.name());
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |a| {
+        a.protected_service_accounts = vec![protected];
+    })
+    .await;
+    create_service_account(&ns, "runner", false).await;
+    // Even opted in, the operator's own account is never lent to a run.
+    create_service_account(&ns, "jtp-operator", true).await;
+    let runner = create(&ns, &run_now_as("as-runner", Some("runner"))).await;
+    create(&ns, &run_now_as("as-operator", Some("jtp-operator"))).await;
+    create(&ns, &run_now_as("as-nobody", Some("nobody"))).await;
+
+    let refused = refusal_of(&ns, "as-runner").await;
+    assert!(
+        refused.contains("spec.serviceAccountName")
+            && refused.contains(jtp_operator::controller::trust::ALLOW_ANNOTATION),
+        "{refused}"
+    );
+    let own = refusal_of(&ns, "as-operator").await;
+    assert!(own.contains("never runs a ScheduledJob"), "{own}");
+    let nobody = refusal_of(&ns, "as-nobody").await;
+    assert!(nobody.contains("does not exist"), "{nobody}");
+    let reasons = wait_events(&ns, "InvalidSpec").await;
+    assert!(reasons.iter().any(|r| r == "RunNowRejected"), "{reasons:?}");
+    for name in ["as-runner", "as-operator", "as-nobody"] {
+        assert!(jobs_of(&ns, name).await.is_empty(), "{name} got a Job");
+    }
+
+    // The namespace's admin lets `runner` run jobs; the next Run Now runs as it.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = ns.api();
+    sas.patch(
+        "runner",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": {
+            jtp_operator::controller::trust::ALLOW_ANNOTATION: "true"
+        } } })),
+    )
+    .await
+    .expect("annotate the ServiceAccount");
+    let api: Api<ScheduledJob> = ns.api();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    api.patch(
+        "as-runner",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": { "jobtrigger.io/run-now": now_rfc3339() } } })),
+    )
+    .await
+    .expect("Run Now again");
+    let runs = wait_runs(
+        &op.ledger,
+        &runner.uid().expect("uid"),
+        "the allowed run",
+        TIMEOUT,
+        |r| !finished(r).is_empty(),
+    )
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!(run.status, RunStatus::Success, "{}", run.output);
+    let pod_account = jobs_of(&ns, "as-runner").await[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.service_account_name.clone());
+    assert_eq!(pod_account.as_deref(), Some("runner"));
+    wait_for(&api, "as-runner", TIMEOUT, "be Valid again", |sj| {
+        sj.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Valid" && c.status == "True")
+        })
+    })
+    .await;
+    delete_all(&ns).await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_own_namespace_runs_nothing_unless_allowed() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-own").await;
+    let own = ns.name().to_owned();
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |a| {
+        a.own_namespace = Some(own);
+    })
+    .await;
+    create(&ns, &run_now_as("here", None)).await;
+    let refused = refusal_of(&ns, "here").await;
+    assert!(
+        refused.contains("metadata.namespace") && refused.contains(ns.name()),
+        "{refused}"
+    );
+    assert!(jobs_of(&ns, "here").await.is_empty());
+    delete_all(&ns).await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_works_in_a_namespace_enforcing_the_restricted_pod_security_standard() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-pss").await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest"
+            } } })),
+        )
+        .await
+        .expect("label the namespace");
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let mut spec = ScheduledJobSpec::interval(10, jtp_crds::IntervalUnit::Seconds)
+        .script("echo uid=$(id -u) gid=$(id -g); grep CapEff /proc/self/status");
+    spec.concurrency_policy = jtp_crds::ConcurrencyPolicy::Forbid;
+    let uid = create(&ns, &sj("restricted", spec)).await.uid().expect("uid");
+    let runs = wait_runs(&op.ledger, &uid, "a scheduled run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    let run = finished(&runs)[0];
+    assert_eq!(run.status, RunStatus::Success, "{}", run.output);
+    assert_eq!(run.trigger, Trigger::Schedule);
+    assert!(run.output.contains("uid=65532 gid=65532"), "{}", run.output);
+    assert!(
+        run.output.contains("CapEff:\t0000000000000000"),
+        "all capabilities dropped: {}",
+        run.output
+    );
+    delete_all(&ns).await;
+    op.stop().await;
+}

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use jtp_crds::{JOB_LABEL, SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION, Trigger};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodTemplateSpec, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec,
+    PodTemplateSpec, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -27,6 +28,10 @@ pub const SCRIPT_FILE_NAME: &str = "script";
 pub const TRIGGER_LABEL: &str = "jobtrigger.io/trigger";
 /// `backoffLimit` when the spec names none: a run is one attempt, as in the original system.
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 0;
+/// User, group and fsGroup of a run whose template says nothing about who it runs as: not root,
+/// so that the default image (busybox, whose user is root) passes `runAsNonRoot`. The same id as
+/// the project's own image (distroless' `nonroot`).
+pub const DEFAULT_RUN_AS_USER: i64 = 65532;
 
 /// Operator-wide defaults that a spec may leave out.
 #[derive(Clone, Debug)]
@@ -191,6 +196,7 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
     all_volumes.extend(volumes);
     pod.volumes = (!all_volumes.is_empty()).then_some(all_volumes);
     pod.restart_policy = pod.restart_policy.or_else(|| Some("Never".into()));
+    restrict(&mut pod);
     pod.service_account_name = spec.service_account_name.clone();
     pod.service_account = None;
     // The template's pod labels and annotations, with ours (which find and place the run) on top.
@@ -223,6 +229,62 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
         }),
         status: None,
     })
+}
+
+/// Fills in the `restricted` Pod Security Standard where the template leaves a field unset, so a
+/// run works in a namespace enforcing it and elsewhere runs with the least it needs:
+/// - who it runs as: when neither the pod nor any container names a user or `runAsNonRoot`, the
+///   pod runs as [`DEFAULT_RUN_AS_USER`] (user, group, fsGroup) with `runAsNonRoot: true`; a
+///   template that names any of them decides alone (`runAsUser: 0` runs as root);
+/// - seccomp: `RuntimeDefault` for the pod unless the pod or a container names a profile;
+/// - every container (init ones too): `allowPrivilegeEscalation: false` unless set (or the container is
+///   privileged, which the API refuses together with it) and all capabilities dropped unless the
+///   container names its own `capabilities`.
+fn restrict(pod: &mut PodSpec) {
+    let containers = || pod.containers.iter().chain(pod.init_containers.iter().flatten());
+    let container_names_user = containers().any(|c| {
+        c.security_context
+            .as_ref()
+            .is_some_and(|s| s.run_as_user.is_some() || s.run_as_non_root.is_some())
+    });
+    let container_names_seccomp = containers().any(|c| {
+        c.security_context
+            .as_ref()
+            .is_some_and(|s| s.seccomp_profile.is_some())
+    });
+    let context = pod
+        .security_context
+        .get_or_insert_with(PodSecurityContext::default);
+    if !container_names_user && context.run_as_user.is_none() && context.run_as_non_root.is_none() {
+        context.run_as_user = Some(DEFAULT_RUN_AS_USER);
+        context.run_as_group = context.run_as_group.or(Some(DEFAULT_RUN_AS_USER));
+        context.fs_group = context.fs_group.or(Some(DEFAULT_RUN_AS_USER));
+        context.run_as_non_root = Some(true);
+    }
+    if !container_names_seccomp && context.seccomp_profile.is_none() {
+        context.seccomp_profile = Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        });
+    }
+    for container in pod
+        .containers
+        .iter_mut()
+        .chain(pod.init_containers.iter_mut().flatten())
+    {
+        let context = container
+            .security_context
+            .get_or_insert_with(SecurityContext::default);
+        if context.privileged != Some(true) {
+            context.allow_privilege_escalation = context.allow_privilege_escalation.or(Some(false));
+        }
+        if context.capabilities.is_none() {
+            context.capabilities = Some(Capabilities {
+                add: None,
+                drop: Some(vec!["ALL".into()]),
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -487,5 +549,97 @@ mod tests {
         assert_eq!(pod.containers[0].name, CONTAINER_NAME);
         assert_eq!(pod.containers[0].image.as_deref(), Some("busybox:1.36"));
         assert!(pod.node_selector.is_some());
+    }
+
+    fn pod_of(spec: ScheduledJobSpec) -> PodSpec {
+        build_job(
+            &sj("a", spec),
+            &Launch::new("a", Trigger::Schedule, at(10)),
+            &defaults(),
+        )
+        .expect("builds")
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod")
+    }
+
+    fn with_template(template: serde_json::Value) -> ScheduledJobSpec {
+        let mut spec = ScheduledJobSpec::daily("09:00").script("id");
+        spec.pod_template = Some(serde_json::from_value(template).expect("a pod template"));
+        assert!(jtp_crds::validate(JOB, &spec).is_ok());
+        spec
+    }
+
+    #[test]
+    fn a_run_is_restricted_by_default_and_not_root() {
+        let pod = pod_of(with_template(serde_json::json!({ "spec": {
+            "initContainers": [{ "name": "fetch", "image": "busybox:1.36", "command": ["true"] }]
+        } })));
+        let context = pod.security_context.expect("pod securityContext");
+        assert_eq!(context.run_as_non_root, Some(true));
+        assert_eq!(context.run_as_user, Some(DEFAULT_RUN_AS_USER));
+        assert_eq!(context.run_as_group, Some(DEFAULT_RUN_AS_USER));
+        assert_eq!(context.fs_group, Some(DEFAULT_RUN_AS_USER));
+        assert_eq!(
+            context.seccomp_profile.map(|p| p.type_).as_deref(),
+            Some("RuntimeDefault")
+        );
+        let containers = pod.containers.iter().chain(pod.init_containers.iter().flatten());
+        for c in containers {
+            let sc = c.security_context.as_ref().expect("container securityContext");
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            assert_eq!(
+                sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+                Some(vec!["ALL".to_string()]),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_template_that_says_who_the_run_is_decides_it() {
+        // Root, asked for in the run container: no user, no runAsNonRoot, the capabilities it names.
+        let pod = pod_of(with_template(serde_json::json!({ "spec": { "containers": [{
+            "name": "run",
+            "securityContext": { "runAsUser": 0, "capabilities": { "add": ["NET_BIND_SERVICE"] } }
+        }] } })));
+        let context = pod.security_context.expect("pod securityContext");
+        assert_eq!((context.run_as_user, context.run_as_non_root), (None, None));
+        assert_eq!(
+            context.seccomp_profile.map(|p| p.type_).as_deref(),
+            Some("RuntimeDefault"),
+            "what the template leaves out is still filled in"
+        );
+        let run = pod.containers[0].security_context.clone().expect("kept");
+        assert_eq!(run.run_as_user, Some(0));
+        assert_eq!(
+            run.capabilities.and_then(|c| c.add),
+            Some(vec!["NET_BIND_SERVICE".to_string()])
+        );
+        assert_eq!(run.allow_privilege_escalation, Some(false));
+
+        // The image's own non-root user: runAsNonRoot without a user.
+        let pod = pod_of(with_template(serde_json::json!({ "spec": {
+            "securityContext": { "runAsNonRoot": true, "seccompProfile": { "type": "Unconfined" } }
+        } })));
+        let context = pod.security_context.expect("pod securityContext");
+        assert_eq!((context.run_as_user, context.run_as_non_root), (None, Some(true)));
+        assert_eq!(
+            context.seccomp_profile.map(|p| p.type_).as_deref(),
+            Some("Unconfined")
+        );
+
+        // A privileged container keeps what the API allows with it.
+        let pod = pod_of(with_template(serde_json::json!({ "spec": { "containers": [{
+            "name": "run", "securityContext": { "privileged": true }
+        }] } })));
+        let run = pod.containers[0].security_context.clone().expect("kept");
+        assert_eq!(
+            (run.privileged, run.allow_privilege_escalation),
+            (Some(true), None)
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod reconcile;
 pub mod runs;
+pub mod trust;
 pub mod writer;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -58,6 +59,8 @@ pub enum Error {
     LeadershipLost,
     #[error("the cache of Jobs has not been listed yet")]
     CacheNotReady,
+    #[error("--protected-service-accounts (JTP_PROTECTED_SERVICE_ACCOUNTS): {0:?} is not namespace/name")]
+    Trust(String),
 }
 
 impl Error {
@@ -78,6 +81,7 @@ impl Error {
             Self::Serve(_) => "serve",
             Self::LeadershipLost => "leadership_lost",
             Self::CacheNotReady => "cache_not_ready",
+            Self::Trust(_) => "trust",
         }
     }
 }
@@ -124,6 +128,25 @@ pub struct OperatorArgs {
     /// This replica's identity in the Lease (default: $POD_NAME, else host name and pid).
     #[arg(long, env = "JTP_IDENTITY")]
     pub identity: Option<String>,
+    /// The namespace the operator is installed in; no ScheduledJob runs there unless
+    /// --allow-own-namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub own_namespace: Option<String>,
+    /// Run ScheduledJobs in the operator's own namespace too.
+    #[arg(long, env = "JTP_ALLOW_OWN_NAMESPACE")]
+    pub allow_own_namespace: bool,
+    /// Namespaces where no ScheduledJob runs, comma-separated.
+    #[arg(
+        long,
+        env = "JTP_REFUSED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = trust::DEFAULT_REFUSED_NAMESPACES
+    )]
+    pub refused_namespaces: Vec<String>,
+    /// ServiceAccounts (namespace/name, comma-separated) no run may use, such as the operator's and
+    /// the portal's own.
+    #[arg(long, env = "JTP_PROTECTED_SERVICE_ACCOUNTS", value_delimiter = ',')]
+    pub protected_service_accounts: Vec<String>,
 }
 
 impl OperatorArgs {
@@ -142,6 +165,10 @@ impl OperatorArgs {
             lease_namespace: None,
             lease_duration_seconds: 15,
             identity: None,
+            own_namespace: None,
+            allow_own_namespace: false,
+            refused_namespaces: vec![trust::DEFAULT_REFUSED_NAMESPACES.into()],
+            protected_service_accounts: Vec::new(),
         }
     }
 
@@ -230,7 +257,7 @@ async fn lead_and_run(
         args,
         ledger,
         metrics.clone(),
-    ));
+    )?);
     let namespaces = args.namespaces.clone();
     let mut shutdown = std::pin::pin!(shutdown);
     if args.no_leader_election {

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use jtp_crds::policy::Stop;
 use jtp_crds::{
-    JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob, ScheduledJobStatus, Trigger, validate,
+    FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob,
+    ScheduledJobStatus, Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -30,6 +31,7 @@ use super::expectations::Expectations;
 use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
 use super::metrics::Metrics;
 use super::runs::{self, Outcome};
+use super::trust::Trust;
 use super::writer::{STARTED, StatusWriter, Urgency};
 use super::{Error, FIELD_MANAGER, FINALIZER, OperatorArgs, Result};
 
@@ -43,6 +45,8 @@ pub struct Context {
     pub writer: Arc<StatusWriter>,
     pub error_grace: chrono::Duration,
     pub finalizer_timeout: chrono::Duration,
+    /// Who may run as whom.
+    pub trust: Trust,
     /// What this process knows that the API server's copies may not show yet.
     expectations: Expectations,
     /// The cache of Jobs of each watched scope, set once when the controllers start.
@@ -50,7 +54,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, args: &OperatorArgs, ledger: Arc<dyn Ledger>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        args: &OperatorArgs,
+        ledger: Arc<dyn Ledger>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let trust = Trust::from_args(args)?;
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: Some(args.identity()),
@@ -61,7 +71,7 @@ impl Context {
             metrics.clone(),
             Duration::from_secs(args.status_coalesce_seconds),
         );
-        Self {
+        Ok(Self {
             writer: Arc::new(writer),
             client,
             defaults: JobDefaults {
@@ -73,9 +83,10 @@ impl Context {
             finalizer_timeout: chrono::Duration::seconds(
                 i64::try_from(args.finalizer_timeout_seconds).unwrap_or(300),
             ),
+            trust,
             expectations: Expectations::default(),
             jobs: OnceLock::new(),
-        }
+        })
     }
 
     /// Queues an Event about `sj` to be published at once.
@@ -400,17 +411,30 @@ fn decide_step(
     sj: &ScheduledJob,
     ctx: &Context,
     children: &[Child],
+    refused: Option<FieldError>,
     now: DateTime<Utc>,
 ) -> Result<(Decision, ScheduledJobStatus)> {
     let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
     let name = sj.name_any();
-    let compiled = validate(
+    let mut compiled = validate(
         JobId {
             namespace: &ns,
             name: &name,
         },
         &sj.spec,
     );
+    // A run its namespace or ServiceAccount may not have makes the spec invalid like a bad field:
+    // Valid=False and an Event, no Job.
+    if let Some(refused) = refused {
+        match &mut compiled {
+            Ok(_) => {
+                compiled = Err(InvalidSpec {
+                    errors: vec![refused],
+                })
+            }
+            Err(invalid) => invalid.errors.push(refused),
+        }
+    }
     // We are the only writer of the status: when the watched copy lags our last write, decide
     // from what we wrote (so a lagging cache cannot make a slot look due twice).
     let written = ctx.expectations.written(&sj.uid().unwrap_or_default());
@@ -443,12 +467,29 @@ async fn apply(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     let now = Utc::now();
     let observed = observe(sj, ctx, now).await?;
     let recorded = record(sj, ctx, observed).await;
-    let (decision, old_status) = decide_step(sj, ctx, &recorded.children, now)?;
+    let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
+    let refused = ctx
+        .trust
+        .admit(&ctx.client, &ns, sj.spec.service_account_name.as_deref())
+        .await?;
+    let recheck = refused.is_some();
+    let (mut decision, old_status) = decide_step(sj, ctx, &recorded.children, refused, now)?;
+    if recheck {
+        // The ServiceAccount's opt-in is not watched: a refused job is looked at again now and then.
+        decision.requeue_after = Some(
+            decision
+                .requeue_after
+                .map_or(REFUSED_RECHECK, |r| r.min(REFUSED_RECHECK)),
+        );
+    }
     // A launch that failed leaves status and Events unwritten: the retry decides again, and
     // the Jobs that did start are found by name.
     let notices = execute(sj, ctx, &decision, &recorded).await?;
     Ok(publish(sj, ctx, decision, &old_status, notices, recorded.unrecorded).await)
 }
+
+/// How often a job refused for its namespace or ServiceAccount is checked again.
+const REFUSED_RECHECK: Duration = Duration::from_secs(30);
 
 /// Stage 5: the status and Events (coalesced with a start when nothing else happened), the SQL
 /// mirror, and the requeue: at the next run, or sooner to retry what could not be recorded.
