@@ -103,6 +103,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("create", "events.events.k8s.io"),
         ("update", "leases.coordination.k8s.io"),
         ("get", "serviceaccounts"),
+        ("list", "events"),
     ] {
         assert!(
             can_i(verb, resource, namespace, &operator),

@@ -1360,3 +1360,155 @@ async fn a_run_works_in_a_namespace_enforcing_the_restricted_pod_security_standa
     delete_all(&ns).await;
     op.stop().await;
 }
+
+/// The first finished run of `uid`.
+async fn first_finished(ledger: &MemoryLedger, uid: &str) -> MemoryRun {
+    let runs = wait_runs(ledger, uid, "a finished run", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    finished(&runs)[0].clone()
+}
+
+async fn wait_no_jobs(ns: &TestNamespace, name: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !jobs_of(ns, name).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the Job of {name} was not deleted after recording"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_pod_is_never_created_is_an_error_with_the_reason_and_is_cleaned_up() {
+    let client = client().await;
+    // A namespace whose ResourceQuota allows no pod, and one enforcing the restricted Pod
+    // Security Standard (where a privileged run is refused).
+    let quota_ns = TestNamespace::new(&client, "op-quota").await;
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = quota_ns.api();
+    let quota = serde_json::from_value(
+        json!({ "metadata": { "name": "none" }, "spec": { "hard": { "pods": "0" } } }),
+    )
+    .expect("ResourceQuota");
+    quotas
+        .create(&PostParams::default(), &quota)
+        .await
+        .expect("create ResourceQuota");
+    let pss_ns = TestNamespace::new(&client, "op-pss-refuse").await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            pss_ns.name(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted"
+            } } })),
+        )
+        .await
+        .expect("label the namespace");
+    let names = vec![quota_ns.name().to_owned(), pss_ns.name().to_owned()];
+    let op = Operator::start(&client, quota_ns.name(), Arc::new(MemoryLedger::new()), |a| {
+        a.namespaces = names;
+    })
+    .await;
+    let quota_uid = create(&quota_ns, &run_now_as("no-room", None))
+        .await
+        .uid()
+        .expect("uid");
+    let mut privileged = run_now_as("privileged", None);
+    privileged.spec.pod_template = Some(
+        serde_json::from_value(json!({ "spec": { "containers": [{
+            "name": "run", "securityContext": { "privileged": true }
+        }] } }))
+        .expect("a pod template"),
+    );
+    let pss_uid = create(&pss_ns, &privileged).await.uid().expect("uid");
+
+    let run = first_finished(&op.ledger, &quota_uid).await;
+    assert_eq!(run.status, RunStatus::Error, "{run:?}");
+    assert!(
+        run.output.contains("FailedCreate") && run.output.contains("exceeded quota"),
+        "{}",
+        run.output
+    );
+    wait_no_jobs(&quota_ns, "no-room").await;
+    let run = first_finished(&op.ledger, &pss_uid).await;
+    assert_eq!(run.status, RunStatus::Error, "{run:?}");
+    assert!(
+        run.output.contains("FailedCreate") && run.output.contains("violates PodSecurity"),
+        "{}",
+        run.output
+    );
+    wait_no_jobs(&pss_ns, "privileged").await;
+    let api: Api<ScheduledJob> = quota_ns.api();
+    wait_for(
+        &api,
+        "no-room",
+        TIMEOUT,
+        "show the ERROR with no active run",
+        |sj| {
+            sj.status
+                .as_ref()
+                .is_some_and(|s| s.last_status == Some(RunStatus::Error) && s.active.is_empty())
+        },
+    )
+    .await;
+    delete_all(&quota_ns).await;
+    delete_all(&pss_ns).await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_config_map_key_is_an_error_and_a_deadline_is_a_failure_with_the_reason() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-classify").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = ns.api();
+    let cm =
+        serde_json::from_value(json!({ "metadata": { "name": "settings" }, "data": { "REGION": "eu" } }))
+            .expect("ConfigMap");
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create ConfigMap");
+    let mut missing_key = run_now_as("missing-key", None);
+    missing_key.spec.pod_template = Some(
+        serde_json::from_value(json!({ "spec": { "containers": [{
+            "name": "run",
+            "env": [{ "name": "ZONE", "valueFrom": { "configMapKeyRef": { "name": "settings", "key": "ZONE" } } }]
+        }] } }))
+        .expect("a pod template"),
+    );
+    let missing_uid = create(&ns, &missing_key).await.uid().expect("uid");
+    let mut slow = run_now_as("too-slow", None);
+    slow.spec.script = jtp_crds::Script {
+        inline: Some("echo started; sleep 120".into()),
+        ..jtp_crds::Script::default()
+    };
+    slow.spec.active_deadline_seconds = Some(5);
+    let slow_uid = create(&ns, &slow).await.uid().expect("uid");
+
+    let run = first_finished(&op.ledger, &missing_uid).await;
+    assert_eq!(run.status, RunStatus::Error, "{run:?}");
+    assert!(
+        run.output.contains("CreateContainerConfigError") && run.output.contains("ZONE"),
+        "{}",
+        run.output
+    );
+    wait_no_jobs(&ns, "missing-key").await;
+
+    let run = wait_runs(
+        &op.ledger,
+        &slow_uid,
+        "the deadline",
+        Duration::from_secs(120),
+        |r| !finished(r).is_empty(),
+    )
+    .await;
+    let run = finished(&run)[0];
+    assert_eq!(run.status, RunStatus::Failure, "{run:?}");
+    assert!(run.output.contains("DeadlineExceeded"), "{}", run.output);
+    delete_all(&ns).await;
+    op.stop().await;
+}

@@ -15,7 +15,7 @@ use jtp_crds::{
     ScheduledJobStatus, Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -299,6 +299,7 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
     let ns = sj.namespace().ok_or(Error::MissingNamespace)?;
     let uid = sj.uid().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let events_api: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), &ns);
     let jobs = cached_jobs(ctx, &ns, &uid).await?;
     // Runs already in the status (as decided, even if its write is still queued) have their
     // RUNNING row; the others may not.
@@ -329,7 +330,14 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
         if recorded_as.is_none() && (runs::job_finished(&job) || now >= runs::created(&job) + ctx.error_grace)
         {
             let pod = runs::latest_pod(&pods_api, &job.name_any()).await?;
-            if let Some(outcome) = runs::classify(&job, pod.as_ref(), now, ctx.error_grace) {
+            let outcome = match &pod {
+                None if !runs::job_finished(&job) => {
+                    let why = runs::failed_create(&events_api, &job.name_any()).await;
+                    runs::never_created(&job, why.as_deref(), now, ctx.error_grace)
+                }
+                pod => runs::classify(&job, pod.as_ref(), now, ctx.error_grace),
+            };
+            if let Some(outcome) = outcome {
                 let log = match &pod {
                     Some(pod) => runs::fetch_log(&pods_api, pod).await,
                     None => String::new(),

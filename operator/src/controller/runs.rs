@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use jtp_crds::{RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
@@ -217,6 +217,63 @@ pub fn classify(job: &Job, pod: Option<&Pod>, now: DateTime<Utc>, grace: Duratio
     None
 }
 
+/// An active Job that has no pod `grace` after it was created: ERROR, with why its pod was
+/// never created (`why`, from its `FailedCreate` Events: a ResourceQuota, the namespace's Pod
+/// Security, a missing ServiceAccount…) or that none appeared. `None` within the grace. The Job
+/// would retry forever, so it is deleted once recorded.
+pub fn never_created(job: &Job, why: Option<&str>, now: DateTime<Utc>, grace: Duration) -> Option<Outcome> {
+    let give_up = created(job) + grace;
+    // A Job that had a pod (now deleted, as at its deadline) is finishing, not failing to start:
+    // the Job controller counts its pods and marks it FailureTarget/SuccessCriteriaMet first.
+    let status = job.status.as_ref();
+    let had_pods = status.is_some_and(|s| {
+        [s.active, s.failed, s.succeeded, s.terminating, s.ready]
+            .iter()
+            .any(|n| n.unwrap_or(0) > 0)
+    });
+    let ending =
+        job_condition(job, "FailureTarget").is_some() || job_condition(job, "SuccessCriteriaMet").is_some();
+    if job_finished(job) || had_pods || ending || now < give_up {
+        return None;
+    }
+    let note = match why {
+        Some(message) => format!("FailedCreate: the Job's pod could not be created: {message}"),
+        None => format!(
+            "FailedCreate: the Job created no pod within {}s",
+            grace.num_seconds()
+        ),
+    };
+    Some(Outcome {
+        status: RunStatus::Error,
+        exit_code: None,
+        finished_at: give_up,
+        note: Some(note),
+        stuck: true,
+    })
+}
+
+/// The message of the latest `FailedCreate` Event of Job `job_name` (the Job controller's, which
+/// tells why it could not create the pod); `None` when there is none or Events cannot be read.
+pub async fn failed_create(events: &Api<CoreEvent>, job_name: &str) -> Option<String> {
+    let fields = format!("involvedObject.kind=Job,involvedObject.name={job_name},reason=FailedCreate");
+    match events.list(&ListParams::default().fields(&fields)).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .max_by_key(|e| {
+                e.last_timestamp
+                    .as_ref()
+                    .or(e.first_timestamp.as_ref())
+                    .map(to_chrono)
+            })
+            .and_then(|e| e.message),
+        Err(e) => {
+            tracing::warn!(job = job_name, error = %e, "cannot read the Job's Events");
+            None
+        }
+    }
+}
+
 /// The newest pod of a Job, if any.
 pub async fn latest_pod(pods: &Api<Pod>, job_name: &str) -> Result<Option<Pod>> {
     let list = pods
@@ -395,6 +452,44 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_job_whose_pod_is_never_created_is_an_error_after_the_grace() {
+        let running = job(json!({ "active": 0 }));
+        let grace = Duration::seconds(GRACE);
+        assert_eq!(
+            never_created(&running, None, now("2026-03-01T00:00:29Z"), grace),
+            None
+        );
+        let quota = "pods \"j-1-abc\" is forbidden: exceeded quota: none, requested: pods=1, used: pods=0, limited: pods=0";
+        let o = never_created(&running, Some(quota), now("2026-03-01T00:00:31Z"), grace).expect("given up");
+        assert_eq!((o.status, o.exit_code, o.stuck), (RunStatus::Error, None, true));
+        assert_eq!(o.finished_at, now("2026-03-01T00:00:30Z"));
+        assert!(
+            o.note.as_deref().is_some_and(|n| n.contains("exceeded quota")),
+            "{o:?}"
+        );
+        let o = never_created(&running, None, now("2026-03-01T00:01:00Z"), grace).expect("given up");
+        assert!(
+            o.note
+                .as_deref()
+                .is_some_and(|n| n.contains("created no pod within 30s")),
+            "{o:?}"
+        );
+        for finishing in [
+            json!({ "conditions": [{ "type": "Failed", "status": "True" }] }),
+            json!({ "conditions": [{ "type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded" }] }),
+            json!({ "failed": 1 }),
+            json!({ "terminating": 1 }),
+        ] {
+            let job = job(finishing.clone());
+            assert_eq!(
+                never_created(&job, None, now("2026-03-01T00:01:00Z"), grace),
+                None,
+                "{finishing}"
+            );
+        }
     }
 
     #[test]
