@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod form;
+pub mod http;
 pub mod openapi;
 pub mod pages;
 #[cfg(feature = "testing")]
@@ -149,7 +150,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves the portal on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves the portal on `listener` until `shutdown` completes, then finishes the requests in flight;
+/// with the server's limits ([`http`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -158,7 +160,5 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, kubernetes = state.is_kubernetes(), "portal listening");
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    http::serve(listener, app(state), http::Limits::for_this_process(), shutdown).await
 }

@@ -79,12 +79,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convert { files } => convert(&files)?,
         Command::Crd => print!("{}", jtp_crds::crd_yaml()),
         Command::Operator(args) => {
+            jtp_operator::process::raise_open_file_limit();
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::controller::run(args))?
         }
         Command::Standalone(args) => {
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::standalone::run(args))?;
         }
         Command::Portal(args) => {
+            jtp_operator::process::raise_open_file_limit();
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::portal::run(args))?;
         }
         Command::Migrate { database_url } => {

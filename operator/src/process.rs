@@ -46,3 +46,19 @@ pub fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
 }
+
+/// Raises the soft limit on open files to the hard limit: every run holds a pipe and every
+/// connection of a server a socket, and at the usual soft limit of 1,024 a flood of connections
+/// would leave scripts failing with "Too many open files". Every long-running command does this
+/// at start; the servers' connection cap follows the raised limit ([`jtp_dashboard::http`]).
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, soft, "could not raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
+}

@@ -1,98 +1,29 @@
 //! `jtp standalone` against hostile or careless input, through the built binary: secrets in its
 //! environment and flags, empty credentials, and what scripts get to see.
 
-use serde_json::{Value, json};
-use std::net::TcpListener;
+use serde_json::json;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// One `jtp standalone` process; killed when dropped.
-struct Jtp {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-impl Drop for Jtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn jtp() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_jtp"))
-}
-
-fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+mod common;
+use common::{Jtp, Standalone, jtp, wait_until};
 
 /// Starts standalone mode with the server's secrets in its environment, as a deployment would.
 fn start_with_secrets(data: &Path) -> Jtp {
-    let port = free_port();
     let jobs = data.join("jobs");
     std::fs::create_dir_all(&jobs).expect("jobs dir");
-    let token = "portal-secret-token-4711".to_owned();
-    let child = jtp()
-        .arg("standalone")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data)
+    Standalone::new(data)
         .arg("--jobs-dir")
         .arg(&jobs)
-        .env("JTP_PORTAL_TOKEN", &token)
+        .token("portal-secret-token-4711")
         .env(
             "JTP_DATABASE_URL",
             format!("sqlite://{}", data.join("jtp.db").display()),
         )
         .env("JTP_SOME_OTHER_SETTING", "server-only")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(data.join("jtp.log")).expect("log file"),
-        ))
-        .spawn()
-        .expect("start jtp standalone");
-    let jtp = Jtp {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        token,
-    };
-    wait_until(Duration::from_secs(30), "the portal to answer", || {
-        reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
-    });
-    jtp
-}
-
-fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
-    let mut request = client
-        .request(method, format!("{}/api/v1{path}", jtp.base))
-        .bearer_auth(&jtp.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().expect("API request");
-    let status = response.status().as_u16();
-    let text = response.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        .log(&data.join("jtp.log"))
+        .start()
 }
 
 #[test]
@@ -147,25 +78,24 @@ fn scripts_never_see_the_servers_secrets() {
     let data = tempfile::tempdir().expect("temp dir");
     let jtp = start_with_secrets(data.path());
     let spec = json!({ "schedule": { "manual": {} }, "script": { "inline": "env" }, "env": [{ "name": "MINE", "value": "kept" }] });
-    let (status, body) = api(
-        &jtp,
+    let (status, body) = jtp.api(
         reqwest::Method::POST,
         "/jobs",
         Some(json!({ "name": "show-env", "spec": spec })),
     );
     assert_eq!(status, 201, "{body}");
-    let (status, body) = api(&jtp, reqwest::Method::POST, "/jobs/default/show-env/run", None);
+    let (status, body) = jtp.api(reqwest::Method::POST, "/jobs/default/show-env/run", None);
     assert_eq!(status, 202, "{body}");
     let mut output = String::new();
     wait_until(Duration::from_secs(30), "the run to finish", || {
-        let (_, runs) = api(&jtp, reqwest::Method::GET, "/jobs/default/show-env/runs", None);
+        let (_, runs) = jtp.api(reqwest::Method::GET, "/jobs/default/show-env/runs", None);
         let Some(id) = runs["items"][0]["id"]
             .as_i64()
             .filter(|_| runs["items"][0]["status"] == "SUCCESS")
         else {
             return false;
         };
-        let (_, run) = api(&jtp, reqwest::Method::GET, &format!("/runs/{id}/output"), None);
+        let (_, run) = jtp.api(reqwest::Method::GET, &format!("/runs/{id}/output"), None);
         output = run.as_str().map(str::to_owned).unwrap_or_else(|| run.to_string());
         true
     });
@@ -226,4 +156,94 @@ fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.contains("8192"), "{line}");
+}
+
+/// A flood of half-open connections — 3,000, three times the open-file limit the server runs
+/// under — neither shuts out the portal (`/healthz` and Run Now answer while it holds) nor the
+/// scheduler (its jobs keep running, none fails with "Too many open files").
+#[test]
+fn a_flood_of_half_open_connections_starves_neither_the_portal_nor_the_scheduler() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const FLOOD: usize = 3_000;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("limit");
+    assert!(
+        hard >= 4_096,
+        "this test holds {FLOOD} sockets open: raise the hard open-file limit (ulimit -Hn) to 4096 or more"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("raise this test's own limit");
+    let data = tempfile::tempdir().expect("temp dir");
+    let jtp = Standalone::with_file_limit(data.path(), 1_024)
+        .arg("--jobs-dir=")
+        .log(&data.path().join("jtp.log"))
+        .start();
+    // Five jobs every 10 s (each on its own phase): each runs at least once while the flood holds.
+    const TICKS: usize = 5;
+    for i in 0..TICKS {
+        jtp.create(
+            &format!("tick-{i}"),
+            json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "script": { "inline": "echo tick" } }),
+        );
+    }
+    jtp.create(
+        "asked",
+        json!({ "schedule": { "manual": {} }, "script": { "inline": "echo asked" } }),
+    );
+    let addr: std::net::SocketAddr = jtp.base.trim_start_matches("http://").parse().expect("addr");
+    let flood_started = chrono::Utc::now();
+    let flood: Vec<std::net::TcpStream> = (0..FLOOD)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok())
+        .collect();
+    assert!(
+        flood.len() >= FLOOD * 2 / 3,
+        "only {} connections opened",
+        flood.len()
+    );
+
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("client");
+    for _ in 0..5 {
+        let started = Instant::now();
+        let health = client.get(format!("{}/healthz", jtp.base)).send();
+        assert!(
+            health.as_ref().is_ok_and(|r| r.status().is_success()),
+            "/healthz during the flood: {health:?} after {:?}",
+            started.elapsed()
+        );
+    }
+    jtp.run_now("asked");
+    wait_until(Duration::from_secs(15), "the Run Now during the flood", || {
+        jtp.runs("asked")
+            .first()
+            .is_some_and(|r| r["status"] == "SUCCESS")
+    });
+    // The scheduler kept its slots while the flood held.
+    wait_until(
+        Duration::from_secs(15),
+        "every job's slot during the flood",
+        || {
+            (0..TICKS).all(|i| {
+                jtp.runs(&format!("tick-{i}")).iter().any(|r| {
+                    r["status"] != "RUNNING"
+                        && r["scheduledFor"]["rfc3339"]
+                            .as_str()
+                            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                            .is_some_and(|t| t > flood_started)
+                })
+            })
+        },
+    );
+    for i in 0..TICKS {
+        for run in jtp.runs(&format!("tick-{i}")) {
+            let id = run["id"].as_i64().expect("id");
+            if run["status"] != "RUNNING" {
+                assert_eq!(run["status"], "SUCCESS", "{run}: {}", jtp.output(id));
+            }
+        }
+    }
+    // And the API answers while the flood still holds.
+    let (status, _) = jtp.api(reqwest::Method::GET, "/jobs", None);
+    assert_eq!(status, 200);
+    drop(flood);
 }

@@ -217,11 +217,15 @@ async fn ready(State(metrics): State<Arc<Metrics>>) -> Response {
     }
 }
 
-/// Serves [`router`] on `addr` until the task is dropped.
+/// Serves [`router`] on `addr` until the task is dropped, with the limits of every server
+/// ([`jtp_dashboard::http`]).
 pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(Error::Serve)?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, router(metrics)).await.map_err(Error::Serve)
+    let limits = jtp_dashboard::http::Limits::for_this_process();
+    jtp_dashboard::http::serve(listener, router(metrics), limits, std::future::pending())
+        .await
+        .map_err(Error::Serve)
 }
 
 #[cfg(test)]

@@ -157,24 +157,9 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
     run_until(args, shutdown).await
 }
 
-/// Raises the soft limit on open files to the hard limit: every run holds a pipe and every
-/// portal connection a socket, and at the usual soft limit of 1,024 a flood of connections
-/// would leave scripts failing with "Too many open files".
-fn raise_open_file_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
-            Err(e) => tracing::warn!(error = %e, soft, "could not raise the open-file limit"),
-        },
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
-    }
-}
-
 /// Runs standalone mode until `shutdown` turns true.
 pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-    raise_open_file_limit();
+    crate::process::raise_open_file_limit();
     let portal_config = args.portal_config()?;
     if !args.no_portal {
         check_listen_policy(args.listen, &portal_config).map_err(Error::Config)?;

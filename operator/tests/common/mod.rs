@@ -24,8 +24,19 @@ pub struct Standalone {
 
 impl Standalone {
     pub fn new(data: &Path) -> Self {
+        Self::from_command(jtp(), data)
+    }
+
+    /// Under `prlimit --nofile=<files>:<files>` (util-linux): soft and hard limit on open files.
+    pub fn with_file_limit(data: &Path, files: u64) -> Self {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={files}:{files}"))
+            .arg(env!("CARGO_BIN_EXE_jtp"));
+        Self::from_command(cmd, data)
+    }
+
+    fn from_command(mut cmd: Command, data: &Path) -> Self {
         let port = free_port();
-        let mut cmd = jtp();
         cmd.arg("standalone")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
