@@ -774,18 +774,20 @@ async fn start_sql(
     client: &kube::Client,
     namespaces: &[&str],
     url: &str,
+    tweak: impl FnOnce(&mut OperatorArgs),
 ) -> (
     Arc<SqlLedger>,
     Arc<Metrics>,
     oneshot::Sender<()>,
     JoinHandle<jtp_operator::controller::Result<()>>,
 ) {
-    let ledger = Arc::new(SqlLedger::new(url));
     let mut args = OperatorArgs::defaults();
     args.namespaces = namespaces.iter().map(|ns| (*ns).to_owned()).collect();
     args.no_leader_election = true;
     args.error_grace_seconds = 3;
     args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    tweak(&mut args);
+    let ledger = Arc::new(SqlLedger::with_output_cap(url, args.output_cap));
     let metrics = Metrics::new();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run_with(
@@ -835,7 +837,8 @@ async fn five_mib_of_output_lands_in_sqlite_within_the_cap() {
     let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
     // A second namespace with a job of the same name run at the same instant: the same Job name.
     let twin_ns = TestNamespace::new(&client, "op-big-twin").await;
-    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name(), twin_ns.name()], &url).await;
+    let (_ledger, _metrics, stop, task) =
+        start_sql(&client, &[ns.name(), twin_ns.name()], &url, |_| {}).await;
     let value = now_rfc3339();
     let mut twin = sj("big", ScheduledJobSpec::manual().script("echo twin"));
     twin.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), value.clone())].into());
@@ -934,7 +937,7 @@ async fn postgres_stopped_during_a_run_still_gets_the_run_when_back() {
         }
     }
     let _server = StopServer(scripts.join("postgres-down"));
-    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url).await;
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url, |_| {}).await;
     let mut job = sj(
         "pgjob",
         ScheduledJobSpec::manual().script("sleep 8; echo survived the outage"),
@@ -1511,4 +1514,55 @@ async fn a_missing_config_map_key_is_an_error_and_a_deadline_is_a_failure_with_t
     assert!(run.output.contains("DeadlineExceeded"), "{}", run.output);
     delete_all(&ns).await;
     op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_with_a_byte_that_is_not_utf8_and_larger_than_the_cap_keeps_head_and_tail() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-log").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
+    let cap = 64 * 1024;
+    let (_ledger, _metrics, stop, task) =
+        start_sql(&client, &[ns.name()], &url, |a| a.output_cap = cap).await;
+    // 6 MiB, under the kubelet's 10 MiB log rotation, so the API server still has the whole log.
+    let mut job = sj(
+        "binary",
+        ScheduledJobSpec::manual().script(
+            "printf 'START \\377 byte\\n'; head -c 6291456 /dev/zero | tr '\\0' x; echo; printf 'END \\376\\n'",
+        ),
+    );
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    let store = Store::connect(&url).await.expect("open the SQLite store");
+    let runs = wait_sql_runs(&store, &uid, "the run", TIMEOUT, |r| {
+        r.iter().any(|r| r.status.is_finished())
+    })
+    .await;
+    let run = &runs[0];
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let written = "START \u{FFFD} byte\n".len() - 2 + 6 * 1024 * 1024 + 1 + "END x\n".len();
+    assert_eq!(
+        run.output_bytes as usize, written,
+        "every byte of the log counted: {run:?}"
+    );
+    assert_eq!(run.output_truncated as usize, written - cap, "{run:?}");
+    let stored = store.get_run(run.id).await.expect("run").log_output;
+    assert!(stored.starts_with("START \u{FFFD} byte\n"), "{:?}", &stored[..40]);
+    assert!(
+        stored.ends_with("END \u{FFFD}\n"),
+        "{:?}",
+        &stored[stored.len() - 40..]
+    );
+    assert!(
+        stored.contains(&format!(
+            "[jtp: {} bytes of output cut here (cap {cap} bytes)]",
+            written - cap
+        )),
+        "one line says what was cut"
+    );
+    assert!(stored.len() < cap + 200, "stored {} bytes", stored.len());
+    delete_all(&ns).await;
+    let _ = stop.send(());
+    let _ = task.await;
 }

@@ -45,14 +45,21 @@ pub const RUNNER_NAME: &str = "operator";
 /// the operator starts and schedules while the database is down.
 pub struct SqlLedger {
     url: String,
+    output_cap: usize,
     store: tokio::sync::Mutex<Option<jtp_store::Store>>,
     ids: Mutex<BTreeMap<String, i64>>,
 }
 
 impl SqlLedger {
     pub fn new(url: &str) -> Self {
+        Self::with_output_cap(url, jtp_store::DEFAULT_OUTPUT_CAP)
+    }
+
+    /// A store keeping at most `output_cap` bytes of each run's output.
+    pub fn with_output_cap(url: &str, output_cap: usize) -> Self {
         Self {
             url: url.to_owned(),
+            output_cap,
             store: tokio::sync::Mutex::new(None),
             ids: Mutex::new(BTreeMap::new()),
         }
@@ -64,7 +71,11 @@ impl SqlLedger {
         if let Some(store) = slot.as_ref() {
             return Ok(store.clone());
         }
-        let store = jtp_store::Store::connect(&self.url).await?;
+        let options = jtp_store::StoreOptions {
+            output_cap: self.output_cap,
+            ..jtp_store::StoreOptions::default()
+        };
+        let store = jtp_store::Store::connect_with(&self.url, options).await?;
         *slot = Some(store.clone());
         Ok(store)
     }
@@ -126,15 +137,18 @@ impl Ledger for SqlLedger {
         Box::pin(async move {
             let store = self.store().await?;
             let id = self.start(&store, &run.start).await?;
+            let tail: Vec<u8> = run.output.tail.iter().copied().collect();
             store
-                .record_finish(
+                .record_finish_parts(
                     id,
                     &jtp_store::RunFinish {
                         status: run.status,
                         exit_code: run.exit_code,
-                        output: run.output.as_bytes(),
+                        output: &run.output.head,
                         finished_at: run.finished_at,
                     },
+                    &tail,
+                    run.output.omitted,
                 )
                 .await?;
             Ok(())
@@ -202,7 +216,8 @@ pub struct RunFinish {
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
     pub exit_code: Option<i32>,
-    pub output: String,
+    /// The log as kept within the cap, with the operator's note at its end.
+    pub output: super::runs::RunOutput,
 }
 
 /// Where runs are recorded.
@@ -322,7 +337,7 @@ impl Ledger for MemoryLedger {
             if row.status == RunStatus::Running {
                 row.status = run.status;
                 row.exit_code = run.exit_code;
-                row.output = run.output.clone();
+                row.output = run.output.text(jtp_store::DEFAULT_OUTPUT_CAP);
                 row.finished_at = Some(run.finished_at);
             }
             Ok(())

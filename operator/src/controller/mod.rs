@@ -103,6 +103,10 @@ pub struct OperatorArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "JTP_METRICS_ADDR", default_value = "127.0.0.1:9090")]
     pub metrics_addr: SocketAddr,
+    /// Bytes of a run's output kept (half from its head, half from its tail); the rest of the
+    /// log is read and dropped, never held in memory.
+    #[arg(long = "output-cap-bytes", env = "JTP_OUTPUT_CAP_BYTES", default_value_t = jtp_store::DEFAULT_OUTPUT_CAP)]
+    pub output_cap: usize,
     /// Seconds a run may sit in an image pull failure (or unschedulable) before it is recorded as ERROR.
     #[arg(long, env = "JTP_ERROR_GRACE_SECONDS", default_value_t = 30)]
     pub error_grace_seconds: u64,
@@ -156,6 +160,7 @@ impl OperatorArgs {
             namespaces: Vec::new(),
             default_image: DEFAULT_IMAGE.into(),
             database_url: None,
+            output_cap: jtp_store::DEFAULT_OUTPUT_CAP,
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
             error_grace_seconds: 30,
             finalizer_timeout_seconds: 300,
@@ -184,13 +189,13 @@ impl OperatorArgs {
 /// interrupted (or until leadership is lost, which ends the process so it restarts as a standby).
 pub async fn run(args: OperatorArgs) -> Result<()> {
     let client = kube::Client::try_default().await.map_err(Error::Config)?;
-    let ledger = open_ledger(args.database_url.as_deref()).await?;
+    let ledger = open_ledger(args.database_url.as_deref(), args.output_cap).await?;
     let metrics = Metrics::new();
     run_with(client, args, ledger, metrics, crate::process::shutdown_signal()).await
 }
 
 /// Opens the run store named by the URL; without one, runs are kept in memory.
-async fn open_ledger(url: Option<&str>) -> Result<Arc<dyn Ledger>> {
+async fn open_ledger(url: Option<&str>, output_cap: usize) -> Result<Arc<dyn Ledger>> {
     match url {
         None => {
             tracing::warn!(
@@ -200,7 +205,7 @@ async fn open_ledger(url: Option<&str>) -> Result<Arc<dyn Ledger>> {
             Ok(Arc::new(MemoryLedger::new()))
         }
         Some(url) => {
-            let ledger = ledger::SqlLedger::new(url);
+            let ledger = ledger::SqlLedger::with_output_cap(url, output_cap);
             match ledger.store().await {
                 Ok(store) => tracing::info!(url = %store.url(), "recording runs in SQL"),
                 // Scheduling goes on; runs are recorded once the database is back.

@@ -47,6 +47,8 @@ pub struct Context {
     pub finalizer_timeout: chrono::Duration,
     /// Who may run as whom.
     pub trust: Trust,
+    /// Bytes of a run's log kept (head and tail), as the store keeps them.
+    pub output_cap: usize,
     /// What this process knows that the API server's copies may not show yet.
     expectations: Expectations,
     /// The cache of Jobs of each watched scope, set once when the controllers start.
@@ -84,6 +86,7 @@ impl Context {
                 i64::try_from(args.finalizer_timeout_seconds).unwrap_or(300),
             ),
             trust,
+            output_cap: args.output_cap,
             expectations: Expectations::default(),
             jobs: OnceLock::new(),
         })
@@ -253,7 +256,7 @@ struct Observed {
 struct SeenRun {
     child: Child,
     /// The run ended since it was last recorded: how, and its log.
-    ended: Option<(Outcome, String)>,
+    ended: Option<(Outcome, runs::RunOutput)>,
     /// Active, and not in the last decided status: its RUNNING row may be missing.
     new_start: bool,
 }
@@ -339,8 +342,8 @@ async fn observe(sj: &ScheduledJob, ctx: &Context, now: DateTime<Utc>) -> Result
             };
             if let Some(outcome) = outcome {
                 let log = match &pod {
-                    Some(pod) => runs::fetch_log(&pods_api, pod).await,
-                    None => String::new(),
+                    Some(pod) => runs::fetch_log(&pods_api, pod, ctx.output_cap).await,
+                    None => runs::RunOutput::default(),
                 };
                 ended = Some((outcome, log));
             }
@@ -661,15 +664,15 @@ async fn record_stopped(
     why: &str,
 ) -> Result<(), super::LedgerError> {
     let log = match runs::latest_pod(pods_api, &child.name).await {
-        Ok(Some(pod)) => runs::fetch_log(pods_api, &pod).await,
-        _ => String::new(),
+        Ok(Some(pod)) => runs::fetch_log(pods_api, &pod, ctx.output_cap).await,
+        _ => runs::RunOutput::default(),
     };
     let finish = RunFinish {
         start: run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created),
         finished_at: Utc::now(),
         status: RunStatus::Failure,
         exit_code: None,
-        output: jtp_store::with_note(&log, &format!("stopped: {why}")),
+        output: log.with_note(&format!("stopped: {why}")),
     };
     ctx.ledger.record_run_finish(&finish).await?;
     ctx.expectations.mark_recorded(

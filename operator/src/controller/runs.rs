@@ -2,12 +2,14 @@
 //! purely from their status), and the IO that fetches the pod's log through `pods/log`.
 
 use chrono::{DateTime, Duration, Utc};
+use futures::AsyncReadExt;
 use jtp_crds::{RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
+use std::collections::VecDeque;
 
 use super::builder::CONTAINER_NAME;
 use super::decide::{Child, ChildState};
@@ -286,10 +288,61 @@ pub async fn latest_pod(pods: &Api<Pod>, job_name: &str) -> Result<Option<Pod>> 
         .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(to_chrono)))
 }
 
-/// The pod's log (stdout and stderr) through the API server; a note when it cannot be read.
-pub async fn fetch_log(pods: &Api<Pod>, pod: &Pod) -> String {
+/// A pod's log as read: at most `cap` bytes of it, the head and the tail, and how many bytes were
+/// dropped between them, so a log of any size costs the operator at most `cap` bytes of memory.
+/// Bytes are kept as written; the store decodes them lossily (U+FFFD for what is not UTF-8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunOutput {
+    pub head: Vec<u8>,
+    pub tail: VecDeque<u8>,
+    /// Bytes read but kept in neither part.
+    pub omitted: u64,
+}
+
+impl RunOutput {
+    /// Output that is only a note (a run with no log, or whose log could not be read).
+    pub fn note_only(note: &str) -> Self {
+        Self::default().with_note(note)
+    }
+
+    /// Adds `chunk`, read after everything before it, keeping the first `cap / 2` bytes and the
+    /// last `cap - cap / 2`.
+    pub fn push(&mut self, chunk: &[u8], cap: usize) {
+        let head_room = (cap / 2).saturating_sub(self.head.len());
+        let (to_head, rest) = chunk.split_at(head_room.min(chunk.len()));
+        self.head.extend_from_slice(to_head);
+        let tail_cap = cap - cap / 2;
+        let skipped = rest.len().saturating_sub(tail_cap);
+        self.tail.extend(&rest[skipped..]);
+        let excess = self.tail.len().saturating_sub(tail_cap);
+        self.tail.drain(..excess);
+        self.omitted += (skipped + excess) as u64;
+    }
+
+    /// The output with `[jtp] note` on a line of its own after it (as [`jtp_store::with_note`]).
+    pub fn with_note(mut self, note: &str) -> Self {
+        let last = self.tail.back().or(self.head.last()).copied();
+        let sep = if last.is_none_or(|b| b == b'\n') { "" } else { "\n" };
+        self.tail
+            .extend(format!("{sep}{}{note}\n", jtp_store::NOTE_PREFIX).as_bytes());
+        self
+    }
+
+    /// The text to store, within `cap` (plus the line saying how much was cut).
+    pub fn text(&self, cap: usize) -> String {
+        let tail: Vec<u8> = self.tail.iter().copied().collect();
+        jtp_store::cap_output_parts(&self.head, &tail, self.omitted, cap).text
+    }
+}
+
+/// Size of one read of a log stream.
+const LOG_CHUNK: usize = 64 * 1024;
+
+/// The pod's log (stdout and stderr) through the API server, streamed and kept within `cap`
+/// bytes while it is read; a note when it cannot be read (after what could be).
+pub async fn fetch_log(pods: &Api<Pod>, pod: &Pod, cap: usize) -> RunOutput {
     let Some(name) = pod.metadata.name.as_deref() else {
-        return String::new();
+        return RunOutput::default();
     };
     let started = pod
         .status
@@ -300,26 +353,40 @@ pub async fn fetch_log(pods: &Api<Pod>, pod: &Pod) -> String {
                 .any(|c| c.state.as_ref().is_some_and(|s| s.waiting.is_none()))
         });
     if !started {
-        return String::new();
+        return RunOutput::default();
     }
     let params = LogParams {
         container: Some(CONTAINER_NAME.into()),
         ..LogParams::default()
     };
-    match pods.logs(name, &params).await {
-        Ok(text) => text,
+    let unreadable = |e: &dyn std::fmt::Display| format!("the log of pod {name} could not be read: {e}");
+    let mut output = RunOutput::default();
+    let stream = match pods.log_stream(name, &params).await {
+        Ok(stream) => stream,
         Err(e) => {
             tracing::warn!(pod = name, error = %e, "cannot read the pod log");
-            jtp_store::with_note("", &format!("the log of pod {name} could not be read: {e}"))
+            return output.with_note(&unreadable(&e));
+        }
+    };
+    let mut stream = std::pin::pin!(stream);
+    let mut buf = vec![0; LOG_CHUNK];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => return output,
+            Ok(n) => output.push(&buf[..n], cap),
+            Err(e) => {
+                tracing::warn!(pod = name, error = %e, "the pod log stopped");
+                return output.with_note(&unreadable(&e));
+            }
         }
     }
 }
 
 /// The stored output: the log, then the note if there is one.
-pub fn output(log: String, outcome: &Outcome) -> String {
+pub fn output(log: RunOutput, outcome: &Outcome) -> RunOutput {
     match &outcome.note {
         None => log,
-        Some(note) => jtp_store::with_note(&log, note),
+        Some(note) => log.with_note(note),
     }
 }
 
@@ -508,10 +575,49 @@ mod tests {
             note: Some("DeadlineExceeded: too long".into()),
             stuck: false,
         };
+        let mut log = RunOutput::default();
+        log.push(b"partial", 1024);
         assert_eq!(
-            output("partial".into(), &o),
+            output(log, &o).text(1024),
             "partial\n[jtp] DeadlineExceeded: too long\n"
         );
-        assert_eq!(output(String::new(), &o), "[jtp] DeadlineExceeded: too long\n");
+        assert_eq!(
+            output(RunOutput::default(), &o).text(1024),
+            "[jtp] DeadlineExceeded: too long\n"
+        );
+    }
+
+    #[test]
+    fn a_log_is_kept_head_and_tail_within_the_cap_while_it_is_read() {
+        let cap = 100;
+        let mut log = RunOutput::default();
+        let mut written = Vec::new();
+        for i in 0..1000u32 {
+            let chunk = format!("line {i}\n");
+            written.extend_from_slice(chunk.as_bytes());
+            log.push(chunk.as_bytes(), cap);
+            assert!(log.head.len() + log.tail.len() <= cap, "kept more than the cap");
+        }
+        assert_eq!(
+            log.omitted as usize + log.head.len() + log.tail.len(),
+            written.len()
+        );
+        let whole = jtp_store::cap_output(&written, cap).text;
+        assert_eq!(log.text(cap), whole, "the same as capping the whole log");
+        assert!(
+            whole.starts_with("line 0\n") && whole.ends_with("line 999\n"),
+            "{whole}"
+        );
+        // One chunk larger than the cap at once.
+        let mut big = RunOutput::default();
+        big.push(&written, cap);
+        assert_eq!(big.text(cap), whole);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_replacement_characters() {
+        let mut log = RunOutput::default();
+        log.push(b"before \xff after\n", 1024);
+        assert_eq!(log.text(1024), "before \u{FFFD} after\n");
     }
 }
