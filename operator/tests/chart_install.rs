@@ -681,3 +681,74 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     ns.cleanup().await;
     jobs_ns.cleanup().await;
 }
+
+/// The documents `helm template` renders with `sets`.
+fn rendered(sets: &[&str]) -> Vec<serde_yaml::Value> {
+    let mut args = vec!["template", "render", &*CHART_PATH];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = helm(&args);
+    serde_yaml::Deserializer::from_str(&out)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+static CHART_PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(chart);
+
+fn find<'a>(docs: &'a [serde_yaml::Value], kind: &str, name: &str) -> &'a serde_yaml::Value {
+    docs.iter()
+        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+#[test]
+fn a_network_policy_without_peers_admits_no_one() {
+    let docs = rendered(&["networkPolicy.enabled=true"]);
+    for name in ["render-portal", "render-operator"] {
+        let policy = find(&docs, "NetworkPolicy", name);
+        let ingress = policy["spec"]["ingress"].as_sequence().expect("ingress list");
+        assert!(ingress.is_empty(), "{name} admits: {ingress:?}");
+    }
+    let docs = rendered(&[
+        "networkPolicy.enabled=true",
+        "networkPolicy.portalFrom[0].podSelector.matchLabels.role=ingress",
+    ]);
+    let rules = find(&docs, "NetworkPolicy", "render-portal")["spec"]["ingress"]
+        .as_sequence()
+        .expect("ingress list")
+        .clone();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["from"][0]["podSelector"]["matchLabels"]["role"].as_str(),
+        Some("ingress")
+    );
+}
+
+#[test]
+fn in_sqlite_mode_the_portal_runs_on_the_operators_node() {
+    let docs = rendered(&[]);
+    let portal = find(&docs, "Deployment", "render-portal");
+    let term = &portal["spec"]["template"]["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [0];
+    assert_eq!(term["topologyKey"].as_str(), Some("kubernetes.io/hostname"));
+    assert_eq!(
+        term["labelSelector"]["matchLabels"]["app.kubernetes.io/component"].as_str(),
+        Some("operator")
+    );
+    let operator = find(&docs, "Deployment", "render-operator");
+    assert!(
+        !operator["spec"]["template"]["spec"]["affinity"]["podAffinity"].is_null(),
+        "the operator prefers the portal's node"
+    );
+    // With PostgreSQL nothing ties them together.
+    let docs = rendered(&["database.existingSecret=db"]);
+    for name in ["render-portal", "render-operator"] {
+        let deployment = find(&docs, "Deployment", name);
+        assert!(
+            deployment["spec"]["template"]["spec"]["affinity"].is_null(),
+            "{name}"
+        );
+    }
+}
