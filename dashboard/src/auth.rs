@@ -87,7 +87,7 @@ pub enum Principal {
 }
 
 /// What TokenReview said about a token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KubeUser {
     pub username: String,
     pub uid: Option<String>,
@@ -175,8 +175,14 @@ impl Caller {
     }
 }
 
-/// user, verb, namespace (`None`: all namespaces).
-type AccessKey = (String, Verb, Option<String>);
+/// The whole user (name, uid, groups, extra: the authorizer decides on all of them, so two
+/// tokens with one name but other groups must not share an answer), verb, namespace (`None`: all
+/// namespaces).
+type AccessKey = (KubeUser, Verb, Option<String>);
+
+fn access_key(user: &KubeUser, verb: Verb, namespace: Option<&str>) -> AccessKey {
+    (user.clone(), verb, namespace.map(str::to_owned))
+}
 
 /// In-memory sessions and short-lived answers of the Kubernetes API.
 #[derive(Default)]
@@ -350,7 +356,7 @@ impl AppState {
         let Mode::Kubernetes { client } = &self.inner.mode else {
             return Ok(false);
         };
-        let key = (user.username.clone(), verb, namespace.map(str::to_owned));
+        let key = access_key(user, verb, namespace);
         if let Some((at, allowed)) = lock(&self.inner.auth.access_reviews).get(&key)
             && at.elapsed() < ACCESS_REVIEW_TTL
         {
@@ -691,3 +697,33 @@ pub fn require_caller(caller: Option<Caller>) -> Result<Caller, AppError> {
 
 /// Response status for a refused login.
 pub const LOGIN_REFUSED: StatusCode = StatusCode::UNAUTHORIZED;
+
+#[cfg(test)]
+mod access_key_tests {
+    use super::*;
+
+    fn user(groups: &[&str]) -> KubeUser {
+        KubeUser {
+            username: "alice".into(),
+            uid: Some("1".into()),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn answers_are_cached_per_whole_user_not_per_name() {
+        let admins = user(&["admins"]);
+        let viewers = user(&["viewers"]);
+        let key = |u: &KubeUser| access_key(u, Verb::Patch, Some("ops"));
+        assert_ne!(key(&admins), key(&viewers), "groups");
+        let mut other_uid = admins.clone();
+        other_uid.uid = Some("2".into());
+        assert_ne!(key(&admins), key(&other_uid), "uid");
+        let mut with_extra = admins.clone();
+        with_extra.extra.insert("scopes".into(), vec!["read-only".into()]);
+        assert_ne!(key(&admins), key(&with_extra), "extra");
+        assert_eq!(key(&admins), key(&admins.clone()));
+        assert_ne!(key(&admins), access_key(&admins, Verb::Patch, None), "namespace");
+    }
+}
