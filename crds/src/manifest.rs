@@ -1,6 +1,6 @@
 //! Reading ScheduledJob manifests (YAML, several documents per file) the way `kubectl apply` would,
-//! for the preview command and the standalone jobs folder. ConfigMaps are kept too, so a job whose
-//! script lives in a ConfigMap works unchanged without a cluster.
+//! for the preview command and the standalone jobs folder. ConfigMaps and Secrets are kept too, so
+//! a job whose script, variables or volumes come from them works unchanged without a cluster.
 
 use crate::types::ScheduledJob;
 use serde::Deserialize;
@@ -15,10 +15,26 @@ pub enum Manifest {
         name: String,
         data: BTreeMap<String, String>,
     },
+    /// A Secret: `data` (base64) and `stringData` together, `stringData` winning as in Kubernetes.
+    Secret {
+        namespace: Option<String>,
+        name: String,
+        data: SecretData,
+    },
     /// Another kind; standalone mode ignores it.
     Other {
         kind: String,
     },
+}
+
+/// The keys and values of a Secret. Its `Debug` shows the keys only: a value is never logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretData(pub BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// A document that cannot be read, with its position in the file.
@@ -175,6 +191,43 @@ fn parse_one(index: usize, value: serde_yaml::Value) -> Result<Manifest, Manifes
                 namespace: cm.metadata.namespace,
                 name: cm.metadata.name,
                 data: cm.data,
+            }
+        }
+        "Secret" => {
+            let json = serde_json::to_value(&value).map_err(|e| fail(format!("Secret: {e}")))?;
+            // The error of a value that is not base64 names the key, never the value.
+            let secret: k8s_openapi::api::core::v1::Secret =
+                serde_path_to_error::deserialize(json).map_err(|e| {
+                    fail(format!(
+                        "Secret: {}: not a Secret (check that data values are base64)",
+                        e.path()
+                    ))
+                })?;
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(fail("Secret: metadata.name: name the Secret".to_owned()));
+            }
+            let mut data: BTreeMap<String, Vec<u8>> = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, bytes)| (key, bytes.0))
+                .collect();
+            for (key, text) in secret.string_data.unwrap_or_default() {
+                data.insert(key, text.into_bytes());
+            }
+            let bad_keys: Vec<String> = data
+                .keys()
+                .filter_map(|key| crate::admission::check_config_map_key(&format!("data.{key}"), key))
+                .map(|e| e.to_string())
+                .collect();
+            if !bad_keys.is_empty() {
+                return Err(fail(format!("Secret {name}: {}", bad_keys.join("; "))));
+            }
+            Manifest::Secret {
+                namespace: secret.metadata.namespace,
+                name,
+                data: SecretData(data),
             }
         }
         _ => Manifest::Other { kind: head.kind },

@@ -40,8 +40,11 @@ impl PodTemplate {
 }
 
 /// The fields of `spec` that only a Kubernetes pod uses, which standalone mode (a local process)
-/// ignores: `image`, `resources`, `serviceAccountName` and each part of `podTemplate`
-/// (`podTemplate.spec.nodeSelector`, `podTemplate.spec.containers`, …).
+/// ignores: `image`, `resources`, `serviceAccountName` and each part of `podTemplate` a local run
+/// cannot use (`podTemplate.spec.nodeSelector`, `podTemplate.spec.containers[sidecar]`,
+/// `podTemplate.spec.containers[run].securityContext`, a `fieldRef` variable, a claim volume…).
+/// Standalone uses the run container's `env` (values, Secret and ConfigMap keys), `envFrom`
+/// and `volumeMounts` of Secret, ConfigMap and emptyDir volumes.
 pub fn ignored_in_standalone(spec: &ScheduledJobSpec) -> Vec<String> {
     let mut out = Vec::new();
     for (field, set) in [
@@ -53,15 +56,74 @@ pub fn ignored_in_standalone(spec: &ScheduledJobSpec) -> Vec<String> {
             out.push(field.to_owned());
         }
     }
-    if let Some(template) = &spec.pod_template {
-        for part in ["metadata", "spec"] {
-            match template.0.get(part).and_then(serde_json::Value::as_object) {
-                Some(fields) => {
-                    out.extend(fields.keys().map(|key| format!("podTemplate.{part}.{key}")));
+    let Some(template) = &spec.pod_template else {
+        return out;
+    };
+    let of = |part: &str| template.0.get(part);
+    match of("metadata").and_then(serde_json::Value::as_object) {
+        Some(fields) => out.extend(fields.keys().map(|key| format!("podTemplate.metadata.{key}"))),
+        None if of("metadata").is_some() => out.push("podTemplate.metadata".to_owned()),
+        None => {}
+    }
+    let Some(pod) = of("spec").and_then(serde_json::Value::as_object) else {
+        if of("spec").is_some() {
+            out.push("podTemplate.spec".to_owned());
+        }
+        return out;
+    };
+    let named = |item: &serde_json::Value| {
+        item.get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (key, value) in pod {
+        let at = format!("podTemplate.spec.{key}");
+        match key.as_str() {
+            "containers" => {
+                for container in value.as_array().into_iter().flatten() {
+                    let name = named(container);
+                    let at = format!("{at}[{name}]");
+                    if name != RUN_CONTAINER {
+                        out.push(at);
+                        continue;
+                    }
+                    for (field, value) in container.as_object().into_iter().flatten() {
+                        match field.as_str() {
+                            "name" | "envFrom" | "volumeMounts" => {}
+                            "env" => {
+                                for var in value.as_array().into_iter().flatten() {
+                                    for from in ["fieldRef", "resourceFieldRef"] {
+                                        if var.get("valueFrom").and_then(|v| v.get(from)).is_some() {
+                                            out.push(format!("{at}.env[{}].valueFrom.{from}", named(var)));
+                                        }
+                                    }
+                                }
+                            }
+                            _ => out.push(format!("{at}.{field}")),
+                        }
+                    }
                 }
-                None if template.0.get(part).is_some() => out.push(format!("podTemplate.{part}")),
-                None => {}
             }
+            "volumes" => {
+                for volume in value.as_array().into_iter().flatten() {
+                    let name = named(volume);
+                    for (kind, value) in volume.as_object().into_iter().flatten() {
+                        match kind.as_str() {
+                            "name" | "secret" | "configMap" => {}
+                            "emptyDir" => out.extend(
+                                value
+                                    .as_object()
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|(field, _)| format!("{at}[{name}].emptyDir.{field}")),
+                            ),
+                            _ => out.push(format!("{at}[{name}].{kind}")),
+                        }
+                    }
+                }
+            }
+            _ => out.push(at),
         }
     }
     out

@@ -229,3 +229,54 @@ async fn pod_only_fields_are_reported_once_as_ignored_in_standalone_mode() {
     std::fs::write(jobs.join("a.yaml"), doc.replace("09:00", "09:30")).expect("write");
     assert_eq!(sync(&store, &jobs).await.ignored.len(), 1);
 }
+
+#[tokio::test]
+async fn of_a_pod_template_only_what_a_local_run_cannot_use_is_reported_as_ignored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = folder_in(dir.path());
+    let store = store(dir.path()).await;
+    let doc = job_doc("full-pod", "09:00").replace(
+        "  script:",
+        "  podTemplate:\n    spec:\n      containers:\n\
+         \x20       - name: run\n          securityContext: { runAsUser: 1000 }\n          env:\n\
+         \x20           - { name: A, value: x }\n            - { name: POD, valueFrom: { fieldRef: { fieldPath: metadata.name } } }\n\
+         \x20         envFrom: [{ secretRef: { name: s } }]\n          volumeMounts: [{ name: claim, mountPath: /data }, { name: tmp, mountPath: /tmp/x }]\n\
+         \x20       - { name: sidecar, image: busybox:1.36 }\n      volumes:\n\
+         \x20       - { name: claim, persistentVolumeClaim: { claimName: data } }\n        - { name: tmp, emptyDir: { medium: Memory } }\n  script:",
+    );
+    std::fs::write(jobs.join("a.yaml"), &doc).expect("write");
+    let report = sync(&store, &jobs).await;
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(
+        report.ignored,
+        [
+            "default/full-pod: podTemplate.spec.containers[run].env[POD].valueFrom.fieldRef, \
+             podTemplate.spec.containers[run].securityContext, podTemplate.spec.containers[sidecar], \
+             podTemplate.spec.volumes[claim].persistentVolumeClaim, podTemplate.spec.volumes[tmp].emptyDir.medium"
+        ]
+    );
+}
+
+#[test]
+fn a_secret_is_read_from_data_and_string_data_and_a_bad_value_is_named_by_its_key_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = folder_in(dir.path());
+    std::fs::write(
+        jobs.join("s.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: { name: good, namespace: team }\ndata: { a: aGk= }\nstringData: { b: plain }\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: { name: bad }\ndata: { token: \"not base64 top-secret!\" }\n",
+    )
+    .expect("write");
+    let scan = folder::scan(&jobs).expect("readable");
+    let good = &scan.secrets[&("team".to_owned(), "good".to_owned())];
+    assert_eq!(good.0["a"], b"hi");
+    assert_eq!(good.0["b"], b"plain");
+    assert_eq!(
+        format!("{good:?}"),
+        "{\"a\", \"b\"}",
+        "Debug shows keys, never values"
+    );
+    assert_eq!(scan.broken.len(), 1, "{:?}", scan.broken);
+    let why = &scan.broken[0].1;
+    assert!(why.contains("data.token") && !why.contains("top-secret"), "{why}");
+}

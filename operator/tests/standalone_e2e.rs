@@ -4,87 +4,32 @@
 
 use chrono::{DateTime, Duration as Span, Utc};
 use jtp_crds::{RunStatus, Trigger};
-use jtp_dashboard::testing::free_port;
 use jtp_store::{Job, RunSummary, Store};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// One `jtp standalone` process; killed when dropped.
-struct Jtp {
-    child: Child,
-    base: String,
-}
+mod common;
+use common::{Jtp, Standalone, wait_until};
 
-impl Drop for Jtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `jtp standalone` on `data` with its jobs folder `data/jobs` (and `data/jobs/scripts`), a 2 s
+/// shutdown grace and its log in `data/jtp-<n>.log`.
 fn start(data: &Path, database_url: Option<&str>, extra: &[&str]) -> Jtp {
-    let port = free_port();
     let jobs = data.join("jobs");
     std::fs::create_dir_all(jobs.join("scripts")).expect("jobs dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jtp"));
-    cmd.arg("standalone")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(data)
+    let logs = std::fs::read_dir(data).map(|d| d.count()).unwrap_or_default();
+    let mut jtp = Standalone::new(data)
         .arg("--jobs-dir")
         .arg(&jobs)
-        .arg("--shutdown-grace")
-        .arg("2")
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(data.join(format!("jtp-{port}.log")))
-                .expect("log file"),
-        ));
+        .args(["--shutdown-grace", "2"])
+        .log(&data.join(format!("jtp-{logs}.log")));
     if let Some(url) = database_url {
-        cmd.arg("--database-url").arg(url);
+        jtp = jtp.arg("--database-url").arg(url);
     }
-    let child = cmd.spawn().expect("start jtp standalone");
-    let jtp = Jtp {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    if !extra.contains(&"--no-portal") {
-        wait_until(Duration::from_secs(30), "the portal to answer", || {
-            reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
-        });
+    if extra.contains(&"--no-portal") {
+        jtp = jtp.no_portal();
     }
-    jtp
-}
-
-fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn api(jtp: &Jtp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
-    let mut request = client.request(method, format!("{}/api/v1{path}", jtp.base));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().expect("API request");
-    let status = response.status().as_u16();
-    let text = response.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    jtp.args(extra.iter().filter(|a| **a != "--no-portal")).start()
 }
 
 /// The slots of an interval of `every` seconds for the standalone job `name`.
@@ -95,16 +40,6 @@ fn interval_of(every: u64, name: &str) -> jtp_crds::CompiledSchedule {
         name,
     };
     jtp_crds::validate(id, &spec).expect("valid")
-}
-
-fn create(jtp: &Jtp, name: &str, spec: Value) {
-    let (status, body) = api(
-        jtp,
-        reqwest::Method::POST,
-        "/jobs",
-        Some(json!({ "name": name, "spec": spec })),
-    );
-    assert_eq!(status, 201, "creating {name}: {body}");
 }
 
 fn sqlite_url(data: &Path) -> String {
@@ -170,9 +105,7 @@ fn inline(script: &str) -> Value {
 fn a_job_created_through_the_api_runs_on_time_and_its_output_is_stored() {
     let dir = tempfile::tempdir().expect("temp dir");
     let jtp = start(dir.path(), None, &[]);
-    create(
-        &jtp,
-        "tick",
+    jtp.create("tick",
         json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "script": inline("echo tick from $JTP_JOB_NAME; echo to-stderr >&2") }),
     );
     let db = Db::open(&sqlite_url(dir.path()));
@@ -206,9 +139,7 @@ fn a_job_created_through_the_api_runs_on_time_and_its_output_is_stored() {
 fn a_slot_claimed_ahead_starts_at_its_instant_not_before() {
     let dir = tempfile::tempdir().expect("temp dir");
     let jtp = start(dir.path(), None, &[]);
-    create(
-        &jtp,
-        "clock",
+    jtp.create("clock",
         json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "script": inline("date +%s%N") }),
     );
     let db = Db::open(&sqlite_url(dir.path()));
@@ -240,14 +171,13 @@ fn a_slot_claimed_ahead_starts_at_its_instant_not_before() {
 fn run_now_runs_a_manual_job_once_and_it_goes_back_to_no_next_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let jtp = start(dir.path(), None, &[]);
-    create(
-        &jtp,
+    jtp.create(
         "on-demand",
         json!({ "schedule": { "manual": {} }, "script": inline("echo manual run") }),
     );
     let db = Db::open(&sqlite_url(dir.path()));
     assert_eq!(db.job("on-demand").next_run, None);
-    let (status, body) = api(&jtp, reqwest::Method::POST, "/jobs/default/on-demand/run", None);
+    let (status, body) = jtp.api(reqwest::Method::POST, "/jobs/default/on-demand/run", None);
     assert_eq!(status, 202, "{body}");
     let runs = db.wait_finished("on-demand", 1, Duration::from_secs(15));
     assert_eq!(runs.len(), 1);
@@ -271,18 +201,16 @@ fn a_second_run_now_while_the_first_runs_starts_a_second_run_under_forbid_and_re
     let jtp = start(dir.path(), None, &[]);
     let db = Db::open(&sqlite_url(dir.path()));
     for (name, policy) in [("forbid", "Forbid"), ("replace", "Replace")] {
-        create(
-            &jtp,
-            name,
+        jtp.create(name,
             json!({ "schedule": { "manual": {} }, "concurrencyPolicy": policy, "script": inline("echo running; sleep 4") }),
         );
         let run_now = format!("/jobs/default/{name}/run");
-        let (status, body) = api(&jtp, reqwest::Method::POST, &run_now, None);
+        let (status, body) = jtp.api(reqwest::Method::POST, &run_now, None);
         assert_eq!(status, 202, "{body}");
         wait_until(Duration::from_secs(15), "the first run to start", || {
             db.runs(name).iter().any(|r| r.status == RunStatus::Running)
         });
-        let (status, body) = api(&jtp, reqwest::Method::POST, &run_now, None);
+        let (status, body) = jtp.api(reqwest::Method::POST, &run_now, None);
         assert_eq!(status, 202, "{body}");
         let runs = db.wait_finished(name, 2, Duration::from_secs(20));
         assert_eq!(runs.len(), 2, "{name}: {runs:?}");
@@ -315,23 +243,14 @@ fn failure_error_timeout_and_big_output_are_recorded_as_the_original_did() {
     std::fs::write(scripts.join("not-executable.sh"), "#!/bin/sh\necho hi\n").expect("write script");
     let jtp = start(dir.path(), None, &["--output-cap-bytes", "65536"]);
     let manual = |script: Value| json!({ "schedule": { "manual": {} }, "script": script });
-    create(&jtp, "fails", manual(inline("echo about to fail; exit 3")));
-    create(
-        &jtp,
-        "missing-script",
-        manual(json!({ "file": "no-such-script.sh" })),
-    );
-    create(
-        &jtp,
-        "not-executable",
-        manual(json!({ "file": "not-executable.sh" })),
-    );
-    create(&jtp, "escapes", manual(json!({ "file": "../../etc/passwd" })));
+    jtp.create("fails", manual(inline("echo about to fail; exit 3")));
+    jtp.create("missing-script", manual(json!({ "file": "no-such-script.sh" })));
+    jtp.create("not-executable", manual(json!({ "file": "not-executable.sh" })));
+    jtp.create("escapes", manual(json!({ "file": "../../etc/passwd" })));
     let mut slow = manual(inline("echo started; sleep 30"));
     slow["activeDeadlineSeconds"] = json!(1);
-    create(&jtp, "too-slow", slow);
-    create(
-        &jtp,
+    jtp.create("too-slow", slow);
+    jtp.create(
         "chatty",
         manual(inline(
             "head -c 5242880 /dev/zero | tr '\\0' 'y'; echo; printf 'bad \\377 byte\\n'; echo THE-END",
@@ -345,12 +264,7 @@ fn failure_error_timeout_and_big_output_are_recorded_as_the_original_did() {
         "too-slow",
         "chatty",
     ] {
-        let (status, body) = api(
-            &jtp,
-            reqwest::Method::POST,
-            &format!("/jobs/default/{name}/run"),
-            None,
-        );
+        let (status, body) = jtp.api(reqwest::Method::POST, &format!("/jobs/default/{name}/run"), None);
         assert_eq!(status, 202, "{name}: {body}");
     }
     let db = Db::open(&sqlite_url(dir.path()));
@@ -405,22 +319,18 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
     let url = sqlite_url(dir.path());
     let jtp = start(dir.path(), None, &[]);
     let every_ten_minutes = json!({ "interval": { "every": 10, "unit": "minutes" } });
-    create(
-        &jtp,
+    jtp.create(
         "catch-up",
         json!({ "schedule": every_ten_minutes, "script": inline("echo caught up") }),
     );
-    create(
-        &jtp,
-        "deadline",
+    jtp.create("deadline",
         json!({ "schedule": every_ten_minutes, "startingDeadlineSeconds": 10, "script": inline("echo too late") }),
     );
-    create(
-        &jtp,
+    jtp.create(
         "long",
         json!({ "schedule": { "manual": {} }, "script": inline("echo working; sleep 60") }),
     );
-    let (status, _) = api(&jtp, reqwest::Method::POST, "/jobs/default/long/run", None);
+    let (status, _) = jtp.api(reqwest::Method::POST, "/jobs/default/long/run", None);
     assert_eq!(status, 202);
     let db = Db::open(&url);
     wait_until(Duration::from_secs(15), "the long run to start", || {
@@ -495,25 +405,18 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
 fn shutdown_gives_running_scripts_a_grace_period_then_records_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut jtp = start(dir.path(), None, &[]);
-    create(
-        &jtp,
+    jtp.create(
         "quick",
         json!({ "schedule": { "manual": {} }, "script": inline("sleep 1; echo finished in grace") }),
     );
-    create(
-        &jtp,
+    jtp.create(
         "stubborn",
         json!({ "schedule": { "manual": {} }, "script": inline("echo still going; sleep 60") }),
     );
     for name in ["quick", "stubborn"] {
         assert_eq!(
-            api(
-                &jtp,
-                reqwest::Method::POST,
-                &format!("/jobs/default/{name}/run"),
-                None
-            )
-            .0,
+            jtp.api(reqwest::Method::POST, &format!("/jobs/default/{name}/run"), None)
+                .0,
             202
         );
     }
@@ -600,9 +503,7 @@ fn two_runners_on_one_postgres_database_never_run_a_slot_twice() {
     );
     for i in 0..4 {
         let script = format!("echo \"$JTP_RUN_ID\" >> {}/job-{i}.log", ledger.display());
-        create(
-            &a,
-            &format!("shared-{i}"),
+        a.create(&format!("shared-{i}"),
             json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } }, "concurrencyPolicy": "Allow", "script": inline(&script) }),
         );
     }
@@ -642,4 +543,125 @@ fn postgres_database() -> String {
     runtime
         .block_on(jtp_store::testing::create_database(&server, "jtp_e2e"))
         .1
+}
+
+/// The same spec as in a cluster, from the jobs folder: a Secret and a ConfigMap feed the run
+/// container's `valueFrom` and `envFrom`, and its Secret, ConfigMap and emptyDir volumes are
+/// written into the run's folder with their modes; no value reaches the log, the folder is gone
+/// after the run, and the pod-only `nodeSelector` is reported as ignored.
+#[test]
+fn secrets_and_config_maps_of_the_jobs_folder_feed_env_env_from_and_volumes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).expect("jobs dir");
+    let objects = "apiVersion: v1\nkind: Secret\nmetadata: { name: db }\n\
+        data: { user: YXBw }\nstringData: { password: s3cr3t-pw }\n---\n\
+        apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\n\
+        data: { mode: fast, app.conf: \"level=debug\\n\" }\n";
+    std::fs::write(jobs.join("objects.yaml"), objects).expect("write");
+    let job = r#"apiVersion: jobtrigger.io/v1alpha1
+kind: ScheduledJob
+metadata: { name: uses-secrets }
+spec:
+  schedule: { manual: {} }
+  script:
+    inline: |
+      echo "user=$DB_USER mode=$MODE from=$CFG_mode gone=${GONE:-unset}"
+      test "$DB_PASSWORD" = s3cr3t-pw && echo password-ok
+      cd "$JTP_RUN_DIR"
+      stat -c '%a %n' etc/db/password etc/db/user etc/conf/app.conf
+      cat etc/conf/app.conf
+      test -d scratch && touch scratch/x && echo scratch-ok
+  podTemplate:
+    spec:
+      nodeSelector: { disk: ssd }
+      containers:
+        - name: run
+          env:
+            - { name: DB_USER, valueFrom: { secretKeyRef: { name: db, key: user } } }
+            - { name: DB_PASSWORD, valueFrom: { secretKeyRef: { name: db, key: password } } }
+            - { name: MODE, valueFrom: { configMapKeyRef: { name: settings, key: mode } } }
+            - { name: GONE, valueFrom: { secretKeyRef: { name: absent, key: x, optional: true } } }
+          envFrom:
+            - { configMapRef: { name: settings }, prefix: CFG_ }
+          volumeMounts:
+            - { name: db, mountPath: /etc/db, readOnly: true }
+            - { name: conf, mountPath: /etc/conf }
+            - { name: scratch, mountPath: /scratch }
+      volumes:
+        - { name: db, secret: { secretName: db, defaultMode: 384 } }
+        - { name: conf, configMap: { name: settings, items: [{ key: app.conf, path: app.conf, mode: 416 }] } }
+        - { name: scratch, emptyDir: {} }
+---
+apiVersion: jobtrigger.io/v1alpha1
+kind: ScheduledJob
+metadata: { name: missing-secret }
+spec:
+  schedule: { manual: {} }
+  script: { inline: echo never }
+  podTemplate:
+    spec:
+      containers:
+        - name: run
+          env:
+            - { name: TOKEN, valueFrom: { secretKeyRef: { name: absent, key: token } } }
+"#;
+    std::fs::write(jobs.join("jobs.yaml"), job).expect("write");
+    let data = dir.path().join("data");
+    let log = dir.path().join("jtp.log");
+    let jtp = Standalone::new(&data)
+        .arg("--jobs-dir")
+        .arg(&jobs)
+        .log(&log)
+        .start();
+    for name in ["uses-secrets", "missing-secret"] {
+        wait_until(Duration::from_secs(15), "the job from the folder", || {
+            jtp.api(reqwest::Method::GET, &format!("/jobs/default/{name}"), None)
+                .0
+                == 200
+        });
+        jtp.run_now(name);
+    }
+    let finished = |name: &str| {
+        let mut run = Value::Null;
+        wait_until(Duration::from_secs(20), "the run to finish", || {
+            run = jtp.runs(name).first().cloned().unwrap_or_default();
+            !run.is_null() && run["status"] != "RUNNING"
+        });
+        let id = run["id"].as_i64().expect("id");
+        (run["status"].clone(), jtp.output(id), id)
+    };
+    let (status, output, id) = finished("uses-secrets");
+    assert_eq!(status, "SUCCESS", "{output}");
+    assert_eq!(
+        output,
+        "user=app mode=fast from=fast gone=unset\npassword-ok\n\
+         400 etc/db/password\n400 etc/db/user\n640 etc/conf/app.conf\nlevel=debug\nscratch-ok\n"
+    );
+    assert!(
+        !data.join("run").join(id.to_string()).exists(),
+        "the run's folder (with the Secret's files) is removed after the run"
+    );
+    let (status, output, _) = finished("missing-secret");
+    assert_eq!(status, "ERROR", "{output}");
+    assert!(
+        output.contains("Secret default/absent is not in the jobs folder"),
+        "{output}"
+    );
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        !logged.contains("s3cr3t-pw"),
+        "a Secret's value was logged:\n{logged}"
+    );
+    let ignored: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("ignored in standalone mode"))
+        .collect();
+    assert_eq!(ignored.len(), 1, "{logged}");
+    assert!(
+        ignored[0].contains("default/uses-secrets: podTemplate.spec.nodeSelector")
+            && !ignored[0].contains("containers"),
+        "{}",
+        ignored[0]
+    );
 }

@@ -3,7 +3,7 @@
 
 use jtp_crds::ScheduledJob;
 use jtp_crds::admission::validate_object;
-use jtp_crds::manifest::{Manifest, parse_each};
+use jtp_crds::manifest::{Manifest, SecretData, parse_each};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -13,8 +13,11 @@ use std::time::SystemTime;
 pub struct Scan {
     /// Valid jobs by (namespace, name), with the file each came from.
     pub jobs: BTreeMap<(String, String), (PathBuf, ScheduledJob)>,
-    /// ConfigMaps by (namespace, name), so `script.configMap` works without a cluster.
+    /// ConfigMaps by (namespace, name), so `script.configMap`, `valueFrom`, `envFrom` and volumes
+    /// work without a cluster.
     pub config_maps: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Secrets by (namespace, name), for `valueFrom`, `envFrom` and volumes.
+    pub secrets: BTreeMap<(String, String), SecretData>,
     /// Files with a document that could not be read or holds an invalid job, with why. Jobs of
     /// these files that the scan did not find are left as they were.
     pub broken: Vec<(PathBuf, String)>,
@@ -82,6 +85,14 @@ pub fn scan(dir: &Path) -> Result<Scan, String> {
                 }) => {
                     let namespace = namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
                     out.config_maps.insert((namespace, name), data);
+                }
+                Ok(Manifest::Secret {
+                    namespace,
+                    name,
+                    data,
+                }) => {
+                    let namespace = namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+                    out.secrets.insert((namespace, name), data);
                 }
                 Ok(Manifest::Other { .. }) => {}
                 Err(e) => out.broken.push((path.clone(), e.to_string())),

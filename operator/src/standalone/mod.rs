@@ -6,13 +6,14 @@ pub mod contain;
 pub mod executor;
 pub mod folder;
 pub mod loader;
+pub mod pod;
 pub mod runner;
 
 use clap::Args;
 use jtp_dashboard::{AppState, LocalAuth, PortalConfig, check_listen_policy};
 use jtp_store::{Store, StoreOptions};
 use nix::fcntl::{Flock, FlockArg};
-use runner::{ConfigMaps, Runner, RunnerConfig};
+use runner::{Objects, Runner, RunnerConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -185,12 +186,12 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     tracing::info!(database = %store.url(), "database ready");
 
     let wake = Arc::new(Notify::new());
-    let config_maps = ConfigMaps::default();
+    let objects = Objects::default();
     let jobs_dir = (!args.jobs_dir.as_os_str().is_empty()).then(|| args.jobs_dir.clone());
     let mut seen = None;
     if let Some(dir) = &jobs_dir {
         let fingerprint = folder::fingerprint(dir);
-        if sync_folder(&store, dir, &config_maps).await {
+        if sync_folder(&store, dir, &objects).await {
             seen = Some(fingerprint);
         }
     }
@@ -216,18 +217,12 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         containment = %runner_config.containment.describe(),
         "runner starting"
     );
-    let runner = Runner::new(
-        store.clone(),
-        runner_config,
-        config_maps.clone(),
-        Arc::clone(&wake),
-    );
+    let runner = Runner::new(store.clone(), runner_config, objects.clone(), Arc::clone(&wake));
     let runner_task = tokio::spawn(runner.run(shutdown.clone()));
 
     let watcher = jobs_dir.map(|dir| {
-        let (store, wake, config_maps, shutdown) =
-            (store.clone(), Arc::clone(&wake), config_maps, shutdown.clone());
-        tokio::spawn(watch_folder(store, dir, config_maps, wake, shutdown, seen))
+        let (store, wake, objects, shutdown) = (store.clone(), Arc::clone(&wake), objects, shutdown.clone());
+        tokio::spawn(watch_folder(store, dir, objects, wake, shutdown, seen))
     });
 
     if !args.no_portal {
@@ -265,7 +260,7 @@ pub const FOLDER_POLL: Duration = Duration::from_secs(2);
 async fn watch_folder(
     store: Store,
     dir: PathBuf,
-    config_maps: ConfigMaps,
+    objects: Objects,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     mut seen: Option<folder::Fingerprint>,
@@ -283,10 +278,7 @@ async fn watch_folder(
         };
         if now.is_some() && now != seen {
             // A sync that failed is tried again at the next look, changed or not.
-            seen = sync_folder(&store, &dir, &config_maps)
-                .await
-                .then_some(now)
-                .flatten();
+            seen = sync_folder(&store, &dir, &objects).await.then_some(now).flatten();
             wake.notify_one();
         }
     }
@@ -294,7 +286,7 @@ async fn watch_folder(
 
 /// Loads the folder into the store; true when it was applied (problems in single files are
 /// reported and do not count as failure). A folder that cannot be read keeps every job as it is.
-async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) -> bool {
+async fn sync_folder(store: &Store, dir: &Path, objects: &Objects) -> bool {
     // Reading and parsing block, and a hostile file may take a while: off the runtime.
     let scanned = {
         let dir = dir.to_owned();
@@ -311,8 +303,9 @@ async fn sync_folder(store: &Store, dir: &Path, config_maps: &ConfigMaps) -> boo
             return false;
         }
     };
-    if let Ok(mut maps) = config_maps.write() {
-        maps.clone_from(&scan.config_maps);
+    if let Ok(mut objects) = objects.write() {
+        objects.config_maps.clone_from(&scan.config_maps);
+        objects.secrets.clone_from(&scan.secrets);
     }
     match loader::sync(store, dir, &scan, chrono::Utc::now()).await {
         Ok(report) => {

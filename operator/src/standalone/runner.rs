@@ -10,6 +10,7 @@
 use super::contain::Containment;
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
 use chrono::{DateTime, Utc};
+use jtp_crds::manifest::SecretData;
 use jtp_crds::policy::{self, Facts, Reason, Step};
 use jtp_crds::{CompiledSchedule, ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
 use jtp_store::{Job, RunFinish, SlotClaim, Store};
@@ -21,8 +22,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
-/// ConfigMaps from the jobs folder, by (namespace, name): key → content.
-pub type ConfigMaps = Arc<RwLock<BTreeMap<(String, String), BTreeMap<String, String>>>>;
+/// The ConfigMaps and Secrets of the jobs folder, as its last scan found them.
+pub type Objects = Arc<RwLock<FolderObjects>>;
+
+/// ConfigMaps and Secrets by (namespace, name).
+#[derive(Debug, Default)]
+pub struct FolderObjects {
+    pub config_maps: BTreeMap<(String, String), BTreeMap<String, String>>,
+    pub secrets: BTreeMap<(String, String), SecretData>,
+}
 
 /// The longest the runner sleeps without looking at the database: a safety net for changes made
 /// by another process (a second runner's portal), not a sweep — a due job never waits for it
@@ -85,7 +93,7 @@ struct Active {
 pub struct Runner {
     store: Store,
     config: RunnerConfig,
-    config_maps: ConfigMaps,
+    objects: Objects,
     wake: Arc<Notify>,
     active: Mutex<HashMap<i64, Vec<Active>>>,
     /// The runner's own writes take turns here. SQLite allows one writer at a time and makes the
@@ -98,12 +106,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(store: Store, config: RunnerConfig, config_maps: ConfigMaps, wake: Arc<Notify>) -> Arc<Self> {
+    pub fn new(store: Store, config: RunnerConfig, objects: Objects, wake: Arc<Notify>) -> Arc<Self> {
         let (recorder, recorder_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             store,
             config,
-            config_maps,
+            objects,
             wake,
             active: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
@@ -527,6 +535,19 @@ impl Runner {
     /// Builds the process to start, or says why the script cannot start (an ERROR run).
     fn request(&self, job: &Job, run_id: i64) -> Result<ExecRequest, String> {
         let spec = &job.spec;
+        // The run's own folder (only its owner may read it): ConfigMap scripts and the pod's
+        // volumes are written here; it is removed when the run ends.
+        let run_dir = self.config.work_dir.join(run_id.to_string());
+        let made = std::fs::create_dir_all(&run_dir)
+            .and_then(|()| std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)));
+        made.map_err(|e| format!("could not make the run's folder {}: {e}", run_dir.display()))?;
+        let pod_env = {
+            let objects = self
+                .objects
+                .read()
+                .map_err(|_| "the ConfigMap and Secret table is unavailable".to_owned())?;
+            super::pod::prepare(spec, &job.namespace, &objects, &run_dir)?
+        };
         let program = match &spec.script {
             Script {
                 inline: Some(script), ..
@@ -541,9 +562,10 @@ impl Runner {
                 config_map: Some(cm), ..
             } => {
                 let content = self
-                    .config_maps
+                    .objects
                     .read()
                     .map_err(|_| "the ConfigMap table is unavailable".to_owned())?
+                    .config_maps
                     .get(&(job.namespace.clone(), cm.name.clone()))
                     .and_then(|data| data.get(&cm.key).cloned())
                     .ok_or_else(|| {
@@ -552,10 +574,8 @@ impl Runner {
                             job.namespace, cm.name, cm.key
                         )
                     })?;
-                let dir = self.config.work_dir.join(run_id.to_string());
-                let path = dir.join(&cm.key);
+                let path = run_dir.join(&cm.key);
                 let write = || -> std::io::Result<()> {
-                    std::fs::create_dir_all(&dir)?;
                     std::fs::write(&path, content.as_bytes())?;
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 };
@@ -564,11 +584,10 @@ impl Runner {
             }
             _ => return Err("the job names no script".to_owned()),
         };
-        let mut env: Vec<(String, String)> = spec
-            .env
-            .iter()
-            .map(|v| (v.name.clone(), v.value.clone()))
-            .collect();
+        // As in the pod: the run container's envFrom and env, then spec.env, then the runner's.
+        let mut env = pod_env;
+        env.extend(spec.env.iter().map(|v| (v.name.clone(), v.value.clone())));
+        env.push(("JTP_RUN_DIR".into(), run_dir.display().to_string()));
         env.push(("JTP_JOB_NAME".into(), job.name.clone()));
         env.push(("JTP_JOB_NAMESPACE".into(), job.namespace.clone()));
         env.push(("JTP_RUN_ID".into(), run_id.to_string()));
