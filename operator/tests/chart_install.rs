@@ -752,3 +752,25 @@ fn in_sqlite_mode_the_portal_runs_on_the_operators_node() {
         );
     }
 }
+
+#[test]
+fn behind_tls_the_session_cookie_is_secure() {
+    let env_of = |docs: &[serde_yaml::Value]| {
+        find(docs, "Deployment", "render-portal")["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .expect("env")
+            .iter()
+            .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
+            .collect::<Vec<_>>()
+    };
+    let plain = env_of(&rendered(&[]));
+    assert!(
+        !plain.iter().any(|(name, _)| name == "JTP_SECURE_COOKIES"),
+        "{plain:?}"
+    );
+    let tls = env_of(&rendered(&["portal.secureCookies=true"]));
+    assert!(
+        tls.contains(&("JTP_SECURE_COOKIES".into(), "true".into())),
+        "{tls:?}"
+    );
+}
