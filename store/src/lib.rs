@@ -26,7 +26,7 @@ pub use jobs::script_summary;
 pub use model::*;
 pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, NOTE_PREFIX, cap_output, cap_output_parts, with_note};
 pub use runner::{INTERRUPTED_MESSAGE, INTERRUPTED_STATUS};
-pub use runs::ImportedRun;
+pub use runs::{ImportedRun, MAX_HISTORY};
 pub use sources::SourcedJob;
 pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
 

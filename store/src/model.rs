@@ -102,6 +102,66 @@ pub struct RunSummary {
     pub preview: String,
 }
 
+/// Where a page of the runs view starts: runs strictly older (or newer) than this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    pub run_time: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// Filters and page of the runs across jobs ([`crate::Store::list_all_runs`]), newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub trigger: Option<Trigger>,
+    /// One job by id (a job's panel).
+    pub job_id: Option<i64>,
+    /// Every job of this exact name, deleted ones included.
+    pub job_name: Option<String>,
+    pub namespace: Option<String>,
+    /// Only jobs in these namespaces (`None`: every namespace).
+    pub namespaces: Option<Vec<String>>,
+    /// Started at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Started before.
+    pub until: Option<DateTime<Utc>>,
+    /// The page after this cursor (older runs).
+    pub before: Option<RunCursor>,
+    /// The page before this cursor (newer runs); ignored when `before` is set.
+    pub after: Option<RunCursor>,
+    pub limit: i64,
+}
+
+/// A run of the runs view with its job, which may have been deleted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunListItem {
+    pub job_name: String,
+    pub job_namespace: String,
+    pub job_timezone: String,
+    pub job_deleted: bool,
+    pub run: RunSummary,
+}
+
+/// One page of the runs view, newest first, with the cursors of its neighbours.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPage {
+    pub items: Vec<RunListItem>,
+    /// Pass as `before` for the next (older) page; `None` on the last page.
+    pub older: Option<RunCursor>,
+    /// Pass as `after` for the previous (newer) page; `None` on the first page.
+    pub newer: Option<RunCursor>,
+}
+
+/// A point of a job's run history (the health columns): when, how long, how it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPoint {
+    pub job_id: i64,
+    pub id: i64,
+    pub run_time: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+}
+
 /// One run with its whole stored output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {

@@ -1,7 +1,10 @@
 //! `job_execution_logs`: recording a run's start and finish (both idempotent), the run lists,
 //! one run's output, recent failures, retention and bulk import.
 
-use crate::model::{Finish, Page, RecentFailure, Retention, Run, RunFinish, RunStart, RunSummary};
+use crate::model::{
+    Finish, Page, RecentFailure, Retention, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage,
+    RunPoint, RunStart, RunSummary,
+};
 use crate::output::{CappedOutput, cap_output, cap_output_parts};
 use crate::row::run_summary_columns;
 use crate::time::{Ts, ts};
@@ -52,6 +55,18 @@ const RECENT_FAILURES: &str = concat!(
      FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id \
      WHERE l.status IN ('FAILURE', 'ERROR') ORDER BY l.run_time DESC, l.id DESC LIMIT $1"
 );
+
+/// The runs view up to its filters (see [`Store::list_all_runs`]).
+const LIST_ALL_RUNS: &str = concat!(
+    "SELECT ",
+    run_summary_columns!(),
+    ", j.name AS job_name, j.namespace AS job_namespace, j.timezone AS job_timezone, \
+     (j.deleted_at IS NOT NULL) AS job_deleted \
+     FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1"
+);
+
+/// The most runs [`Store::run_history`] reads per job.
+pub const MAX_HISTORY: i64 = 100;
 
 const PRUNE_OLDER_THAN: &str = "DELETE FROM job_execution_logs WHERE run_time < $1 AND status <> 'RUNNING'";
 const PRUNE_KEEP_LAST: &str = "DELETE FROM job_execution_logs WHERE status <> 'RUNNING' AND id IN (\
@@ -231,6 +246,118 @@ impl Store {
     /// The newest FAILURE and ERROR runs across all jobs, with their job's name.
     pub async fn recent_failures(&self, limit: i64) -> Result<Vec<RecentFailure>> {
         Ok(with_pool!(self, pool => sqlx::query_as(RECENT_FAILURES).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Runs across jobs (deleted jobs' included), newest first, `filter.limit` (1–1000) at a time,
+    /// paged by cursor: a run that starts meanwhile does not shift the pages already seen.
+    pub async fn list_all_runs(&self, filter: &RunFilter) -> Result<RunPage> {
+        let limit = filter.limit.clamp(1, 1000);
+        // Newer pages are read oldest first from the cursor, then turned around.
+        let forward = filter.before.is_some() || filter.after.is_none();
+        let mut rows: Vec<RunListItem> = with_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
+            if let Some(status) = filter.status {
+                query.push(" AND l.status = ").push_bind(status.as_str());
+            }
+            if let Some(trigger) = filter.trigger {
+                query.push(" AND l.trigger = ").push_bind(trigger.as_str());
+            }
+            if let Some(job_id) = filter.job_id {
+                query.push(" AND l.job_id = ").push_bind(job_id);
+            }
+            if let Some(name) = &filter.job_name {
+                query.push(" AND j.name = ").push_bind(name.clone());
+            }
+            if let Some(namespace) = &filter.namespace {
+                query.push(" AND j.namespace = ").push_bind(namespace.clone());
+            }
+            if let Some(namespaces) = &filter.namespaces {
+                if namespaces.is_empty() {
+                    query.push(" AND 1 = 0");
+                } else {
+                    query.push(" AND j.namespace IN (");
+                    let mut list = query.separated(", ");
+                    for ns in namespaces {
+                        list.push_bind(ns.clone());
+                    }
+                    query.push(")");
+                }
+            }
+            if let Some(since) = filter.since {
+                query.push(" AND l.run_time >= ").push_bind(Ts(since));
+            }
+            if let Some(until) = filter.until {
+                query.push(" AND l.run_time < ").push_bind(Ts(until));
+            }
+            let (cursor, op, order) = match (filter.before, filter.after) {
+                (Some(c), _) => (Some(c), " < ", " ORDER BY l.run_time DESC, l.id DESC"),
+                (None, Some(c)) => (Some(c), " > ", " ORDER BY l.run_time ASC, l.id ASC"),
+                (None, None) => (None, "", " ORDER BY l.run_time DESC, l.id DESC"),
+            };
+            if let Some(c) = cursor {
+                query
+                    .push(" AND (l.run_time")
+                    .push(op)
+                    .push_bind(Ts(c.run_time))
+                    .push(" OR (l.run_time = ")
+                    .push_bind(Ts(c.run_time))
+                    .push(" AND l.id")
+                    .push(op)
+                    .push_bind(c.id)
+                    .push("))");
+            }
+            query.push(order).push(" LIMIT ").push_bind(limit + 1);
+            query.build_query_as::<RunListItem>().fetch_all(pool).await
+        })?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        if !forward {
+            rows.reverse();
+        }
+        let cursor = |item: &RunListItem| RunCursor {
+            run_time: item.run.run_time,
+            id: item.run.id,
+        };
+        let (older, newer) = if forward {
+            (
+                rows.last().filter(|_| more).map(cursor),
+                rows.first().filter(|_| filter.before.is_some()).map(cursor),
+            )
+        } else {
+            (rows.last().map(cursor), rows.first().filter(|_| more).map(cursor))
+        };
+        Ok(RunPage {
+            items: rows,
+            older,
+            newer,
+        })
+    }
+
+    /// The newest `per_job` runs (at most [`MAX_HISTORY`]) of each of these jobs, newest first per
+    /// job: one indexed read per job, in one query.
+    pub async fn run_history(&self, job_ids: &[i64], per_job: i64) -> Result<Vec<RunPoint>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let per_job = per_job.clamp(1, MAX_HISTORY);
+        let points = with_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new("");
+            for (i, id) in job_ids.iter().enumerate() {
+                if i > 0 {
+                    query.push(" UNION ALL ");
+                }
+                query
+                    .push("SELECT * FROM (SELECT job_id, id, run_time, finished_at, status FROM job_execution_logs \
+                           WHERE job_id = ")
+                    .push_bind(*id)
+                    .push(" ORDER BY run_time DESC, id DESC LIMIT ")
+                    .push_bind(per_job)
+                    .push(") h");
+                query.push(i.to_string());
+            }
+            query.build_query_as::<RunPoint>().fetch_all(pool).await
+        })?;
+        Ok(points)
     }
 
     /// Deletes finished runs by age or beyond the newest N per job; returns how many went.

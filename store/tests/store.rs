@@ -82,6 +82,8 @@ on_both_backends!(
     upsert_by_uid,
     interrupted_runs_are_closed,
     stats_count,
+    runs_across_jobs_page_by_cursor,
+    run_history_per_job,
 );
 
 async fn recording_is_idempotent(db: &TestDb) {
@@ -619,6 +621,211 @@ async fn list_paging_filtering_order(db: &TestDb) {
     .await;
     assert_eq!(active_odd.total, 12, "the suspended job is not listed");
     assert!(active_odd.items.iter().all(|j| j.is_active));
+}
+
+async fn runs_across_jobs_page_by_cursor(db: &TestDb) {
+    let store = &db.store;
+    let a = job(store, "alpha", None).await;
+    let b = job(store, "beta", None).await;
+    let spec = ScheduledJobSpec::daily("09:00");
+    let other = store
+        .create_job(&JobInput {
+            name: "gamma",
+            namespace: "other",
+            uid: None,
+            spec: &spec,
+            next_run: None,
+        })
+        .await
+        .expect("create");
+    // Seven runs in one minute (two at the same instant), alternating jobs and outcomes.
+    let mut ids = Vec::new();
+    for i in 0..7i64 {
+        let job_id = [a.id, b.id, other.id][usize::try_from(i % 3).expect("small")];
+        let status = if i % 2 == 0 {
+            RunStatus::Success
+        } else {
+            RunStatus::Failure
+        };
+        let slot = at(9, 0) + Duration::seconds(i.min(5) * 7);
+        ids.push(run(store, job_id, slot, status, "out").await);
+    }
+    store.delete_job(b.id).await.expect("delete beta");
+    let newest_first: Vec<i64> = ids.iter().rev().copied().collect();
+
+    let list = |f: RunFilter| async move { store.list_all_runs(&f).await.expect("list") };
+    let all = list(RunFilter {
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    let got: Vec<i64> = all.items.iter().map(|r| r.run.id).collect();
+    assert_eq!(got, newest_first, "newest first; equal instants by id");
+    assert_eq!((all.older, all.newer), (None, None));
+    let beta = all
+        .items
+        .iter()
+        .find(|r| r.job_name == "beta")
+        .expect("a run of beta");
+    assert!(beta.job_deleted, "the runs of a deleted job are listed, marked");
+    assert_eq!(beta.job_timezone, "Asia/Hong_Kong");
+
+    // Pages of three: forward by `before`, back by `after`; a new run does not shift them.
+    let first = list(RunFilter {
+        limit: 3,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(
+        first.items.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        newest_first[..3]
+    );
+    assert_eq!(first.newer, None);
+    let later = run(store, a.id, at(10, 0), RunStatus::Success, "new").await;
+    let second = list(RunFilter {
+        limit: 3,
+        before: first.older,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(
+        second.items.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        newest_first[3..6]
+    );
+    let third = list(RunFilter {
+        limit: 3,
+        before: second.older,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(
+        third.items.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        newest_first[6..]
+    );
+    assert_eq!(third.older, None, "the last page");
+    let back = list(RunFilter {
+        limit: 3,
+        after: third.newer,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(
+        back.items.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        newest_first[3..6]
+    );
+    let top = list(RunFilter {
+        limit: 3,
+        after: back.newer,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(
+        top.items.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        newest_first[..3]
+    );
+    let newest = list(RunFilter {
+        limit: 3,
+        after: top.newer,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(
+        newest.items.iter().map(|r| r.run.id).collect::<Vec<_>>(),
+        [later],
+        "the run that started meanwhile is on a page of its own above"
+    );
+    assert_eq!(newest.newer, None);
+
+    // Filters: status, trigger, job (deleted too), namespace and the user's namespaces, time range.
+    let failures = list(RunFilter {
+        status: Some(RunStatus::Failure),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(failures.items.len(), 3);
+    assert!(failures.items.iter().all(|r| r.run.status == RunStatus::Failure));
+    let manual = list(RunFilter {
+        trigger: Some(Trigger::Manual),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert!(manual.items.is_empty(), "every run here was scheduled");
+    let of_beta = list(RunFilter {
+        job_name: Some("beta".into()),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(of_beta.items.len(), 2);
+    let of_a = list(RunFilter {
+        job_id: Some(a.id),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(of_a.items.len(), 4);
+    let in_other = list(RunFilter {
+        namespace: Some("other".into()),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(in_other.items.len(), 2);
+    let allowed = list(RunFilter {
+        namespaces: Some(vec!["default".into()]),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert_eq!(allowed.items.len(), 6);
+    let none = list(RunFilter {
+        namespaces: Some(Vec::new()),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    assert!(none.items.is_empty(), "no namespace allowed, no run shown");
+    let window = list(RunFilter {
+        since: Some(at(9, 0) + Duration::seconds(10)),
+        until: Some(at(9, 1)),
+        limit: 100,
+        ..RunFilter::default()
+    })
+    .await;
+    // Runs start one second after their slot: slots 14 s to 35 s (the last three share 35 s).
+    assert_eq!(window.items.len(), 5);
+}
+
+async fn run_history_per_job(db: &TestDb) {
+    let store = &db.store;
+    let a = job(store, "history-a", None).await;
+    let b = job(store, "history-b", None).await;
+    let idle = job(store, "history-idle", None).await;
+    for i in 0..6i64 {
+        let status = if i == 4 {
+            RunStatus::Failure
+        } else {
+            RunStatus::Success
+        };
+        run(store, a.id, at(9, 0) + Duration::minutes(i), status, "").await;
+    }
+    run(store, b.id, at(8, 0), RunStatus::Error, "").await;
+    let points = store
+        .run_history(&[a.id, b.id, idle.id], 4)
+        .await
+        .expect("history");
+    let of_a: Vec<_> = points.iter().filter(|p| p.job_id == a.id).collect();
+    assert_eq!(of_a.len(), 4, "the newest four of six");
+    assert_eq!(of_a[0].run_time, at(9, 5) + Duration::seconds(1));
+    assert_eq!(of_a[1].status, RunStatus::Failure);
+    assert!(
+        of_a.iter()
+            .all(|p| p.finished_at == Some(p.run_time + Duration::seconds(4)))
+    );
+    assert_eq!(points.iter().filter(|p| p.job_id == b.id).count(), 1);
+    assert!(store.run_history(&[], 4).await.expect("empty").is_empty());
 }
 
 async fn soft_delete_keeps_history(db: &TestDb) {
