@@ -230,7 +230,25 @@ async fn main() {
             "run output.txt (200 KiB)",
             format!("{base_url}/runs/{big_run}/output.txt"),
         ),
+        (
+            "jobs rows fragment (polled)",
+            format!("{base_url}/fragments/jobs"),
+        ),
+        ("runs view (all jobs, newest 50)", format!("{base_url}/runs")),
+        (
+            "runs view, failures only",
+            format!("{base_url}/runs?status=FAILURE"),
+        ),
+        (
+            "runs view, one job, a start range",
+            format!("{base_url}/runs?job={big_job}&since=2026-11-01&until=2026-11-15"),
+        ),
+        (
+            "run's own page (200 KiB output)",
+            format!("{base_url}/runs/{big_run}"),
+        ),
         ("API: list jobs", format!("{base_url}/api/v1/jobs")),
+        ("API: runs across jobs", format!("{base_url}/api/v1/runs")),
         (
             "API: a job's runs",
             format!("{base_url}/api/v1/jobs/default/{big_job}/runs"),

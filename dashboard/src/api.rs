@@ -6,9 +6,10 @@
 
 use crate::AppState;
 use crate::auth::{Caller, Verb};
-use crate::data::{self, JobQuery, JobView, RunView};
+use crate::data::{self, JobQuery, JobView, RunQuery, RunRow, RunView};
 use crate::error::{AppError, Result};
 use crate::form;
+use crate::timefmt::DisplayZone;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -30,10 +31,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/jobs/{namespace}/{name}/run", post(run_now))
         .route("/jobs/{namespace}/{name}/runs", get(list_runs))
+        .route("/runs", get(list_all_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/output", get(get_output))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// Every route of [`router`] as `(method, path)`, for the check that the OpenAPI document covers them.
@@ -45,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/jobs/{namespace}/{name}"),
     ("post", "/jobs/{namespace}/{name}/run"),
     ("get", "/jobs/{namespace}/{name}/runs"),
+    ("get", "/runs"),
     ("get", "/runs/{id}"),
     ("get", "/runs/{id}/output"),
     ("get", "/openapi.json"),
@@ -52,6 +56,17 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 async fn not_found() -> AppError {
     AppError::NotFound("no such API route; see /api/v1/openapi.json".to_owned())
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({
+            "error": "this route does not take that method; see /api/v1/openapi.json",
+            "kind": "method_not_allowed",
+        })),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Json<serde_json::Value> {
@@ -66,6 +81,8 @@ struct JobList {
     total: i64,
     page: u32,
     per_page: u32,
+    /// How many pages there are (at least 1); a page past the last is empty.
+    pages: i64,
 }
 
 async fn list_jobs(
@@ -75,14 +92,24 @@ async fn list_jobs(
 ) -> Result<Json<JobList>> {
     query.check()?;
     let namespaces = caller.readable_namespaces(&state).await?;
-    let per_page = query.per_page.unwrap_or(state.config().page_size).clamp(1, 500);
-    let page = query.page.unwrap_or(1).max(1);
-    let (items, total) = data::list_jobs(&state, &query, namespaces.as_deref(), page, per_page).await?;
+    let per_page = query.per_page(state.config().page_size)?;
+    let page = query.page()?;
+    let (mut items, total) = data::list_jobs(
+        &state,
+        &query,
+        namespaces.as_deref(),
+        page,
+        per_page,
+        DisplayZone::Job,
+    )
+    .await?;
+    data::attach_health(&state, &mut items, DisplayZone::Job).await?;
     Ok(Json(JobList {
         items,
         total,
         page,
         per_page,
+        pages: ((total + i64::from(per_page) - 1) / i64::from(per_page)).max(1),
     }))
 }
 
@@ -97,7 +124,9 @@ async fn get_job(
     let job = data::get_job(&state, &namespace, &name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
-    Ok(Json(JobView::cached(&state, job)))
+    let mut view = JobView::cached(&state, job, DisplayZone::Job);
+    data::attach_health(&state, std::slice::from_mut(&mut view), DisplayZone::Job).await?;
+    Ok(Json(view))
 }
 
 /// Parses a JSON body; a body that is not what the route takes is a 422 naming the problem,
@@ -277,22 +306,22 @@ async fn run_now(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct RunsQuery {
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
+/// A page of one job's runs, newest first, with the cursors of the pages around it.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct RunList {
     items: Vec<RunView>,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    older_cursor: Option<String>,
+    /// Pass as `after` for the previous (newer) page; null on the first page.
+    newer_cursor: Option<String>,
 }
 
 async fn list_runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((namespace, name)): Path<(String, String)>,
-    Query(q): Query<RunsQuery>,
+    Query(q): Query<RunQuery>,
 ) -> Result<Json<RunList>> {
     caller
         .require(&state, Verb::Get, &namespace, "read this job")
@@ -300,8 +329,41 @@ async fn list_runs(
     let job = data::get_job(&state, &namespace, &name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
-    let items = data::list_runs(&state, &job, q.limit.unwrap_or(state.config().runs_in_panel)).await?;
-    Ok(Json(RunList { items }))
+    let mut filter = q.to_filter(crate::timefmt::zone(&job.timezone), state.config().runs_in_panel)?;
+    filter.job_id = Some(job.id);
+    let page = data::list_all_runs(&state, filter, None, DisplayZone::Job).await?;
+    Ok(Json(RunList {
+        items: page.rows.into_iter().map(|r| r.run).collect(),
+        older_cursor: page.older,
+        newer_cursor: page.newer,
+    }))
+}
+
+/// A page of runs across jobs.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AllRuns {
+    items: Vec<RunRow>,
+    older_cursor: Option<String>,
+    newer_cursor: Option<String>,
+}
+
+async fn list_all_runs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<RunQuery>,
+) -> Result<Json<AllRuns>> {
+    let filter = q.to_filter(
+        crate::timefmt::zone(jtp_crds::DEFAULT_TIME_ZONE),
+        state.config().page_size,
+    )?;
+    let namespaces = caller.readable_namespaces(&state).await?;
+    let page = data::list_all_runs(&state, filter, namespaces, DisplayZone::Job).await?;
+    Ok(Json(AllRuns {
+        items: page.rows,
+        older_cursor: page.older,
+        newer_cursor: page.newer,
+    }))
 }
 
 #[derive(Serialize)]
@@ -310,13 +372,16 @@ struct RunResponse {
     namespace: String,
     job: String,
     time_zone: String,
+    /// The job was deleted; its runs stay.
+    job_deleted: bool,
     #[serde(flatten)]
     run: RunView,
     output: String,
 }
 
-async fn run_detail(state: &AppState, caller: &Caller, id: i64) -> Result<data::RunDetail> {
-    let detail = data::get_run(state, id)
+async fn run_detail(state: &AppState, caller: &Caller, id: &str) -> Result<data::RunDetail> {
+    let id = data::run_id(id)?;
+    let detail = data::get_run(state, id, DisplayZone::Job)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
     caller
@@ -328,13 +393,14 @@ async fn run_detail(state: &AppState, caller: &Caller, id: i64) -> Result<data::
 async fn get_run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Json<RunResponse>> {
-    let detail = run_detail(&state, &caller, id).await?;
+    let detail = run_detail(&state, &caller, &id).await?;
     Ok(Json(RunResponse {
         namespace: detail.job.namespace,
         job: detail.job.name,
         time_zone: detail.job.timezone,
+        job_deleted: detail.job.deleted_at.is_some(),
         run: detail.run,
         output: detail.output,
     }))
@@ -343,9 +409,9 @@ async fn get_run(
 async fn get_output(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response> {
-    let detail = run_detail(&state, &caller, id).await?;
+    let detail = run_detail(&state, &caller, &id).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         detail.output,

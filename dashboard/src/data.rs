@@ -2,12 +2,12 @@
 //! show: every instant already rendered in the job's zone, with UTC beside it.
 
 use crate::error::{AppError, Result};
-use crate::timefmt::{self, ShownTime};
+use crate::timefmt::{self, DisplayZone, Precision, ShownTime};
 use crate::{AppState, Mode};
 use chrono::{DateTime, Utc};
 use jtp_crds::policy::{Timing, after_edit, next_run_after_edit};
 use jtp_crds::{CompiledSchedule, JobId, RunStatus, ScheduledJobSpec, Trigger};
-use jtp_store::{Job, JobFilter, JobInput, RunSummary};
+use jtp_store::{Job, JobFilter, JobInput, RunCursor, RunFilter, RunListItem, RunPoint, RunSummary};
 use serde::{Deserialize, Serialize};
 
 /// A job as the jobs page and `GET /api/v1/jobs` show it.
@@ -31,6 +31,10 @@ pub struct JobView {
     /// Why there is no next run (manual, suspended).
     #[serde(skip)]
     pub no_next_run: String,
+    /// Interval jobs: where the job's own phase puts its runs ("runs at :10:14.529, :25:14.529,
+    /// … — this job's own offset").
+    #[serde(skip)]
+    pub phase_note: Option<String>,
     pub last_run: Option<ShownTime>,
     pub last_status: Option<RunStatus>,
     /// Not suspended.
@@ -39,7 +43,127 @@ pub struct JobView {
     /// Standalone: the jobs-folder file the job comes from (`jobs.yaml`); a portal edit lasts
     /// until that job's document in the file changes.
     pub source_file: Option<String>,
+    /// Finished runs in a row that did not succeed.
+    pub consecutive_failures: i32,
+    /// The recent runs at a glance (filled by [`attach_health`]).
+    pub health: Option<Health>,
     pub spec: ScheduledJobSpec,
+}
+
+/// How many recent runs the health columns read per job.
+pub const HEALTH_RUNS: i64 = 20;
+
+/// A job's recent runs at a glance: success rate, last success and a bar per run.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Finished runs among the last [`HEALTH_RUNS`].
+    pub finished: usize,
+    pub succeeded: usize,
+    /// Percent of the finished runs that succeeded; `None` before the first finish.
+    pub success_rate: Option<u32>,
+    /// The newest success among them.
+    pub last_success: Option<ShownTime>,
+    /// Finished runs in a row that did not succeed (the job's own count, over all its runs).
+    pub failing_streak: i32,
+    /// "17 of 20 recent runs succeeded".
+    #[serde(skip)]
+    pub summary: String,
+    /// Oldest first, for the SVG (one bar per run, height by duration, colour by status).
+    #[serde(skip)]
+    pub bars: Vec<Bar>,
+}
+
+/// One bar of the health chart, in SVG user units.
+#[derive(Clone, Debug)]
+pub struct Bar {
+    pub x: u32,
+    pub y: u32,
+    pub height: u32,
+    pub status: &'static str,
+    /// "#12 SUCCESS, 1.5 s, 2026-11-30 09:00:01 HKT"
+    pub title: String,
+}
+
+/// Width of the health chart: one 5-unit bar and a 1-unit gap per run.
+pub const HEALTH_WIDTH: u32 = 6 * HEALTH_RUNS as u32;
+/// Height of the health chart.
+pub const HEALTH_HEIGHT: u32 = 22;
+
+impl Health {
+    /// From the newest-first `points` of one job.
+    pub fn from_points(points: &[&RunPoint], tz: chrono_tz::Tz, now: DateTime<Utc>) -> Self {
+        let finished = points.iter().filter(|p| p.status.is_finished()).count();
+        let succeeded = points.iter().filter(|p| p.status == RunStatus::Success).count();
+        let success_rate = (finished > 0).then(|| u32::try_from(succeeded * 100 / finished).unwrap_or(100));
+        let last_success = points
+            .iter()
+            .find(|p| p.status == RunStatus::Success)
+            .map(|p| timefmt::show_at(p.run_time, tz, Precision::Seconds, now));
+        let took = |p: &RunPoint| {
+            (p.finished_at.unwrap_or(now) - p.run_time)
+                .num_milliseconds()
+                .max(0)
+        };
+        let longest = points.iter().map(|p| took(p)).max().unwrap_or(0).max(1);
+        let slots = usize::try_from(HEALTH_RUNS).unwrap_or(20);
+        let bars = points
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, p)| {
+                let ms = took(p);
+                // At least 3 units, so a quick run is still seen; the longest fills the height.
+                let height =
+                    u32::try_from(3 + ms * i64::from(HEALTH_HEIGHT - 3) / longest).unwrap_or(HEALTH_HEIGHT);
+                let offset = u32::try_from(slots.saturating_sub(points.len()) + i).unwrap_or(0);
+                Bar {
+                    x: offset * 6,
+                    y: HEALTH_HEIGHT - height,
+                    height,
+                    status: p.status.as_str(),
+                    title: format!(
+                        "#{} {}, {}, {}",
+                        p.id,
+                        p.status.as_str(),
+                        timefmt::duration(p.run_time, p.finished_at.unwrap_or(now)),
+                        timefmt::show_at(p.run_time, tz, Precision::Seconds, now).local
+                    ),
+                }
+            })
+            .collect();
+        let summary = match finished {
+            0 => "no finished run yet".to_owned(),
+            n => format!("{succeeded} of {n} recent runs succeeded"),
+        };
+        Self {
+            finished,
+            succeeded,
+            success_rate,
+            last_success,
+            failing_streak: 0,
+            summary,
+            bars,
+        }
+    }
+}
+
+/// Fills the health of these jobs with one query.
+pub(crate) async fn attach_health(state: &AppState, jobs: &mut [JobView], zone: DisplayZone) -> Result<()> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let points = state
+        .store()
+        .run_history(&ids, HEALTH_RUNS)
+        .await
+        .map_err(store_err)?;
+    let now = Utc::now();
+    for job in jobs {
+        let mine: Vec<&RunPoint> = points.iter().filter(|p| p.job_id == job.id).collect();
+        let mut health = Health::from_points(&mine, zone.for_job(&job.time_zone), now);
+        health.failing_streak = job.consecutive_failures;
+        job.health = Some(health);
+    }
+    Ok(())
 }
 
 /// Schedules in words, by job id and last update: describing a cron expression costs more than
@@ -84,19 +208,19 @@ fn describe(job: &Job) -> (String, bool) {
 }
 
 impl JobView {
-    /// The view of a stored job.
+    /// The view of a stored job, its instants in its own zone.
     pub fn from_job(job: Job) -> Self {
         let described = describe(&job);
-        Self::with_description(job, described)
+        Self::with_description(job, described, DisplayZone::Job)
     }
 
-    pub(crate) fn cached(state: &AppState, job: Job) -> Self {
+    pub(crate) fn cached(state: &AppState, job: Job, zone: DisplayZone) -> Self {
         let described = state.inner.descriptions.describe(&job);
-        Self::with_description(job, described)
+        Self::with_description(job, described, zone)
     }
 
-    fn with_description(job: Job, (schedule, manual): (String, bool)) -> Self {
-        let tz = timefmt::zone(&job.timezone);
+    fn with_description(job: Job, (schedule, manual): (String, bool), zone: DisplayZone) -> Self {
+        let tz = zone.for_job(&job.timezone);
         let next_run_dst = job.next_run.and_then(|t| {
             let id = JobId {
                 namespace: &job.namespace,
@@ -125,17 +249,62 @@ impl JobView {
             next_run: job.next_run.map(|t| timefmt::show(t, tz)),
             next_run_dst,
             no_next_run: no_next_run.to_owned(),
-            last_run: job.last_run.map(|t| timefmt::show(t, tz)),
+            phase_note: job
+                .next_run
+                .zip(job.spec.schedule.interval.as_ref())
+                .map(|(next, interval)| phase_note(next, interval, tz)),
+            last_run: job.last_run.map(|t| timefmt::show_precise(t, tz)),
             last_status: job.last_status,
             active: job.is_active,
-            run_now_requested: job.run_now_requested_at.map(|t| timefmt::show(t, tz)),
+            run_now_requested: job.run_now_requested_at.map(|t| timefmt::show_precise(t, tz)),
             source_file: job
                 .source
                 .as_deref()
                 .and_then(|s| s.strip_prefix("file:"))
                 .map(str::to_owned),
+            consecutive_failures: job.consecutive_failures,
+            health: None,
             spec: job.spec,
         }
+    }
+}
+
+/// Where an interval job's slots fall, in words: within the hour for intervals that divide it,
+/// else from the next slot on.
+fn phase_note(next: DateTime<Utc>, interval: &jtp_crds::IntervalSchedule, tz: chrono_tz::Tz) -> String {
+    use chrono::Timelike;
+    let unit = match interval.unit {
+        jtp_crds::IntervalUnit::Seconds => 1,
+        jtp_crds::IntervalUnit::Minutes => 60,
+        jtp_crds::IntervalUnit::Hours => 3_600,
+        jtp_crds::IntervalUnit::Days => 86_400,
+    };
+    let every = i64::try_from(interval.every)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(unit);
+    let local = next.with_timezone(&tz);
+    let ms = local.timestamp_subsec_millis();
+    if (60..3_600).contains(&every) && 3_600 % every == 0 {
+        let within = i64::from(local.minute() * 60 + local.second());
+        let mut offsets: Vec<i64> = (0..3_600 / every).map(|k| (within + k * every) % 3_600).collect();
+        offsets.sort_unstable();
+        let shown: Vec<String> = offsets
+            .iter()
+            .take(4)
+            .map(|o| format!(":{:02}:{:02}.{ms:03}", o / 60, o % 60))
+            .collect();
+        let more = if offsets.len() > 4 { ", …" } else { "" };
+        format!(
+            "runs at {}{more} past each hour: this job's own offset, so jobs on one interval do not all start at once",
+            shown.join(", ")
+        )
+    } else {
+        format!(
+            "runs from {} on, every {} {}: this job's own offset, so jobs on one interval do not all start at once",
+            local.format("%H:%M:%S%.3f"),
+            interval.every,
+            interval.unit.as_str()
+        )
     }
 }
 
@@ -164,8 +333,9 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn from_summary(run: RunSummary, time_zone: &str, now: DateTime<Utc>) -> Self {
-        let tz = timefmt::zone(time_zone);
+    /// The view of a run, its instants in `tz`, a run in flight timed up to `now`.
+    pub fn from_summary(run: RunSummary, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Self {
+        let show = |t| timefmt::show_at(t, tz, Precision::Seconds, now);
         let duration = match run.finished_at {
             Some(end) => timefmt::duration(run.run_time, end),
             None => format!("running for {}", timefmt::duration(run.run_time, now)),
@@ -180,9 +350,9 @@ impl RunView {
             job_id: run.job_id,
             status: run.status,
             status_label,
-            started: timefmt::show(run.run_time, tz),
-            scheduled_for: timefmt::show(run.scheduled_for, tz),
-            finished: run.finished_at.map(|t| timefmt::show(t, tz)),
+            started: show(run.run_time),
+            scheduled_for: show(run.scheduled_for),
+            finished: run.finished_at.map(show),
             duration,
             trigger: run.trigger,
             exit_code: run.exit_code,
@@ -193,12 +363,229 @@ impl RunView {
     }
 }
 
-/// One run with its output and its job.
+/// A run of the runs view, with its job (which may be deleted).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRow {
+    pub namespace: String,
+    pub job: String,
+    pub time_zone: String,
+    /// The job was deleted; its runs stay.
+    pub job_deleted: bool,
+    #[serde(flatten)]
+    pub run: RunView,
+}
+
+impl RunRow {
+    fn from_item(item: RunListItem, zone: DisplayZone, now: DateTime<Utc>) -> Self {
+        let tz = zone.for_job(&item.job_timezone);
+        Self {
+            run: RunView::from_summary(item.run, tz, now),
+            namespace: item.job_namespace,
+            job: item.job_name,
+            time_zone: item.job_timezone,
+            job_deleted: item.job_deleted,
+        }
+    }
+}
+
+/// One run with its output and its job (deleted or not).
 #[derive(Clone, Debug)]
 pub struct RunDetail {
     pub job: Job,
     pub run: RunView,
     pub output: String,
+}
+
+/// A cursor as links carry it: `MICROS_ID` (the run's start in microseconds since the epoch and
+/// its id).
+pub fn encode_cursor(cursor: RunCursor) -> String {
+    format!("{}_{}", cursor.run_time.timestamp_micros(), cursor.id)
+}
+
+/// Reads a cursor of [`encode_cursor`]; `field` names the parameter in the error.
+pub fn parse_cursor(field: &str, text: &str) -> Result<RunCursor> {
+    let bad = || {
+        AppError::Invalid(vec![jtp_crds::FieldError::new(
+            field,
+            format!(
+                "\"{text}\" is not a page cursor: use the value of a Newer/Older link (or the API's olderCursor/newerCursor)"
+            ),
+        )])
+    };
+    let (micros, id) = text.split_once('_').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let id: i64 = id.parse().map_err(|_| bad())?;
+    let run_time = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok(RunCursor { run_time, id })
+}
+
+/// The filters of the runs view, as the query string carries them (all text, so a bad value is
+/// an error naming the parameter rather than a bare 400).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RunQuery {
+    /// `SUCCESS`, `FAILURE`, `ERROR`, `RUNNING`, or empty for any.
+    #[serde(default)]
+    pub status: String,
+    /// `schedule`, `manual`, or empty for either.
+    #[serde(default)]
+    pub trigger: String,
+    /// A job's exact name (deleted jobs' runs included).
+    #[serde(default)]
+    pub job: String,
+    #[serde(default)]
+    pub namespace: String,
+    /// Started at or after: RFC3339, or a date/time in the display zone (`2026-11-30`, `2026-11-30T09:00`).
+    #[serde(default)]
+    pub since: String,
+    /// Started before (same forms as `since`).
+    #[serde(default)]
+    pub until: String,
+    /// A cursor: the page of older runs after it.
+    #[serde(default)]
+    pub before: String,
+    /// A cursor: the page of newer runs before it.
+    #[serde(default)]
+    pub after: String,
+    #[serde(default)]
+    pub limit: String,
+}
+
+/// The trigger filter's values.
+pub const TRIGGERS: [&str; 2] = ["schedule", "manual"];
+
+impl RunQuery {
+    /// The store's filter, or every problem with the parameters at once.
+    pub fn to_filter(&self, zone: chrono_tz::Tz, default_limit: u32) -> Result<RunFilter> {
+        let mut errors = Vec::new();
+        let mut filter = RunFilter {
+            limit: i64::from(default_limit),
+            ..RunFilter::default()
+        };
+        match self.status.trim() {
+            "" | "any" => {}
+            s => match RunStatus::parse(&s.to_ascii_uppercase()) {
+                Some(status) => filter.status = Some(status),
+                None => errors.push(jtp_crds::FieldError::new(
+                    "status",
+                    format!("\"{s}\" is not a run status: use SUCCESS, FAILURE, ERROR or RUNNING"),
+                )),
+            },
+        }
+        match self.trigger.trim() {
+            "" | "any" => {}
+            t => match Trigger::parse(&t.to_ascii_lowercase()) {
+                Some(trigger) => filter.trigger = Some(trigger),
+                None => errors.push(jtp_crds::FieldError::new(
+                    "trigger",
+                    format!("\"{t}\" is not a trigger: use schedule or manual"),
+                )),
+            },
+        }
+        filter.job_name = Some(self.job.trim().to_owned()).filter(|s| !s.is_empty());
+        filter.namespace = Some(self.namespace.trim().to_owned()).filter(|s| !s.is_empty());
+        for (field, text, slot) in [
+            ("since", &self.since, &mut filter.since),
+            ("until", &self.until, &mut filter.until),
+        ] {
+            match parse_instant(field, text.trim(), zone) {
+                Ok(at) => *slot = at,
+                Err(e) => errors.push(e),
+            }
+        }
+        for (field, text, slot) in [
+            ("before", &self.before, &mut filter.before),
+            ("after", &self.after, &mut filter.after),
+        ] {
+            if !text.trim().is_empty() {
+                match parse_cursor(field, text.trim()) {
+                    Ok(c) => *slot = Some(c),
+                    Err(AppError::Invalid(mut e)) => errors.append(&mut e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !self.limit.trim().is_empty() {
+            match self.limit.trim().parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => filter.limit = n,
+                _ => errors.push(jtp_crds::FieldError::new(
+                    "limit",
+                    format!(
+                        "\"{}\" is not a page size: use a whole number from 1 to 500",
+                        self.limit
+                    ),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(filter)
+        } else {
+            Err(AppError::Invalid(errors))
+        }
+    }
+}
+
+/// An instant of a `since`/`until` filter: RFC3339, or a wall date/time in `zone`.
+fn parse_instant(
+    field: &str,
+    text: &str,
+    zone: chrono_tz::Tz,
+) -> Result<Option<DateTime<Utc>>, jtp_crds::FieldError> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(at.with_timezone(&Utc)));
+    }
+    let wall = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M"))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        });
+    wall.and_then(|w| zone.from_local_datetime(&w).earliest())
+        .map(|at| Some(at.with_timezone(&Utc)))
+        .ok_or_else(|| {
+            jtp_crds::FieldError::new(
+                field,
+                format!(
+                    "\"{text}\" is not a time: write 2026-11-30, 2026-11-30T09:00 (in {}) or RFC3339",
+                    zone.name()
+                ),
+            )
+        })
+}
+
+/// One page of the runs view: the rows and the cursors of its neighbours.
+pub struct RunsPage {
+    pub rows: Vec<RunRow>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+}
+
+/// A page of runs across jobs, limited to `namespaces` (`None`: all).
+pub(crate) async fn list_all_runs(
+    state: &AppState,
+    mut filter: RunFilter,
+    namespaces: Option<Vec<String>>,
+    zone: DisplayZone,
+) -> Result<RunsPage> {
+    filter.namespaces = namespaces;
+    let page = state.store().list_all_runs(&filter).await.map_err(store_err)?;
+    let now = Utc::now();
+    Ok(RunsPage {
+        rows: page
+            .items
+            .into_iter()
+            .map(|item| RunRow::from_item(item, zone, now))
+            .collect(),
+        older: page.older.map(encode_cursor),
+        newer: page.newer.map(encode_cursor),
+    })
 }
 
 /// The filters of the jobs list, as the query string carries them.
@@ -214,10 +601,11 @@ pub struct JobQuery {
     /// `active`, `suspended`, or empty for either.
     #[serde(default)]
     pub state: String,
+    /// Text, so that `?page=abc` is an error naming the parameter.
     #[serde(default)]
-    pub page: Option<u32>,
+    pub page: Option<String>,
     #[serde(default)]
-    pub per_page: Option<u32>,
+    pub per_page: Option<String>,
 }
 
 impl JobQuery {
@@ -250,12 +638,64 @@ impl JobQuery {
         }
     }
 
-    /// Checks every filter, so a typo is a 422 rather than a silently wider list.
-    pub fn check(&self) -> Result<()> {
-        self.last_status()?;
-        self.active()?;
-        Ok(())
+    /// The page asked for (1 when none); not a whole number from 1 is an error.
+    pub fn page(&self) -> Result<u32> {
+        number("page", self.page.as_deref(), u32::MAX).map(|p| p.unwrap_or(1))
     }
+
+    /// The page size asked for (`default` when none), at most 500.
+    pub fn per_page(&self, default: u32) -> Result<u32> {
+        number("per_page", self.per_page.as_deref(), 500).map(|p| p.unwrap_or(default).clamp(1, 500))
+    }
+
+    /// Checks every filter and the paging, and reports every problem at once, so a typo is a 422
+    /// rather than a silently wider list.
+    pub fn check(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        let checks = [
+            self.last_status().map(|_| ()),
+            self.active().map(|_| ()),
+            self.page().map(|_| ()),
+            self.per_page(1).map(|_| ()),
+        ];
+        for check in checks {
+            match check {
+                Ok(()) => {}
+                Err(AppError::Invalid(mut e)) => errors.append(&mut e),
+                Err(e) => return Err(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Invalid(errors))
+        }
+    }
+}
+
+/// An optional whole number from 1 to `max` named `field`.
+fn number(field: &str, text: Option<&str>, max: u32) -> Result<Option<u32>> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            let range = if max == u32::MAX {
+                "from 1 on".to_owned()
+            } else {
+                format!("from 1 to {max}")
+            };
+            AppError::Invalid(vec![jtp_crds::FieldError::new(
+                field,
+                format!(
+                    "\"{text}\" is not a {}: use a whole number {range}",
+                    field.replace('_', " ")
+                ),
+            )])
+        })
 }
 
 /// The `state` filter's value for jobs that are not suspended.
@@ -279,6 +719,7 @@ pub(crate) async fn list_jobs(
     namespaces: Option<&[String]>,
     page: u32,
     per_page: u32,
+    zone: DisplayZone,
 ) -> Result<(Vec<JobView>, i64)> {
     let limit = i64::from(per_page.clamp(1, 500));
     let offset = i64::from(page.max(1) - 1) * limit;
@@ -301,7 +742,7 @@ pub(crate) async fn list_jobs(
             Ok((
                 page.items
                     .into_iter()
-                    .map(|j| JobView::cached(state, j))
+                    .map(|j| JobView::cached(state, j, zone))
                     .collect(),
                 page.total,
             ))
@@ -317,7 +758,7 @@ pub(crate) async fn list_jobs(
             Ok((
                 page.items
                     .into_iter()
-                    .map(|j| JobView::cached(state, j))
+                    .map(|j| JobView::cached(state, j, zone))
                     .collect(),
                 page.total,
             ))
@@ -347,7 +788,7 @@ pub(crate) async fn list_jobs(
                 .into_iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                 .take(usize::try_from(limit).unwrap_or(0))
-                .map(|j| JobView::cached(state, j))
+                .map(|j| JobView::cached(state, j, zone))
                 .collect();
             Ok((items, total))
         }
@@ -363,23 +804,40 @@ pub(crate) async fn get_job(state: &AppState, namespace: &str, name: &str) -> Re
     }
 }
 
-/// The job's runs, newest first.
-pub(crate) async fn list_runs(state: &AppState, job: &Job, limit: u32) -> Result<Vec<RunView>> {
-    let now = Utc::now();
-    let page = state
-        .store()
-        .list_runs(job.id, i64::from(limit.clamp(1, 1000)), 0)
-        .await
-        .map_err(store_err)?;
-    Ok(page
-        .items
-        .into_iter()
-        .map(|r| RunView::from_summary(r, &job.timezone, now))
-        .collect())
+/// A page of the job's runs, newest first, from a cursor.
+pub(crate) async fn list_runs(
+    state: &AppState,
+    job: &Job,
+    limit: u32,
+    before: Option<RunCursor>,
+    after: Option<RunCursor>,
+    zone: DisplayZone,
+) -> Result<(Vec<RunView>, Option<String>, Option<String>)> {
+    let filter = RunFilter {
+        job_id: Some(job.id),
+        before,
+        after,
+        limit: i64::from(limit.clamp(1, 1000)),
+        ..RunFilter::default()
+    };
+    let page = list_all_runs(state, filter, None, zone).await?;
+    Ok((
+        page.rows.into_iter().map(|r| r.run).collect(),
+        page.older,
+        page.newer,
+    ))
 }
 
-/// Run `id` with its output and job, if any.
-pub(crate) async fn get_run(state: &AppState, id: i64) -> Result<Option<RunDetail>> {
+/// Parses a run id from a path: a word is a 404 naming it, not a bare 400.
+pub fn run_id(text: &str) -> Result<i64> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::NotFound(format!("no run \"{text}\": runs are numbered 1, 2, 3…")))
+}
+
+/// Run `id` with its output and job (deleted or not), if any.
+pub(crate) async fn get_run(state: &AppState, id: i64, zone: DisplayZone) -> Result<Option<RunDetail>> {
     let run = match state.store().get_run(id).await {
         Ok(run) => run,
         Err(jtp_store::Error::NotFound { .. }) => return Ok(None),
@@ -390,7 +848,7 @@ pub(crate) async fn get_run(state: &AppState, id: i64) -> Result<Option<RunDetai
         .get_job(run.summary.job_id)
         .await
         .map_err(store_err)?;
-    let view = RunView::from_summary(run.summary, &job.timezone, Utc::now());
+    let view = RunView::from_summary(run.summary, zone.for_job(&job.timezone), Utc::now());
     Ok(Some(RunDetail {
         job,
         run: view,

@@ -83,6 +83,16 @@ impl FormErrors {
     pub fn has(&self, field: &str) -> bool {
         self.fields.contains_key(field)
     }
+
+    /// The attributes that tie an invalid input to its message (`aria-invalid`,
+    /// `aria-describedby`), or nothing. `field` is one of the form's own field names.
+    pub fn aria(&self, field: &str) -> String {
+        if self.has(field) {
+            format!(" aria-invalid=\"true\" aria-describedby=\"error-{field}\"")
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// The form field that shows an error reported at `path` (a path of the API, as `validate` writes it).
@@ -238,8 +248,31 @@ impl JobForm {
 
     /// The spec the form describes, on top of `base` (an edited job keeps the fields the form does not
     /// show, such as env and resources). Errors use the API's field paths; run [`jtp_crds::validate`]
-    /// on the result too.
+    /// on the result too (or use [`JobForm::checked`], which does both).
     pub fn to_spec(&self, base: Option<&ScheduledJobSpec>) -> Result<ScheduledJobSpec, Vec<FieldError>> {
+        let (spec, errors) = self.parse(base);
+        if errors.is_empty() { Ok(spec) } else { Err(errors) }
+    }
+
+    /// The spec and every problem with the form at once: what does not parse (a number that is not
+    /// one), and what the validation of the rest finds (an invalid name, time or zone), so the user
+    /// fixes everything in one round. A validation error of a part that did not parse is left out:
+    /// it would only repeat the first.
+    pub fn checked(&self, base: Option<&ScheduledJobSpec>) -> Result<ScheduledJobSpec, Vec<FieldError>> {
+        let (spec, mut errors) = self.parse(base);
+        if let Err(more) = validate_job(&self.namespace, &self.name, &spec) {
+            let schedule_failed = errors.iter().any(|e| e.field.starts_with("spec.schedule"));
+            let shown: Vec<&'static str> = errors.iter().filter_map(|e| form_field(&e.field)).collect();
+            errors.extend(more.into_iter().filter(|e| {
+                let repeats_schedule = schedule_failed && e.field.starts_with("spec.schedule");
+                let repeats_field = form_field(&e.field).is_some_and(|f| shown.contains(&f));
+                !repeats_schedule && !repeats_field
+            }));
+        }
+        if errors.is_empty() { Ok(spec) } else { Err(errors) }
+    }
+
+    fn parse(&self, base: Option<&ScheduledJobSpec>) -> (ScheduledJobSpec, Vec<FieldError>) {
         let mut errors = Vec::new();
         let mut spec = base
             .cloned()
@@ -282,7 +315,7 @@ impl JobForm {
             &self.active_deadline_seconds,
             &mut errors,
         );
-        if errors.is_empty() { Ok(spec) } else { Err(errors) }
+        (spec, errors)
     }
 
     fn schedule(&self, errors: &mut Vec<FieldError>) -> Schedule {
@@ -327,7 +360,7 @@ impl JobForm {
             }
             "daily" => {
                 schedule.daily = Some(DailySchedule {
-                    at: self.daily_at.trim().to_owned(),
+                    at: wall_time(&self.daily_at),
                 })
             }
             "weekly" => {
@@ -345,7 +378,7 @@ impl JobForm {
                 on.sort();
                 schedule.weekly = Some(WeeklySchedule {
                     days: on,
-                    at: self.weekly_at.trim().to_owned(),
+                    at: wall_time(&self.weekly_at),
                 });
             }
             "monthly" => {
@@ -353,7 +386,7 @@ impl JobForm {
                 {
                     schedule.monthly = Some(MonthlySchedule {
                         day,
-                        at: self.monthly_at.trim().to_owned(),
+                        at: wall_time(&self.monthly_at),
                     });
                 }
             }
@@ -407,6 +440,16 @@ impl JobForm {
             )),
         }
         script
+    }
+}
+
+/// A wall time as the spec takes it: `9:00` is `09:00` (the hour's leading zero is optional in
+/// the form); anything else is passed on for the validation to judge.
+fn wall_time(typed: &str) -> String {
+    let t = typed.trim();
+    match t.split_once(':') {
+        Some((h, m)) if h.len() == 1 && h.bytes().all(|b| b.is_ascii_digit()) => format!("0{h}:{m}"),
+        _ => t.to_owned(),
     }
 }
 

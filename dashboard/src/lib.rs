@@ -12,6 +12,7 @@
 //!
 //! [`app`] builds the router (used as is by tests), [`serve`] runs it until a shutdown signal.
 
+pub mod ansi;
 pub mod api;
 pub mod auth;
 pub mod backend;

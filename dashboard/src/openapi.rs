@@ -9,6 +9,7 @@ fn error_responses(codes: &[&str]) -> Value {
         let (description, schema) = match *code {
             "401" => ("Not authenticated: send Authorization: Bearer <token>", "Error"),
             "403" => ("Not allowed (RBAC), or a CSRF check failed", "Error"),
+            "400" => ("A path parameter does not parse", "Error"),
             "404" => ("No such job or run", "Error"),
             "409" => ("A job with this name exists, or it changed meanwhile", "Error"),
             "415" => ("The body is not sent as content-type: application/json", "Error"),
@@ -45,7 +46,27 @@ fn path_params() -> Value {
 }
 
 fn id_param() -> Value {
-    json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "format": "int64" } }])
+    json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "format": "int64", "minimum": 1 },
+             "description": "A run id; anything else is a 404 in JSON" }])
+}
+
+/// The filters and cursors of the run lists.
+fn run_list_params(across_jobs: bool) -> Value {
+    let mut params = vec![
+        json!({ "name": "status", "in": "query", "schema": { "type": "string", "enum": ["", "SUCCESS", "FAILURE", "ERROR", "RUNNING"] } }),
+        json!({ "name": "trigger", "in": "query", "schema": { "type": "string", "enum": ["", "schedule", "manual"] } }),
+        json!({ "name": "since", "in": "query", "schema": { "type": "string" },
+                "description": "Started at or after: RFC3339, or 2026-11-30 / 2026-11-30T09:00 in the job's zone (across jobs: Asia/Hong_Kong)" }),
+        json!({ "name": "until", "in": "query", "schema": { "type": "string" }, "description": "Started before (same forms as since)" }),
+        json!({ "name": "before", "in": "query", "schema": { "type": "string" }, "description": "A cursor (olderCursor of a page): the page of older runs" }),
+        json!({ "name": "after", "in": "query", "schema": { "type": "string" }, "description": "A cursor (newerCursor of a page): the page of newer runs" }),
+        json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }),
+    ];
+    if across_jobs {
+        params.push(json!({ "name": "job", "in": "query", "schema": { "type": "string" }, "description": "A job's exact name (deleted jobs' runs included)" }));
+        params.push(json!({ "name": "namespace", "in": "query", "schema": { "type": "string" } }));
+    }
+    Value::Array(params)
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -132,9 +153,24 @@ pub fn document() -> Value {
                 "parameters": path_params(),
                 "get": {
                     "operationId": "listRuns",
-                    "summary": "A job's runs, newest first",
-                    "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }],
-                    "responses": with_errors(json_ok("200", "Runs", json!({ "type": "object", "properties": { "items": { "type": "array", "items": schema_ref("Run") } } })), &["401", "403", "404", "500"])
+                    "summary": "A job's runs, newest first, paged by cursor",
+                    "parameters": run_list_params(false),
+                    "responses": with_errors(json_ok("200", "Runs", json!({ "type": "object", "properties": {
+                        "items": { "type": "array", "items": schema_ref("Run") },
+                        "olderCursor": { "type": ["string", "null"] }, "newerCursor": { "type": ["string", "null"] }
+                    } })), &["401", "403", "404", "422", "500"])
+                }
+            },
+            "/runs": {
+                "get": {
+                    "operationId": "listAllRuns",
+                    "summary": "Runs of every job the caller may read (deleted jobs' included), newest first, paged by cursor",
+                    "parameters": run_list_params(true),
+                    "responses": with_errors(json_ok("200", "Runs", json!({ "type": "object", "properties": {
+                        "items": { "type": "array", "items": schema_ref("RunOfJob") },
+                        "olderCursor": { "type": ["string", "null"], "description": "Pass as before for the next page; null on the last" },
+                        "newerCursor": { "type": ["string", "null"], "description": "Pass as after for the previous page; null on the first" }
+                    } })), &["401", "403", "422", "500"])
                 }
             },
             "/runs/{id}": {
@@ -171,7 +207,18 @@ pub fn document() -> Value {
                     "properties": {
                         "local": { "type": "string", "example": "2026-11-30 09:00 HKT" },
                         "utc": { "type": "string", "example": "2026-11-30 01:00:00 UTC" },
-                        "rfc3339": { "type": "string", "format": "date-time" }
+                        "rfc3339": { "type": "string", "format": "date-time" },
+                        "relative": { "type": "string", "example": "in 3 h 05 min", "description": "As of the response" }
+                    }
+                },
+                "Health": {
+                    "type": "object",
+                    "description": "The job's last 20 runs at a glance",
+                    "properties": {
+                        "finished": { "type": "integer" }, "succeeded": { "type": "integer" },
+                        "successRate": { "type": ["integer", "null"], "description": "Percent of the finished ones" },
+                        "lastSuccess": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
+                        "failingStreak": { "type": "integer", "description": "Finished runs in a row that did not succeed" }
                     }
                 },
                 "Job": {
@@ -188,6 +235,8 @@ pub fn document() -> Value {
                         "active": { "type": "boolean" },
                         "runNowRequested": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
                         "sourceFile": { "type": ["string", "null"], "description": "Standalone: the jobs-folder file the job comes from" },
+                        "consecutiveFailures": { "type": "integer" },
+                        "health": { "oneOf": [schema_ref("Health"), { "type": "null" }] },
                         "spec": schema_ref("ScheduledJobSpec")
                     }
                 },
@@ -195,7 +244,8 @@ pub fn document() -> Value {
                     "type": "object",
                     "properties": {
                         "items": { "type": "array", "items": schema_ref("Job") },
-                        "total": { "type": "integer" }, "page": { "type": "integer" }, "perPage": { "type": "integer" }
+                        "total": { "type": "integer" }, "page": { "type": "integer" }, "perPage": { "type": "integer" },
+                        "pages": { "type": "integer", "description": "At least 1; a page past the last is empty" }
                     }
                 },
                 "CreateJob": {
@@ -227,13 +277,19 @@ pub fn document() -> Value {
                         "kubernetesJob": { "type": ["string", "null"] }
                     }
                 },
-                "RunWithOutput": {
+                "RunOfJob": {
                     "allOf": [schema_ref("Run"), {
                         "type": "object",
                         "properties": {
                             "namespace": { "type": "string" }, "job": { "type": "string" }, "timeZone": { "type": "string" },
-                            "output": { "type": "string" }
+                            "jobDeleted": { "type": "boolean" }
                         }
+                    }]
+                },
+                "RunWithOutput": {
+                    "allOf": [schema_ref("RunOfJob"), {
+                        "type": "object",
+                        "properties": { "output": { "type": "string" } }
                     }]
                 },
                 "Error": {

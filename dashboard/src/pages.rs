@@ -1,15 +1,17 @@
-//! The HTML pages: the jobs table with its runs panel, a run's output, the job form, Run Now, login.
-//! Errors of these routes become HTML pages ([`html_errors`]); forms with invalid input come back
-//! with every typed value and the errors next to their fields (422).
+//! The HTML pages: the jobs table with its runs panel, the runs view across jobs, a run's own page,
+//! the job form, Run Now, login. Errors of these routes become HTML pages ([`html_errors`]); forms
+//! with invalid input come back with every typed value and every error next to its field (422).
 
+use crate::AppState;
 use crate::auth::{CSRF_FIELD, Caller, Flash, Verb};
-use crate::data::{self, JobQuery, JobView, RunView};
+use crate::data::{self, JobQuery, JobView, RunQuery, RunRow, RunView};
 use crate::error::{AppError, ErrorPage, Result};
-use crate::form::{self, FormErrors, JobForm};
-use crate::{AppState, timefmt};
+use crate::form::{FormErrors, JobForm};
+use crate::timefmt::{self, DISPLAY_ZONE_COOKIE, DISPLAY_ZONES, DisplayZone};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, Request, State};
+use axum::extract::{Extension, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -52,8 +54,31 @@ pub fn router() -> Router<AppState> {
         )
         .route("/jobs/{namespace}/{name}/delete", post(delete_job))
         .route("/jobs/{namespace}/{name}/run", post(run_now))
-        .route("/runs/{id}", get(run_redirect))
+        .route("/fragments/jobs", get(jobs_fragment))
+        .route("/runs", get(runs_page))
+        .route("/runs/{id}", get(run_own_page))
         .route("/runs/{id}/output.txt", get(output_txt))
+}
+
+/// The display zone the browser chose (cookie [`DISPLAY_ZONE_COOKIE`]); each job's zone without one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Zone(pub DisplayZone);
+
+impl<S: Send + Sync> FromRequestParts<S> for Zone {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == DISPLAY_ZONE_COOKIE)
+            .map(|(_, value)| value.to_owned());
+        Ok(Self(DisplayZone::from_cookie(value.as_deref())))
+    }
 }
 
 /// Login and logout.
@@ -104,10 +129,15 @@ pub struct Chrome {
     pub can_logout: bool,
     pub kubernetes: bool,
     pub flash: Option<Flash>,
+    /// The display zone's cookie value and the choices of the switch.
+    pub zone: &'static str,
+    pub zones: &'static [(&'static str, &'static str)],
+    /// Which tab of the top bar is current ("jobs", "runs", "").
+    pub section: &'static str,
 }
 
 impl Chrome {
-    fn new(state: &AppState, caller: &Caller) -> Self {
+    fn new(state: &AppState, caller: &Caller, zone: DisplayZone, section: &'static str) -> Self {
         Self {
             mode: if state.is_kubernetes() {
                 "Kubernetes"
@@ -119,6 +149,9 @@ impl Chrome {
             can_logout: caller.session.as_ref().is_some_and(|s| s.token.is_some()),
             kubernetes: state.is_kubernetes(),
             flash: state.take_flash(caller),
+            zone: zone.cookie_value(),
+            zones: &DISPLAY_ZONES,
+            section,
         }
     }
 }
@@ -168,6 +201,9 @@ pub(crate) async fn html_errors(request: Request, next: Next) -> Response {
             .is_some_and(|s| s.token.is_some()),
         kubernetes: false,
         flash: None,
+        zone: "job",
+        zones: &DISPLAY_ZONES,
+        section: "",
     };
     let template = ErrorTemplate {
         chrome,
@@ -213,7 +249,7 @@ impl ListQuery {
                 pairs.append_pair(key, value);
             }
         }
-        if let Some(page) = q.page.filter(|p| *p > 1) {
+        if let Some(page) = q.page().ok().filter(|p| *p > 1) {
             pairs.append_pair("page", &page.to_string());
         }
         let encoded = pairs.finish();
@@ -231,6 +267,11 @@ impl ListQuery {
     }
 
     fn page_href(&self, page: u32) -> String {
+        self.href(Some(page))
+    }
+
+    /// The list with these filters, at `page` (`None`: the first page).
+    fn href(&self, page: Option<u32>) -> String {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in [
             ("name", &self.name),
@@ -242,18 +283,37 @@ impl ListQuery {
                 pairs.append_pair(key, value);
             }
         }
-        pairs.append_pair("page", &page.to_string());
-        format!("/?{}", pairs.finish())
+        if let Some(page) = page {
+            pairs.append_pair("page", &page.to_string());
+        }
+        let query = pairs.finish();
+        if query.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/?{query}")
+        }
     }
 }
 
-/// The output of one run, as the panel shows it.
+/// The output of one run, as the panel and the run's page show it.
 #[derive(Clone, Debug)]
 pub struct OutputView {
     pub run: RunView,
-    pub text: String,
+    /// The text cut by colour (ANSI codes rendered as classes, other escapes dropped).
+    pub segments: Vec<crate::ansi::Segment>,
     pub truncated_bytes: i64,
     pub original_bytes: i64,
+}
+
+impl OutputView {
+    fn new(detail: data::RunDetail) -> Self {
+        Self {
+            truncated_bytes: detail.run.output_truncated_bytes,
+            original_bytes: detail.run.output_bytes,
+            segments: crate::ansi::segments(&detail.output),
+            run: detail.run,
+        }
+    }
 }
 
 /// The side panel of one job.
@@ -271,6 +331,11 @@ pub struct PanelData {
     pub back_suffix: String,
     /// A run is in flight or a Run Now is pending: the panel says it is updating.
     pub live: bool,
+    /// Links to the older and newer pages of runs (within the panel).
+    pub older_href: Option<String>,
+    pub newer_href: Option<String>,
+    /// The newest run in words, for the live region ("Run #12 SUCCESS").
+    pub latest: String,
 }
 
 #[derive(Template)]
@@ -287,6 +352,8 @@ struct JobsTemplate {
     prev_href: Option<String>,
     next_href: Option<String>,
     selected: String,
+    /// Where the table's rows refresh from.
+    refresh_url: String,
     panel: Option<PanelData>,
 }
 
@@ -299,71 +366,259 @@ struct PanelTemplate {
 async fn jobs_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Zone(zone): Zone,
     Query(query): Query<JobQuery>,
 ) -> Result<Response> {
-    render_jobs(&state, &caller, &query, None).await
+    render_jobs(&state, &caller, &query, None, zone).await
 }
 
 async fn job_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Zone(zone): Zone,
     Path((namespace, name)): Path<(String, String)>,
+    Query(panel_query): Query<PanelQuery>,
     Query(query): Query<JobQuery>,
 ) -> Result<Response> {
-    let panel = panel_data(&state, &caller, &namespace, &name, None, &query).await?;
-    render_jobs(&state, &caller, &query, Some(panel)).await
+    let panel = panel_data(
+        &state,
+        &caller,
+        &namespace,
+        &name,
+        None,
+        &panel_query,
+        &query,
+        zone,
+    )
+    .await?;
+    render_jobs(&state, &caller, &query, Some(panel), zone).await
 }
 
 async fn run_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path((namespace, name, id)): Path<(String, String, i64)>,
+    Zone(zone): Zone,
+    Path((namespace, name, id)): Path<(String, String, String)>,
+    Query(panel_query): Query<PanelQuery>,
     Query(query): Query<JobQuery>,
 ) -> Result<Response> {
-    let panel = panel_data(&state, &caller, &namespace, &name, Some(id), &query).await?;
-    render_jobs(&state, &caller, &query, Some(panel)).await
+    let id = data::run_id(&id)?;
+    let panel = panel_data(
+        &state,
+        &caller,
+        &namespace,
+        &name,
+        Some(id),
+        &panel_query,
+        &query,
+        zone,
+    )
+    .await?;
+    render_jobs(&state, &caller, &query, Some(panel), zone).await
 }
 
-#[derive(Deserialize)]
+/// The panel's own parameters: the run shown and the page of runs (cursors).
+#[derive(Clone, Debug, Default, Deserialize)]
 struct PanelQuery {
-    run: Option<i64>,
+    #[serde(default)]
+    run: String,
+    #[serde(default)]
+    before: String,
+    #[serde(default)]
+    after: String,
 }
 
 async fn panel_fragment(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Zone(zone): Zone,
     Path((namespace, name)): Path<(String, String)>,
     Query(panel_query): Query<PanelQuery>,
     Query(query): Query<JobQuery>,
 ) -> Result<Response> {
-    let p = panel_data(&state, &caller, &namespace, &name, panel_query.run, &query).await?;
+    let run = match panel_query.run.trim() {
+        "" => None,
+        id => Some(data::run_id(id)?),
+    };
+    let p = panel_data(
+        &state,
+        &caller,
+        &namespace,
+        &name,
+        run,
+        &panel_query,
+        &query,
+        zone,
+    )
+    .await?;
     Ok(render(&PanelTemplate { p })?.into_response())
 }
 
-async fn run_redirect(
+#[derive(Template)]
+#[template(path = "jobs_rows.html")]
+struct JobRowsTemplate {
+    chrome: Chrome,
+    query: ListQuery,
+    jobs: Vec<JobView>,
+    selected: String,
+}
+
+/// The rows of the jobs table, for the page's refresh (`?selected=ns/name` marks the open job).
+async fn jobs_fragment(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Zone(zone): Zone,
+    Query(query): Query<JobQuery>,
+    Query(selected): Query<SelectedQuery>,
 ) -> Result<Response> {
-    let detail = data::get_run(&state, id)
+    query.check()?;
+    let namespaces = caller.readable_namespaces(&state).await?;
+    let per_page = query.per_page(state.config().page_size)?;
+    let page = query.page()?;
+    let (mut jobs, _) = data::list_jobs(&state, &query, namespaces.as_deref(), page, per_page, zone).await?;
+    data::attach_health(&state, &mut jobs, zone).await?;
+    let template = JobRowsTemplate {
+        chrome: Chrome::new(&state, &caller, zone, "jobs"),
+        query: ListQuery::from_query(&query),
+        jobs,
+        selected: selected.selected,
+    };
+    Ok(render(&template)?.into_response())
+}
+
+#[derive(Deserialize)]
+struct SelectedQuery {
+    #[serde(default)]
+    selected: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsTemplate {
+    chrome: Chrome,
+    query: RunQuery,
+    rows: Vec<RunRow>,
+    older_href: Option<String>,
+    newer_href: Option<String>,
+    status_options: Vec<(&'static str, &'static str)>,
+    trigger_options: Vec<(&'static str, &'static str)>,
+    filtered: bool,
+    /// The zone `since`/`until` are read in, for the hint.
+    zone_name: String,
+}
+
+const RUN_STATUS_OPTIONS: [(&str, &str); 5] = [
+    ("", "any"),
+    ("SUCCESS", "succeeded"),
+    ("FAILURE", "failed"),
+    ("ERROR", "could not start"),
+    ("RUNNING", "running"),
+];
+
+const TRIGGER_OPTIONS: [(&str, &str); 3] = [("", "any"), ("schedule", "schedule"), ("manual", "manual")];
+
+/// The zone a display zone reads typed times in: the chosen one, else the default zone.
+fn input_zone(zone: DisplayZone) -> chrono_tz::Tz {
+    match zone {
+        DisplayZone::Fixed(tz) => tz,
+        DisplayZone::Job => timefmt::zone(jtp_crds::DEFAULT_TIME_ZONE),
+    }
+}
+
+/// Runs across jobs, deleted jobs' included: filters, cursor pages, newest first.
+async fn runs_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Zone(zone): Zone,
+    Query(query): Query<RunQuery>,
+) -> Result<Response> {
+    let filter = query.to_filter(input_zone(zone), state.config().page_size)?;
+    let namespaces = caller.readable_namespaces(&state).await?;
+    let page = data::list_all_runs(&state, filter, namespaces, zone).await?;
+    let href = |key: &str, cursor: &str| {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("status", &query.status),
+            ("trigger", &query.trigger),
+            ("job", &query.job),
+            ("namespace", &query.namespace),
+            ("since", &query.since),
+            ("until", &query.until),
+            ("limit", &query.limit),
+        ] {
+            if !v.trim().is_empty() {
+                pairs.append_pair(k, v.trim());
+            }
+        }
+        pairs.append_pair(key, cursor);
+        format!("/runs?{}", pairs.finish())
+    };
+    let filtered = [
+        &query.status,
+        &query.trigger,
+        &query.job,
+        &query.namespace,
+        &query.since,
+        &query.until,
+    ]
+    .iter()
+    .any(|v| !v.trim().is_empty());
+    let template = RunsTemplate {
+        chrome: Chrome::new(&state, &caller, zone, "runs"),
+        older_href: page.older.as_deref().map(|c| href("before", c)),
+        newer_href: page.newer.as_deref().map(|c| href("after", c)),
+        rows: page.rows,
+        status_options: RUN_STATUS_OPTIONS.to_vec(),
+        trigger_options: TRIGGER_OPTIONS.to_vec(),
+        filtered,
+        zone_name: input_zone(zone).name().to_owned(),
+        query,
+    };
+    Ok(render(&template)?.into_response())
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunTemplate {
+    chrome: Chrome,
+    namespace: String,
+    job: String,
+    /// The job still exists (its panel can be opened).
+    job_live: bool,
+    out: OutputView,
+}
+
+/// One run on a page of its own; works for the runs of deleted jobs too.
+async fn run_own_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Zone(zone): Zone,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = data::run_id(&id)?;
+    let detail = data::get_run(&state, id, zone)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
     caller
         .require(&state, Verb::Get, &detail.job.namespace, "read this run")
         .await?;
-    Ok(Redirect::to(&format!(
-        "/jobs/{}/{}/runs/{id}",
-        detail.job.namespace, detail.job.name
-    ))
-    .into_response())
+    let template = RunTemplate {
+        chrome: Chrome::new(&state, &caller, zone, "runs"),
+        namespace: detail.job.namespace.clone(),
+        job: detail.job.name.clone(),
+        job_live: detail.job.deleted_at.is_none(),
+        out: OutputView::new(detail),
+    };
+    Ok(render(&template)?.into_response())
 }
 
 async fn output_txt(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response> {
-    let detail = data::get_run(&state, id)
+    let id = data::run_id(&id)?;
+    let detail = data::get_run(&state, id, DisplayZone::Job)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
     caller
@@ -390,16 +645,25 @@ async fn render_jobs(
     caller: &Caller,
     query: &JobQuery,
     panel: Option<PanelData>,
+    zone: DisplayZone,
 ) -> Result<Response> {
     query.check()?;
     let namespaces = caller.readable_namespaces(state).await?;
-    let per_page = query.per_page.unwrap_or(state.config().page_size).clamp(1, 500);
-    let page = query.page.unwrap_or(1).max(1);
-    let (jobs, total) = data::list_jobs(state, query, namespaces.as_deref(), page, per_page).await?;
+    let per_page = query.per_page(state.config().page_size)?;
+    let page = query.page()?;
+    let (mut jobs, total) =
+        data::list_jobs(state, query, namespaces.as_deref(), page, per_page, zone).await?;
     let pages = ((total + i64::from(per_page) - 1) / i64::from(per_page)).max(1);
     let list_query = ListQuery::from_query(query);
+    if i64::from(page) > pages {
+        // Past the last page (a bookmark, a list that shrank): the last page, not "page 99 of 1".
+        let last = u32::try_from(pages).unwrap_or(u32::MAX);
+        let target = list_query.href((last > 1).then_some(last));
+        return Ok(Redirect::to(&target).into_response());
+    }
+    data::attach_health(state, &mut jobs, zone).await?;
     let template = JobsTemplate {
-        chrome: Chrome::new(state, caller),
+        chrome: Chrome::new(state, caller, zone, "jobs"),
         prev_href: (page > 1).then(|| list_query.page_href(page - 1)),
         next_href: (i64::from(page) < pages).then(|| list_query.page_href(page + 1)),
         query: list_query,
@@ -410,18 +674,38 @@ async fn render_jobs(
         page,
         pages,
         selected: panel.as_ref().map(|p| p.job.key.clone()).unwrap_or_default(),
+        refresh_url: format!(
+            "/fragments/jobs?{}",
+            url::form_urlencoded::Serializer::new(list_query_pairs(query))
+                .append_pair(
+                    "selected",
+                    &panel.as_ref().map(|p| p.job.key.clone()).unwrap_or_default()
+                )
+                .finish()
+        ),
         panel,
     };
     Ok(render(&template)?.into_response())
 }
 
+/// The jobs list's filters and page as a query string (without `?`).
+fn list_query_pairs(query: &JobQuery) -> String {
+    ListQuery::from_query(query)
+        .suffix
+        .trim_start_matches('?')
+        .to_owned()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn panel_data(
     state: &AppState,
     caller: &Caller,
     namespace: &str,
     name: &str,
     run: Option<i64>,
+    panel_query: &PanelQuery,
     query: &JobQuery,
+    zone: DisplayZone,
 ) -> Result<PanelData> {
     caller
         .require(state, Verb::Get, namespace, "read this job")
@@ -429,45 +713,75 @@ async fn panel_data(
     let job = data::get_job(state, namespace, name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
-    let runs = data::list_runs(state, &job, state.config().runs_in_panel).await?;
+    let cursor = |field: &str, text: &str| match text.trim() {
+        "" => Ok(None),
+        t => data::parse_cursor(field, t).map(Some),
+    };
+    let (before, after) = (
+        cursor("before", &panel_query.before)?,
+        cursor("after", &panel_query.after)?,
+    );
+    let (runs, older, newer) =
+        data::list_runs(state, &job, state.config().runs_in_panel, before, after, zone).await?;
     let output = match run {
         None => None,
         Some(id) => {
-            let detail = data::get_run(state, id)
+            let detail = data::get_run(state, id, zone)
                 .await?
                 .filter(|d| d.job.id == job.id)
                 .ok_or_else(|| AppError::NotFound(format!("job {namespace}/{name} has no run #{id}")))?;
-            Some(OutputView {
-                truncated_bytes: detail.run.output_truncated_bytes,
-                original_bytes: detail.run.output_bytes,
-                run: detail.run,
-                text: detail.output,
-            })
+            Some(OutputView::new(detail))
         }
     };
-    let view = JobView::cached(state, job);
+    let mut view = JobView::cached(state, job, zone);
+    data::attach_health(state, std::slice::from_mut(&mut view), zone).await?;
     let live = view.run_now_requested.is_some() || runs.iter().any(|r| !r.status.is_finished());
     let list_query = ListQuery::from_query(query);
-    let mut refresh = format!("/jobs/{namespace}/{name}/panel");
+    let rest = list_query.suffix.trim_start_matches('?').to_owned();
+    let with = |path: String, extra: &[(&str, String)]| {
+        let mut pairs = url::form_urlencoded::Serializer::new(rest.clone());
+        for (k, v) in extra {
+            pairs.append_pair(k, v);
+        }
+        let q = pairs.finish();
+        if q.is_empty() { path } else { format!("{path}?{q}") }
+    };
+    let base = format!("/jobs/{namespace}/{name}");
+    let mut refresh_extra = Vec::new();
     if let Some(id) = run {
-        refresh.push_str(&format!("?run={id}"));
+        refresh_extra.push(("run", id.to_string()));
     }
-    if !list_query.suffix.is_empty() {
-        let rest = list_query.suffix.trim_start_matches('?');
-        refresh.push(if run.is_some() { '&' } else { '?' });
-        refresh.push_str(rest);
+    // A later page of runs stays where it is; the first page follows new runs.
+    if let Some(b) = before {
+        refresh_extra.push(("before", data::encode_cursor(b)));
     }
+    let page_path = match run {
+        Some(id) => format!("{base}/runs/{id}"),
+        None => base.clone(),
+    };
+    let latest = runs.first().map_or_else(
+        || "No runs yet.".to_owned(),
+        |r| {
+            format!(
+                "Latest run #{}: {}, started {}.",
+                r.id, r.status_label, r.started.local
+            )
+        },
+    );
     Ok(PanelData {
         job: view,
-        runs,
         selected_run: run.unwrap_or(-1),
         output,
         csrf: caller.csrf(),
         kubernetes: state.is_kubernetes(),
-        refresh_url: refresh,
+        refresh_url: with(format!("{base}/panel"), &refresh_extra),
         back_suffix: list_query.suffix.clone(),
         query_suffix: list_query.suffix,
         live,
+        older_href: older.map(|c| with(page_path.clone(), &[("before", c)])),
+        newer_href: newer.map(|c| with(page_path.clone(), &[("after", c)])),
+        latest,
+        runs,
     })
 }
 
@@ -517,7 +831,7 @@ fn form_page(
         })
         .collect();
     let template = FormTemplate {
-        chrome: Chrome::new(state, caller),
+        chrome: Chrome::new(state, caller, DisplayZone::Job, ""),
         errors,
         editing,
         action,
@@ -576,13 +890,8 @@ fn checked_spec(
     form: &JobForm,
     base: Option<&ScheduledJobSpec>,
 ) -> std::result::Result<ScheduledJobSpec, FormErrors> {
-    match form.to_spec(base) {
-        Err(errors) => Err(FormErrors::from_field_errors(&errors)),
-        Ok(spec) => match form::validate_job(&form.namespace, &form.name, &spec) {
-            Ok(()) => Ok(spec),
-            Err(errors) => Err(FormErrors::from_field_errors(&errors)),
-        },
-    }
+    form.checked(base)
+        .map_err(|errors| FormErrors::from_field_errors(&errors))
 }
 
 async fn create_job(
@@ -730,6 +1039,7 @@ async fn delete_job(
 async fn run_now(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Zone(zone): Zone,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Response> {
     caller
@@ -738,10 +1048,10 @@ async fn run_now(
     let now = Utc::now();
     state.run_now(&namespace, &name, now).await?;
     let zone = match data::get_job(&state, &namespace, &name).await {
-        Ok(Some(job)) => timefmt::zone(&job.timezone),
-        _ => timefmt::zone(jtp_crds::DEFAULT_TIME_ZONE),
+        Ok(Some(job)) => zone.for_job(&job.timezone),
+        _ => zone.for_job(jtp_crds::DEFAULT_TIME_ZONE),
     };
-    let at = timefmt::show(now, zone);
+    let at = timefmt::show_precise(now, zone);
     state.set_flash(
         &caller,
         "success",

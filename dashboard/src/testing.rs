@@ -201,6 +201,112 @@ impl Browser {
         path
     }
 
+    /// Resizes the window so the page's viewport is `width` × `height` CSS pixels.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let inner = |c: &Client| {
+            let c = c.clone();
+            async move {
+                let v = c
+                    .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                    .await
+                    .expect("the viewport's size");
+                let n = |i: usize| u32::try_from(v[i].as_u64().unwrap_or(0)).unwrap_or(0);
+                (n(0), n(1))
+            }
+        };
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("a window size");
+        let (w, h) = inner(&self.client).await;
+        if (w, h) != (width, height) {
+            // The window's frame takes some room: grow the window by the difference.
+            self.client
+                .set_window_size(width + width.saturating_sub(w), height + height.saturating_sub(h))
+                .await
+                .expect("a window size");
+        }
+        let (w, _) = inner(&self.client).await;
+        assert_eq!(w, width, "the viewport did not take the width asked for");
+    }
+
+    /// Runs `script` (a function body that `return`s JSON) in the page.
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Every visible cell of the table matching `table` that something covers or pushes out of
+    /// sight: cells under the panel (`#panel`, when open), cells beyond the viewport's right edge,
+    /// a table that scrolls sideways, and cells whose own content overflows them. Empty when
+    /// every column can be read; measured with the browser's own layout boxes.
+    pub async fn covered_cells(&self, table: &str) -> Vec<String> {
+        let script = format!(
+            r#"
+            const table = document.querySelector({table:?});
+            if (!table) return ["no table {table}"];
+            const panel = document.getElementById("panel");
+            const p = panel && !panel.contains(table) ? panel.getBoundingClientRect() : null;
+            const vw = document.documentElement.clientWidth;
+            const out = [];
+            const cells = Array.from(table.querySelectorAll("th, td"))
+              .filter(c => c.offsetParent !== null && c.getBoundingClientRect().width > 1);
+            for (const c of cells) {{
+              const r = c.getBoundingClientRect();
+              const name = (c.getAttribute("data-label") || c.textContent.trim()).slice(0, 40);
+              const beside = p && r.top < p.bottom && r.bottom > p.top;
+              if (beside && r.right > p.left + 0.5 && r.left < p.right) out.push(name + ": under the panel (" + r.right + " > " + p.left + ")");
+              if (r.right > vw + 0.5) out.push(name + ": past the right edge (" + r.right + " > " + vw + ")");
+              if (c.scrollWidth > c.clientWidth + 1) out.push(name + ": its content overflows (" + c.scrollWidth + " > " + c.clientWidth + ")");
+            }}
+            const wrap = table.parentElement;
+            if (wrap.scrollWidth > wrap.clientWidth + 1) out.push("the table scrolls sideways (" + wrap.scrollWidth + " > " + wrap.clientWidth + ")");
+            if (document.documentElement.scrollWidth > vw + 1) out.push("the page scrolls sideways (" + document.documentElement.scrollWidth + " > " + vw + ")");
+            return out;
+            "#
+        );
+        let found = self.eval(&script).await;
+        found
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The texts of the visible header cells of the table matching `table`.
+    pub async fn visible_headers(&self, table: &str) -> Vec<String> {
+        let script = format!(
+            r#"return Array.from(document.querySelectorAll({table:?} + " th"))
+                 .filter(c => c.offsetParent !== null && c.getBoundingClientRect().width > 1)
+                 .map(c => c.textContent.trim());"#
+        );
+        let found = self.eval(&script).await;
+        found
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The bounding box of the first element matching `css`: `[left, top, right, bottom]`.
+    pub async fn rect(&self, css: &str) -> [f64; 4] {
+        let script = format!(
+            "const r = document.querySelector({css:?}).getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];"
+        );
+        let v = self.eval(&script).await;
+        let n = |i: usize| v[i].as_f64().unwrap_or(f64::NAN);
+        [n(0), n(1), n(2), n(3)]
+    }
+
+    /// The page's current URL.
+    pub async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .expect("the current URL")
+    }
+
     /// True when an alert, confirm or prompt dialog is open.
     pub async fn alert_open(&self) -> bool {
         self.client.get_alert_text().await.is_ok()

@@ -58,6 +58,63 @@
     window.setInterval(refresh, 2000);
   }
 
+  // The jobs table refreshes its rows from a server-rendered fragment every 3 s, so Last run,
+  // Next run and the health columns follow Run Now and scheduled runs without a reload.
+  function liveRows() {
+    var body = document.getElementById("jobs-body");
+    if (!body) return;
+    var url = body.getAttribute("data-refresh");
+    if (!url) return;
+    var last = null;
+    var busy = false;
+    function refresh() {
+      if (busy || document.hidden) return;
+      busy = true;
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null && html !== last) {
+            body.innerHTML = html;
+            last = html;
+          }
+        })
+        .catch(function () {})
+        .finally(function () { busy = false; });
+    }
+    window.setInterval(refresh, 3000);
+  }
+
+  // A click anywhere on a row opens what its first link opens (the job, the run); clicks on
+  // the row's own links, buttons and form fields keep their meaning, and selecting text does
+  // not navigate. Ctrl/Cmd-click opens a new tab, as on a link.
+  function clickableRows() {
+    document.addEventListener("click", function (event) {
+      var target = event.target;
+      if (!(target instanceof Element)) return;
+      var row = target.closest("tr[data-href]");
+      if (!row || target.closest("a, button, input, select, textarea, label, form, summary")) return;
+      var selection = window.getSelection ? String(window.getSelection()) : "";
+      if (selection.length > 0) return;
+      var href = row.getAttribute("data-href");
+      if (event.ctrlKey || event.metaKey) {
+        window.open(href, "_blank", "noopener");
+      } else {
+        window.location.assign(href);
+      }
+    });
+  }
+
+  // The display-zone switch: remembered per browser in a cookie the server reads.
+  function zoneSwitch() {
+    var select = document.getElementById("display-zone");
+    if (!select) return;
+    select.addEventListener("change", function () {
+      document.cookie = "jtp_zone=" + encodeURIComponent(select.value) +
+        "; path=/; max-age=31536000; SameSite=Strict";
+      window.location.reload();
+    });
+  }
+
   // Fade the flash message after a while; it stays readable for screen readers until then.
   function flash() {
     var el = document.getElementById("flash");
@@ -69,6 +126,9 @@
     toggle("script_kind", "data-script");
     confirmForms();
     livePanel();
+    liveRows();
+    clickableRows();
+    zoneSwitch();
     flash();
   });
 })();

@@ -9,6 +9,7 @@ mod common;
 
 use common::kube_env::{KubeEnv, Mirror};
 use common::*;
+use jtp_crds::ScheduledJobSpec;
 use jtp_dashboard::testing::Browser;
 use jtp_dashboard::{AppState, PortalConfig};
 use std::time::Duration;
@@ -44,6 +45,169 @@ async fn standalone_form_errors_keep_what_was_typed() {
     );
     assert!(!b.alert_open().await);
     b.screenshot("standalone-form-errors").await;
+    b.close().await;
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
+/// Jobs and runs as a new user sees them after a while: long names and descriptions, an interval
+/// job, a suspended one, a failing one with coloured output, runs seconds apart.
+async fn busy_portal(t: &Standalone) -> i64 {
+    use jtp_crds::{IntervalUnit, RunStatus};
+    let specs = [
+        (
+            "nightly-report-for-the-finance-team",
+            ScheduledJobSpec::daily("09:00"),
+        ),
+        ("heartbeat", ScheduledJobSpec::interval(15, IntervalUnit::Minutes)),
+        (
+            "london-close",
+            ScheduledJobSpec::daily("16:30").in_zone("Europe/London"),
+        ),
+        (
+            "weekly-cleanup",
+            ScheduledJobSpec::weekly(&[jtp_crds::Weekday::Monday, jtp_crds::Weekday::Friday], "08:30"),
+        ),
+        ("every-five", ScheduledJobSpec::cron("*/5 * * * *")),
+        ("on-demand", ScheduledJobSpec::manual()),
+    ];
+    let mut ids = Vec::new();
+    for (name, mut spec) in specs {
+        spec.description = Some(format!(
+            "{name}: a description long enough to wrap in a narrow column"
+        ));
+        ids.push(add_job(&t.store, "default", name, &spec).await);
+    }
+    let now = chrono::Utc::now();
+    let failing = ids[0];
+    let mut last = 0;
+    for i in 0..6i64 {
+        let status = if i % 3 == 2 {
+            RunStatus::Failure
+        } else {
+            RunStatus::Success
+        };
+        let output = if status == RunStatus::Failure {
+            "\x1b[1;31mERROR\x1b[0m the ledger did not balance\n"
+        } else {
+            "\x1b[32mok\x1b[0m\n"
+        };
+        let at = now - chrono::Duration::seconds(300 - i * 9);
+        last = add_run_at(
+            &t.store,
+            failing,
+            at,
+            status,
+            Some(i32::from(status != RunStatus::Success)),
+            output,
+        )
+        .await;
+    }
+    last
+}
+
+/// Fails with the covered cells, after saving a screenshot to look at.
+async fn assert_nothing_covered(b: &Browser, table: &str, shot: &str) {
+    let path = b.screenshot(shot).await;
+    let covered = b.covered_cells(table).await;
+    assert!(covered.is_empty(), "{shot} ({}): {covered:#?}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_layout_clickable_rows_live_table_and_colours() {
+    let t = standalone().await;
+    let last_run = busy_portal(&t).await;
+    let (base, stop, server) = serve_portal(t.state.clone()).await;
+    let b = Browser::start().await;
+    let job = "default/nightly-report-for-the-finance-team";
+    let panel_url = format!("{base}/jobs/{job}");
+
+    // With the panel open, at 1280 and 1400 px, no column of the jobs table is under it.
+    for width in [1280, 1400] {
+        b.set_viewport(width, 900).await;
+        b.goto(&panel_url).await;
+        b.find("#panel-job").await;
+        assert_nothing_covered(&b, "#jobs-table", &format!("standalone-panel-{width}")).await;
+        assert_nothing_covered(&b, "#runs-table", &format!("standalone-panel-{width}-runs")).await;
+        let headers = b.visible_headers("#jobs-table").await;
+        for wanted in ["Name", "Next run", "Last run", "State"] {
+            assert!(headers.iter().any(|h| h == wanted), "{width}: {headers:?}");
+        }
+    }
+    // Without the panel every column shows, none covered.
+    b.goto(&base).await;
+    b.find("#jobs-table").await;
+    assert_nothing_covered(&b, "#jobs-table", "standalone-jobs-1400").await;
+    assert_eq!(
+        b.visible_headers("#jobs-table").await,
+        ["Name", "Schedule", "Next run", "Last run", "Recent runs", "State"]
+    );
+
+    // On a 390 px phone the panel comes first, above the list, and nothing runs off the screen.
+    b.set_viewport(390, 844).await;
+    b.goto(&panel_url).await;
+    b.find("#panel-job").await;
+    let panel = b.rect("#panel").await;
+    let table = b.rect("#jobs-table").await;
+    assert!(
+        panel[3] <= table[1],
+        "the panel ({panel:?}) is above the table ({table:?})"
+    );
+    assert!(panel[1] < 300.0, "the panel starts near the top: {panel:?}");
+    assert_nothing_covered(&b, "#jobs-table", "standalone-panel-390").await;
+    assert_nothing_covered(&b, "#runs-table", "standalone-panel-390-runs").await;
+    b.goto(&format!("{base}/runs")).await;
+    assert_nothing_covered(&b, "#all-runs-table", "standalone-runs-390").await;
+
+    // Rows are clickable: a click on a job row's schedule cell opens its panel, one on a run's
+    // duration cell opens that run's output.
+    b.set_viewport(1280, 900).await;
+    b.goto(&base).await;
+    b.click("tr[data-job='default/heartbeat'] td.next-run").await;
+    b.wait_text("#panel-job", WAIT, |t| t == "heartbeat").await;
+    assert!(b.url().await.ends_with("/jobs/default/heartbeat"));
+    b.goto(&panel_url).await;
+    b.click(&format!("#runs-table tr[data-run='{last_run}'] td:nth-child(3)"))
+        .await;
+    b.wait_text("#output-text", WAIT, |t| t.contains("ledger did not balance"))
+        .await;
+    // The colour codes are colours, not text.
+    let output = b.text("#output-text").await;
+    assert!(
+        !output.contains("[1;31m") && output.starts_with("ERROR"),
+        "{output:?}"
+    );
+    let red = b.css_value("#output-text .ansi-fg-1", "color").await;
+    assert_eq!(red, "rgba(255, 123, 114, 1)");
+    assert_eq!(b.css_value("#output-text .ansi-fg-1", "font-weight").await, "700");
+    b.screenshot("standalone-output-colours").await;
+
+    // Accessibility: a labelled close button and a live region for the refreshing panel.
+    assert_eq!(
+        b.attr("#panel .close", "aria-label").await.as_deref(),
+        Some("Close the panel of nightly-report-for-the-finance-team")
+    );
+    assert_eq!(
+        b.attr("#panel-status", "aria-live").await.as_deref(),
+        Some("polite")
+    );
+
+    // The jobs table follows new runs without a reload.
+    b.goto(&format!("{base}/jobs/default/on-demand")).await;
+    let last = "tr[data-job='default/on-demand'] td.last-run";
+    assert!(b.text(last).await.contains("never"));
+    add_run(
+        &t.store,
+        t.store.get_job_by_name("default", "on-demand").await.unwrap().id,
+        jtp_crds::RunStatus::Success,
+        Some(0),
+        "done",
+    )
+    .await;
+    b.wait_text(last, WAIT, |t| t.contains("SUCCESS")).await;
+    b.wait_text("#panel-status", WAIT, |t| t.contains("SUCCESS"))
+        .await;
+
     b.close().await;
     let _ = stop.send(());
     server.await.unwrap();
@@ -116,6 +280,18 @@ async fn kubernetes_create_run_now_refusal_and_output() {
             .ends_with("01:00:00 UTC")
     );
     b.screenshot("kubernetes-jobs").await;
+    // With the namespace column and the panel open, no column is covered at 1280 or 390 px.
+    for (width, height) in [(1280, 900), (390, 844)] {
+        b.set_viewport(width, height).await;
+        b.goto(&format!("{base}/jobs/{ns}/cluster-daily")).await;
+        b.find("#panel-job").await;
+        assert_nothing_covered(&b, "#jobs-table", &format!("kubernetes-panel-{width}")).await;
+        let headers = b.visible_headers("#jobs-table").await;
+        if width > 700 {
+            assert!(headers.iter().any(|h| h == "Namespace"), "{headers:?}");
+        }
+    }
+    b.set_viewport(1440, 900).await;
 
     // The reader may look but not Run Now: a clear refusal.
     b.click("button.link").await; // log out

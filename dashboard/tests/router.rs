@@ -407,13 +407,16 @@ async fn the_panel_lists_runs_newest_first_and_shows_escaped_output() {
     );
     assert!(p_running < p_new && p_new < p_old, "newest first");
     assert!(body.contains("RUNNING…"));
-    assert!(body.contains("2026-11-01 09:00 HKT"), "{body}");
-    assert!(body.contains("1 s"));
+    assert!(
+        body.contains("2026-11-01 09:00:00 HKT"),
+        "runs read to the second: {body}"
+    );
+    assert!(body.contains("1.5 s"), "{body}");
     assert!(body.contains("data-refresh=\"/jobs/default/noisy/panel\""));
 
     let page = send(&t.state, get(&format!("/jobs/default/noisy/runs/{new}"))).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("<pre class=\"log\" id=\"output-text\">line 1\n    indented &#60;script&#62;alert(1)&#60;/script&#62;\n</pre>"), "{}", page.body);
+    assert!(page.body.contains("<pre class=\"log\" id=\"output-text\" tabindex=\"0\">line 1\n    indented &#60;script&#62;alert(1)&#60;/script&#62;\n</pre>"), "{}", page.body);
     assert!(!page.body.contains(XSS));
     assert!(page.body.contains(&format!("/runs/{new}/output.txt")));
     assert!(!page.body.contains("id=\"output-capped\""));
@@ -435,11 +438,14 @@ async fn the_panel_lists_runs_newest_first_and_shows_escaped_output() {
     let reply = send(&t.state, get(&format!("/jobs/default/noisy/runs/{foreign}"))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
-    let redirect = send(&t.state, get(&format!("/runs/{new}"))).await;
-    assert_eq!(redirect.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        redirect.header("location"),
-        format!("/jobs/default/noisy/runs/{new}")
+    // The run's own page: its output, and a link to its job.
+    let own = send(&t.state, get(&format!("/runs/{new}"))).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own.body.contains(XSS_ESCAPED));
+    assert!(
+        own.body.contains("href=\"/jobs/default/noisy\" id=\"run-job\""),
+        "{}",
+        own.body
     );
 }
 
@@ -1100,4 +1106,318 @@ async fn the_json_api_reads_only_json_bodies() {
         .body(Body::from(body.to_string()))
         .unwrap();
     assert_eq!(send(&t.state, request).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn bad_and_too_large_page_numbers_get_clear_answers() {
+    let t = standalone().await;
+    add_job(&t.store, "default", "one", &ScheduledJobSpec::daily("09:00")).await;
+    let page = send(&t.state, get("/?page=abc")).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.header("content-type").starts_with("text/html"));
+    assert!(
+        page.body
+            .contains("page: &#34;abc&#34; is not a page: use a whole number from 1 on"),
+        "{}",
+        page.body
+    );
+    let api = send(&t.state, get("/api/v1/jobs?page=abc&per_page=0")).await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = api.json()["errors"].clone();
+    let fields: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["page", "per_page"], "every problem at once: {errors}");
+    // Past the last page: the HTML list goes to the last page; the API answers an empty page.
+    let past = send(&t.state, get("/?page=99&name=on")).await;
+    assert_eq!(past.status, StatusCode::SEE_OTHER);
+    assert_eq!(past.header("location"), "/?name=on");
+    let api = send(&t.state, get("/api/v1/jobs?page=99")).await;
+    assert_eq!(api.status, StatusCode::OK);
+    let body = api.json();
+    assert_eq!(
+        (body["items"].as_array().unwrap().len(), body["pages"].as_i64()),
+        (0, Some(1))
+    );
+}
+
+#[tokio::test]
+async fn the_api_answers_json_for_bad_ids_and_methods() {
+    let t = standalone().await;
+    for uri in ["/api/v1/runs/abc", "/api/v1/runs/abc/output", "/api/v1/runs/-3"] {
+        let reply = send(&t.state, get(uri)).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            reply.header("content-type").starts_with("application/json"),
+            "{uri}"
+        );
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("runs are numbered"),
+            "{uri}"
+        );
+    }
+    let html = send(&t.state, get("/runs/abc")).await;
+    assert_eq!(html.status, StatusCode::NOT_FOUND);
+    assert!(html.header("content-type").starts_with("text/html"));
+    let reply = send(&t.state, json_request("PATCH", "/api/v1/openapi.json", None)).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.json()["kind"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn runs_of_a_deleted_job_stay_openable_and_listed() {
+    let t = standalone().await;
+    let job = add_job(&t.store, "default", "gone", &ScheduledJobSpec::daily("09:00")).await;
+    let run = add_run(&t.store, job, RunStatus::Failure, Some(3), "last words\n").await;
+    t.store.delete_job(job).await.unwrap();
+    let page = send(&t.state, get(&format!("/runs/{run}"))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("id=\"job-deleted\""));
+    assert!(page.body.contains("last words"));
+    let list = send(&t.state, get("/runs")).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains(&format!("href=\"/runs/{run}\"")),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("badge deleted"));
+    let api = send(&t.state, get(&format!("/api/v1/runs/{run}"))).await.json();
+    assert_eq!(api["jobDeleted"], true);
+    let all = send(&t.state, get("/api/v1/runs?job=gone")).await.json();
+    assert_eq!(all["items"][0]["id"].as_i64(), Some(run));
+    assert_eq!(all["items"][0]["jobDeleted"], true);
+}
+
+#[tokio::test]
+async fn the_runs_view_filters_and_pages_by_cursor() {
+    let t = standalone().await;
+    let a = add_job(&t.store, "default", "alpha", &ScheduledJobSpec::daily("09:00")).await;
+    let b = add_job(&t.store, "default", "beta", &ScheduledJobSpec::daily("09:00")).await;
+    let base = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5i64 {
+        let status = if i % 2 == 0 {
+            RunStatus::Success
+        } else {
+            RunStatus::Failure
+        };
+        let job = if i < 3 { a } else { b };
+        let at = base + chrono::Duration::seconds(i * 10);
+        ids.push(add_run_at(&t.store, job, at, status, Some(0), "x").await);
+    }
+    // Two per page, newest first; the older cursor leads on, the newer one back.
+    let first = send(&t.state, get("/api/v1/runs?limit=2")).await.json();
+    let page_ids = |v: &serde_json::Value| -> Vec<i64> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(page_ids(&first), [ids[4], ids[3]]);
+    assert_eq!(first["items"][0]["job"], "beta");
+    assert_eq!(first["newerCursor"], serde_json::Value::Null);
+    let cursor = first["olderCursor"].as_str().unwrap().to_owned();
+    let second = send(&t.state, get(&format!("/api/v1/runs?limit=2&before={cursor}")))
+        .await
+        .json();
+    assert_eq!(page_ids(&second), [ids[2], ids[1]]);
+    let back = second["newerCursor"].as_str().unwrap().to_owned();
+    let again = send(&t.state, get(&format!("/api/v1/runs?limit=2&after={back}")))
+        .await
+        .json();
+    assert_eq!(page_ids(&again), [ids[4], ids[3]]);
+    // Filters: status, job, time range in the job's zone (01:00 UTC is 09:00 HKT).
+    let failed = send(&t.state, get("/api/v1/runs?status=failure")).await.json();
+    assert_eq!(page_ids(&failed), [ids[3], ids[1]]);
+    let of_alpha = send(&t.state, get("/api/v1/runs?job=alpha&since=2026-11-30T09:00:10"))
+        .await
+        .json();
+    assert_eq!(page_ids(&of_alpha), [ids[2], ids[1]]);
+    let bad = send(&t.state, get("/api/v1/runs?status=done&since=yesterday&before=x")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["status", "since", "before"]);
+    // The page: the same filters, and Older/Newer links that carry them.
+    let html = send(&t.state, get("/runs?limit=2&status=FAILURE")).await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(html.body.contains(&format!("data-run=\"{}\"", ids[3])));
+    assert!(!html.body.contains(&format!("data-run=\"{}\"", ids[4])));
+    assert!(
+        !html.body.contains("id=\"runs-older\""),
+        "two failures fit on one page"
+    );
+    let html = send(&t.state, get("/runs?limit=2")).await;
+    assert!(
+        html.body.contains("href=\"/runs?limit=2&#38;before="),
+        "{}",
+        html.body
+    );
+    // A job's own list pages the same way.
+    let job_runs = send(&t.state, get("/api/v1/jobs/default/alpha/runs?limit=2"))
+        .await
+        .json();
+    assert_eq!(page_ids(&job_runs), [ids[2], ids[1]]);
+    assert!(job_runs["olderCursor"].is_string());
+}
+
+#[tokio::test]
+async fn the_panel_pages_its_runs() {
+    let t = PortalConfig {
+        runs_in_panel: 2,
+        ..PortalConfig::default()
+    };
+    let t = standalone_with(t, None).await;
+    let job = add_job(&t.store, "default", "many", &ScheduledJobSpec::daily("09:00")).await;
+    let base = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3i64 {
+        let at = base + chrono::Duration::seconds(i);
+        ids.push(add_run_at(&t.store, job, at, RunStatus::Success, Some(0), "").await);
+    }
+    let page = send(&t.state, get("/jobs/default/many")).await;
+    assert!(!page.body.contains(&format!("data-run=\"{}\"", ids[0])));
+    let marker = "id=\"runs-older\"";
+    assert!(page.body.contains(marker), "{}", page.body);
+    let href_start = page.body.find("href=\"/jobs/default/many?before=").unwrap() + 6;
+    let href_end = page.body[href_start..].find('"').unwrap() + href_start;
+    let older = page.body[href_start..href_end].replace("&#38;", "&");
+    let page = send(&t.state, get(&older)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("data-run=\"{}\"", ids[0])));
+    assert!(page.body.contains("id=\"runs-newer\""));
+    assert!(
+        page.body
+            .contains("data-refresh=\"/jobs/default/many/panel?before="),
+        "a later page stays put"
+    );
+}
+
+#[tokio::test]
+async fn times_read_to_the_second_with_relative_times_and_the_phase_of_intervals() {
+    let t = standalone().await;
+    add_job(
+        &t.store,
+        "default",
+        "heartbeat",
+        &ScheduledJobSpec::interval(15, jtp_crds::IntervalUnit::Minutes),
+    )
+    .await;
+    let page = send(&t.state, get("/")).await;
+    // default/heartbeat's phase puts its runs at :10:14.529, :25:14.529, :40:14.529 and :55:14.529.
+    assert!(
+        page.body
+            .contains("runs at :10:14.529, :25:14.529, :40:14.529, :55:14.529 past each hour"),
+        "{}",
+        page.body
+    );
+    let next = page.body.split("class=\"next-run\"").nth(1).unwrap();
+    let shown = next.split("</time>").next().unwrap();
+    assert!(shown.ends_with(":14 HKT"), "the seconds of the slot: {shown}");
+    assert!(next.contains("<span class=\"rel\">in "), "{next}");
+    // The display-zone cookie shows every time in UTC instead.
+    let utc = send(&t.state, get_with_cookie("/", "jtp_zone=UTC")).await;
+    let next = utc.body.split("class=\"next-run\"").nth(1).unwrap();
+    assert!(
+        next.split("</time>").next().unwrap().ends_with(":14 UTC"),
+        "{next}"
+    );
+    assert!(utc.body.contains("<option value=\"UTC\" selected>"));
+}
+
+#[tokio::test]
+async fn the_jobs_rows_refresh_from_a_fragment() {
+    let t = standalone().await;
+    let job = add_job(&t.store, "default", "fresh", &ScheduledJobSpec::daily("09:00")).await;
+    let page = send(&t.state, get("/jobs/default/fresh")).await;
+    assert!(
+        page.body
+            .contains("data-refresh=\"/fragments/jobs?selected=default%2Ffresh\""),
+        "{}",
+        page.body
+    );
+    let before = send(&t.state, get("/fragments/jobs?selected=default%2Ffresh")).await;
+    assert!(before.body.contains("never"));
+    add_run(&t.store, job, RunStatus::Success, Some(0), "").await;
+    let after = send(&t.state, get("/fragments/jobs?selected=default%2Ffresh")).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(!after.body.contains("<html"));
+    assert!(after.body.contains("job-row selected"));
+    assert!(after.body.contains("badge SUCCESS"), "{}", after.body);
+    assert!(
+        after.body.contains("1 of 1 recent runs succeeded"),
+        "the health column: {}",
+        after.body
+    );
+    assert!(after.body.contains("<svg class=\"spark\""));
+}
+
+#[tokio::test]
+async fn colour_codes_in_output_become_classes_and_nothing_raw() {
+    let t = standalone().await;
+    let job = add_job(&t.store, "default", "colours", &ScheduledJobSpec::manual()).await;
+    let run = add_run(
+        &t.store,
+        job,
+        RunStatus::Failure,
+        Some(1),
+        "\x1b[1;31merror:\x1b[0m <b>bad</b>\x1b[2K\n",
+    )
+    .await;
+    let page = send(&t.state, get(&format!("/runs/{run}"))).await;
+    assert!(
+        page.body
+            .contains("<span class=\"ansi-fg-1 ansi-bold\">error:</span> &#60;b&#62;bad&#60;/b&#62;\n</pre>"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains('\x1b'));
+    let raw = send(&t.state, get(&format!("/runs/{run}/output.txt"))).await;
+    assert!(raw.body.contains('\x1b'), "the download is the output as stored");
+}
+
+#[tokio::test]
+async fn the_form_reports_every_error_at_once_and_takes_a_single_digit_hour() {
+    let t = standalone().await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let mut fields = daily_form(&csrf, "Bad Name", "25:00");
+    fields.retain(|(k, _)| *k != "time_zone");
+    fields.push(("time_zone", "Mars/Base"));
+    fields.push(("active_deadline_seconds", "soon"));
+    let reply = send(&t.state, post_form("/jobs", &cookie, &fields)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "daily_at", "time_zone", "active_deadline_seconds"] {
+        assert!(
+            reply.body.contains(&format!("id=\"error-{field}\"")),
+            "{field}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body.contains(&format!(
+                "aria-invalid=\"true\" aria-describedby=\"error-{field}\""
+            )),
+            "{field} is marked for screen readers"
+        );
+    }
+    let ok = send(
+        &t.state,
+        post_form("/jobs", &cookie, &daily_form(&csrf, "early", "9:00")),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let job = t.store.get_job_by_name("default", "early").await.unwrap();
+    assert_eq!(job.spec.schedule.daily.unwrap().at, "09:00");
 }

@@ -220,6 +220,10 @@ async fn a_program_that_cannot_start_is_error_with_the_os_error() {
     let (status, code, text, _) = run(req).await;
     assert_eq!((status, code), (RunStatus::Error, None));
     assert!(text.contains("No such file or directory"), "{text}");
+    assert!(
+        text.starts_with("[jtp] could not start"),
+        "no blank line first: {text:?}"
+    );
 
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("not-executable.sh");

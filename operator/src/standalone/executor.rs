@@ -82,9 +82,17 @@ impl CapturedOutput {
         self.tail.drain(..excess);
     }
 
-    /// Appends a line the runner writes itself (why it stopped the run, a start error).
+    /// Appends a line the runner writes itself (why it stopped the run, a start error), on a line
+    /// of its own: after a line break only if the output so far does not end with one, so a run
+    /// that wrote nothing does not start with a blank line.
     pub fn note(&mut self, line: &str) {
-        let text = format!("\n{}{line}\n", jtp_store::NOTE_PREFIX);
+        let last = self.tail.back().or(self.head.last());
+        let sep = if matches!(last, None | Some(b'\n')) {
+            ""
+        } else {
+            "\n"
+        };
+        let text = format!("{sep}{}{line}\n", jtp_store::NOTE_PREFIX);
         self.tail.extend(text.as_bytes());
         self.total += text.len() as u64;
     }
