@@ -316,7 +316,7 @@ async fn background_leftovers_do_not_keep_a_finished_run_open() {
     assert_eq!(status, RunStatus::Success);
     assert_eq!(
         text,
-        "done\n\n[jtp] the script exited; 1 process it left running was killed\n"
+        "done\n[jtp] the script exited; 1 process it left running was killed\n"
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),
