@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs", get(list_jobs).post(create_job))
         .route(
             "/jobs/{namespace}/{name}",
-            get(get_job).put(update_job).delete(delete_job),
+            get(get_job).put(update_job).patch(patch_job).delete(delete_job),
         )
         .route("/jobs/{namespace}/{name}/run", post(run_now))
         .route("/jobs/{namespace}/{name}/runs", get(list_runs))
@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/jobs"),
     ("get", "/jobs/{namespace}/{name}"),
     ("put", "/jobs/{namespace}/{name}"),
+    ("patch", "/jobs/{namespace}/{name}"),
     ("delete", "/jobs/{namespace}/{name}"),
     ("post", "/jobs/{namespace}/{name}/run"),
     ("get", "/jobs/{namespace}/{name}/runs"),
@@ -271,6 +272,29 @@ async fn update_job(
         name,
         spec: input.spec,
     }))
+}
+
+#[derive(Deserialize)]
+struct PatchJob {
+    suspend: bool,
+}
+
+/// Pause or resume: `{"suspend": true}` / `{"suspend": false}` (needs the patch right).
+async fn patch_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>> {
+    caller
+        .require(&state, Verb::Patch, &namespace, "pause or resume this job")
+        .await?;
+    let input: PatchJob = parse_body(&headers, &body, &["suspend"])?;
+    state.set_suspended(&namespace, &name, input.suspend).await?;
+    Ok(Json(
+        json!({ "namespace": namespace, "name": name, "suspend": input.suspend }),
+    ))
 }
 
 async fn delete_job(

@@ -154,6 +154,37 @@ impl AppState {
         Ok(())
     }
 
+    /// Pauses (`suspend`) or resumes a job and nothing else. Kubernetes: a merge patch of
+    /// `spec.suspend` alone; standalone: the row's spec with `suspend` changed, so resuming plans
+    /// the next run from now (the run policy's rule for edits of when a job runs).
+    pub(crate) async fn set_suspended(&self, namespace: &str, name: &str, suspend: bool) -> Result<()> {
+        match &self.inner.mode {
+            Mode::Standalone { .. } => {
+                let mut spec = self.spec_for_edit(namespace, name).await?;
+                if spec.suspend != suspend {
+                    spec.suspend = suspend;
+                    crate::data::update_job(self, namespace, name, &spec).await?;
+                    self.wake_runner();
+                }
+            }
+            Mode::Kubernetes { client } => {
+                let patch = json!({ "spec": { "suspend": suspend } });
+                Self::jobs_api(client, namespace)
+                    .patch(
+                        name,
+                        &PatchParams {
+                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            ..PatchParams::default()
+                        },
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(kube_err(namespace, name))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The spec to edit: in Kubernetes mode the live resource (the mirror may lag and leaves out
     /// nothing, but the resource is what the patch replaces); standalone the stored row.
     pub(crate) async fn spec_for_edit(&self, namespace: &str, name: &str) -> Result<ScheduledJobSpec> {

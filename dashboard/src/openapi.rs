@@ -132,6 +132,14 @@ pub fn document() -> Value {
                     "requestBody": json_body(json!({ "type": "object", "required": ["spec"], "properties": { "spec": schema_ref("ScheduledJobSpec") } })),
                     "responses": with_errors(json_ok("200", "Saved", schema_ref("WrittenJob")), &["401", "403", "404", "409", "415", "422", "500"])
                 },
+                "patch": {
+                    "operationId": "pauseOrResumeJob",
+                    "summary": "Pause (suspend: true) or resume (suspend: false) a job; resuming plans its next run from now",
+                    "requestBody": json_body(json!({ "type": "object", "required": ["suspend"], "additionalProperties": false, "properties": { "suspend": { "type": "boolean" } } })),
+                    "responses": with_errors(json_ok("200", "Saved", json!({ "type": "object", "properties": {
+                        "namespace": { "type": "string" }, "name": { "type": "string" }, "suspend": { "type": "boolean" }
+                    } })), &["401", "403", "404", "415", "422", "500"])
+                },
                 "delete": {
                     "operationId": "deleteJob",
                     "summary": "Delete a job; its runs stay recorded",

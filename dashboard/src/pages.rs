@@ -54,6 +54,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/jobs/{namespace}/{name}/delete", post(delete_job))
         .route("/jobs/{namespace}/{name}/run", post(run_now))
+        .route("/jobs/{namespace}/{name}/pause", post(pause_job))
+        .route("/jobs/{namespace}/{name}/resume", post(resume_job))
         .route("/fragments/jobs", get(jobs_fragment))
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_own_page))
@@ -1061,6 +1063,80 @@ async fn run_now(
         ),
     );
     Ok(Redirect::to(&format!("/jobs/{namespace}/{name}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct BackTo {
+    /// Where the button was: `list` goes back to the jobs list (its filters in `q`), else the job.
+    #[serde(default)]
+    back: String,
+    #[serde(default)]
+    q: String,
+}
+
+async fn pause_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    Form(back): Form<BackTo>,
+) -> Result<Response> {
+    set_suspended(&state, &caller, &namespace, &name, true, &back).await
+}
+
+async fn resume_job(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+    Form(back): Form<BackTo>,
+) -> Result<Response> {
+    set_suspended(&state, &caller, &namespace, &name, false, &back).await
+}
+
+async fn set_suspended(
+    state: &AppState,
+    caller: &Caller,
+    namespace: &str,
+    name: &str,
+    suspend: bool,
+    back: &BackTo,
+) -> Result<Response> {
+    let what = if suspend {
+        "pause this job"
+    } else {
+        "resume this job"
+    };
+    caller.require(state, Verb::Patch, namespace, what).await?;
+    state.set_suspended(namespace, name, suspend).await?;
+    let done = if suspend {
+        format!("Paused {name}: it does not start by its schedule until resumed (Run Now still works).")
+    } else if state.is_kubernetes() {
+        format!("Resumed {name}: the operator plans its next run from now.")
+    } else {
+        format!("Resumed {name}: its next run is planned from now.")
+    };
+    state.set_flash(caller, "success", done);
+    // Only a query string of the list's own filters is carried back, never another address.
+    let q = url::form_urlencoded::parse(back.q.trim_start_matches('?').as_bytes())
+        .filter(|(k, _)| ["name", "status", "namespace", "state", "page"].contains(&k.as_ref()))
+        .fold(
+            url::form_urlencoded::Serializer::new(String::new()),
+            |mut s, (k, v)| {
+                s.append_pair(&k, &v);
+                s
+            },
+        )
+        .finish();
+    let q = if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{q}")
+    };
+    let target = if back.back == "list" {
+        format!("/{q}")
+    } else {
+        format!("/jobs/{namespace}/{name}{q}")
+    };
+    Ok(Redirect::to(&target).into_response())
 }
 
 #[derive(Template)]

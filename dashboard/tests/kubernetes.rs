@@ -124,6 +124,31 @@ async fn rights_follow_the_users_own_rbac() {
         .unwrap();
     assert_eq!(value, requested);
     assert!(chrono::DateTime::parse_from_rfc3339(&value).is_ok() && value.ends_with('Z'));
+    // Pause and resume: a merge patch of spec.suspend alone; the reader may not.
+    let pause = |token: String, suspend: bool| {
+        bearer(
+            json_request(
+                "PATCH",
+                &format!("/api/v1/jobs/{ns}/nightly"),
+                Some(serde_json::json!({ "suspend": suspend })),
+            ),
+            &token,
+        )
+    };
+    let refused = send(&state, pause(env.reader.clone(), true)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let paused = send(&state, pause(env.editor.clone(), true)).await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    assert!(env.jobs().get("nightly").await.unwrap().spec.suspend);
+    let resumed = send(&state, pause(env.editor.clone(), false)).await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    let live = env.jobs().get("nightly").await.unwrap();
+    assert!(!live.spec.suspend);
+    assert_eq!(
+        live.spec.schedule.daily.map(|d| d.at).as_deref(),
+        Some("09:00"),
+        "nothing else changed"
+    );
     // The run appears once the operator has acted (here: the mirror).
     assert_eq!(mirror.sync(&env.jobs(), &store).await, 1);
     let runs = send(

@@ -1421,3 +1421,69 @@ async fn the_form_reports_every_error_at_once_and_takes_a_single_digit_hour() {
     let job = t.store.get_job_by_name("default", "early").await.unwrap();
     assert_eq!(job.spec.schedule.daily.unwrap().at, "09:00");
 }
+
+#[tokio::test]
+async fn pause_and_resume_in_one_click_and_by_patch() {
+    let t = standalone().await;
+    add_job(&t.store, "default", "pausable", &ScheduledJobSpec::daily("09:00")).await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let list = send(&t.state, get_with_cookie("/", &cookie)).await;
+    assert!(
+        list.body.contains("action=\"/jobs/default/pausable/pause\""),
+        "{}",
+        list.body
+    );
+    let reply = send(
+        &t.state,
+        post_form(
+            "/jobs/default/pausable/pause",
+            &cookie,
+            &[("csrf", &csrf), ("back", "list"), ("q", "?name=paus")],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.header("location"), "/?name=paus");
+    let job = t.store.get_job_by_name("default", "pausable").await.unwrap();
+    assert!(!job.is_active && job.spec.suspend && job.next_run.is_none());
+    let list = send(&t.state, get_with_cookie("/", &cookie)).await;
+    assert!(list.body.contains("action=\"/jobs/default/pausable/resume\""));
+    assert!(
+        list.body.contains("Paused pausable"),
+        "the flash says what happened"
+    );
+    // The API: PATCH {"suspend": false} resumes; the next run is planned again.
+    let reply = send(
+        &t.state,
+        json_request(
+            "PATCH",
+            "/api/v1/jobs/default/pausable",
+            Some(json!({ "suspend": false })),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let job = t.store.get_job_by_name("default", "pausable").await.unwrap();
+    assert!(job.is_active && job.next_run.is_some());
+    let bad = send(
+        &t.state,
+        json_request(
+            "PATCH",
+            "/api/v1/jobs/default/pausable",
+            Some(json!({ "suspended": true })),
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["errors"][0]["field"], "suspended");
+    let missing = send(
+        &t.state,
+        json_request(
+            "PATCH",
+            "/api/v1/jobs/default/nope",
+            Some(json!({ "suspend": true })),
+        ),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
