@@ -399,12 +399,26 @@ fn a_killed_runner_leaves_no_process_behind(containment: &str) {
     let _leftovers = KillOnDrop(started);
     assert!(started.iter().all(|pid| alive(*pid)), "{started:?}");
 
+    let scope_file = std::fs::read_dir(data.join("runners"))
+        .expect("runners")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "scope"))
+        .expect("the runner recorded its scope");
+    let scope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&scope_file).expect("read")).expect("json");
     drop(jtp); // SIGKILL: no chance to clean up.
     if containment == "cgroup" {
         wait_until(
             Duration::from_secs(5),
             "the watchdog to end the run's cgroup",
             || started.iter().all(|pid| !alive(*pid)),
+        );
+        let cgroup = PathBuf::from(scope["cgroup"].as_str().expect("a cgroup scope"));
+        wait_until(
+            Duration::from_secs(5),
+            "the watchdog to remove the cgroups",
+            || !cgroup.exists(),
         );
     }
     let jtp = start();

@@ -271,9 +271,13 @@ impl RunScope {
 /// (same pid, same process group). Should the write fail, the shell says why and exits 125.
 const ENTER_CGROUP: &str = r#"echo $$ > "$1" || exit 125; shift; exec "$@""#;
 
-/// The watchdog: blocks on its stdin (a pipe the runner holds) and kills the runner's cgroup tree
-/// when it reads end of file: the runner has exited or was killed.
-const WATCHDOG: &str = r#"read _ignored; echo 1 > "$1""#;
+/// The watchdog: blocks on its stdin (a pipe the runner holds) and, when it reads end of file (the
+/// runner has exited or was killed), kills the runner's cgroup tree and removes its cgroups once
+/// their processes are gone (for up to 2 s).
+const WATCHDOG: &str = r#"read _ignored; echo 1 > "$1/cgroup.kill"
+for _try in 1 2 3 4 5 6 7 8 9 10; do
+  rmdir "$1"/run-* 2>/dev/null; rmdir "$1" 2>/dev/null && exit 0; sleep 0.2
+done"#;
 
 /// The runner's cgroup directory (`<cgroup2 mount><own cgroup>/<name>`) and its watchdog.
 fn make_cgroup(name: &str) -> Result<(PathBuf, (Child, ChildStdin)), String> {
@@ -299,7 +303,7 @@ fn make_cgroup(name: &str) -> Result<(PathBuf, (Child, ChildStdin)), String> {
     }
     let mut watchdog = Command::new(super::executor::SHELL)
         .args(["-c", WATCHDOG, "jtp-watchdog"])
-        .arg(dir.join("cgroup.kill"))
+        .arg(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
