@@ -7,12 +7,14 @@ pub mod cron;
 pub mod manifest;
 pub mod pod;
 pub mod policy;
+pub mod retention;
 pub mod schedule;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
 pub mod validate;
 
+pub use retention::{DURATION_PATTERN, Retention, format_duration, parse_duration};
 pub use schedule::{CompiledSchedule, DstEffect, DstPolicy, JobId, MissedSlots, Slot};
 pub use types::*;
 pub use validate::{FieldError, InvalidSpec, validate};

@@ -76,4 +76,13 @@ impl ScheduledJobSpec {
         };
         self
     }
+
+    /// Gives the job its own retention (`maxAge` like `90d`, `keepLast`).
+    pub fn retain(mut self, max_age: Option<&str>, keep_last: Option<u32>) -> Self {
+        self.retention = Some(crate::retention::Retention {
+            max_age: max_age.map(Into::into),
+            keep_last,
+        });
+        self
+    }
 }

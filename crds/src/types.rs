@@ -5,6 +5,7 @@
 // The derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+use crate::retention::Retention;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
@@ -105,6 +106,10 @@ pub struct ScheduledJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub failed_jobs_history_limit: Option<i32>,
+    /// How long this job's runs are kept in SQL, instead of the operator's (or standalone
+    /// runner's) global policy; `{}` keeps every run. See [`Retention`] for the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 /// `spec.podTemplate` as written: a Kubernetes `PodTemplateSpec`, kept as JSON so that a
@@ -662,6 +667,7 @@ impl ScheduledJobSpec {
             backoff_limit: None,
             successful_jobs_history_limit: None,
             failed_jobs_history_limit: None,
+            retention: None,
         }
     }
 }

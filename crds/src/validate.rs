@@ -173,6 +173,9 @@ pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSched
             errors.push(FieldError::new(field, format!("must be at least {min}")));
         }
     }
+    if let Some(retention) = &spec.retention {
+        errors.extend(retention.check("spec.retention"));
+    }
     match compiled {
         Some(compiled) if errors.is_empty() => Ok(compiled),
         _ => Err(InvalidSpec { errors }),

@@ -235,3 +235,39 @@ fn a_pod_template_is_held_to_what_a_run_pod_may_be() {
         "needs an image",
     );
 }
+
+#[test]
+fn retention_is_checked_with_its_field_path() {
+    assert_eq!(
+        errors(&ScheduledJobSpec::daily("09:00").retain(Some("90d"), Some(20))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&ScheduledJobSpec::daily("09:00").retain(None, None)),
+        Vec::<String>::new()
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").retain(Some("90 days"), None),
+        "spec.retention.maxAge",
+        "write a number and a unit",
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").retain(Some("0d"), None),
+        "spec.retention.maxAge",
+        "zero",
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").retain(None, Some(0)),
+        "spec.retention.keepLast",
+        "at least 1",
+    );
+}
+
+#[test]
+fn the_crd_schema_refuses_a_bad_retention_at_apply() {
+    let crd: serde_json::Value = serde_yaml::from_str(&jtp_crds::crd_yaml()).expect("the CRD reads");
+    let retention = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["retention"]["properties"];
+    assert_eq!(retention["maxAge"]["pattern"], jtp_crds::DURATION_PATTERN);
+    assert_eq!(retention["keepLast"]["minimum"], 1.0);
+}

@@ -43,6 +43,8 @@ pub struct PortalConfig {
     pub runs_in_panel: u32,
     /// The namespace standalone jobs live in (standalone has no namespaces; the store keeps one column).
     pub standalone_namespace: String,
+    /// The global retention policy (jobs without `spec.retention`), shown on job pages.
+    pub retention: jtp_crds::Retention,
 }
 
 impl Default for PortalConfig {
@@ -54,6 +56,7 @@ impl Default for PortalConfig {
             page_size: 50,
             runs_in_panel: 50,
             standalone_namespace: DEFAULT_STANDALONE_NAMESPACE.to_owned(),
+            retention: jtp_crds::Retention::default(),
         }
     }
 }

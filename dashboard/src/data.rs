@@ -6,7 +6,7 @@ use crate::timefmt::{self, DisplayZone, Precision, ShownTime};
 use crate::{AppState, Mode};
 use chrono::{DateTime, Utc};
 use jtp_crds::policy::{Timing, after_edit, next_run_after_edit};
-use jtp_crds::{CompiledSchedule, JobId, RunStatus, ScheduledJobSpec, Trigger};
+use jtp_crds::{CompiledSchedule, JobId, Retention, RunStatus, ScheduledJobSpec, Trigger};
 use jtp_store::{Job, JobFilter, JobInput, RunCursor, RunFilter, RunListItem, RunPoint, RunSummary};
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +47,34 @@ pub struct JobView {
     pub consecutive_failures: i32,
     /// The recent runs at a glance (filled by [`attach_health`]).
     pub health: Option<Health>,
+    /// Which of its runs are kept, and whether the job or the global policy says so.
+    pub retention: RetentionView,
     pub spec: ScheduledJobSpec,
 }
+
+/// The retention that applies to a job.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionView {
+    /// `maxAge` and `keepLast` as they apply (both absent: every run is kept).
+    #[serde(flatten)]
+    pub policy: Retention,
+    /// `job` (its `spec.retention`) or `global` (the operator's or runner's flags).
+    pub source: &'static str,
+    /// In words: "runs of the last 90 days, and at least the last 20 runs".
+    pub summary: String,
+}
+
+impl RetentionView {
+    fn of(job: &Job, global: &Retention) -> Self {
+        let (policy, source) = match (&job.spec.retention, job.deleted_at) {
+            (Some(own), None) => (own.clone(), "job"),
+            _ => (global.clone(), "global"),
+        };
+        Self {
+            summary: policy.to_string(),
+            policy,
+            source,
 
 /// How many recent runs the health columns read per job.
 pub const HEALTH_RUNS: i64 = 20;
@@ -208,18 +234,25 @@ fn describe(job: &Job) -> (String, bool) {
 }
 
 impl JobView {
-    /// The view of a stored job, its instants in its own zone.
-    pub fn from_job(job: Job) -> Self {
+    /// The view of a stored job, its instants in its own zone; `global` is the retention of
+    /// jobs without their own.
+    pub fn from_job(job: Job, global: &Retention) -> Self {
         let described = describe(&job);
-        Self::with_description(job, described, DisplayZone::Job)
+        Self::with_description(job, described, DisplayZone::Job, global)
     }
 
     pub(crate) fn cached(state: &AppState, job: Job, zone: DisplayZone) -> Self {
         let described = state.inner.descriptions.describe(&job);
-        Self::with_description(job, described, zone)
+        Self::with_description(job, described, zone, &state.config().retention)
     }
 
-    fn with_description(job: Job, (schedule, manual): (String, bool), zone: DisplayZone) -> Self {
+    fn with_description(
+        job: Job,
+        (schedule, manual): (String, bool),
+        zone: DisplayZone,
+        global: &Retention,
+    ) -> Self {
+        let retention = RetentionView::of(&job, global);
         let tz = zone.for_job(&job.timezone);
         let next_run_dst = job.next_run.and_then(|t| {
             let id = JobId {
@@ -264,6 +297,7 @@ impl JobView {
                 .map(str::to_owned),
             consecutive_failures: job.consecutive_failures,
             health: None,
+            retention,
             spec: job.spec,
         }
     }

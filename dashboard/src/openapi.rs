@@ -245,7 +245,19 @@ pub fn document() -> Value {
                         "sourceFile": { "type": ["string", "null"], "description": "Standalone: the jobs-folder file the job comes from" },
                         "consecutiveFailures": { "type": "integer" },
                         "health": { "oneOf": [schema_ref("Health"), { "type": "null" }] },
+                        "retention": schema_ref("Retention"),
                         "spec": schema_ref("ScheduledJobSpec")
+                    }
+                },
+                "Retention": {
+                    "type": "object",
+                    "description": "Which runs are kept: a finished run goes when it is not among its job's newest keepLast and (with maxAge) started longer ago than maxAge; neither set keeps every run",
+                    "required": ["source", "summary"],
+                    "properties": {
+                        "maxAge": { "type": "string", "example": "90d", "description": "units d, h, m, s, largest first" },
+                        "keepLast": { "type": "integer", "minimum": 1 },
+                        "source": { "type": "string", "enum": ["job", "global"], "description": "job: its spec.retention; global: the operator's or runner's --retention-* flags" },
+                        "summary": { "type": "string", "example": "runs of the last 90 days, and at least the last 20 runs" }
                     }
                 },
                 "JobList": {

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod portal;
 pub mod preview;
 pub mod process;
+pub mod retention;
 pub mod standalone;
 
 /// The run policy's scenario table (shared with `crds`), run through both modes' adapters.

@@ -19,6 +19,9 @@ pub struct PortalArgs {
     /// Mark cookies Secure (serve the portal over HTTPS, e.g. behind an ingress).
     #[arg(long, env = "JTP_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// The operator's global retention policy, shown on job pages (set both from the same values).
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,8 @@ pub enum Error {
     Store(#[from] jtp_store::Error),
     #[error("no Kubernetes configuration (in-cluster or KUBECONFIG): {0}")]
     Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Config(String),
     #[error("portal on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -37,10 +42,12 @@ pub enum Error {
 
 /// Serves the portal until SIGTERM or Ctrl-C.
 pub async fn run(args: PortalArgs) -> Result<(), Error> {
+    let retention = args.retention.policy().map_err(Error::Config)?;
     let store = Store::connect(&args.database_url).await?;
     let client = kube::Client::try_default().await?;
     let config = PortalConfig {
         secure_cookies: args.secure_cookies,
+        retention,
         ..PortalConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen)

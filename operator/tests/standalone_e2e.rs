@@ -665,3 +665,100 @@ spec:
         ignored[0]
     );
 }
+
+/// Old runs of a job that follows the global policy, of a job with its own `spec.retention` and of
+/// a deleted job, loaded before start; the runner's first retention pass prunes each by its
+/// policy, and the API shows which policy applies.
+#[test]
+fn retention_flags_prune_old_runs_at_start_and_the_api_shows_the_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let db = Db::open(&sqlite_url(data));
+    let daily = jtp_crds::ScheduledJobSpec::daily("09:00");
+    let own = jtp_crds::ScheduledJobSpec::daily("09:00").retain(None, Some(1));
+    let old = Utc::now() - Span::days(10);
+    let mut ids = Vec::new();
+    for (name, spec) in [("global", &daily), ("own", &own), ("gone", &own)] {
+        let input = jtp_store::JobInput {
+            name,
+            namespace: "default",
+            uid: None,
+            spec,
+            next_run: None,
+        };
+        let job = db.runtime.block_on(db.store.create_job(&input)).expect("create");
+        let runs: Vec<jtp_store::ImportedRun> = (0..5)
+            .map(|k| jtp_store::ImportedRun {
+                job_id: job.id,
+                run_time: old + Span::hours(k),
+                scheduled_for: old + Span::hours(k),
+                finished_at: Some(old + Span::hours(k)),
+                status: RunStatus::Success,
+                exit_code: Some(0),
+                trigger: Trigger::Schedule,
+                output: format!("old {k}"),
+                k8s_job_name: None,
+                runner: None,
+            })
+            .collect();
+        db.runtime.block_on(db.store.import_runs(&runs)).expect("import");
+        ids.push(job.id);
+    }
+    db.runtime.block_on(db.store.delete_job(ids[2])).expect("delete");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_jtp"))
+        .args([
+            "standalone",
+            "--no-portal",
+            "--jobs-dir",
+            "",
+            "--retention-max-age",
+            "90 days",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run jtp");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("--retention-max-age (JTP_RETENTION_MAX_AGE): \"90 days\" is not a duration"),
+        "{stderr}"
+    );
+
+    let jtp = start(
+        data,
+        None,
+        &["--retention-max-age", "1d", "--retention-keep-last", "2"],
+    );
+    let count = |id: i64| {
+        db.runtime
+            .block_on(db.store.list_runs(id, 100, 0))
+            .expect("runs")
+            .total
+    };
+    wait_until(Duration::from_secs(20), "the first retention pass", || {
+        (count(ids[0]), count(ids[1]), count(ids[2])) == (2, 1, 2)
+    });
+
+    let (status, global) = api(&jtp, reqwest::Method::GET, "/jobs/default/global", None);
+    assert_eq!(status, 200, "{global}");
+    assert_eq!(
+        global["retention"],
+        json!({ "maxAge": "1d", "keepLast": 2, "source": "global",
+                "summary": "runs of the last 1 day, and at least the last 2 runs" })
+    );
+    let (_, own) = api(&jtp, reqwest::Method::GET, "/jobs/default/own", None);
+    assert_eq!(
+        own["retention"],
+        json!({ "keepLast": 1, "source": "job", "summary": "the last 1 run" })
+    );
+    let page = reqwest::blocking::get(format!("{}/jobs/default/own", jtp.base))
+        .expect("panel")
+        .text()
+        .expect("panel text");
+    assert!(
+        page.contains("Keeps the last 1 run (this job's retention)"),
+        "the panel shows the policy: {page}"
+    );
+}

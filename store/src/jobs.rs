@@ -8,7 +8,7 @@ use crate::{BackendKind, Error, Result, Store, begin_write, with_pool};
 use chrono::{DateTime, Utc};
 use jtp_crds::ScheduledJobSpec;
 
-/// The columns a job write fills, `$2`…`$18` in this order (`$1` is the id or UID).
+/// The columns a job write fills, `$2`…`$21` in this order (`$1` is the id or UID).
 #[derive(Debug)]
 struct JobColumns {
     name: String,
@@ -28,6 +28,10 @@ struct JobColumns {
     is_active: bool,
     next_run: Option<Ts>,
     now: Ts,
+    /// `spec.retention` is set; its limits follow (NULL: none of that kind).
+    retention_set: bool,
+    retention_max_age_seconds: Option<i64>,
+    retention_keep_last: Option<i64>,
 }
 
 impl JobColumns {
@@ -86,6 +90,13 @@ impl JobColumns {
             is_active: !spec.suspend,
             next_run: if spec.suspend { None } else { ts(input.next_run) },
             now: Ts(now),
+            retention_set: spec.retention.is_some(),
+            retention_max_age_seconds: spec
+                .retention
+                .as_ref()
+                .and_then(|r| r.max_age())
+                .map(|age| age.num_seconds()),
+            retention_keep_last: spec.retention.as_ref().and_then(|r| r.keep_last).map(i64::from),
         })
     }
 }
@@ -105,7 +116,7 @@ pub fn script_summary(spec: &ScheduledJobSpec) -> String {
     }
 }
 
-/// Binds `$2`…`$18` of a job write in [`JobColumns`]' order.
+/// Binds `$2`…`$21` of a job write in [`JobColumns`]' order.
 macro_rules! bind_job_columns {
     ($query:expr, $c:expr) => {
         $query
@@ -126,16 +137,21 @@ macro_rules! bind_job_columns {
             .bind($c.is_active)
             .bind($c.next_run)
             .bind($c.now)
+            .bind($c.retention_set)
+            .bind($c.retention_max_age_seconds)
+            .bind($c.retention_keep_last)
     };
 }
 
-/// Inserts a job: `$1` is the uid, `$2`…`$18` as [`bind_job_columns`] binds them.
+/// Inserts a job: `$1` is the uid, `$2`…`$21` as [`bind_job_columns`] binds them.
 macro_rules! insert_job {
     () => {
         "INSERT INTO scheduled_jobs (uid, name, namespace, description, schedule_type, interval_value, \
          interval_unit, minute, at_time, weekdays, day_of_month, cron_expr, timezone, script, spec, \
-         is_active, next_run, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
+         is_active, next_run, created_at, updated_at, retention_set, retention_max_age_seconds, \
+         retention_keep_last) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, \
+         $19, $20, $21)"
     };
 }
 
@@ -149,7 +165,9 @@ const UPSERT_JOB: &str = concat!(
      minute = excluded.minute, at_time = excluded.at_time, weekdays = excluded.weekdays, \
      day_of_month = excluded.day_of_month, cron_expr = excluded.cron_expr, timezone = excluded.timezone, \
      script = excluded.script, spec = excluded.spec, is_active = excluded.is_active, \
-     next_run = excluded.next_run, deleted_at = NULL, updated_at = excluded.updated_at \
+     next_run = excluded.next_run, deleted_at = NULL, updated_at = excluded.updated_at, \
+     retention_set = excluded.retention_set, retention_max_age_seconds = excluded.retention_max_age_seconds, \
+     retention_keep_last = excluded.retention_keep_last \
      RETURNING ",
     job_columns!()
 );
@@ -159,7 +177,8 @@ const UPDATE_JOB: &str = concat!(
     "UPDATE scheduled_jobs SET name = $2, namespace = $3, description = $4, schedule_type = $5, \
      interval_value = $6, interval_unit = $7, minute = $8, at_time = $9, weekdays = $10, day_of_month = $11, \
      cron_expr = $12, timezone = $13, script = $14, spec = $15, is_active = $16, \
-     next_run = COALESCE(run_now_requested_at, $17), updated_at = $18 \
+     next_run = COALESCE(run_now_requested_at, $17), updated_at = $18, retention_set = $19, \
+     retention_max_age_seconds = $20, retention_keep_last = $21 \
      WHERE id = $1 AND deleted_at IS NULL RETURNING ",
     job_columns!()
 );

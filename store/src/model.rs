@@ -207,22 +207,6 @@ pub enum Finish {
     AlreadyFinished,
 }
 
-/// Which runs to delete. RUNNING rows are never deleted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retention {
-    /// Runs that started before this instant.
-    OlderThan(DateTime<Utc>),
-    /// All but the newest N runs of each job.
-    KeepLastPerJob(u32),
-}
-
-impl Retention {
-    /// Runs older than `days` days before `now`.
-    pub fn older_than_days(now: DateTime<Utc>, days: u32) -> Self {
-        Self::OlderThan(now - chrono::Duration::days(i64::from(days)))
-    }
-}
-
 /// A runner's claim of a due slot (see [`crate::Store::claim_slot`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SlotClaim<'a> {

@@ -1,8 +1,8 @@
 //! `job_execution_logs`: recording a run's start and finish (both idempotent), the run lists,
-//! one run's output, recent failures, retention and bulk import.
+//! one run's output, recent failures and bulk import (retention is in [`crate::retention`]).
 
 use crate::model::{
-    Finish, Page, RecentFailure, Retention, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage,
+    Finish, Page, RecentFailure, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage,
     RunPoint, RunStart, RunSummary,
 };
 use crate::output::{CappedOutput, cap_output, cap_output_parts};
@@ -67,11 +67,6 @@ const LIST_ALL_RUNS: &str = concat!(
 
 /// The most runs [`Store::run_history`] reads per job.
 pub const MAX_HISTORY: i64 = 100;
-
-const PRUNE_OLDER_THAN: &str = "DELETE FROM job_execution_logs WHERE run_time < $1 AND status <> 'RUNNING'";
-const PRUNE_KEEP_LAST: &str = "DELETE FROM job_execution_logs WHERE status <> 'RUNNING' AND id IN (\
-     SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY run_time DESC, id DESC) AS n \
-     FROM job_execution_logs WHERE status <> 'RUNNING') ranked WHERE n > $1)";
 
 /// After an import, each touched job's last run is its newest finished run.
 const REFRESH_LAST_RUN: &str = "UPDATE scheduled_jobs SET \
@@ -358,16 +353,6 @@ impl Store {
             query.build_query_as::<RunPoint>().fetch_all(pool).await
         })?;
         Ok(points)
-    }
-
-    /// Deletes finished runs by age or beyond the newest N per job; returns how many went.
-    pub async fn prune_runs(&self, retention: Retention) -> Result<u64> {
-        let deleted = with_pool!(self, pool => match retention {
-            Retention::OlderThan(cutoff) => sqlx::query(PRUNE_OLDER_THAN).bind(Ts(cutoff)).execute(pool).await,
-            Retention::KeepLastPerJob(keep) => sqlx::query(PRUNE_KEEP_LAST).bind(i64::from(keep)).execute(pool).await,
-        }
-        .map(|r| r.rows_affected()))?;
-        Ok(deleted)
     }
 
     /// Inserts finished runs in batches in one transaction (outputs capped like any other),

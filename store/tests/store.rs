@@ -75,7 +75,8 @@ on_both_backends!(
     claims_have_one_winner,
     run_now_is_consumed_as_manual,
     output_is_capped_and_cleaned,
-    retention_both_ways,
+    retention_by_age_count_and_both,
+    retention_with_a_concurrent_writer,
     troubleshooting_queries,
     list_paging_filtering_order,
     soft_delete_keeps_history,
@@ -367,44 +368,182 @@ async fn output_is_capped_and_cleaned(db: &TestDb) {
     );
 }
 
-async fn retention_both_ways(db: &TestDb) {
-    let store = &db.store;
-    let (a, b) = (job(store, "a", None).await, job(store, "b", None).await);
-    for h in 1..=5 {
-        run(store, a.id, at(h, 0), RunStatus::Success, "a").await;
-        run(store, b.id, at(h, 30), RunStatus::Failure, "b").await;
+fn retention(max_age: Option<&str>, keep_last: Option<u32>) -> jtp_crds::Retention {
+    jtp_crds::Retention {
+        max_age: max_age.map(Into::into),
+        keep_last,
     }
+}
+
+async fn job_with(store: &Store, name: &str, spec: &ScheduledJobSpec) -> Job {
+    store
+        .create_job(&input(name, spec, None))
+        .await
+        .expect("create job")
+}
+
+async fn slots(store: &Store, job_id: i64) -> Vec<DateTime<Utc>> {
+    let runs = store.list_runs(job_id, 500, 0).await.expect("runs");
+    runs.items.iter().map(|r| r.scheduled_for).collect()
+}
+
+async fn retention_by_age_count_and_both(db: &TestDb) {
+    let store = &db.store;
+    let global = job(store, "global", None).await;
+    let counted = job_with(
+        store,
+        "counted",
+        &ScheduledJobSpec::daily("09:00").retain(None, Some(2)),
+    )
+    .await;
+    let both = job_with(
+        store,
+        "both",
+        &ScheduledJobSpec::daily("09:00").retain(Some("3h"), Some(4)),
+    )
+    .await;
+    let everything = job_with(
+        store,
+        "everything",
+        &ScheduledJobSpec::daily("09:00").retain(None, None),
+    )
+    .await;
+    let gone = job_with(
+        store,
+        "gone",
+        &ScheduledJobSpec::daily("09:00").retain(None, None),
+    )
+    .await;
+    for job in [&global, &counted, &both, &everything, &gone] {
+        for h in 1..=6 {
+            run(store, job.id, at(h, 0), RunStatus::Success, "x").await;
+        }
+    }
+    store.delete_job(gone.id).await.expect("delete");
     let in_flight = store
-        .record_start(&start(a.id, at(0, 10)))
+        .record_start(&start(global.id, at(0, 10)))
         .await
         .expect("running");
 
-    let deleted = store
-        .prune_runs(Retention::older_than_days(at(3, 0) + Duration::days(1), 1))
-        .await
-        .expect("prune");
-    assert_eq!(deleted, 4, "runs before 03:00 of a and b; the RUNNING one stays");
-    assert_eq!(store.list_runs(a.id, 50, 0).await.expect("runs").total, 4);
-    assert!(store.get_run(in_flight).await.is_ok());
-
-    let deleted = store
-        .prune_runs(Retention::KeepLastPerJob(2))
+    // Global: older than 4 hours before 07:00 (runs before 03:00 go), no count floor.
+    let now = at(7, 0);
+    let options = PruneOptions {
+        batch: 2,
+        pause: std::time::Duration::ZERO,
+    };
+    let report = store
+        .prune_runs(&retention(Some("4h"), None), now, &options)
         .await
         .expect("prune");
     assert_eq!(
-        deleted, 2,
-        "a keeps 2 of 3 finished (RUNNING stays, uncounted), b keeps 2 of 3"
+        slots(store, global.id).await,
+        [at(6, 0), at(5, 0), at(4, 0), at(3, 0), at(0, 10)]
     );
-    assert_eq!(store.list_runs(a.id, 50, 0).await.expect("runs").total, 3);
-    let kept: Vec<_> = store
-        .list_runs(b.id, 50, 0)
+    assert!(
+        store.get_run(in_flight).await.is_ok(),
+        "a RUNNING row is never deleted"
+    );
+    assert_eq!(
+        slots(store, counted.id).await,
+        [at(6, 0), at(5, 0)],
+        "keepLast alone keeps the newest 2"
+    );
+    assert_eq!(
+        slots(store, both.id).await,
+        [at(6, 0), at(5, 0), at(4, 0), at(3, 0)],
+        "3h deletes before 04:00 but keepLast 4 keeps 03:00"
+    );
+    assert_eq!(
+        slots(store, everything.id).await.len(),
+        6,
+        "retention: {{}} keeps every run"
+    );
+    assert_eq!(
+        slots(store, gone.id).await,
+        [at(6, 0), at(5, 0), at(4, 0), at(3, 0)],
+        "a deleted job's runs follow the global policy, not its old spec"
+    );
+    assert_eq!(report.deleted, 2 + 4 + 2 + 2);
+    assert_eq!(report.jobs, 4, "the job that keeps everything is not read");
+
+    let again = store
+        .prune_runs(&retention(Some("4h"), None), now, &options)
         .await
-        .expect("runs")
-        .items
-        .iter()
-        .map(|r| r.scheduled_for)
+        .expect("prune again");
+    assert_eq!(again.deleted, 0, "a second pass finds nothing");
+
+    // A spec edit moves the job to its new policy; the global policy keeps everything.
+    let spec = ScheduledJobSpec::daily("09:00").retain(None, Some(1));
+    store
+        .update_job(everything.id, &input("everything", &spec, None))
+        .await
+        .expect("edit");
+    store
+        .prune_runs(&jtp_crds::Retention::default(), now, &options)
+        .await
+        .expect("prune after edit");
+    assert_eq!(slots(store, everything.id).await, [at(6, 0)]);
+    assert_eq!(
+        slots(store, global.id).await.len(),
+        5,
+        "no global limit: nothing else goes"
+    );
+}
+
+/// A writer records runs while a pass deletes thousands in small batches: every run it
+/// records stays, and the pass deletes exactly the old ones.
+async fn retention_with_a_concurrent_writer(db: &TestDb) {
+    let store = &db.store;
+    let old = job(store, "old", None).await;
+    let base = at(0, 0) - Duration::days(30);
+    let imported: Vec<ImportedRun> = (0..3_000)
+        .map(|k| {
+            let slot = base + Duration::minutes(k);
+            ImportedRun {
+                job_id: old.id,
+                run_time: slot,
+                scheduled_for: slot,
+                finished_at: Some(slot),
+                status: RunStatus::Success,
+                exit_code: Some(0),
+                trigger: Trigger::Schedule,
+                output: format!("old run {k}"),
+                k8s_job_name: None,
+                runner: None,
+            }
+        })
         .collect();
-    assert_eq!(kept, [at(5, 30), at(4, 30)]);
+    store.import_runs(&imported).await.expect("import");
+    let live = job(store, "live", None).await;
+    let writer_store = db.second_store().await;
+    let writer = tokio::spawn(async move {
+        for k in 0..60 {
+            run(
+                &writer_store,
+                live.id,
+                at(1, 0) + Duration::seconds(k),
+                RunStatus::Success,
+                "new",
+            )
+            .await;
+        }
+        writer_store.close().await;
+    });
+    let report = store
+        .prune_runs(
+            &retention(Some("1d"), Some(10)),
+            at(12, 0),
+            &PruneOptions {
+                batch: 100,
+                pause: std::time::Duration::from_millis(1),
+            },
+        )
+        .await
+        .expect("prune");
+    writer.await.expect("writer");
+    assert_eq!(report.deleted, 3_000 - 10, "the old job keeps its newest 10");
+    assert_eq!(store.list_runs(live.id, 100, 0).await.expect("runs").total, 60);
+    assert_eq!(store.list_runs(old.id, 100, 0).await.expect("runs").total, 10);
 }
 
 async fn troubleshooting_queries(db: &TestDb) {

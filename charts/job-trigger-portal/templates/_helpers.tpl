@@ -45,6 +45,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 - name: JTP_OUTPUT_CAP_BYTES
   value: {{ .Values.database.outputCapBytes | quote }}
+{{- with .Values.retention.maxAge }}
+- name: JTP_RETENTION_MAX_AGE
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.retention.keepLast }}
+- name: JTP_RETENTION_KEEP_LAST
+  value: {{ . | int64 | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "jtp.dataVolume" -}}

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+use jtp_crds::{Retention, RunStatus, ScheduledJobSpec, Trigger};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,6 +179,16 @@ impl Ledger for SqlLedger {
                 .collect())
         })
     }
+
+    fn prune_runs<'a>(&'a self, global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            let report = store
+                .prune_runs(global, Utc::now(), &jtp_store::PruneOptions::default())
+                .await?;
+            Ok(report.deleted)
+        })
+    }
 }
 
 /// `job_execution_logs.k8s_job_name`: Job names are unique only within a namespace.
@@ -236,6 +246,9 @@ pub trait Ledger: Send + Sync {
         namespace: &'a str,
         jobs: &'a [String],
     ) -> BoxFuture<'a, Result<HashSet<String>, LedgerError>>;
+    /// One retention pass ([`jtp_store::Store::prune_runs`]) with `global` for jobs without
+    /// `spec.retention`; returns how many runs went.
+    fn prune_runs<'a>(&'a self, global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>>;
 }
 
 /// One row of [`MemoryLedger`].
@@ -368,6 +381,14 @@ impl Ledger for MemoryLedger {
                 .filter(|j| runs.get(*j).is_some_and(|r| r.status.is_finished()))
                 .cloned()
                 .collect())
+        })
+    }
+
+    /// Runs kept in memory live as long as the process: nothing is pruned.
+    fn prune_runs<'a>(&'a self, _global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(0)
         })
     }
 }

@@ -61,6 +61,8 @@ pub enum Error {
     CacheNotReady,
     #[error("--protected-service-accounts (JTP_PROTECTED_SERVICE_ACCOUNTS): {0:?} is not namespace/name")]
     Trust(String),
+    #[error("{0}")]
+    Flag(String),
 }
 
 impl Error {
@@ -82,6 +84,7 @@ impl Error {
             Self::LeadershipLost => "leadership_lost",
             Self::CacheNotReady => "cache_not_ready",
             Self::Trust(_) => "trust",
+            Self::Flag(_) => "flag",
         }
     }
 }
@@ -151,6 +154,9 @@ pub struct OperatorArgs {
     /// the portal's own.
     #[arg(long, env = "JTP_PROTECTED_SERVICE_ACCOUNTS", value_delimiter = ',')]
     pub protected_service_accounts: Vec<String>,
+    /// The global retention of runs in SQL; the leader prunes in the background.
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionArgs,
 }
 
 impl OperatorArgs {
@@ -174,6 +180,7 @@ impl OperatorArgs {
             allow_own_namespace: false,
             refused_namespaces: vec![trust::DEFAULT_REFUSED_NAMESPACES.into()],
             protected_service_accounts: Vec::new(),
+            retention: crate::retention::RetentionArgs::default(),
         }
     }
 
@@ -227,6 +234,7 @@ pub async fn run_with(
 ) -> Result<()> {
     // `JTP_NAMESPACES=""` (the chart's default) means all namespaces.
     args.namespaces.retain(|ns| !ns.trim().is_empty());
+    let retention = args.retention.policy().map_err(Error::Flag)?;
     reconcile::check_crd(&client, &args.namespaces).await?;
     let _server = AbortOnDrop(tokio::spawn({
         let (addr, metrics) = (args.metrics_addr, metrics.clone());
@@ -236,7 +244,7 @@ pub async fn run_with(
             }
         }
     }));
-    let result = lead_and_run(client, &args, ledger, metrics.clone(), shutdown).await;
+    let result = lead_and_run(client, &args, ledger, metrics.clone(), retention, shutdown).await;
     metrics.set_leader(false);
     result
 }
@@ -255,8 +263,14 @@ async fn lead_and_run(
     args: &OperatorArgs,
     ledger: Arc<dyn Ledger>,
     metrics: Arc<Metrics>,
+    retention: jtp_crds::Retention,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
+    // Only the leader prunes: it starts with leadership and stops with it.
+    let pruner = {
+        let ledger = ledger.clone();
+        move || AbortOnDrop(tokio::spawn(prune_forever(ledger, retention)))
+    };
     let ctx = Arc::new(reconcile::Context::new(
         client.clone(),
         args,
@@ -268,6 +282,7 @@ async fn lead_and_run(
     if args.no_leader_election {
         metrics.set_ready(true);
         metrics.set_leader(true);
+        let _pruner = pruner();
         tokio::select! {
             () = reconcile::run_controllers(ctx, namespaces) => {}
             () = &mut shutdown => tracing::info!("shutting down"),
@@ -303,6 +318,7 @@ async fn lead_and_run(
     tracing::info!(identity = elector.identity(), "became the leader");
     metrics.set_leader(true);
     let controllers = AbortOnDrop(tokio::spawn(reconcile::run_controllers(ctx, namespaces)));
+    let pruner = pruner();
     let mut renewed = Instant::now();
     let outcome = loop {
         tokio::select! {
@@ -326,9 +342,23 @@ async fn lead_and_run(
         }
     };
     drop(controllers);
+    drop(pruner);
     metrics.set_leader(false);
     if outcome.is_ok() {
         elector.release().await;
     }
     outcome
+}
+
+/// The retention pass of the leader: at once, then every [`crate::retention::PRUNE_EVERY`]. A
+/// pass that fails (the database is down) is logged and tried again at the next turn.
+async fn prune_forever(ledger: Arc<dyn Ledger>, global: jtp_crds::Retention) {
+    loop {
+        match ledger.prune_runs(&global).await {
+            Ok(0) => tracing::debug!("retention: nothing to delete"),
+            Ok(deleted) => tracing::info!(deleted, "retention: deleted runs"),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; will try again"),
+        }
+        tokio::time::sleep(crate::retention::PRUNE_EVERY).await;
+    }
 }

@@ -87,6 +87,8 @@ pub struct StandaloneArgs {
     /// environment; `auto` takes the cgroup when it can.
     #[arg(long, env = "JTP_CONTAINMENT", value_enum, default_value_t = contain::Mode::Auto)]
     pub containment: contain::Mode,
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionArgs,
 }
 
 /// Why standalone mode could not start or stopped with an error.
@@ -136,6 +138,7 @@ impl StandaloneArgs {
             local_auth,
             allow_non_loopback: self.allow_non_loopback,
             secure_cookies: self.secure_cookies,
+            retention: self.retention.policy().map_err(Error::Config)?,
             ..PortalConfig::default()
         })
     }
@@ -219,6 +222,19 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     );
     let runner = Runner::new(store.clone(), runner_config, objects.clone(), Arc::clone(&wake));
     let runner_task = tokio::spawn(runner.run(shutdown.clone()));
+    let pruner = tokio::spawn({
+        let store = store.clone();
+        let policy = portal_config.retention.clone();
+        async move {
+            store
+                .prune_forever(
+                    policy,
+                    crate::retention::PRUNE_EVERY,
+                    jtp_store::PruneOptions::default(),
+                )
+                .await
+        }
+    });
 
     let watcher = jobs_dir.map(|dir| {
         let (store, wake, objects, shutdown) = (store.clone(), Arc::clone(&wake), objects, shutdown.clone());
@@ -247,6 +263,7 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         let _ = shutdown.wait_for(|s| *s).await;
     }
     let _ = runner_task.await;
+    pruner.abort();
     if let Some(watcher) = watcher {
         watcher.abort();
     }
