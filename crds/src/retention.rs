@@ -159,7 +159,7 @@ mod tests {
         }
         assert!(
             parse_duration("99999999999999999999d")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("too long")
         );
     }
