@@ -706,7 +706,7 @@ fn retention_flags_prune_old_runs_at_start_and_the_api_shows_the_policy() {
     }
     db.runtime.block_on(db.store.delete_job(ids[2])).expect("delete");
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_jtp"))
+    let refused = common::jtp()
         .args([
             "standalone",
             "--no-portal",
@@ -741,14 +741,14 @@ fn retention_flags_prune_old_runs_at_start_and_the_api_shows_the_policy() {
         (count(ids[0]), count(ids[1]), count(ids[2])) == (2, 1, 2)
     });
 
-    let (status, global) = api(&jtp, reqwest::Method::GET, "/jobs/default/global", None);
+    let (status, global) = jtp.api(reqwest::Method::GET, "/jobs/default/global", None);
     assert_eq!(status, 200, "{global}");
     assert_eq!(
         global["retention"],
         json!({ "maxAge": "1d", "keepLast": 2, "source": "global",
                 "summary": "runs of the last 1 day, and at least the last 2 runs" })
     );
-    let (_, own) = api(&jtp, reqwest::Method::GET, "/jobs/default/own", None);
+    let (_, own) = jtp.api(reqwest::Method::GET, "/jobs/default/own", None);
     assert_eq!(
         own["retention"],
         json!({ "keepLast": 1, "source": "job", "summary": "the last 1 run" })
