@@ -75,6 +75,9 @@ impl RetentionView {
             summary: policy.to_string(),
             policy,
             source,
+        }
+    }
+}
 
 /// How many recent runs the health columns read per job.
 pub const HEALTH_RUNS: i64 = 20;

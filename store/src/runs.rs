@@ -2,8 +2,8 @@
 //! one run's output, recent failures and bulk import (retention is in [`crate::retention`]).
 
 use crate::model::{
-    Finish, Page, RecentFailure, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage,
-    RunPoint, RunStart, RunSummary,
+    Finish, Page, RecentFailure, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage, RunPoint,
+    RunStart, RunSummary,
 };
 use crate::output::{CappedOutput, cap_output, cap_output_parts};
 use crate::row::run_summary_columns;
