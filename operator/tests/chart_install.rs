@@ -774,3 +774,26 @@ fn behind_tls_the_session_cookie_is_secure() {
         "{tls:?}"
     );
 }
+
+#[test]
+fn numbers_reach_the_programs_as_integers() {
+    // Helm reads values as floats: a large number rendered as-is becomes "1.048576e+06", which
+    // the programs refuse at start.
+    for (sets, expected) in [
+        (&[][..], "1048576"),
+        (&["database.outputCapBytes=8388608"][..], "8388608"),
+    ] {
+        let docs = rendered(sets);
+        for name in ["render-portal", "render-operator"] {
+            let env = find(&docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_sequence()
+                .expect("env")
+                .clone();
+            let cap = env
+                .iter()
+                .find(|e| e["name"].as_str() == Some("JTP_OUTPUT_CAP_BYTES"))
+                .unwrap_or_else(|| panic!("{name} has no JTP_OUTPUT_CAP_BYTES: {env:?}"));
+            assert_eq!(cap["value"].as_str(), Some(expected), "{name}");
+        }
+    }
+}

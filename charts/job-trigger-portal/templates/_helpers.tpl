@@ -44,7 +44,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: sqlite:///data/jtp.db
 {{- end }}
 - name: JTP_OUTPUT_CAP_BYTES
-  value: {{ .Values.database.outputCapBytes | quote }}
+  value: {{ .Values.database.outputCapBytes | int64 | quote }}
 {{- with .Values.retention.maxAge }}
 - name: JTP_RETENTION_MAX_AGE
   value: {{ . | quote }}
