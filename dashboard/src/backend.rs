@@ -138,19 +138,30 @@ impl AppState {
             Mode::Kubernetes { client } => {
                 let value = now.to_rfc3339_opts(SecondsFormat::Millis, true);
                 let patch = json!({ "metadata": { "annotations": { RUN_NOW_ANNOTATION: value } } });
-                Self::jobs_api(client, namespace)
-                    .patch(
-                        name,
-                        &PatchParams {
-                            field_manager: Some(FIELD_MANAGER.to_owned()),
-                            ..PatchParams::default()
-                        },
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(kube_err(namespace, name))?;
+                Self::merge_patch(client, namespace, name, &patch).await?;
             }
         }
+        Ok(())
+    }
+
+    /// A JSON merge patch of one ScheduledJob, as the portal's field manager.
+    async fn merge_patch(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<()> {
+        Self::jobs_api(client, namespace)
+            .patch(
+                name,
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(patch),
+            )
+            .await
+            .map_err(kube_err(namespace, name))?;
         Ok(())
     }
 
@@ -169,17 +180,7 @@ impl AppState {
             }
             Mode::Kubernetes { client } => {
                 let patch = json!({ "spec": { "suspend": suspend } });
-                Self::jobs_api(client, namespace)
-                    .patch(
-                        name,
-                        &PatchParams {
-                            field_manager: Some(FIELD_MANAGER.to_owned()),
-                            ..PatchParams::default()
-                        },
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(kube_err(namespace, name))?;
+                Self::merge_patch(client, namespace, name, &patch).await?;
             }
         }
         Ok(())
