@@ -1183,6 +1183,126 @@ async fn the_documentation_cron_job_converted_applies_and_runs_with_the_same_out
     op.stop().await;
 }
 
+/// A chart's CronJobs as `helm template` renders them (tests/fixtures/charts/maintenance, with a
+/// value overridden on the command line) convert, apply server-side and, run now, print what the
+/// CronJobs' own pods print when their job templates run here as plain Jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helm_rendered_charts_cron_jobs_convert_apply_and_run_like_the_cron_jobs() {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    use serde::Deserialize as _;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-helm-convert").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts/maintenance");
+    let rendered = jtp_testenv::helm(&[
+        "template",
+        "nightly",
+        chart.to_str().expect("utf-8 path"),
+        "--set",
+        "cronjobs.cleanup.env.APP_ENV=prod",
+    ]);
+
+    // What the chart installs beside its CronJobs, and the Secret its values name.
+    let secrets: Api<Secret> = ns.api();
+    let secret = serde_json::from_value(json!({
+        "metadata": { "name": "report-credentials" },
+        "stringData": { "REPORT_TOKEN": "t0k3n" },
+    }))
+    .expect("Secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create the Secret");
+    let mut cron_jobs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&rendered) {
+        let value = serde_yaml::Value::deserialize(doc).expect("helm renders YAML");
+        match value.get("kind").and_then(serde_yaml::Value::as_str) {
+            Some("ConfigMap") => {
+                let cm: ConfigMap = serde_yaml::from_value(value).expect("ConfigMap");
+                let cms: Api<ConfigMap> = ns.api();
+                cms.create(&PostParams::default(), &cm)
+                    .await
+                    .expect("create the ConfigMap");
+            }
+            Some("CronJob") => cron_jobs.push(serde_yaml::from_value::<CronJob>(value).expect("CronJob")),
+            other => panic!("the chart renders only a ConfigMap and CronJobs, not {other:?}"),
+        }
+    }
+    assert_eq!(cron_jobs.len(), 2, "{rendered}");
+
+    let converted = jtp_operator::convert::convert(&rendered).expect("readable");
+    let jobs: Vec<ScheduledJob> = converted.into_iter().filter_map(|c| c.job).collect();
+    assert_eq!(jobs.len(), 2, "both CronJobs convert");
+    let api: Api<ScheduledJob> = ns.api();
+    let mut outputs = BTreeMap::new();
+    for cron_job in &cron_jobs {
+        let name = cron_job.metadata.name.clone().expect("name");
+        let mut job = jobs
+            .iter()
+            .find(|j| j.metadata.name.as_deref() == Some(name.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} converted"));
+        job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+        let applied = api
+            .patch(
+                &name,
+                &PatchParams::apply("jtp-convert-test"),
+                &Patch::Apply(json!({
+                    "apiVersion": "jobtrigger.io/v1alpha1",
+                    "kind": "ScheduledJob",
+                    "metadata": job.metadata,
+                    "spec": job.spec,
+                })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name} applies server-side: {e}"));
+        let uid = applied.uid().expect("uid");
+        let runs = wait_runs(&op.ledger, &uid, &format!("the converted {name}"), TIMEOUT, |r| {
+            !finished(r).is_empty()
+        })
+        .await;
+        let run = finished(&runs)[0];
+        assert_eq!(run.status, RunStatus::Success, "{name}: {}", run.output);
+
+        // The CronJob's own job template, run as `kubectl create job --from=cronjob/…` would.
+        let template = cron_job.spec.job_template.clone();
+        let original = Job {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("{name}-original")),
+                ..Default::default()
+            },
+            spec: template.spec,
+            ..Default::default()
+        };
+        let batch: Api<Job> = ns.api();
+        batch
+            .create(&PostParams::default(), &original)
+            .await
+            .expect("create the CronJob's Job");
+        wait_for(&batch, &format!("{name}-original"), TIMEOUT, "complete", |j| {
+            j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1
+        })
+        .await;
+        let log = kubectl(&["-n", ns.name(), "logs", &format!("job/{name}-original")]);
+        assert!(
+            !log.trim().is_empty(),
+            "{name}: the CronJob's pod printed nothing"
+        );
+        assert!(
+            run.output.contains(log.trim()),
+            "{name}: the converted run printed {:?}, the CronJob's pod {log:?}",
+            run.output
+        );
+        outputs.insert(name, run.output.clone());
+    }
+    // The values reached the script: the override from the command line, the mounted ConfigMap.
+    assert!(outputs["nightly-maintenance-cleanup"].contains("cleanup in prod removed 21 files"));
+    assert!(outputs["nightly-maintenance-report"].contains("weekly report for ops@example.invalid"));
+    delete_all(&ns).await;
+    op.stop().await;
+}
+
 /// The message of the job's Valid condition once it is False.
 async fn refusal_of(ns: &TestNamespace, name: &str) -> String {
     let api: Api<ScheduledJob> = ns.api();
