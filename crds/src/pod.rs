@@ -44,7 +44,8 @@ impl PodTemplate {
 /// cannot use (`podTemplate.spec.nodeSelector`, `podTemplate.spec.containers[sidecar]`,
 /// `podTemplate.spec.containers[run].securityContext`, a `fieldRef` variable, a claim volume…).
 /// Standalone uses the run container's `env` (values, Secret and ConfigMap keys), `envFrom`
-/// and `volumeMounts` of Secret, ConfigMap and emptyDir volumes.
+/// and `volumeMounts` of Secret, ConfigMap, projected (their Secret and ConfigMap sources) and
+/// emptyDir volumes.
 pub fn ignored_in_standalone(spec: &ScheduledJobSpec) -> Vec<String> {
     let mut out = Vec::new();
     for (field, set) in [
@@ -111,6 +112,16 @@ pub fn ignored_in_standalone(spec: &ScheduledJobSpec) -> Vec<String> {
                     for (kind, value) in volume.as_object().into_iter().flatten() {
                         match kind.as_str() {
                             "name" | "secret" | "configMap" => {}
+                            "projected" => {
+                                let sources = value.get("sources").and_then(serde_json::Value::as_array);
+                                for (i, source) in sources.into_iter().flatten().enumerate() {
+                                    for kind in source.as_object().into_iter().flatten().map(|(k, _)| k) {
+                                        if !matches!(kind.as_str(), "secret" | "configMap") {
+                                            out.push(format!("{at}[{name}].projected.sources[{i}].{kind}"));
+                                        }
+                                    }
+                                }
+                            }
                             "emptyDir" => out.extend(
                                 value
                                     .as_object()

@@ -547,7 +547,8 @@ fn postgres_database() -> String {
 
 /// The same spec as in a cluster, from the jobs folder: a Secret and a ConfigMap feed the run
 /// container's `valueFrom` and `envFrom`, and its Secret, ConfigMap and emptyDir volumes are
-/// written into the run's folder with their modes; no value reaches the log, the folder is gone
+/// written into the run's folder with their modes, as are the Secret and ConfigMap sources of a
+/// projected volume (its service account token is reported as ignored); no value reaches the log, the folder is gone
 /// after the run, and the pod-only `nodeSelector` is reported as ignored.
 #[test]
 fn secrets_and_config_maps_of_the_jobs_folder_feed_env_env_from_and_volumes() {
@@ -571,6 +572,7 @@ spec:
       cd "$JTP_RUN_DIR"
       stat -c '%a %n' etc/db/password etc/db/user etc/conf/app.conf
       cat etc/conf/app.conf
+      stat -c '%a %n' etc/bundle/creds/user etc/bundle/mode && echo "$(cat etc/bundle/mode)"
       test -d scratch && touch scratch/x && echo scratch-ok
   podTemplate:
     spec:
@@ -588,10 +590,18 @@ spec:
             - { name: db, mountPath: /etc/db, readOnly: true }
             - { name: conf, mountPath: /etc/conf }
             - { name: scratch, mountPath: /scratch }
+            - { name: bundle, mountPath: /etc/bundle }
       volumes:
         - { name: db, secret: { secretName: db, defaultMode: 384 } }
         - { name: conf, configMap: { name: settings, items: [{ key: app.conf, path: app.conf, mode: 416 }] } }
         - { name: scratch, emptyDir: {} }
+        - name: bundle
+          projected:
+            defaultMode: 288
+            sources:
+              - { secret: { name: db, items: [{ key: user, path: creds/user }] } }
+              - { configMap: { name: settings, items: [{ key: mode, path: mode }] } }
+              - { serviceAccountToken: { path: token } }
 ---
 apiVersion: jobtrigger.io/v1alpha1
 kind: ScheduledJob
@@ -636,7 +646,8 @@ spec:
     assert_eq!(
         output,
         "user=app mode=fast from=fast gone=unset\npassword-ok\n\
-         400 etc/db/password\n400 etc/db/user\n640 etc/conf/app.conf\nlevel=debug\nscratch-ok\n"
+         400 etc/db/password\n400 etc/db/user\n640 etc/conf/app.conf\nlevel=debug\n\
+         440 etc/bundle/creds/user\n440 etc/bundle/mode\nfast\nscratch-ok\n"
     );
     assert!(
         !data.join("run").join(id.to_string()).exists(),
@@ -660,7 +671,10 @@ spec:
     assert_eq!(ignored.len(), 1, "{logged}");
     assert!(
         ignored[0].contains("default/uses-secrets: podTemplate.spec.nodeSelector")
-            && !ignored[0].contains("containers"),
+            && ignored[0]
+                .contains("podTemplate.spec.volumes[bundle].projected.sources[2].serviceAccountToken")
+            && !ignored[0].contains("containers")
+            && !ignored[0].contains("sources[0]"),
         "{}",
         ignored[0]
     );

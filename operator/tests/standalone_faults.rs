@@ -352,8 +352,8 @@ fn a_jobs_folder_moved_away_and_back_keeps_its_jobs_and_their_rows() {
 
 /// `kill -9` of the runner while a script runs with a grandchild in a session of its own
 /// (`setsid`): none of the run's processes lives on past the restarted runner's start (with a
-/// cgroup, none lives on past the runner at all), the run is recorded once as interrupted, and
-/// the next run goes through.
+/// cgroup, none lives on past the runner at all), the run is recorded once as interrupted, its
+/// folder (where a run's Secret files live) is removed, and the next run goes through.
 fn a_killed_runner_leaves_no_process_behind(containment: &str) {
     require_root();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -407,6 +407,9 @@ fn a_killed_runner_leaves_no_process_behind(containment: &str) {
         .expect("the runner recorded its scope");
     let scope: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&scope_file).expect("read")).expect("json");
+    let run_id = jtp.runs("orphans")[0]["id"].as_i64().expect("id");
+    let run_dir = data.join("run").join(run_id.to_string());
+    assert!(run_dir.is_dir(), "the run has its folder while it runs");
     drop(jtp); // SIGKILL: no chance to clean up.
     if containment == "cgroup" {
         wait_until(
@@ -433,6 +436,11 @@ fn a_killed_runner_leaves_no_process_behind(containment: &str) {
     assert_eq!(runs[0]["status"], "FAILURE", "{runs:?}");
     let id = runs[0]["id"].as_i64().expect("id");
     assert!(jtp.output(id).contains("interrupted"), "{}", jtp.output(id));
+    wait_until(
+        Duration::from_secs(5),
+        "the killed run's folder to be removed",
+        || !run_dir.exists(),
+    );
 
     jtp.run_now("orphans");
     wait_until(Duration::from_secs(20), "the next run", || {

@@ -1,6 +1,6 @@
 //! What of a job's pod (`spec.podTemplate`) a local run gets: the variables of the run container
 //! (`env` with `valueFrom` Secret and ConfigMap keys, `envFrom`) and the files of its volume
-//! mounts (Secret, ConfigMap, emptyDir), from the Secrets and ConfigMaps of the jobs folder.
+//! mounts (Secret, ConfigMap, the Secret and ConfigMap sources of a projected volume, emptyDir), from the Secrets and ConfigMaps of the jobs folder.
 //!
 //! A process cannot mount at an absolute path, so a mount at `/etc/app` is the folder
 //! `etc/app` of the run's own folder (`JTP_RUN_DIR`, readable by its owner only, removed when
@@ -65,44 +65,45 @@ struct Source<'a> {
     objects: &'a FolderObjects,
 }
 
+/// A Secret's or ConfigMap's keys and values.
+type Data = BTreeMap<String, Vec<u8>>;
+
 impl Source<'_> {
-    fn config_map(
-        &self,
-        name: &str,
-        optional: Option<bool>,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
-        match self
-            .objects
-            .config_maps
-            .get(&(self.namespace.to_owned(), name.to_owned()))
-        {
-            Some(data) => Ok(Some(
-                data.iter()
-                    .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
-                    .collect(),
-            )),
-            None if optional == Some(true) => Ok(None),
-            None => Err(format!(
-                "ConfigMap {}/{name} is not in the jobs folder",
-                self.namespace
-            )),
-        }
+    fn config_map(&self, name: &str, optional: Option<bool>) -> Result<Option<Data>, String> {
+        let found = self.objects.config_maps.get(&self.key(name)).map(|data| {
+            data.iter()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                .collect()
+        });
+        self.required("ConfigMap", name, optional, found)
     }
 
-    fn secret(
-        &self,
-        name: &str,
-        optional: Option<bool>,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
-        match self
+    fn secret(&self, name: &str, optional: Option<bool>) -> Result<Option<Data>, String> {
+        let found = self
             .objects
             .secrets
-            .get(&(self.namespace.to_owned(), name.to_owned()))
-        {
-            Some(data) => Ok(Some(data.0.clone())),
+            .get(&self.key(name))
+            .map(|data| data.0.clone());
+        self.required("Secret", name, optional, found)
+    }
+
+    fn key(&self, name: &str) -> (String, String) {
+        (self.namespace.to_owned(), name.to_owned())
+    }
+
+    /// What was found, or nothing for an optional object, or the error a pod would not start with.
+    fn required(
+        &self,
+        kind: &str,
+        name: &str,
+        optional: Option<bool>,
+        found: Option<Data>,
+    ) -> Result<Option<Data>, String> {
+        match found {
+            Some(data) => Ok(Some(data)),
             None if optional == Some(true) => Ok(None),
             None => Err(format!(
-                "Secret {}/{name} is not in the jobs folder",
+                "{kind} {}/{name} is not in the jobs folder",
                 self.namespace
             )),
         }
@@ -168,7 +169,7 @@ fn key_of(
     name: &str,
     key: &str,
     optional: Option<bool>,
-    data: Option<BTreeMap<String, Vec<u8>>>,
+    data: Option<Data>,
 ) -> Result<Option<Vec<u8>>, String> {
     let Some(mut data) = data else { return Ok(None) };
     match data.remove(key) {
@@ -182,7 +183,7 @@ fn key_of(
 fn projected(
     kind: &str,
     name: &str,
-    data: BTreeMap<String, Vec<u8>>,
+    data: Data,
     items: Option<&Vec<KeyToPath>>,
     default_mode: Option<i32>,
 ) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
@@ -206,6 +207,19 @@ fn projected(
             None => Err(format!("{kind} {name} has no key {}", item.key)),
         })
         .collect()
+}
+
+/// The files of an object that may be absent (optional): none when it is.
+fn files_of(
+    kind: &str,
+    name: &str,
+    data: Option<Data>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: Option<i32>,
+) -> Result<Vec<(PathBuf, Vec<u8>, u32)>, String> {
+    data.map(|data| projected(kind, name, data, items, default_mode))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// `path` inside `root`, refusing `..` and absolute parts (a mount path is absolute in a pod).
@@ -233,23 +247,43 @@ fn write_mount(
     let files = if let Some(secret) = &volume.secret {
         let name = secret.secret_name.as_deref().unwrap_or_default();
         let data = source.secret(name, secret.optional)?;
-        data.map(|data| projected("Secret", name, data, secret.items.as_ref(), secret.default_mode))
-            .transpose()?
-            .unwrap_or_default()
+        files_of("Secret", name, data, secret.items.as_ref(), secret.default_mode)?
     } else if let Some(config_map) = &volume.config_map {
         let name = config_map.name.as_str();
         let data = source.config_map(name, config_map.optional)?;
-        data.map(|data| {
-            projected(
-                "ConfigMap",
-                name,
-                data,
-                config_map.items.as_ref(),
-                config_map.default_mode,
-            )
-        })
-        .transpose()?
-        .unwrap_or_default()
+        files_of(
+            "ConfigMap",
+            name,
+            data,
+            config_map.items.as_ref(),
+            config_map.default_mode,
+        )?
+    } else if let Some(projection) = &volume.projected {
+        // Secret and ConfigMap sources, merged in order; the others (service account token,
+        // downward API…) are the pod's only, reported as ignored.
+        let mut files = Vec::new();
+        for from in projection.sources.iter().flatten() {
+            if let Some(secret) = &from.secret {
+                let data = source.secret(&secret.name, secret.optional)?;
+                files.extend(files_of(
+                    "Secret",
+                    &secret.name,
+                    data,
+                    secret.items.as_ref(),
+                    projection.default_mode,
+                )?);
+            } else if let Some(config_map) = &from.config_map {
+                let data = source.config_map(&config_map.name, config_map.optional)?;
+                files.extend(files_of(
+                    "ConfigMap",
+                    &config_map.name,
+                    data,
+                    config_map.items.as_ref(),
+                    projection.default_mode,
+                )?);
+            }
+        }
+        files
     } else if volume.empty_dir.is_some() {
         Vec::new()
     } else {

@@ -120,6 +120,31 @@ impl Runner {
         })
     }
 
+    /// The folders a runner killed mid-run left behind (with the Secret files of its runs): every
+    /// folder of a run that is no longer RUNNING (a runner sharing the data dir keeps the folders
+    /// of the runs it still has going).
+    async fn remove_folders_of_ended_runs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.work_dir) else {
+            return; // none yet
+        };
+        for entry in entries.filter_map(std::result::Result::ok) {
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else {
+                continue;
+            };
+            let ended = match self.store.get_run(id).await {
+                Ok(run) => run.summary.status != RunStatus::Running,
+                Err(jtp_store::Error::NotFound { .. }) => true,
+                Err(e) => {
+                    tracing::warn!(run = id, error = %e, "could not read the run of a left-behind folder; kept");
+                    false
+                }
+            };
+            if ended && let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(run = id, error = %e, "could not remove a left-behind run folder");
+            }
+        }
+    }
+
     /// Runs until `shutdown` turns true, then gives running scripts the grace period, stops the
     /// rest and records them.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -135,6 +160,7 @@ impl Runner {
             ),
             Err(e) => tracing::error!(error = %e, "could not close interrupted runs"),
         }
+        self.remove_folders_of_ended_runs().await;
         let recorder = self
             .recorder_rx
             .lock()
