@@ -23,6 +23,14 @@ pub use validate::{FieldError, InvalidSpec, validate};
 pub const GROUP: &str = "jobtrigger.io";
 /// Annotation that asks for one manual run; its value is an RFC3339 instant, one run per distinct value.
 pub const RUN_NOW_ANNOTATION: &str = "jobtrigger.io/run-now";
+/// Annotation on a ScheduledJob naming who asked for the pending run-now (set together with it;
+/// the portal writes its user's name). The operator copies it to the run and then removes it, so
+/// a later run-now without one is not credited to the same person.
+pub const RUN_NOW_REQUESTER_ANNOTATION: &str = "jobtrigger.io/run-now-requester";
+/// Annotation on a launched manual Job naming who asked for it.
+pub const REQUESTER_ANNOTATION: &str = "jobtrigger.io/requester";
+/// The longest requester name kept (longer ones are cut, on a character boundary).
+pub const MAX_REQUESTER_CHARS: usize = 253;
 /// Annotation on a launched Job holding the scheduled instant (RFC3339 UTC).
 pub const SCHEDULED_AT_ANNOTATION: &str = "jobtrigger.io/scheduled-at";
 /// Annotation on a launched Job holding what triggered it (`schedule` or `manual`).

@@ -315,10 +315,12 @@ async fn run_now(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Response> {
     caller
-        .require(&state, Verb::Patch, &namespace, "run this job now")
+        .require(&state, Verb::Trigger, &namespace, "run this job now")
         .await?;
     let now = Utc::now();
-    state.run_now(&namespace, &name, now).await?;
+    state
+        .run_now(&namespace, &name, now, &caller.principal.requester())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -8,7 +8,8 @@
 //!   with a TokenReview and keeps user, uid and groups.
 //! - **Authorization**: standalone users may do everything. Kubernetes users are checked with a
 //!   SubjectAccessReview on their own rights to `scheduledjobs.jobtrigger.io` in the job's namespace:
-//!   `list`/`get` to read, `create`, `patch` (edit and Run Now), `delete`. Listing is allowed
+//!   `list`/`get` to read, `create`, `patch` (edit, pause), `delete`, and the custom verb `trigger`
+//!   for Run Now (so people may be let run jobs without being let change them). Listing is allowed
 //!   cluster-wide when the user may list in all namespaces; otherwise it is filtered to the namespaces
 //!   in which a per-namespace `list` check passes.
 //! - **CSRF**: unsafe requests from browsers must come from this origin (`Origin`, `Sec-Fetch-Site`),
@@ -61,6 +62,8 @@ pub enum Verb {
     Create,
     Patch,
     Delete,
+    /// Run Now: the custom verb that lets someone start runs without the right to change the job.
+    Trigger,
 }
 
 impl Verb {
@@ -71,6 +74,7 @@ impl Verb {
             Self::Create => "create",
             Self::Patch => "patch",
             Self::Delete => "delete",
+            Self::Trigger => "trigger",
         }
     }
 }
@@ -100,6 +104,16 @@ impl Principal {
     pub fn display(&self) -> String {
         match self {
             Self::Anonymous => "local user".to_owned(),
+            Self::Local(user) => user.clone(),
+            Self::Kube(user) => user.username.clone(),
+        }
+    }
+
+    /// The name recorded as the requester of a Run Now: the Kubernetes user name, the basic-auth
+    /// user (or `token` for the shared token), `local` on an open standalone portal.
+    pub fn requester(&self) -> String {
+        match self {
+            Self::Anonymous => "local".to_owned(),
             Self::Local(user) => user.clone(),
             Self::Kube(user) => user.username.clone(),
         }

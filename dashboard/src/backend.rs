@@ -5,7 +5,7 @@
 use crate::error::{AppError, Result};
 use crate::{AppState, FIELD_MANAGER, Mode};
 use chrono::{DateTime, SecondsFormat, Utc};
-use jtp_crds::{RUN_NOW_ANNOTATION, ScheduledJob, ScheduledJobSpec};
+use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJob, ScheduledJobSpec};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -127,17 +127,28 @@ impl AppState {
         Ok(())
     }
 
-    /// Asks for one run now. Kubernetes: the run-now annotation set to `now` (RFC3339 UTC) by merge
-    /// patch; standalone: the store's run-now request, then the runner is woken.
-    pub(crate) async fn run_now(&self, namespace: &str, name: &str, now: DateTime<Utc>) -> Result<()> {
+    /// Asks for one run now, recorded as asked for by `requester`. Kubernetes: the run-now
+    /// annotation set to `now` (RFC3339 UTC) and the requester annotation, in one merge patch (the
+    /// caller has checked the `trigger` right, which is all the user needs); standalone: the store's
+    /// run-now request, then the runner is woken.
+    pub(crate) async fn run_now(
+        &self,
+        namespace: &str,
+        name: &str,
+        now: DateTime<Utc>,
+        requester: &str,
+    ) -> Result<()> {
         match &self.inner.mode {
             Mode::Standalone { .. } => {
-                crate::data::request_run_now(self, namespace, name, now).await?;
+                crate::data::request_run_now(self, namespace, name, now, requester).await?;
                 self.wake_runner();
             }
             Mode::Kubernetes { client } => {
                 let value = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-                let patch = json!({ "metadata": { "annotations": { RUN_NOW_ANNOTATION: value } } });
+                let patch = json!({ "metadata": { "annotations": {
+                    RUN_NOW_ANNOTATION: value,
+                    RUN_NOW_REQUESTER_ANNOTATION: requester,
+                } } });
                 Self::merge_patch(client, namespace, name, &patch).await?;
             }
         }

@@ -361,6 +361,8 @@ pub struct RunView {
     /// "12 s", or "running for 12 s".
     pub duration: String,
     pub trigger: Trigger,
+    /// Who asked for a manual run, when known.
+    pub requester: Option<String>,
     pub exit_code: Option<i32>,
     /// Size of the output as produced.
     pub output_bytes: i64,
@@ -392,6 +394,7 @@ impl RunView {
             finished: run.finished_at.map(show),
             duration,
             trigger: run.trigger,
+            requester: run.requester,
             exit_code: run.exit_code,
             output_bytes: run.output_bytes,
             output_truncated_bytes: run.output_truncated,
@@ -959,19 +962,20 @@ pub(crate) async fn delete_job(state: &AppState, namespace: &str, name: &str) ->
     state.store().delete_job(job.id).await.map_err(store_err)
 }
 
-/// Standalone: the job made due now.
+/// Standalone: the job made due now, asked for by `requester`.
 pub(crate) async fn request_run_now(
     state: &AppState,
     namespace: &str,
     name: &str,
     now: DateTime<Utc>,
+    requester: &str,
 ) -> Result<()> {
     let job = get_job(state, namespace, name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
     state
         .store()
-        .request_run_now(job.id, now)
+        .request_run_now(job.id, now, requester)
         .await
         .map_err(store_err)?;
     Ok(())

@@ -291,6 +291,7 @@ pub fn document() -> Value {
                         "finished": { "oneOf": [schema_ref("ShownTime"), { "type": "null" }] },
                         "duration": { "type": "string" },
                         "trigger": { "type": "string", "enum": ["schedule", "manual"] },
+                        "requester": { "type": ["string", "null"], "description": "Who asked for a manual run: the portal's user, the run-now-requester annotation of a kubectl user, or \"local\" on an open standalone portal; null for scheduled runs and when nobody said" },
                         "exitCode": { "type": ["integer", "null"] },
                         "outputBytes": { "type": "integer" },
                         "outputTruncatedBytes": { "type": "integer", "description": "Bytes cut from the middle by the cap (0: whole)" },

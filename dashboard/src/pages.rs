@@ -1045,10 +1045,12 @@ async fn run_now(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Response> {
     caller
-        .require(&state, Verb::Patch, &namespace, "run this job now")
+        .require(&state, Verb::Trigger, &namespace, "run this job now")
         .await?;
     let now = Utc::now();
-    state.run_now(&namespace, &name, now).await?;
+    state
+        .run_now(&namespace, &name, now, &caller.principal.requester())
+        .await?;
     let zone = match data::get_job(&state, &namespace, &name).await {
         Ok(Some(job)) => zone.for_job(&job.timezone),
         _ => zone.for_job(jtp_crds::DEFAULT_TIME_ZONE),

@@ -305,7 +305,7 @@ async fn kubernetes_create_run_now_refusal_and_output() {
         )),
         "{refusal}"
     );
-    assert!(refusal.contains("\"patch\""), "{refusal}");
+    assert!(refusal.contains("\"trigger\""), "{refusal}");
     b.screenshot("kubernetes-refusal").await;
     let live = env.jobs().get("cluster-daily").await.unwrap();
     assert!(
@@ -316,10 +316,11 @@ async fn kubernetes_create_run_now_refusal_and_output() {
             .contains_key(jtp_crds::RUN_NOW_ANNOTATION)
     );
 
-    // The editor may: the annotation appears, the run shows up in the panel without a reload.
+    // The runner (trigger, no patch) may: the annotation appears, the run shows up in the panel
+    // without a reload.
     b.goto(&format!("{base}/")).await;
     b.click("button.link").await;
-    log_in(&b, &base, &env.editor).await;
+    log_in(&b, &base, &env.runner).await;
     b.goto(&format!("{base}/jobs/{ns}/cluster-daily")).await;
     b.click("#run-now").await;
     assert!(
@@ -336,6 +337,11 @@ async fn kubernetes_create_run_now_refusal_and_output() {
     );
     b.wait_text("#runs-table tbody tr.run-row", WAIT, |t| t.contains("SUCCESS"))
         .await;
+    let row = b.text("#runs-table tbody tr.run-row").await;
+    assert!(
+        row.contains(&format!("manual by system:serviceaccount:{ns}:runner")),
+        "{row}"
+    );
     b.click("#runs-table tbody tr.run-row a").await;
     let output = b.text("#output-text").await;
     assert!(output.contains(XSS), "{output}");

@@ -7,7 +7,7 @@ mod common;
 use axum::http::{StatusCode, header};
 use common::kube_env::{KubeEnv, Mirror};
 use common::*;
-use jtp_crds::{RUN_NOW_ANNOTATION, ScheduledJobSpec};
+use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJobSpec};
 use jtp_dashboard::{AppState, PortalConfig};
 use serde_json::json;
 use std::ops::Not;
@@ -75,25 +75,28 @@ async fn rights_follow_the_users_own_rbac() {
     .await;
     assert_eq!(hidden.status, StatusCode::FORBIDDEN);
 
-    // The reader cannot Run Now: 403 with a message that says why; no annotation appears.
-    let reply = send(
-        &state,
-        bearer(
-            json_request("POST", &format!("/api/v1/jobs/{ns}/nightly/run"), None),
-            &env.reader,
-        ),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
-    let message = reply.json()["error"].as_str().unwrap().to_owned();
-    assert!(
-        message.contains(&format!("system:serviceaccount:{ns}:reader")),
-        "{message}"
-    );
-    assert!(
-        message.contains("may not run this job now") && message.contains("\"patch\""),
-        "{message}"
-    );
+    // Run Now needs the "trigger" verb, not "patch": the reader and the editor (who may patch)
+    // are refused with a message that says why, and no annotation appears.
+    for (who, token) in [("reader", &env.reader), ("editor", &env.editor)] {
+        let reply = send(
+            &state,
+            bearer(
+                json_request("POST", &format!("/api/v1/jobs/{ns}/nightly/run"), None),
+                token,
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{who}: {}", reply.body);
+        let message = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(&format!("system:serviceaccount:{ns}:{who}")),
+            "{message}"
+        );
+        assert!(
+            message.contains("may not run this job now") && message.contains("\"trigger\""),
+            "{message}"
+        );
+    }
     let live = env.jobs().get("nightly").await.unwrap();
     assert!(
         live.metadata
@@ -103,27 +106,25 @@ async fn rights_follow_the_users_own_rbac() {
             .not()
     );
 
-    // The editor can: the annotation holds the instant, RFC3339 UTC.
+    // The runner (get, list, trigger) can: the annotation holds the instant, RFC3339 UTC, and the
+    // requester annotation names the user; the runner still may not change the job.
     let reply = send(
         &state,
         bearer(
             json_request("POST", &format!("/api/v1/jobs/{ns}/nightly/run"), None),
-            &env.editor,
+            &env.runner,
         ),
     )
     .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
     let requested = reply.json()["requestedAt"].as_str().unwrap().to_owned();
     let live = env.jobs().get("nightly").await.unwrap();
-    let value = live
-        .metadata
-        .annotations
-        .unwrap()
-        .get(RUN_NOW_ANNOTATION)
-        .cloned()
-        .unwrap();
+    let annotations = live.metadata.annotations.unwrap();
+    let value = annotations.get(RUN_NOW_ANNOTATION).cloned().unwrap();
     assert_eq!(value, requested);
     assert!(chrono::DateTime::parse_from_rfc3339(&value).is_ok() && value.ends_with('Z'));
+    let runner_name = format!("system:serviceaccount:{ns}:runner");
+    assert_eq!(annotations.get(RUN_NOW_REQUESTER_ANNOTATION), Some(&runner_name));
     // Pause and resume: a merge patch of spec.suspend alone; the reader may not.
     let pause = |token: String, suspend: bool| {
         bearer(
@@ -135,8 +136,12 @@ async fn rights_follow_the_users_own_rbac() {
             &token,
         )
     };
-    let refused = send(&state, pause(env.reader.clone(), true)).await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    for token in [&env.reader, &env.runner] {
+        let refused = send(&state, pause(token.clone(), true)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        let message = refused.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains("\"patch\""), "{message}");
+    }
     let paused = send(&state, pause(env.editor.clone(), true)).await;
     assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
     assert!(env.jobs().get("nightly").await.unwrap().spec.suspend);
@@ -158,6 +163,15 @@ async fn rights_follow_the_users_own_rbac() {
     .await
     .json();
     assert_eq!(runs["items"][0]["trigger"], "manual");
+    assert_eq!(runs["items"][0]["requester"], runner_name.as_str());
+    let panel = send(&state, bearer(get(&format!("/jobs/{ns}/nightly")), &env.reader)).await;
+    assert!(
+        panel
+            .body
+            .contains(&format!("<span class=\"requester\">by {runner_name}</span>")),
+        "the run row names who asked: {}",
+        panel.body
+    );
 
     // The editor may patch but not create or delete.
     let spec = json!({ "schedule": { "daily": { "at": "10:00" } }, "script": { "inline": "echo hi" } });
@@ -301,7 +315,7 @@ async fn browsers_log_in_with_a_token_and_forms_follow_rbac() {
     assert!(reply.body.contains("Not allowed"));
     assert!(reply.body.contains("may not run this job now"), "{}", reply.body);
 
-    let login = send(&state, post_form("/login", "", &[("token", &env.editor)])).await;
+    let login = send(&state, post_form("/login", "", &[("token", &env.runner)])).await;
     let cookie = login.session_cookie().unwrap();
     let page = send(&state, get_with_cookie(&format!("/jobs/{ns}/nightly"), &cookie)).await;
     let csrf = csrf_of(&page.body);

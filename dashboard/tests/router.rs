@@ -331,6 +331,25 @@ async fn run_now_makes_the_job_due_wakes_the_runner_and_says_so() {
     );
     assert!(page.body.contains("HKT."));
     assert!(page.body.contains("waiting to start"));
+    // The run the runner claims for it names who asked: "local" on an open portal.
+    let claim = jtp_store::SlotClaim {
+        job_id: id,
+        expected_next_run: job.next_run.unwrap(),
+        new_next_run: None,
+        runner: "test",
+        now: Utc::now(),
+    };
+    t.store.claim_slot(&claim).await.unwrap().expect("claimed");
+    let runs = send(&t.state, get("/api/v1/jobs/default/adhoc/runs"))
+        .await
+        .json();
+    assert_eq!(runs["items"][0]["requester"], "local");
+    let panel = send(&t.state, get_with_cookie("/jobs/default/adhoc", &cookie)).await;
+    assert!(
+        panel.body.contains("<span class=\"requester\">by local</span>"),
+        "{}",
+        panel.body
+    );
 
     let missing = send(
         &t.state,

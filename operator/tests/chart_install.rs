@@ -158,6 +158,65 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         );
     }
 
+    // Run Now has a right of its own: the chart's trigger role grants only `trigger`, and is
+    // aggregated into the cluster's `edit` but not `view`; a team's own role with `patch` does not
+    // include it.
+    let bind = |user: &str, role: &str| {
+        kubectl(&[
+            "create",
+            "rolebinding",
+            &format!("can-i-{user}"),
+            "-n",
+            jobs,
+            "--clusterrole",
+            role,
+            "--user",
+            user,
+        ]);
+    };
+    let trigger_role = format!("{release}-trigger");
+    bind("run-only", &trigger_role);
+    bind("an-editor", "edit");
+    bind("a-viewer", "view");
+    kubectl(&[
+        "create",
+        "clusterrole",
+        &format!("{release}-test-patcher"),
+        "--verb=get,list,patch",
+        "--resource=scheduledjobs.jobtrigger.io",
+    ]);
+    bind("a-patcher", &format!("{release}-test-patcher"));
+    let sj = "scheduledjobs.jobtrigger.io";
+    // The aggregation controller adds the rule to `edit` shortly after install.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !can_i("trigger", sj, jobs, "an-editor") {
+        assert!(
+            Instant::now() < deadline,
+            "the trigger role was not aggregated into edit within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // who, may trigger, may patch
+    let table = [
+        ("run-only", true, false),
+        ("a-patcher", false, true),
+        ("an-editor", true, false),
+        ("a-viewer", false, false),
+        (portal.as_str(), false, true),
+    ];
+    for (who, trigger, patch) in table {
+        assert_eq!(can_i("trigger", sj, jobs, who), trigger, "{who} may trigger");
+        assert_eq!(can_i("patch", sj, jobs, who), patch, "{who} may patch");
+    }
+    assert!(
+        !can_i("get", sj, jobs, "run-only"),
+        "the trigger role grants only trigger"
+    );
+    assert!(
+        !can_i("trigger", sj, namespace, "run-only"),
+        "a RoleBinding stays in its namespace"
+    );
+
     // Every example applies cleanly, server-side.
     let mut applied = 0;
     for entry in std::fs::read_dir(repo().join("examples")).expect("examples/") {
@@ -321,6 +380,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
             "jobtrigger.io/run-now={}",
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
+        "jobtrigger.io/run-now-requester=ops-bob",
         "--overwrite",
     ]);
     let store = Store::connect(&database).await.expect("operator's database");
@@ -341,6 +401,21 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!((run.status, run.trigger), (RunStatus::Success, Trigger::Manual));
+    assert_eq!(
+        run.requester.as_deref(),
+        Some("ops-bob"),
+        "the kubectl user's requester annotation"
+    );
+    // Consumed: a later run-now that names nobody is not credited to ops-bob.
+    let left = kubectl(&[
+        "get",
+        "-n",
+        jobs,
+        "sj/rebuild-index",
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(!left.contains("run-now-requester"), "{left}");
     let output = store.get_run(run.id).await.expect("run").log_output;
     assert!(
         output.contains("rebuilding the index") && output.contains("warning: this is a demo"),
@@ -359,6 +434,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     );
 
     helm(&["uninstall", release, "--namespace", namespace]);
+    kubectl(&["delete", "clusterrole", &format!("{release}-test-patcher")]);
     ns.cleanup().await;
     jobs_ns.cleanup().await;
 }

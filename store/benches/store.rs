@@ -187,6 +187,7 @@ async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
         started_at: slot,
         k8s_job_name: None,
         runner: Some("bench".into()),
+        requester: None,
     };
     let id = store.record_start(&start).await.expect("start");
     let finish = RunFinish {

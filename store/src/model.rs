@@ -94,6 +94,8 @@ pub struct RunSummary {
     pub trigger: Trigger,
     pub k8s_job_name: Option<String>,
     pub runner: Option<String>,
+    /// Who asked for a manual run (see [`RunStart::requester`]).
+    pub requester: Option<String>,
     /// Output size before the cap.
     pub output_bytes: i64,
     /// Bytes the cap cut.
@@ -186,6 +188,9 @@ pub struct RunStart {
     pub started_at: DateTime<Utc>,
     pub k8s_job_name: Option<String>,
     pub runner: Option<String>,
+    /// Who asked for a manual run: the portal's user, a `kubectl annotate` user's own requester
+    /// annotation, or `local`; `None` for scheduled runs and when nobody said.
+    pub requester: Option<String>,
 }
 
 /// The end of a run. The output is capped by the store.

@@ -64,7 +64,7 @@ pub(crate) use job_columns;
 macro_rules! run_summary_columns {
     () => {
         "l.id, l.job_id, l.run_time, l.scheduled_for, l.finished_at, l.status, l.exit_code, l.trigger, \
-         l.k8s_job_name, l.runner, l.output_bytes, l.output_truncated, substr(l.log_output, 1, 200) AS preview"
+         l.k8s_job_name, l.runner, l.requester, l.output_bytes, l.output_truncated, substr(l.log_output, 1, 200) AS preview"
     };
 }
 pub(crate) use run_summary_columns;
@@ -83,7 +83,7 @@ impl_from_row!(RunSummary {
     status => status,
     exit_code,
     trigger => trigger,
-    k8s_job_name, runner, output_bytes, output_truncated, preview,
+    k8s_job_name, runner, requester, output_bytes, output_truncated, preview,
 });
 
 impl_from_row!(Run { ..summary, log_output });

@@ -29,17 +29,20 @@ const NEXT_WAKEUP: &str =
 /// The compare-and-set: only the claimer that still sees `expected_next_run` moves it on.
 /// The row it returns still holds a pending Run Now, which this claim then consumes.
 const CLAIM: &str = "UPDATE scheduled_jobs SET next_run = $3, updated_at = $4 \
-     WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL RETURNING run_now_requested_at";
+     WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL RETURNING run_now_requested_at, run_now_requester";
 
-const CONSUME_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = NULL WHERE id = $1";
+const CONSUME_RUN_NOW: &str =
+    "UPDATE scheduled_jobs SET run_now_requested_at = NULL, run_now_requester = NULL WHERE id = $1";
 
 const INSERT_CLAIMED_RUN: &str = "INSERT INTO job_execution_logs \
-     (job_id, run_time, scheduled_for, status, trigger, runner) VALUES ($1, $2, $3, 'RUNNING', $4, $5) \
+     (job_id, run_time, scheduled_for, status, trigger, runner, requester) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6) \
      ON CONFLICT DO NOTHING RETURNING id";
 
 const RECORD_START: &str = "UPDATE job_execution_logs SET run_time = $2 WHERE id = $1 AND status = 'RUNNING'";
 
-const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = $2, next_run = $2, updated_at = $3 \
+const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = $2, next_run = $2, updated_at = $3, \
+     run_now_requester = $4 \
      WHERE id = $1 AND deleted_at IS NULL";
 
 const RUNNING_OF_RUNNER: &str =
@@ -79,23 +82,23 @@ impl Store {
             let mut tx = begin_write(pool).await?;
             let mut won = Vec::with_capacity(claims.len());
             for claim in claims {
-                let moved: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(CLAIM)
+                let moved: Option<(Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(CLAIM)
                     .bind(claim.job_id)
                     .bind(Ts(claim.expected_next_run))
                     .bind(ts(claim.new_next_run))
                     .bind(Ts(claim.now))
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some(run_now) = moved else {
+                let Some((run_now, requester)) = moved else {
                     won.push(None);
                     continue;
                 };
-                let (trigger, scheduled_for) = match run_now {
+                let (trigger, scheduled_for, requester) = match run_now {
                     Some(requested) => {
                         sqlx::query(CONSUME_RUN_NOW).bind(claim.job_id).execute(&mut *tx).await?;
-                        (Trigger::Manual, requested)
+                        (Trigger::Manual, requested, requester)
                     }
-                    None => (Trigger::Schedule, claim.expected_next_run),
+                    None => (Trigger::Schedule, claim.expected_next_run, None),
                 };
                 let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_RUN)
                     .bind(claim.job_id)
@@ -103,6 +106,7 @@ impl Store {
                     .bind(Ts(scheduled_for))
                     .bind(trigger.as_str())
                     .bind(claim.runner)
+                    .bind(requester)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if run_id.is_none() {
@@ -129,13 +133,15 @@ impl Store {
     }
 
     /// Run Now: the job becomes due at `at` (normally now), suspended or manual as it may be; the
-    /// next claim runs it once as `manual`. A second request before that replaces the first.
-    pub async fn request_run_now(&self, job_id: i64, at: DateTime<Utc>) -> Result<()> {
+    /// next claim runs it once as `manual`, recorded as asked for by `requester`. A second request
+    /// before that replaces the first.
+    pub async fn request_run_now(&self, job_id: i64, at: DateTime<Utc>, requester: &str) -> Result<()> {
         let updated = with_pool!(self, pool => {
             sqlx::query(REQUEST_RUN_NOW)
                 .bind(job_id)
                 .bind(Ts(at))
                 .bind(Ts(Utc::now()))
+                .bind(requester)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())

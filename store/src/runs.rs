@@ -14,8 +14,8 @@ use jtp_crds::{RunStatus, Trigger};
 
 /// A second start of the same slot or Kubernetes Job inserts nothing.
 const INSERT_START: &str = "INSERT INTO job_execution_logs \
-     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner) \
-     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
+     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner, requester) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id";
 
 const FIND_START: &str = "SELECT id FROM job_execution_logs \
      WHERE (job_id = $1 AND trigger = $2 AND scheduled_for = $3) OR k8s_job_name = $4 ORDER BY id LIMIT 1";
@@ -106,6 +106,7 @@ impl Store {
                 .bind(start.trigger.as_str())
                 .bind(&start.k8s_job_name)
                 .bind(&start.runner)
+                .bind(&start.requester)
                 .fetch_optional(pool)
                 .await?;
             match inserted {

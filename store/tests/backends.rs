@@ -160,6 +160,7 @@ async fn postgres_outage_and_recovery() {
         started_at: slot,
         k8s_job_name: None,
         runner: None,
+        requester: None,
     };
     let run_id = store.record_start(&start).await.expect("start");
 

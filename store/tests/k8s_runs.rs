@@ -34,6 +34,7 @@ async fn finished_k8s_jobs_names_only_finished_runs(db: &common::TestDb) {
         started_at: at(hour),
         k8s_job_name: Some(name.into()),
         runner: Some("operator".into()),
+        requester: None,
     };
     let done = store
         .record_start(&start("team-a/backup-1", 1))

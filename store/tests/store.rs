@@ -39,6 +39,7 @@ fn start(job_id: i64, slot: DateTime<Utc>) -> RunStart {
         started_at: slot + Duration::seconds(1),
         k8s_job_name: None,
         runner: Some("test".into()),
+        requester: None,
     }
 }
 
@@ -249,7 +250,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
     assert!(store.due_jobs(at(12, 0), 10).await.expect("due").is_empty());
 
     store
-        .request_run_now(manual.id, at(12, 0))
+        .request_run_now(manual.id, at(12, 0), "alice")
         .await
         .expect("run now");
     assert_eq!(store.next_wakeup().await.expect("wakeup"), Some(at(12, 0)));
@@ -273,6 +274,11 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
     assert_eq!((after.next_run, after.run_now_requested_at), (None, None));
     let runs = store.list_runs(manual.id, 10, 0).await.expect("runs");
     assert_eq!(runs.items[0].trigger, Trigger::Manual);
+    assert_eq!(
+        runs.items[0].requester.as_deref(),
+        Some("alice"),
+        "the run names who asked"
+    );
 
     // A suspended job runs once on request too, then goes back to no next_run.
     let mut paused = ScheduledJobSpec::daily("09:00");
@@ -283,7 +289,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         .expect("suspend");
     assert_eq!((updated.is_active, updated.next_run), (false, None));
     store
-        .request_run_now(scheduled.id, at(13, 0))
+        .request_run_now(scheduled.id, at(13, 0), "local")
         .await
         .expect("run now");
     let edited = store
@@ -314,7 +320,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
     assert_eq!(store.next_wakeup().await.expect("wakeup"), None);
     assert_eq!(
         store
-            .request_run_now(987_654, at(1, 0))
+            .request_run_now(987_654, at(1, 0), "local")
             .await
             .expect_err("unknown")
             .label(),

@@ -92,6 +92,7 @@ pub async fn add_run_at(
             started_at: at,
             k8s_job_name: None,
             runner: Some("test".into()),
+            requester: None,
         })
         .await
         .unwrap();
@@ -279,8 +280,10 @@ pub mod kube_env {
     pub struct KubeEnv {
         pub client: kube::Client,
         pub ns: TestNamespace,
-        /// get, list, patch
+        /// get, list, patch (edit and pause, but not Run Now)
         pub editor: String,
+        /// get, list, trigger (Run Now, but not edit)
+        pub runner: String,
         /// get, list
         pub reader: String,
         /// everything on scheduledjobs
@@ -331,18 +334,22 @@ pub mod kube_env {
             apply_crd(&client).await;
             let ns = TestNamespace::new(&client, prefix).await;
             let editor = account(&client, ns.name(), "editor", &["get", "list", "patch"]).await;
+            let runner = account(&client, ns.name(), "runner", &["get", "list", "trigger"]).await;
             let reader = account(&client, ns.name(), "reader", &["get", "list"]).await;
             let owner = account(
                 &client,
                 ns.name(),
                 "owner",
-                &["get", "list", "watch", "create", "patch", "update", "delete"],
+                &[
+                    "get", "list", "watch", "create", "patch", "update", "delete", "trigger",
+                ],
             )
             .await;
             Self {
                 client,
                 ns,
                 editor,
+                runner,
                 reader,
                 owner,
             }
@@ -362,7 +369,8 @@ pub mod kube_env {
 
     /// Plays the operator's part that the portal relies on, against the real API server and the
     /// real store: mirrors the namespace's ScheduledJobs into the store, and records one run for
-    /// each new Run Now annotation (with `output`). Returns how many runs it recorded.
+    /// each new Run Now annotation (with `output`, and the requester annotation's name, as the
+    /// operator does). Returns how many runs it recorded.
     pub struct Mirror {
         pub seen_run_now: HashMap<String, String>,
         pub output: String,
@@ -417,6 +425,12 @@ pub mod kube_env {
                     && self.seen_run_now.get(&uid) != Some(&value)
                 {
                     self.seen_run_now.insert(uid.clone(), value.clone());
+                    let requester = job
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(jtp_crds::RUN_NOW_REQUESTER_ANNOTATION))
+                        .cloned();
                     let at = DateTime::parse_from_rfc3339(&value)
                         .map(|t| t.with_timezone(&Utc))
                         .unwrap_or(now);
@@ -428,6 +442,7 @@ pub mod kube_env {
                             started_at: Utc::now(),
                             k8s_job_name: Some(format!("{name}-manual-{}", at.timestamp())),
                             runner: None,
+                            requester,
                         })
                         .await
                         .unwrap();

@@ -4,7 +4,10 @@
 //! restarted operator (or a second replica) applies the same object instead of a second run.
 
 use chrono::{DateTime, Utc};
-use jtp_crds::{JOB_LABEL, SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION, Trigger};
+use jtp_crds::{
+    JOB_LABEL, MAX_REQUESTER_CHARS, REQUESTER_ANNOTATION, RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION,
+    SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION, Trigger,
+};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec,
@@ -56,6 +59,22 @@ impl Launch {
             trigger,
         }
     }
+}
+
+/// Who asked for a manual launch: the ScheduledJob's requester annotation, when its run-now
+/// annotation is the instant of this launch (so the name belongs to this request), trimmed and cut
+/// to [`MAX_REQUESTER_CHARS`]. `None` for scheduled launches and when nobody said.
+pub fn requester(sj: &ScheduledJob, launch: &Launch) -> Option<String> {
+    if launch.trigger != Trigger::Manual {
+        return None;
+    }
+    let annotations = sj.metadata.annotations.as_ref()?;
+    let asked_at = DateTime::parse_from_rfc3339(annotations.get(RUN_NOW_ANNOTATION)?).ok()?;
+    if asked_at.with_timezone(&Utc) != launch.scheduled_at {
+        return None;
+    }
+    let name = annotations.get(RUN_NOW_REQUESTER_ANNOTATION)?.trim();
+    (!name.is_empty()).then(|| name.chars().take(MAX_REQUESTER_CHARS).collect())
 }
 
 /// `<name>-<unix secs>` for a scheduled slot, `<name>-m<unix secs>` for Run Now; the name part is
@@ -146,7 +165,7 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
         (SLOT_LABEL.to_owned(), launch.scheduled_at.timestamp().to_string()),
         (TRIGGER_LABEL.to_owned(), launch.trigger.as_str().to_owned()),
     ]);
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (
             SCHEDULED_AT_ANNOTATION.to_owned(),
             launch
@@ -155,6 +174,9 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
         ),
         (TRIGGER_ANNOTATION.to_owned(), launch.trigger.as_str().to_owned()),
     ]);
+    if let Some(requester) = requester(sj, launch) {
+        annotations.insert(REQUESTER_ANNOTATION.to_owned(), requester);
+    }
     let template = match &spec.pod_template {
         Some(template) => template
             .parse()
@@ -358,6 +380,43 @@ mod tests {
         let ann = job.metadata.annotations.expect("annotations");
         assert_eq!(ann[SCHEDULED_AT_ANNOTATION], "2027-01-15T08:00:00Z");
         assert_eq!(ann[TRIGGER_ANNOTATION], "schedule");
+    }
+
+    #[test]
+    fn a_manual_job_names_who_asked_only_for_the_run_now_it_belongs_to() {
+        let mut sj = sj("backup", ScheduledJobSpec::manual());
+        let asked = Launch::new("backup", Trigger::Manual, at(5));
+        sj.metadata.annotations = Some(BTreeMap::from([
+            (RUN_NOW_ANNOTATION.to_owned(), at(5).to_rfc3339()),
+            (
+                RUN_NOW_REQUESTER_ANNOTATION.to_owned(),
+                "  alice@example.com ".to_owned(),
+            ),
+        ]));
+        let job = build_job(&sj, &asked, &defaults()).expect("builds");
+        assert_eq!(
+            job.metadata.annotations.expect("annotations")[REQUESTER_ANNOTATION],
+            "alice@example.com"
+        );
+        // The annotation of an earlier request does not name the requester of a later one.
+        assert_eq!(
+            requester(&sj, &Launch::new("backup", Trigger::Manual, at(6))),
+            None
+        );
+        assert_eq!(
+            requester(&sj, &Launch::new("backup", Trigger::Schedule, at(5))),
+            None
+        );
+        let long = "x".repeat(MAX_REQUESTER_CHARS + 10);
+        sj.metadata
+            .annotations
+            .as_mut()
+            .expect("set")
+            .insert(RUN_NOW_REQUESTER_ANNOTATION.to_owned(), long);
+        assert_eq!(
+            requester(&sj, &asked).map(|r| r.chars().count()),
+            Some(MAX_REQUESTER_CHARS)
+        );
     }
 
     #[test]

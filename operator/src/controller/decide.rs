@@ -32,6 +32,8 @@ pub struct Child {
     pub trigger: Trigger,
     pub scheduled_at: DateTime<Utc>,
     pub created: DateTime<Utc>,
+    /// Who asked for a manual run (the Job's requester annotation).
+    pub requester: Option<String>,
     pub state: ChildState,
     /// The run's final row is known to be in SQL.
     pub recorded: bool,
@@ -528,6 +530,7 @@ mod tests {
             trigger: Trigger::Schedule,
             scheduled_at: t(at),
             created: t(at),
+            requester: None,
             state: ChildState::Active,
             recorded: false,
         }

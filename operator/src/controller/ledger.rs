@@ -113,6 +113,7 @@ impl SqlLedger {
                 started_at: run.started_at,
                 k8s_job_name: Some(qualified(&run.job.namespace, &run.k8s_job_name)),
                 runner: Some(RUNNER_NAME.to_owned()),
+                requester: run.requester.clone(),
             })
             .await?)
     }
@@ -217,6 +218,8 @@ pub struct RunStart {
     /// When its Job was created.
     pub started_at: DateTime<Utc>,
     pub trigger: Trigger,
+    /// Who asked for a manual run, when someone said.
+    pub requester: Option<String>,
 }
 
 /// A run that has finished.

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use jtp_crds::policy::Stop;
 use jtp_crds::{
-    FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RunStatus, ScheduledJob,
-    ScheduledJobStatus, Trigger, validate,
+    FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, RunStatus,
+    ScheduledJob, ScheduledJobStatus, Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
@@ -22,10 +22,11 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
+use serde_json::json;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::builder::{JobDefaults, Launch, build_job};
+use super::builder::{self, JobDefaults, Launch, build_job};
 use super::decide::{Child, ChildState, DecideInput, Decision, Notice, decide};
 use super::expectations::Expectations;
 use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
@@ -282,19 +283,15 @@ fn mirror(sj: &ScheduledJob, status: &ScheduledJobStatus) -> JobMirror {
     }
 }
 
-fn run_start(
-    sj: &ScheduledJob,
-    job_name: &str,
-    scheduled_at: DateTime<Utc>,
-    trigger: Trigger,
-    started_at: DateTime<Utc>,
-) -> RunStart {
+/// The start of the run of an observed Job.
+fn run_start(sj: &ScheduledJob, child: &Child) -> RunStart {
     RunStart {
         job: mirror(sj, &sj.status.clone().unwrap_or_default()),
-        k8s_job_name: job_name.to_owned(),
-        scheduled_at,
-        started_at,
-        trigger,
+        k8s_job_name: child.name.clone(),
+        scheduled_at: child.scheduled_at,
+        started_at: child.created,
+        trigger: child.trigger,
+        requester: child.requester.clone(),
     }
 }
 
@@ -382,7 +379,7 @@ async fn record(sj: &ScheduledJob, ctx: &Context, observed: Observed) -> Recorde
     {
         if let Some((outcome, log)) = ended {
             let finish = RunFinish {
-                start: run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created),
+                start: run_start(sj, &child),
                 finished_at: outcome.finished_at,
                 status: outcome.status,
                 exit_code: outcome.exit_code,
@@ -407,7 +404,7 @@ async fn record(sj: &ScheduledJob, ctx: &Context, observed: Observed) -> Recorde
                 }
             }
         } else if new_start {
-            let start = run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created);
+            let start = run_start(sj, &child);
             if let Err(e) = ctx.ledger.record_run_start(&start).await {
                 tracing::warn!(job = %child.name, error = %e, "cannot record the run start");
             }
@@ -575,6 +572,46 @@ async fn execute(
     Ok(notices)
 }
 
+/// Removes the ScheduledJob's run-now requester annotation once its run has started, so a later
+/// run-now that names nobody is not credited to the same person. A JSON patch that first tests
+/// both annotations: if someone asked again meanwhile, the test fails and their name stays.
+async fn forget_requester(sj: &ScheduledJob, ctx: &Context, requester: &str) {
+    let (Some(ns), Some(run_now)) = (sj.namespace(), sj.annotations().get(RUN_NOW_ANNOTATION)) else {
+        return;
+    };
+    let pointer = |key: &str| {
+        format!(
+            "/metadata/annotations/{}",
+            key.replace('~', "~0").replace('/', "~1")
+        )
+    };
+    let patch = json!([
+        { "op": "test", "path": pointer(RUN_NOW_ANNOTATION), "value": run_now },
+        { "op": "test", "path": pointer(RUN_NOW_REQUESTER_ANNOTATION), "value": sj.annotations().get(RUN_NOW_REQUESTER_ANNOTATION) },
+        { "op": "remove", "path": pointer(RUN_NOW_REQUESTER_ANNOTATION) },
+    ]);
+    let patch = match serde_json::from_value::<json_patch::Patch>(patch) {
+        Ok(patch) => patch,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the requester patch");
+            return;
+        }
+    };
+    let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.metrics.api_write("requester_forget");
+    match api
+        .patch(&sj.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => tracing::debug!(job = %sj.name_any(), requester, "run-now requester consumed"),
+        // 422: the test failed (asked again meanwhile); 404: the job is gone.
+        Err(kube::Error::Api(e)) if e.code == 422 || e.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(job = %sj.name_any(), error = %e, "cannot remove the run-now requester annotation")
+        }
+    }
+}
+
 /// Creates the Job of one run; returns its "Started" Event unless the Job already existed.
 async fn start(
     sj: &ScheduledJob,
@@ -612,13 +649,18 @@ async fn start(
     }
     ctx.metrics.run_started(launch.trigger);
     tracing::info!(job = %launch.job_name, trigger = %launch.trigger, skew_seconds = skew, "run started");
-    let start = run_start(
-        sj,
-        &launch.job_name,
-        launch.scheduled_at,
-        launch.trigger,
-        Utc::now(),
-    );
+    let requester = builder::requester(sj, launch);
+    let start = RunStart {
+        job: mirror(sj, &sj.status.clone().unwrap_or_default()),
+        k8s_job_name: launch.job_name.clone(),
+        scheduled_at: launch.scheduled_at,
+        started_at: Utc::now(),
+        trigger: launch.trigger,
+        requester: requester.clone(),
+    };
+    if let Some(requester) = &requester {
+        forget_requester(sj, ctx, requester).await;
+    }
     if let Err(e) = ctx.ledger.record_run_start(&start).await {
         tracing::warn!(job = %launch.job_name, error = %e, "cannot record the run start");
     }
@@ -668,7 +710,7 @@ async fn record_stopped(
         _ => runs::RunOutput::default(),
     };
     let finish = RunFinish {
-        start: run_start(sj, &child.name, child.scheduled_at, child.trigger, child.created),
+        start: run_start(sj, child),
         finished_at: Utc::now(),
         status: RunStatus::Failure,
         exit_code: None,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use futures::AsyncReadExt;
-use jtp_crds::{RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger};
+use jtp_crds::{REQUESTER_ANNOTATION, RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -99,6 +99,7 @@ pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
         trigger,
         scheduled_at,
         created: created(job),
+        requester: ann.get(REQUESTER_ANNOTATION).cloned(),
         state,
         recorded: false,
     })
