@@ -410,9 +410,7 @@ async fn run_detail(state: &AppState, caller: &Caller, id: &str) -> Result<data:
     let detail = data::get_run(state, id, DisplayZone::Job)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
-    caller
-        .require(state, Verb::Get, &detail.job.namespace, "read this run")
-        .await?;
+    caller.require_run(state, &detail.job.namespace, id).await?;
     Ok(detail)
 }
 

@@ -19,6 +19,10 @@
 //!
 //! Results of TokenReview and SubjectAccessReview are cached briefly (see the constants) so a page
 //! view costs no API call in the common case, while a revoked right takes effect within seconds.
+//! Both caches are bounded and age entry by entry ([`AgedCache`]): a flood of new keys evicts single
+//! entries, never the whole cache. Only accepted tokens are cached; failed authentications are
+//! limited per client address ([`FailureLimiter`]): past the limit a client gets `429` with
+//! `Retry-After` for any credential the portal has not already accepted.
 
 use crate::config::LocalAuth;
 use crate::error::AppError;
@@ -51,6 +55,14 @@ const MAX_SESSIONS: usize = 20_000;
 const TOKEN_REVIEW_TTL: Duration = Duration::from_secs(60);
 /// How long a SubjectAccessReview answer is trusted.
 const ACCESS_REVIEW_TTL: Duration = Duration::from_secs(20);
+/// At most this many TokenReview and SubjectAccessReview answers are kept (each cache).
+const MAX_CACHED_ANSWERS: usize = 20_000;
+/// Failed authentications a client address may have per [`FAILURE_WINDOW`] before it gets 429.
+const MAX_FAILURES: u32 = 10;
+/// The window in which [`MAX_FAILURES`] are counted.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// At most this many client addresses are tracked for failed authentications.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
 /// Largest form body read when checking CSRF.
 const MAX_FORM_BYTES: usize = 1 << 20;
 
@@ -174,6 +186,17 @@ impl Caller {
         }
     }
 
+    /// Checks that the caller may read run `id` of a job in `namespace`. A run id names no
+    /// namespace, so a refusal is the same 404 as a run that does not exist: a caller cannot learn
+    /// by guessing ids which namespaces hold runs.
+    pub async fn require_run(&self, state: &AppState, namespace: &str, id: i64) -> Result<(), AppError> {
+        if state.allowed(&self.principal, Verb::Get, Some(namespace)).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("no run #{id}")))
+        }
+    }
+
     /// Which namespaces the caller may list: `None` means all.
     pub async fn readable_namespaces(&self, state: &AppState) -> Result<Option<Vec<String>>, AppError> {
         if state.allowed(&self.principal, Verb::List, None).await? {
@@ -198,13 +221,137 @@ fn access_key(user: &KubeUser, verb: Verb, namespace: Option<&str>) -> AccessKey
     (user.clone(), verb, namespace.map(str::to_owned))
 }
 
+/// A bounded cache whose entries age one by one: an entry older than its `ttl` is not returned
+/// (and is dropped), and past `capacity` single entries are evicted (quick_cache's CLOCK-Pro keeps
+/// the often-used ones), never the whole map.
+pub struct AgedCache<K, V> {
+    entries: quick_cache::sync::Cache<K, (Instant, V)>,
+    ttl: Duration,
+}
+
+impl<K: Eq + std::hash::Hash + Clone, V: Clone> AgedCache<K, V> {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::new(capacity),
+            ttl,
+        }
+    }
+
+    /// The value for `key`, if it is younger than the cache's ttl.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let (at, value) = self.entries.get(key)?;
+        if at.elapsed() < self.ttl {
+            Some(value)
+        } else {
+            self.entries.remove(key);
+            None
+        }
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        self.entries.insert(key, (Instant::now(), value));
+    }
+
+    /// How many entries are held (young or not yet found old).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Who a failed authentication is counted against: the client's IP address, an IPv6 address by
+/// its /64 (one host usually holds a whole /64); `None` when the server did not say (in-process
+/// tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientKey(Option<std::net::IpAddr>);
+
+impl ClientKey {
+    pub fn of(addr: Option<std::net::IpAddr>) -> Self {
+        Self(addr.map(|ip| match ip.to_canonical() {
+            std::net::IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                std::net::IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+            v4 => v4,
+        }))
+    }
+}
+
+/// Failed authentications per client in fixed windows of [`FAILURE_WINDOW`]: the TokenReview a
+/// made-up token costs, or a guessed password, is limited to [`MAX_FAILURES`] a window per client.
+pub struct FailureLimiter {
+    windows: quick_cache::sync::Cache<ClientKey, (Instant, u32)>,
+    max: u32,
+    window: Duration,
+}
+
+impl FailureLimiter {
+    pub fn new(max: u32, window: Duration, clients: usize) -> Self {
+        Self {
+            windows: quick_cache::sync::Cache::new(clients),
+            max,
+            window,
+        }
+    }
+
+    /// `429` when `client` has used up its failures in the current window.
+    pub fn check(&self, client: ClientKey) -> Result<(), AppError> {
+        match self.windows.get(&client) {
+            Some((start, count)) if count >= self.max && start.elapsed() < self.window => {
+                let retry_after = (self.window.saturating_sub(start.elapsed())).as_secs().max(1);
+                Err(AppError::TooManyRequests {
+                    message: format!(
+                        "too many failed logins from this address ({count} in {} s); try again in {retry_after} s",
+                        self.window.as_secs()
+                    ),
+                    retry_after,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication of `client`.
+    pub fn failed(&self, client: ClientKey) {
+        let next = match self.windows.get(&client) {
+            Some((start, count)) if start.elapsed() < self.window => (start, count.saturating_add(1)),
+            _ => (Instant::now(), 1),
+        };
+        self.windows.insert(client, next);
+    }
+}
+
+/// The key of a token in the TokenReview cache: its SHA-256, so the cache holds no tokens.
+fn token_key(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
 /// In-memory sessions and short-lived answers of the Kubernetes API.
-#[derive(Default)]
 pub struct AuthCache {
     sessions: Mutex<HashMap<String, Session>>,
-    token_reviews: Mutex<HashMap<String, (Instant, Option<KubeUser>)>>,
-    access_reviews: Mutex<HashMap<AccessKey, (Instant, bool)>>,
+    /// Accepted tokens only: a made-up token is not kept, it is counted by `failures`.
+    token_reviews: AgedCache<[u8; 32], KubeUser>,
+    access_reviews: AgedCache<AccessKey, bool>,
+    failures: FailureLimiter,
     namespaces: Mutex<Option<(Instant, Vec<String>)>>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            token_reviews: AgedCache::new(MAX_CACHED_ANSWERS, TOKEN_REVIEW_TTL),
+            access_reviews: AgedCache::new(MAX_CACHED_ANSWERS, ACCESS_REVIEW_TTL),
+            failures: FailureLimiter::new(MAX_FAILURES, FAILURE_WINDOW, MAX_TRACKED_CLIENTS),
+            namespaces: Mutex::default(),
+        }
+    }
 }
 
 fn random_token() -> String {
@@ -308,25 +455,65 @@ fn header_credential(headers: &HeaderMap) -> Option<Credential> {
 }
 
 impl AppState {
-    /// Checks a token: the shared token in standalone mode, TokenReview in Kubernetes mode.
-    pub(crate) async fn principal_for_token(&self, token: &str) -> Result<Option<Principal>, AppError> {
-        match (&self.inner.mode, &self.inner.config.local_auth) {
-            (Mode::Standalone { .. }, LocalAuth::Token(expected)) => {
-                Ok(same(token, expected).then(|| Principal::Local("token".to_owned())))
+    /// Checks a token from `from`: the shared token in standalone mode, TokenReview in Kubernetes
+    /// mode. A token not accepted before is checked only while `from` has failures left (else 429);
+    /// a refused one counts as a failure.
+    pub(crate) async fn principal_for_token(
+        &self,
+        token: &str,
+        from: ClientKey,
+    ) -> Result<Option<Principal>, AppError> {
+        let principal = match (&self.inner.mode, &self.inner.config.local_auth) {
+            (Mode::Kubernetes { .. }, _) => {
+                if let Some(user) = self.inner.auth.token_reviews.get(&token_key(token)) {
+                    return Ok(Some(Principal::Kube(user)));
+                }
+                self.inner.auth.failures.check(from)?;
+                self.token_review(token).await?.map(Principal::Kube)
             }
-            (Mode::Standalone { .. }, _) => Ok(None),
-            (Mode::Kubernetes { client }, _) => {
-                Ok(self.token_review(client, token).await?.map(Principal::Kube))
+            (Mode::Standalone { .. }, LocalAuth::Token(expected)) => {
+                self.inner.auth.failures.check(from)?;
+                same(token, expected).then(|| Principal::Local("token".to_owned()))
+            }
+            (Mode::Standalone { .. }, _) => {
+                self.inner.auth.failures.check(from)?;
+                None
+            }
+        };
+        if principal.is_none() {
+            self.inner.auth.failures.failed(from);
+        }
+        Ok(principal)
+    }
+
+    /// Checks basic-auth credentials (standalone with a user and password) from `from`, limited
+    /// like tokens.
+    fn principal_for_password(
+        &self,
+        user: &str,
+        password: &str,
+        from: ClientKey,
+    ) -> Result<Option<Principal>, AppError> {
+        self.inner.auth.failures.check(from)?;
+        match &self.inner.config.local_auth {
+            LocalAuth::Basic { user: u, password: p }
+                if matches!(self.inner.mode, Mode::Standalone { .. })
+                    && same(user, u)
+                    && same(password, p) =>
+            {
+                Ok(Some(Principal::Local(user.to_owned())))
+            }
+            _ => {
+                self.inner.auth.failures.failed(from);
+                Ok(None)
             }
         }
     }
 
-    async fn token_review(&self, client: &kube::Client, token: &str) -> Result<Option<KubeUser>, AppError> {
-        if let Some((at, user)) = lock(&self.inner.auth.token_reviews).get(token)
-            && at.elapsed() < TOKEN_REVIEW_TTL
-        {
-            return Ok(user.clone());
-        }
+    async fn token_review(&self, token: &str) -> Result<Option<KubeUser>, AppError> {
+        let Mode::Kubernetes { client } = &self.inner.mode else {
+            return Ok(None);
+        };
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: token.to_owned(),
@@ -348,11 +535,12 @@ impl AppState {
                     extra: u.extra.unwrap_or_default().into_iter().collect(),
                 })
             });
-        let mut cache = lock(&self.inner.auth.token_reviews);
-        if cache.len() > MAX_SESSIONS {
-            cache.clear();
+        if let Some(user) = &user {
+            self.inner
+                .auth
+                .token_reviews
+                .insert(token_key(token), user.clone());
         }
-        cache.insert(token.to_owned(), (Instant::now(), user.clone()));
         Ok(user)
     }
 
@@ -371,10 +559,8 @@ impl AppState {
             return Ok(false);
         };
         let key = access_key(user, verb, namespace);
-        if let Some((at, allowed)) = lock(&self.inner.auth.access_reviews).get(&key)
-            && at.elapsed() < ACCESS_REVIEW_TTL
-        {
-            return Ok(*allowed);
+        if let Some(allowed) = self.inner.auth.access_reviews.get(&key) {
+            return Ok(allowed);
         }
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
@@ -396,11 +582,7 @@ impl AppState {
         let api: kube::Api<SubjectAccessReview> = kube::Api::all(client.clone());
         let answer = api.create(&PostParams::default(), &review).await?;
         let allowed = answer.status.is_some_and(|s| s.allowed);
-        let mut cache = lock(&self.inner.auth.access_reviews);
-        if cache.len() > MAX_SESSIONS {
-            cache.clear();
-        }
-        cache.insert(key, (Instant::now(), allowed));
+        self.inner.auth.access_reviews.insert(key, allowed);
         Ok(allowed)
     }
 
@@ -517,8 +699,19 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
     }
 }
 
+/// The client's address, which [`crate::http::serve`] puts in every request's extensions.
+fn client_of(request: &Request) -> ClientKey {
+    ClientKey::of(
+        request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip()),
+    )
+}
+
 async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> Result<Response, Response> {
     let path = request.uri().path().to_owned();
+    let from = client_of(&request);
     let is_api = path.starts_with("/api/");
     let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let open = matches!(state.inner.mode, Mode::Standalone { .. })
@@ -545,26 +738,23 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
         (_, true) => (Some(Principal::Anonymous), credential.is_none()),
         (Some(Credential::Bearer(token)), false) => (
             state
-                .principal_for_token(token)
+                .principal_for_token(token, from)
                 .await
                 .map_err(IntoResponse::into_response)?,
             false,
         ),
-        (Some(Credential::Basic(user, password)), false) => match &state.inner.config.local_auth {
-            LocalAuth::Basic { user: u, password: p }
-                if matches!(state.inner.mode, Mode::Standalone { .. })
-                    && same(user, u)
-                    && same(password, p) =>
-            {
-                // Browsers resend basic credentials by themselves, like a cookie: CSRF rules apply.
-                (Some(Principal::Local(user.clone())), true)
-            }
-            _ => (None, false),
-        },
+        (Some(Credential::Basic(user, password)), false) => {
+            let principal = state
+                .principal_for_password(user, password, from)
+                .map_err(IntoResponse::into_response)?;
+            // Browsers resend basic credentials by themselves, like a cookie: CSRF rules apply.
+            let by_cookie = principal.is_some();
+            (principal, by_cookie)
+        }
         (None, false) => match cookie_session.as_ref().and_then(|s| s.token.clone()) {
             Some(token) => (
                 state
-                    .principal_for_token(&token)
+                    .principal_for_token(&token, from)
                     .await
                     .map_err(IntoResponse::into_response)?,
                 true,
@@ -575,6 +765,7 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
 
     if is_public(&path) {
         let mut request = request;
+        request.extensions_mut().insert(from);
         if let Some(principal) = principal {
             request.extensions_mut().insert(Caller {
                 principal,
@@ -739,5 +930,78 @@ mod access_key_tests {
         assert_ne!(key(&admins), key(&with_extra), "extra");
         assert_eq!(key(&admins), key(&admins.clone()));
         assert_ne!(key(&admins), access_key(&admins, Verb::Patch, None), "namespace");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod cache_tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn entries_age_one_by_one() {
+        let cache = AgedCache::new(100, Duration::from_millis(200));
+        cache.insert("old", 1);
+        std::thread::sleep(Duration::from_millis(120));
+        cache.insert("new", 2);
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(cache.get(&"old"), None, "past its ttl");
+        assert_eq!(cache.get(&"new"), Some(2), "the younger entry is still there");
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_evicts_single_entries_not_the_whole_cache() {
+        let cache = AgedCache::new(1_000, Duration::from_secs(60));
+        cache.insert(u64::MAX, true);
+        for key in 0..10_000u64 {
+            cache.insert(key, true);
+            // A session in use is looked up between the flood's inserts.
+            if key % 10 == 0 {
+                assert_eq!(
+                    cache.get(&u64::MAX),
+                    Some(true),
+                    "the entry in use was evicted at {key}"
+                );
+            }
+        }
+        // Bounded, and never emptied: what was evicted went one entry at a time.
+        assert!((500..=1_100).contains(&cache.len()), "{} entries", cache.len());
+    }
+
+    #[test]
+    fn failed_authentications_are_limited_per_client_and_window() {
+        let limiter = FailureLimiter::new(3, Duration::from_millis(300), 100);
+        let a = ClientKey::of(Some("10.0.0.1".parse().unwrap()));
+        let b = ClientKey::of(Some("10.0.0.2".parse().unwrap()));
+        for _ in 0..3 {
+            limiter.check(a).unwrap();
+            limiter.failed(a);
+        }
+        let refused = limiter.check(a).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            refused.to_string().contains("too many failed logins"),
+            "{refused}"
+        );
+        assert!(matches!(
+            refused,
+            AppError::TooManyRequests { retry_after: 1, .. }
+        ));
+        limiter.check(b).unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        limiter.check(a).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_prefix() {
+        let ip = |s: &str| ClientKey::of(Some(s.parse::<IpAddr>().unwrap()));
+        assert_eq!(ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff::9"));
+        assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
+        assert_eq!(
+            ip("::ffff:10.0.0.1"),
+            ip("10.0.0.1"),
+            "a v4-mapped address is the v4 one"
+        );
     }
 }

@@ -27,6 +27,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many failed authentications from one client: 429 with `Retry-After` (seconds).
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     #[error("the job store failed")]
     Store(#[source] jtp_store::Error),
     #[error("the Kubernetes API failed")]
@@ -57,6 +60,7 @@ impl AppError {
             Self::BadRequest(_) => "bad_request",
             Self::Conflict(_) => "conflict",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Store(_) => "store",
             Self::Kube(_) => "kube",
             Self::Internal(_) => "internal",
@@ -72,6 +76,7 @@ impl AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Kube(kube::Error::Api(status)) if status.code == 409 => StatusCode::CONFLICT,
             Self::Kube(kube::Error::Api(status)) if status.code == 404 => StatusCode::NOT_FOUND,
             Self::Kube(_) => StatusCode::BAD_GATEWAY,
@@ -130,6 +135,12 @@ impl IntoResponse for AppError {
             _ => json!({ "error": message, "kind": self.label() }),
         };
         let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
+        }
         response.extensions_mut().insert(ErrorPage { status, message });
         response
     }

@@ -76,8 +76,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(e) => {
                 // Out of file descriptors (EMFILE/ENFILE) or a connection reset before accept:
                 // wait a moment rather than spin, and go on.
@@ -102,7 +102,9 @@ pub async fn serve(
                 let in_use = InUse::new(&use_count);
                 async move {
                     let _in_use = in_use;
-                    let request = request.map(axum::body::Body::new);
+                    let mut request = request.map(axum::body::Body::new);
+                    // Who is asking, for the portal's limit on failed logins per client.
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                     let response =
                         match tokio::time::timeout(limits.request_timeout, router.oneshot(request)).await {
                             Ok(Ok(response)) => response,

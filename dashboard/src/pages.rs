@@ -601,9 +601,7 @@ async fn run_own_page(
     let detail = data::get_run(&state, id, zone)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
-    caller
-        .require(&state, Verb::Get, &detail.job.namespace, "read this run")
-        .await?;
+    caller.require_run(&state, &detail.job.namespace, id).await?;
     let template = RunTemplate {
         chrome: Chrome::new(&state, &caller, zone, "runs"),
         namespace: detail.job.namespace.clone(),
@@ -623,9 +621,7 @@ async fn output_txt(
     let detail = data::get_run(&state, id, DisplayZone::Job)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
-    caller
-        .require(&state, Verb::Get, &detail.job.namespace, "read this run's output")
-        .await?;
+    caller.require_run(&state, &detail.job.namespace, id).await?;
     let filename = format!("{}-run-{id}.txt", detail.job.name);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
@@ -1193,12 +1189,16 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Result<Response> {
+async fn login(
+    State(state): State<AppState>,
+    Extension(from): Extension<crate::auth::ClientKey>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response> {
     if !logins_with_token(&state) {
         return Ok(Redirect::to("/").into_response());
     }
     let token = form.token.trim();
-    let accepted = !token.is_empty() && state.principal_for_token(token).await?.is_some();
+    let accepted = !token.is_empty() && state.principal_for_token(token, from).await?.is_some();
     if !accepted {
         let page = render(&login_template(
             &state,

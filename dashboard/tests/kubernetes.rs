@@ -7,7 +7,7 @@ mod common;
 use axum::http::{StatusCode, header};
 use common::kube_env::{KubeEnv, Mirror};
 use common::*;
-use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJobSpec};
+use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, RunStatus, ScheduledJobSpec};
 use jtp_dashboard::{AppState, PortalConfig};
 use serde_json::json;
 use std::ops::Not;
@@ -74,6 +74,46 @@ async fn rights_follow_the_users_own_rbac() {
     )
     .await;
     assert_eq!(hidden.status, StatusCode::FORBIDDEN);
+
+    // A run of a job the reader may not read is a 404, like a run that does not exist: its
+    // namespace is not named.
+    let hidden_row = store.get_job_by_name("jtp-elsewhere", "hidden").await.unwrap();
+    let hidden_run = add_run(
+        &store,
+        hidden_row.id,
+        RunStatus::Success,
+        Some(0),
+        "secret output",
+    )
+    .await;
+    let missing_id = hidden_run + 1_000;
+    for (path, missing) in [
+        (
+            format!("/api/v1/runs/{hidden_run}"),
+            format!("/api/v1/runs/{missing_id}"),
+        ),
+        (format!("/runs/{hidden_run}"), format!("/runs/{missing_id}")),
+        (
+            format!("/api/v1/runs/{hidden_run}/output"),
+            format!("/api/v1/runs/{missing_id}/output"),
+        ),
+    ] {
+        let refused = send(&state, bearer(get(&path), &env.reader)).await;
+        let absent = send(&state, bearer(get(&missing), &env.reader)).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{path}: {}", refused.body);
+        assert_eq!(absent.status, StatusCode::NOT_FOUND, "{missing}");
+        assert!(
+            !refused.body.contains("jtp-elsewhere"),
+            "{path}: {}",
+            refused.body
+        );
+        assert!(!refused.body.contains("secret output"), "{path}");
+        assert_eq!(
+            refused.body.replace(&format!("#{hidden_run}"), "#N"),
+            absent.body.replace(&format!("#{missing_id}"), "#N"),
+            "the refusal reads like a missing run"
+        );
+    }
 
     // Run Now needs the "trigger" verb, not "patch": the reader and the editor (who may patch)
     // are refused with a message that says why, and no annotation appears.
@@ -331,6 +371,53 @@ async fn browsers_log_in_with_a_token_and_forms_follow_rbac() {
             .annotations
             .unwrap()
             .contains_key(RUN_NOW_ANNOTATION)
+    );
+
+    env.ns.cleanup().await;
+}
+
+/// `request` as if it came from `ip`.
+fn from_ip(
+    mut request: axum::http::Request<axum::body::Body>,
+    ip: &str,
+) -> axum::http::Request<axum::body::Body> {
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+    request
+}
+
+#[tokio::test]
+async fn made_up_tokens_cost_at_most_ten_token_reviews_a_minute_per_client() {
+    let env = KubeEnv::new("dash-limit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir, None).await;
+    let state = AppState::kubernetes(store, env.client.clone(), PortalConfig::default());
+    let list = |token: &str, ip: &str| from_ip(bearer(get("/api/v1/jobs"), token), ip);
+
+    // The reader's token is accepted (and so cached) before the flood.
+    assert_eq!(
+        send(&state, list(&env.reader, "10.3.3.3")).await.status,
+        StatusCode::OK
+    );
+    for i in 0..10 {
+        let reply = send(&state, list(&format!("made-up-{i}"), "10.3.3.3")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "token {i}");
+    }
+    let limited = send(&state, list("made-up-10", "10.3.3.3")).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
+    assert!(limited.header("retry-after").parse::<u64>().is_ok());
+    // A token accepted before still works; a new one waits; other clients are not affected.
+    assert_eq!(
+        send(&state, list(&env.reader, "10.3.3.3")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&state, list(&env.editor, "10.3.3.3")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        send(&state, list(&env.editor, "10.3.3.4")).await.status,
+        StatusCode::OK
     );
 
     env.ns.cleanup().await;

@@ -869,6 +869,91 @@ async fn the_openapi_document_is_served() {
     assert_eq!(state["schema"]["enum"], json!(["", "active", "suspended"]));
 }
 
+/// `request` as if it came from `ip` (the server puts the peer's address in every request).
+fn from_ip(mut request: Request<Body>, ip: &str) -> Request<Body> {
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+    request
+}
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_client_with_a_clear_429() {
+    let config = PortalConfig {
+        local_auth: LocalAuth::Token("s3cret-token".into()),
+        ..PortalConfig::default()
+    };
+    let t = standalone_with(config, None).await;
+    let with_token = |token: &str, ip: &str| {
+        let mut request = get("/api/v1/jobs");
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        from_ip(request, ip)
+    };
+    for i in 0..10 {
+        let reply = send(&t.state, with_token(&format!("guess-{i}"), "10.1.1.1")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    // The 11th try within the minute is refused before it is checked, even with the right token.
+    for token in ["guess-10", "s3cret-token"] {
+        let reply = send(&t.state, with_token(token, "10.1.1.1")).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.body);
+        let retry: u64 = reply.header("retry-after").parse().unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("too many failed logins"),
+            "{}",
+            reply.body
+        );
+    }
+    // The login form says so too; another client is not affected.
+    let login = send(
+        &t.state,
+        from_ip(post_form("/login", "", &[("token", "s3cret-token")]), "10.1.1.1"),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(login.body.contains("too many failed logins"), "{}", login.body);
+    let other = send(&t.state, with_token("s3cret-token", "10.1.1.2")).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+}
+
+#[tokio::test]
+async fn failed_basic_logins_are_limited_too() {
+    let config = PortalConfig {
+        local_auth: LocalAuth::Basic {
+            user: "admin".into(),
+            password: "pw".into(),
+        },
+        ..PortalConfig::default()
+    };
+    let t = standalone_with(config, None).await;
+    let basic = |password: &str| {
+        let mut request = get("/api/v1/jobs");
+        let value = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("admin:{password}"),
+        );
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, format!("Basic {value}").parse().unwrap());
+        from_ip(request, "10.2.2.2")
+    };
+    for i in 0..10 {
+        assert_eq!(
+            send(&t.state, basic(&format!("no-{i}"))).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        send(&t.state, basic("pw")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[tokio::test]
 async fn a_token_protected_portal_needs_the_token() {
     let config = PortalConfig {
