@@ -3,9 +3,9 @@
 //! (`spec.schedule.daily.at`) to the form field they belong next to.
 
 use jtp_crds::{
-    ConcurrencyPolicy, ConfigMapScript, DailySchedule, FieldError, HourlySchedule, IntervalSchedule,
-    IntervalUnit, ManualSchedule, MonthlySchedule, Schedule, ScheduledJobSpec, Script, Weekday,
-    WeeklySchedule,
+    ConcurrencyPolicy, ConfigMapScript, DailySchedule, DaylightSaving, FieldError, HourlySchedule,
+    IntervalSchedule, IntervalUnit, ManualSchedule, MonthlySchedule, PodTemplate, RepeatedTime, Schedule,
+    ScheduledJobSpec, Script, SkippedTime, Weekday, WeeklySchedule,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,6 +34,11 @@ pub struct JobForm {
     pub monthly_at: String,
     pub cron: String,
     pub time_zone: String,
+    /// `spec.daylightSaving`: "" for the schedule's default, else a [`RepeatedTime`] /
+    /// [`SkippedTime`] name. `None` when the request did not send the field (an edit then keeps
+    /// the job's own).
+    pub repeated_time: Option<String>,
+    pub skipped_time: Option<String>,
     pub suspend: bool,
     pub script_kind: String,
     pub script_inline: String,
@@ -43,6 +48,8 @@ pub struct JobForm {
     pub configmap_name: String,
     pub configmap_key: String,
     pub image: String,
+    /// `spec.podTemplate` as YAML; "" for none, `None` when not sent (an edit keeps the job's own).
+    pub pod_template: Option<String>,
     pub concurrency_policy: String,
     pub starting_deadline_seconds: String,
     pub active_deadline_seconds: String,
@@ -60,6 +67,12 @@ impl FormErrors {
         let mut out = Self::default();
         for e in errors {
             match form_field(&e.field) {
+                // The template is one field: its messages keep the path inside it.
+                Some("pod_template") if e.field != "spec.podTemplate" => out
+                    .fields
+                    .entry("pod_template".to_owned())
+                    .or_default()
+                    .push(e.to_string()),
                 Some(field) => out
                     .fields
                     .entry(field.to_owned())
@@ -113,6 +126,9 @@ pub fn form_field(path: &str) -> Option<&'static str> {
         "schedule.monthly" | "schedule.monthly.at" => "monthly_at",
         "schedule.cron" => "cron",
         "timeZone" => "time_zone",
+        "daylightSaving.repeatedTime" => "repeated_time",
+        "daylightSaving" | "daylightSaving.skippedTime" => "skipped_time",
+        p if p == "podTemplate" || p.starts_with("podTemplate.") => "pod_template",
         "script" => "script_kind",
         "script.inline" => "script_inline",
         "script.command" => "script_command",
@@ -128,6 +144,19 @@ pub fn form_field(path: &str) -> Option<&'static str> {
 }
 
 impl JobForm {
+    /// The DST choices and the pod template as the form shows them.
+    pub fn repeated_time_shown(&self) -> &str {
+        self.repeated_time.as_deref().unwrap_or_default()
+    }
+
+    pub fn skipped_time_shown(&self) -> &str {
+        self.skipped_time.as_deref().unwrap_or_default()
+    }
+
+    pub fn pod_template_shown(&self) -> &str {
+        self.pod_template.as_deref().unwrap_or_default()
+    }
+
     /// An empty form for a new job: a daily job in the default zone.
     pub fn new_job(namespace: &str) -> Self {
         Self {
@@ -142,6 +171,9 @@ impl JobForm {
             monthly_day: "1".into(),
             monthly_at: "09:00".into(),
             time_zone: jtp_crds::DEFAULT_TIME_ZONE.into(),
+            repeated_time: Some(String::new()),
+            skipped_time: Some(String::new()),
+            pod_template: Some(String::new()),
             script_kind: "inline".into(),
             concurrency_policy: ConcurrencyPolicy::default().as_str().into(),
             ..Self::default()
@@ -171,6 +203,9 @@ impl JobForm {
                 "monthly_at" => form.monthly_at = value,
                 "cron" => form.cron = value,
                 "time_zone" => form.time_zone = value,
+                "repeated_time" => form.repeated_time = Some(value),
+                "skipped_time" => form.skipped_time = Some(value),
+                "pod_template" => form.pod_template = Some(value),
                 "suspend" => form.suspend = !value.is_empty() && value != "false",
                 "script_kind" => form.script_kind = value,
                 "script_inline" => form.script_inline = value,
@@ -217,6 +252,23 @@ impl JobForm {
             form.cron = c.clone();
         }
         form.time_zone = spec.time_zone.clone();
+        let dst = spec.daylight_saving.unwrap_or_default();
+        form.repeated_time = Some(
+            dst.repeated_time
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+        );
+        form.skipped_time = Some(
+            dst.skipped_time
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+        );
+        form.pod_template = Some(
+            spec.pod_template
+                .as_ref()
+                .and_then(|t| serde_yaml::to_string(&t.0).ok())
+                .unwrap_or_default(),
+        );
         form.suspend = spec.suspend;
         let script = &spec.script;
         if let Some(inline) = &script.inline {
@@ -279,6 +331,12 @@ impl JobForm {
             .unwrap_or_else(|| ScheduledJobSpec::with_schedule(Schedule::default()));
         spec.schedule = self.schedule(&mut errors);
         spec.time_zone = self.time_zone.trim().to_owned();
+        if self.repeated_time.is_some() || self.skipped_time.is_some() {
+            spec.daylight_saving = self.daylight_saving(spec.daylight_saving, &mut errors);
+        }
+        if let Some(typed) = &self.pod_template {
+            spec.pod_template = pod_template(typed, &mut errors);
+        }
         spec.suspend = self.suspend;
         spec.description = non_empty(&self.description);
         if spec
@@ -316,6 +374,47 @@ impl JobForm {
             &mut errors,
         );
         (spec, errors)
+    }
+
+    /// The DST policy chosen; a field not sent keeps `base`'s choice, both defaults is none.
+    fn daylight_saving(
+        &self,
+        base: Option<DaylightSaving>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<DaylightSaving> {
+        let base = base.unwrap_or_default();
+        let repeated_time = match self.repeated_time.as_deref().map(str::trim) {
+            None => base.repeated_time,
+            Some("") => None,
+            Some("First") => Some(RepeatedTime::First),
+            Some("Second") => Some(RepeatedTime::Second),
+            Some("Both") => Some(RepeatedTime::Both),
+            Some(other) => {
+                errors.push(FieldError::new(
+                    "spec.daylightSaving.repeatedTime",
+                    format!("\"{other}\" is not a choice: First, Second or Both"),
+                ));
+                None
+            }
+        };
+        let skipped_time = match self.skipped_time.as_deref().map(str::trim) {
+            None => base.skipped_time,
+            Some("") => None,
+            Some("EndOfGap") => Some(SkippedTime::EndOfGap),
+            Some("Skip") => Some(SkippedTime::Skip),
+            Some(other) => {
+                errors.push(FieldError::new(
+                    "spec.daylightSaving.skippedTime",
+                    format!("\"{other}\" is not a choice: EndOfGap or Skip"),
+                ));
+                None
+            }
+        };
+        let chosen = DaylightSaving {
+            repeated_time,
+            skipped_time,
+        };
+        (chosen != DaylightSaving::default()).then_some(chosen)
     }
 
     fn schedule(&self, errors: &mut Vec<FieldError>) -> Schedule {
@@ -453,6 +552,28 @@ fn wall_time(typed: &str) -> String {
     }
 }
 
+/// The pod template typed as YAML (a mapping with `metadata` and/or `spec`), or none when empty.
+/// What is inside is checked by [`jtp_crds::validate`], each problem at its path.
+fn pod_template(typed: &str, errors: &mut Vec<FieldError>) -> Option<PodTemplate> {
+    if typed.trim().is_empty() {
+        return None;
+    }
+    match serde_yaml::from_str::<serde_json::Value>(typed) {
+        Ok(value @ serde_json::Value::Object(_)) => Some(PodTemplate(value)),
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "spec.podTemplate",
+                "write a mapping with metadata and/or spec, as in a CronJob's jobTemplate.spec.template",
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(FieldError::new("spec.podTemplate", format!("not YAML: {e}")));
+            None
+        }
+    }
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.to_owned())
 }
@@ -513,6 +634,63 @@ mod tests {
             let form = JobForm::from_spec("default", "job", &spec);
             assert_eq!(form.to_spec(None).unwrap(), spec, "{form:?}");
         }
+    }
+
+    #[test]
+    fn the_dst_policy_and_the_pod_template_round_trip_and_are_kept_when_not_sent() {
+        let mut spec = ScheduledJobSpec::cron("*/30 * * * *").in_zone("America/New_York");
+        spec.daylight_saving = Some(DaylightSaving {
+            repeated_time: Some(RepeatedTime::First),
+            skipped_time: None,
+        });
+        spec.pod_template = Some(PodTemplate(serde_json::json!({
+            "spec": { "nodeSelector": { "disk": "ssd" } }
+        })));
+        let form = JobForm::from_spec("default", "job", &spec);
+        assert_eq!(form.repeated_time.as_deref(), Some("First"));
+        assert_eq!(form.to_spec(None).unwrap(), spec, "{form:?}");
+
+        // A request without the fields (an API client's form post) keeps the job's own.
+        let mut bare = form.clone();
+        bare.repeated_time = None;
+        bare.skipped_time = None;
+        bare.pod_template = None;
+        assert_eq!(bare.to_spec(Some(&spec)).unwrap(), spec);
+        // Sent empty, they are cleared.
+        let mut cleared = form;
+        cleared.repeated_time = Some(String::new());
+        cleared.pod_template = Some("  \n".into());
+        let spec = cleared.to_spec(Some(&spec)).unwrap();
+        assert_eq!(spec.daylight_saving, None);
+        assert_eq!(spec.pod_template, None);
+    }
+
+    #[test]
+    fn a_bad_pod_template_or_dst_choice_is_a_field_error_with_its_path() {
+        let mut form = JobForm::new_job("default");
+        form.name = "job".into();
+        form.script_inline = "echo".into();
+        form.repeated_time = Some("Twice".into());
+        form.pod_template = Some("spec: [unclosed".into());
+        let errors = form.checked(None).unwrap_err();
+        let shown = FormErrors::from_field_errors(&errors);
+        assert!(
+            shown.get("repeated_time").contains("First, Second or Both"),
+            "{shown:?}"
+        );
+        assert!(shown.get("pod_template").contains("not YAML"), "{shown:?}");
+
+        form.repeated_time = Some(String::new());
+        form.pod_template = Some("spec:\n  containers:\n    - name: run\n      imagee: x\n".into());
+        let errors = form.checked(None).unwrap_err();
+        let shown = FormErrors::from_field_errors(&errors);
+        assert!(
+            shown
+                .get("pod_template")
+                .contains("spec.podTemplate.spec.containers[0].imagee"),
+            "{shown:?}"
+        );
+        assert!(shown.general.is_empty(), "{shown:?}");
     }
 
     #[test]

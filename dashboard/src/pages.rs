@@ -800,6 +800,8 @@ struct FormTemplate {
     time_zones: &'static [&'static str],
     script_options: Vec<(&'static str, &'static str)>,
     concurrency_options: Vec<(&'static str, &'static str)>,
+    repeated_time_options: Vec<(&'static str, &'static str)>,
+    skipped_time_options: Vec<(&'static str, &'static str)>,
 }
 
 fn form_page(
@@ -858,6 +860,17 @@ fn form_page(
             ("Forbid", "skip the new run (Forbid)"),
             ("Allow", "run both (Allow)"),
             ("Replace", "stop the old run (Replace)"),
+        ],
+        repeated_time_options: vec![
+            ("", "the schedule's default"),
+            ("First", "run once, the first time (First)"),
+            ("Second", "run once, the second time (Second)"),
+            ("Both", "run both times (Both)"),
+        ],
+        skipped_time_options: vec![
+            ("", "the schedule's default"),
+            ("EndOfGap", "run when the clocks have gone forward (EndOfGap)"),
+            ("Skip", "do not run for it (Skip)"),
         ],
         form,
     };

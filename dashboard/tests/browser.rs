@@ -50,6 +50,80 @@ async fn standalone_form_errors_keep_what_was_typed() {
     server.await.unwrap();
 }
 
+/// The form's daylight-saving choices and pod template, folded away until wanted: a misspelt
+/// template field is shown next to the template with its path, the section stays open and the
+/// choices made stay chosen; fixed, the job is created with both. At 1280 px and on a 390 px
+/// phone the fields fit the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_takes_a_dst_policy_and_a_pod_template() {
+    let t = standalone().await;
+    let (base, stop, server) = serve_portal(t.state.clone()).await;
+    let b = Browser::start().await;
+    b.set_viewport(1280, 900).await;
+    b.goto(&format!("{base}/jobs/new")).await;
+    assert_eq!(
+        b.eval("return !document.querySelector('#repeated_time').checkVisibility();")
+            .await,
+        true
+    );
+    b.fill("#name", "dst-form").await;
+    b.fill("#time_zone", "America/New_York").await;
+    b.eval(
+        "for (const d of document.querySelectorAll('details')) d.open = true;\
+         document.querySelector('#repeated_time').value = 'Both';\
+         document.querySelector('#skipped_time').value = 'Skip'; return true;",
+    )
+    .await;
+    b.fill("#script_inline", "echo hi").await;
+    b.fill(
+        "#pod_template",
+        "spec:\n  containers:\n    - name: run\n      imagee: x\n",
+    )
+    .await;
+    b.click("#save-job").await;
+    let error = b.text("#error-pod_template").await;
+    assert!(
+        error.contains("spec.podTemplate.spec.containers[0].imagee"),
+        "{error}"
+    );
+    assert_eq!(b.prop("#repeated_time", "value").await.as_deref(), Some("Both"));
+    assert_eq!(
+        b.eval("return document.querySelector('#pod_template').checkVisibility();")
+            .await,
+        true
+    );
+    b.screenshot("form-dst-pod-template-1280").await;
+    let [_, _, width, _] = b.rect("#pod_template").await;
+    assert!(width <= 1280.0, "{width}");
+    b.set_viewport(390, 844).await;
+    let overflow = b.eval("return document.documentElement.scrollWidth;").await;
+    assert!(
+        overflow.as_f64().unwrap_or(f64::MAX) <= 390.0,
+        "the form is wider than the phone: {overflow}"
+    );
+    b.screenshot("form-dst-pod-template-390").await;
+
+    b.fill(
+        "#pod_template",
+        "spec:\n  containers:\n    - name: run\n      env: [{ name: A, value: b }]\n",
+    )
+    .await;
+    b.click("#save-job").await;
+    b.wait_text("#flash", WAIT, |text| text.contains("Created job dst-form"))
+        .await;
+    let job = t.store.get_job_by_name("default", "dst-form").await.unwrap();
+    let dst = job.spec.daylight_saving.expect("a DST policy");
+    assert_eq!(dst.repeated_time, Some(jtp_crds::RepeatedTime::Both));
+    assert_eq!(dst.skipped_time, Some(jtp_crds::SkippedTime::Skip));
+    assert_eq!(
+        job.spec.pod_template.expect("a template").0["spec"]["containers"][0]["env"][0]["value"],
+        "b"
+    );
+    b.close().await;
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
 /// Jobs and runs as a new user sees them after a while: long names and descriptions, an interval
 /// job, a suspended one, a failing one with coloured output, runs seconds apart.
 async fn busy_portal(t: &Standalone) -> i64 {

@@ -1591,3 +1591,66 @@ async fn pause_and_resume_in_one_click_and_by_patch() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// The form's daylight-saving choices and pod template reach the spec, show again on the edit
+/// page, and a pod template with a misspelt field is refused next to its field with the path
+/// inside it, what was typed kept.
+#[tokio::test]
+async fn the_form_sets_the_dst_policy_and_the_pod_template() {
+    let t = standalone().await;
+    let (cookie, csrf) = browser_session(&t.state).await;
+    let template = "spec:\n  containers:\n    - name: run\n      envFrom: [{ secretRef: { name: db } }]\n";
+    let mut fields = daily_form(&csrf, "dst-job", "01:30");
+    fields.retain(|(k, _)| *k != "time_zone");
+    fields.extend([
+        ("time_zone", "America/New_York"),
+        ("repeated_time", "Second"),
+        ("skipped_time", "Skip"),
+        ("pod_template", template),
+    ]);
+    let reply = send(&t.state, post_form("/jobs", &cookie, &fields)).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    let job = t.store.get_job_by_name("default", "dst-job").await.unwrap();
+    let dst = job.spec.daylight_saving.expect("a DST policy");
+    assert_eq!(dst.repeated_time, Some(jtp_crds::RepeatedTime::Second));
+    assert_eq!(dst.skipped_time, Some(jtp_crds::SkippedTime::Skip));
+    let pod = job.spec.pod_template.expect("a pod template");
+    assert_eq!(
+        pod.0["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+        "db"
+    );
+
+    let edit = send(&t.state, get_with_cookie("/jobs/default/dst-job/edit", &cookie)).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(
+        edit.body.contains("<option value=\"Second\" selected>"),
+        "{}",
+        edit.body
+    );
+    assert!(
+        edit.body.contains("<option value=\"Skip\" selected>"),
+        "{}",
+        edit.body
+    );
+    assert!(edit.body.contains("secretRef"), "{}", edit.body);
+
+    let mut fields = daily_form(&csrf, "bad-pod", "09:00");
+    fields.push((
+        "pod_template",
+        "spec:\n  containers:\n    - name: run\n      imagee: x\n",
+    ));
+    let reply = send(&t.state, post_form("/jobs", &cookie, &fields)).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.body.contains("id=\"error-pod_template\""), "{}", reply.body);
+    assert!(
+        reply.body.contains("spec.podTemplate.spec.containers[0].imagee"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("imagee: x"),
+        "what was typed is kept: {}",
+        reply.body
+    );
+    assert!(t.store.get_job_by_name("default", "bad-pod").await.is_err());
+}
