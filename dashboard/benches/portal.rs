@@ -308,6 +308,34 @@ async fn main() {
             percentile(&times, 0.99)
         );
     }
+    // The health columns' share: the recent runs of the first page's 50 jobs.
+    let first_page: Vec<i64> = store
+        .list_jobs(&jtp_store::JobFilter {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    let mut times = Vec::new();
+    for _ in 0..SEQUENTIAL {
+        let started = Instant::now();
+        store
+            .run_history(&first_page, jtp_dashboard::data::HEALTH_RUNS)
+            .await
+            .expect("history");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{:<34} p50 {:.2} ms, p99 {:.2} ms",
+        "store: health of 50 jobs",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("machine load average while measuring: {}", load.trim());
     }

@@ -50,6 +50,9 @@ pub struct JobView {
     /// Which of its runs are kept, and whether the job or the global policy says so.
     pub retention: RetentionView,
     pub spec: ScheduledJobSpec,
+    /// When the row last changed (keys [`HealthCache`]).
+    #[serde(skip)]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The retention that applies to a job.
@@ -156,7 +159,7 @@ impl Health {
                         p.id,
                         p.status.as_str(),
                         timefmt::duration(p.run_time, p.finished_at.unwrap_or(now)),
-                        timefmt::show_at(p.run_time, tz, Precision::Seconds, now).local
+                        timefmt::wall(p.run_time, tz, Precision::Seconds)
                     ),
                 }
             })
@@ -177,22 +180,81 @@ impl Health {
     }
 }
 
-/// Fills the health of these jobs with one query.
+/// Fills the health of these jobs. Their recent runs come from [`HealthCache`] where a job has not
+/// changed since they were read, and from one query for the rest.
 pub(crate) async fn attach_health(state: &AppState, jobs: &mut [JobView], zone: DisplayZone) -> Result<()> {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-    let points = state
-        .store()
-        .run_history(&ids, HEALTH_RUNS)
-        .await
-        .map_err(store_err)?;
+    let running = state.store().running_jobs(&ids).await.map_err(store_err)?;
+    let cache = &state.inner.health;
+    let mut points = cache.lookup(jobs, &running);
+    let missing: Vec<i64> = jobs
+        .iter()
+        .map(|j| j.id)
+        .filter(|id| !points.contains_key(id))
+        .collect();
+    if !missing.is_empty() {
+        let read = state
+            .store()
+            .run_history(&missing, HEALTH_RUNS)
+            .await
+            .map_err(store_err)?;
+        let mut by_job: std::collections::HashMap<i64, Vec<RunPoint>> =
+            missing.iter().map(|id| (*id, Vec::new())).collect();
+        for point in read {
+            by_job.entry(point.job_id).or_default().push(point);
+        }
+        cache.store(jobs, &by_job);
+        points.extend(by_job);
+    }
     let now = Utc::now();
     for job in jobs {
-        let mine: Vec<&RunPoint> = points.iter().filter(|p| p.job_id == job.id).collect();
+        let mine: Vec<&RunPoint> = points.get(&job.id).into_iter().flatten().collect();
         let mut health = Health::from_points(&mine, zone.for_job(&job.time_zone), now);
         health.failing_streak = job.consecutive_failures;
         job.health = Some(health);
     }
     Ok(())
+}
+
+/// Each job's recent runs as last read, with the job's `updated_at` then. Every recorded finish
+/// that moves a job's last run updates its row, so while `updated_at` is the same and no run of
+/// the job is in flight (nor was when they were read), the runs read then are still its newest
+/// ones. One entry per job, so it holds at most as many entries as there are jobs shown.
+#[derive(Default)]
+pub(crate) struct HealthCache {
+    entries: std::sync::Mutex<std::collections::HashMap<i64, CachedHealth>>,
+}
+
+/// A job's `updated_at` and its recent runs as read then.
+type CachedHealth = (DateTime<Utc>, Vec<RunPoint>);
+
+/// Entries kept before the cache starts over (jobs deleted meanwhile leave theirs).
+const HEALTH_CACHE_MAX: usize = 50_000;
+
+impl HealthCache {
+    fn lookup(&self, jobs: &[JobView], running: &[i64]) -> std::collections::HashMap<i64, Vec<RunPoint>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.iter()
+            .filter(|job| !running.contains(&job.id))
+            .filter_map(|job| {
+                let (updated_at, points) = entries.get(&job.id)?;
+                let fresh = *updated_at == job.updated_at && points.iter().all(|p| p.status.is_finished());
+                fresh.then(|| (job.id, points.clone()))
+            })
+            .collect()
+    }
+
+    fn store(&self, jobs: &[JobView], read: &std::collections::HashMap<i64, Vec<RunPoint>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= HEALTH_CACHE_MAX {
+            entries.clear();
+        }
+        for job in jobs {
+            if let Some(points) = read.get(&job.id) {
+                entries.insert(job.id, (job.updated_at, points.clone()));
+            }
+        }
+    }
 }
 
 /// Schedules in words, by job id and last update: describing a cron expression costs more than
@@ -302,6 +364,7 @@ impl JobView {
             health: None,
             retention,
             spec: job.spec,
+            updated_at: job.updated_at,
         }
     }
 }

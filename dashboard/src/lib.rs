@@ -66,6 +66,7 @@ struct Inner {
     config: PortalConfig,
     auth: auth::AuthCache,
     descriptions: data::DescriptionCache,
+    health: data::HealthCache,
 }
 
 impl AppState {
@@ -94,6 +95,7 @@ impl AppState {
                 config,
                 auth: auth::AuthCache::default(),
                 descriptions: data::DescriptionCache::default(),
+                health: data::HealthCache::default(),
             }),
         }
     }

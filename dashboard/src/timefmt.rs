@@ -2,7 +2,7 @@
 //! how far away they are ("in 3 h", "5 min ago"). The zone is the job's (the default) or the one the
 //! user picked for the browser ([`DisplayZone`]); never left to the browser's zone.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Offset, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -81,24 +81,11 @@ pub enum Precision {
     Seconds,
 }
 
-/// Shows `at` in `tz` as of `now`: `%Z` gives the abbreviation ("HKT") or, for zones without one,
-/// the offset ("UTC+04:00").
+/// Shows `at` in `tz` as of `now`, with the zone's abbreviation ("HKT") or, for zones without
+/// one, the offset ("UTC+04:00").
 pub fn show_at(at: DateTime<Utc>, tz: Tz, precision: Precision, now: DateTime<Utc>) -> ShownTime {
-    let local = at.with_timezone(&tz);
-    let abbrev = local.format("%Z").to_string();
-    let abbrev = if abbrev.starts_with(['+', '-']) {
-        format!("UTC{}", local.format("%:z"))
-    } else {
-        abbrev
-    };
-    let whole_minute = at.second() == 0 && at.nanosecond() == 0;
-    let wall = if precision == Precision::Slot && whole_minute {
-        local.format("%Y-%m-%d %H:%M")
-    } else {
-        local.format("%Y-%m-%d %H:%M:%S")
-    };
     ShownTime {
-        local: format!("{wall} {abbrev}"),
+        local: wall(at, tz, precision),
         utc: if at.nanosecond() / 1_000_000 == 0 {
             at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
         } else {
@@ -107,6 +94,42 @@ pub fn show_at(at: DateTime<Utc>, tz: Tz, precision: Precision, now: DateTime<Ut
         rfc3339: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         relative: relative(at, now),
     }
+}
+
+/// The wall time of `at` in `tz` with the zone's abbreviation ("2026-11-30 09:00:01 HKT"), or
+/// its offset for zones without one ("UTC+04:00"): [`ShownTime::local`] alone. Written field by
+/// field, since a page shows a thousand of them (one per bar of the health charts) and a
+/// `strftime` pattern is parsed again on every call.
+pub fn wall(at: DateTime<Utc>, tz: Tz, precision: Precision) -> String {
+    use chrono_tz::OffsetName;
+    use std::fmt::Write;
+    let local = at.with_timezone(&tz);
+    let mut text = String::with_capacity(28);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        local.year(),
+        local.month(),
+        local.day(),
+        local.hour(),
+        local.minute()
+    );
+    let whole_minute = at.second() == 0 && at.nanosecond() == 0;
+    if precision == Precision::Seconds || !whole_minute {
+        let _ = write!(text, ":{:02}", local.second());
+    }
+    match local.offset().abbreviation() {
+        Some(abbrev) if !abbrev.starts_with(['+', '-']) => {
+            let _ = write!(text, " {abbrev}");
+        }
+        _ => {
+            let offset = local.offset().fix().local_minus_utc();
+            let sign = if offset < 0 { '-' } else { '+' };
+            let minutes = offset.abs() / 60;
+            let _ = write!(text, " UTC{sign}{:02}:{:02}", minutes / 60, minutes % 60);
+        }
+    }
+    text
 }
 
 /// [`show_at`] for a schedule's slot, as of now.
@@ -175,6 +198,27 @@ mod tests {
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 30, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn wall_time_reads_as_strftime_would() {
+        let t = at(1, 0, 0);
+        assert_eq!(
+            wall(t, chrono_tz::Asia::Hong_Kong, Precision::Seconds),
+            "2026-11-30 09:00:00 HKT"
+        );
+        assert_eq!(
+            wall(t, chrono_tz::Asia::Dubai, Precision::Slot),
+            "2026-11-30 05:00 UTC+04:00"
+        );
+        assert_eq!(
+            wall(t, chrono_tz::America::St_Johns, Precision::Slot),
+            "2026-11-29 21:30 NST"
+        );
+        assert_eq!(
+            wall(t, chrono_tz::America::Sao_Paulo, Precision::Slot),
+            "2026-11-29 22:00 UTC-03:00"
+        );
     }
 
     #[test]

@@ -1467,6 +1467,30 @@ async fn the_jobs_rows_refresh_from_a_fragment() {
         after.body
     );
     assert!(after.body.contains("<svg class=\"spark\""));
+    // The health column's runs are kept between refreshes while the job row is unchanged, but a run
+    // that starts (which leaves the row as it is) shows at the next refresh, and so does its end.
+    let running = add_run(&t.store, job, RunStatus::Running, None, "").await;
+    let started = send(&t.state, get("/fragments/jobs?selected=default%2Ffresh")).await;
+    assert!(started.body.contains("class=\"bar RUNNING\""), "{}", started.body);
+    t.store
+        .record_finish(
+            running,
+            &jtp_store::RunFinish {
+                status: RunStatus::Failure,
+                exit_code: Some(1),
+                output: b"",
+                finished_at: chrono::Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let ended = send(&t.state, get("/fragments/jobs?selected=default%2Ffresh")).await;
+    assert!(!ended.body.contains("class=\"bar RUNNING\""), "{}", ended.body);
+    assert!(
+        ended.body.contains("1 of 2 recent runs succeeded"),
+        "{}",
+        ended.body
+    );
 }
 
 #[tokio::test]

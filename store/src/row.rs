@@ -2,7 +2,7 @@
 //! impl for PostgreSQL and SQLite rows from one field list, with a converter where the column's
 //! text becomes an API enum or the spec.
 
-use crate::model::{Job, RecentFailure, Run, RunListItem, RunPoint, RunSummary};
+use crate::model::{Job, RecentFailure, Run, RunListItem, RunSummary};
 
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
 
@@ -91,5 +91,3 @@ impl_from_row!(Run { ..summary, log_output });
 impl_from_row!(RecentFailure { ..run, job_name, job_namespace });
 
 impl_from_row!(RunListItem { ..run, job_name, job_namespace, job_timezone, job_deleted });
-
-impl_from_row!(RunPoint { job_id, id, run_time, finished_at, status => status });

@@ -330,30 +330,66 @@ impl Store {
     }
 
     /// The newest `per_job` runs (at most [`MAX_HISTORY`]) of each of these jobs, newest first per
-    /// job: one indexed read per job, in one query.
+    /// job, with their instants to the millisecond: one indexed read per job (from the covering
+    /// index of migration 0011, without touching the rows), in one query that answers one row per
+    /// job with its points packed as text. Rows are what a page pays for: each row the driver hands
+    /// over costs more than the database's whole read of it, and the jobs page asks for 50 jobs
+    /// of 20 runs each.
     pub async fn run_history(&self, job_ids: &[i64], per_job: i64) -> Result<Vec<RunPoint>> {
         if job_ids.is_empty() {
             return Ok(Vec::new());
         }
         let per_job = per_job.clamp(1, MAX_HISTORY);
-        let points = with_pool!(self, pool => {
+        let (point, aggregate) = match self.backend_kind() {
+            crate::BackendKind::Postgres => (POSTGRES_POINT, "string_agg"),
+            crate::BackendKind::Sqlite => (SQLITE_POINT, "group_concat"),
+        };
+        let rows: Vec<(i64, String)> = with_pool!(self, pool => {
             let mut query = sqlx::QueryBuilder::new("");
             for (i, id) in job_ids.iter().enumerate() {
                 if i > 0 {
                     query.push(" UNION ALL ");
                 }
                 query
-                    .push("SELECT * FROM (SELECT job_id, id, run_time, finished_at, status FROM job_execution_logs \
-                           WHERE job_id = ")
+                    .push(format_args!(
+                        "SELECT job_id, {aggregate}(p, ',') AS points FROM (SELECT job_id, {point} AS p \
+                         FROM job_execution_logs WHERE job_id = "
+                    ))
                     .push_bind(*id)
                     .push(" ORDER BY run_time DESC, id DESC LIMIT ")
                     .push_bind(per_job)
-                    .push(") h");
-                query.push(i.to_string());
+                    .push(format_args!(") h{i} GROUP BY job_id"));
             }
-            query.build_query_as::<RunPoint>().fetch_all(pool).await
+            query.build_query_as().fetch_all(pool).await
         })?;
+        let mut points = Vec::with_capacity(rows.len() * usize::try_from(per_job).unwrap_or(0));
+        for (job_id, packed) in rows {
+            for text in packed.split(',') {
+                points.push(unpack_point(job_id, text)?);
+            }
+        }
+        // The aggregates keep no promised order: newest first per job, as the reads were.
+        points.sort_by(|a, b| (a.job_id, b.run_time, b.id).cmp(&(b.job_id, a.run_time, a.id)));
         Ok(points)
+    }
+
+    /// Which of these jobs have a run in flight (read from the index of runs by status).
+    pub async fn running_jobs(&self, job_ids: &[i64]) -> Result<Vec<i64>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = with_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT DISTINCT job_id FROM job_execution_logs WHERE status = 'RUNNING' AND job_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in job_ids {
+                list.push_bind(*id);
+            }
+            query.push(")");
+            query.build_query_scalar::<i64>().fetch_all(pool).await
+        })?;
+        Ok(ids)
     }
 
     /// Inserts finished runs in batches in one transaction (outputs capped like any other),
@@ -398,6 +434,49 @@ impl Store {
         })?;
         Ok(inserted)
     }
+}
+
+/// One run of [`Store::run_history`] as SQLite packs it: `id status start_ms end_ms` (`-` while
+/// running), the instants in milliseconds since the epoch.
+const SQLITE_POINT: &str = "id || ' ' || status || ' ' || \
+     CAST(round((julianday(run_time) - 2440587.5) * 86400000) AS INTEGER) || ' ' || \
+     ifnull(CAST(round((julianday(finished_at) - 2440587.5) * 86400000) AS INTEGER), '-')";
+
+/// [`SQLITE_POINT`] for PostgreSQL.
+const POSTGRES_POINT: &str = "id || ' ' || status || ' ' || \
+     (EXTRACT(EPOCH FROM run_time) * 1000)::bigint || ' ' || \
+     COALESCE(((EXTRACT(EPOCH FROM finished_at) * 1000)::bigint)::text, '-')";
+
+fn unpack_point(job_id: i64, text: &str) -> Result<RunPoint> {
+    let corrupt = || Error::Corrupt {
+        message: format!("run history point {text:?} of job {job_id}"),
+    };
+    let instant = |ms: &str| {
+        ms.parse::<i64>()
+            .ok()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .ok_or_else(corrupt)
+    };
+    let mut fields = text.split(' ');
+    let (Some(id), Some(status), Some(start), Some(end), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(corrupt());
+    };
+    Ok(RunPoint {
+        job_id,
+        id: id.parse().map_err(|_| corrupt())?,
+        status: RunStatus::parse(status).ok_or_else(corrupt)?,
+        run_time: instant(start)?,
+        finished_at: match end {
+            "-" => None,
+            ms => Some(instant(ms)?),
+        },
+    })
 }
 
 fn clamp_i64(n: u64) -> i64 {

@@ -957,6 +957,10 @@ async fn run_history_per_job(db: &TestDb) {
         run(store, a.id, at(9, 0) + Duration::minutes(i), status, "").await;
     }
     run(store, b.id, at(8, 0), RunStatus::Error, "").await;
+    // A run in flight, started at a millisecond: it has no end yet, and the instant reads back exact.
+    let mut running = start(b.id, at(8, 30));
+    running.started_at += Duration::milliseconds(250);
+    let running = store.record_start(&running).await.expect("start");
     let points = store
         .run_history(&[a.id, b.id, idle.id], 4)
         .await
@@ -969,7 +973,15 @@ async fn run_history_per_job(db: &TestDb) {
         of_a.iter()
             .all(|p| p.finished_at == Some(p.run_time + Duration::seconds(4)))
     );
-    assert_eq!(points.iter().filter(|p| p.job_id == b.id).count(), 1);
+    let of_b: Vec<_> = points.iter().filter(|p| p.job_id == b.id).collect();
+    assert_eq!(of_b.len(), 2);
+    assert_eq!(
+        (of_b[0].id, of_b[0].status, of_b[0].finished_at),
+        (running, RunStatus::Running, None)
+    );
+    assert_eq!(of_b[0].run_time, at(8, 30) + Duration::milliseconds(1250));
+    assert_eq!(of_b[1].status, RunStatus::Error);
+    assert!(!points.iter().any(|p| p.job_id == idle.id));
     assert!(store.run_history(&[], 4).await.expect("empty").is_empty());
 }
 
