@@ -293,6 +293,13 @@ impl CompiledSchedule {
 
     /// The schedule in words, with the zone: "Every Monday at 09:00 (Asia/Hong_Kong)". In a zone
     /// with DST, the zone is followed by what the job does on a change ([`Self::describe_dst`]).
+    /// What a DST change does to the slot at `at` (a slot of this schedule, e.g. the next run), in
+    /// `jtp preview`'s words; `None` when no change touches it.
+    pub fn dst_note_at(&self, at: DateTime<Utc>) -> Option<String> {
+        let slot = self.next_slot(at - chrono::Duration::milliseconds(1))?;
+        (slot.at == at).then(|| slot.dst_note()).flatten()
+    }
+
     pub fn describe(&self) -> String {
         let zone = match self.describe_dst() {
             Some(dst) if self.zone_has_dst() => format!("{}; DST: {dst}", self.tz.name()),

@@ -556,6 +556,10 @@ pub struct ScheduledJobStatus {
     /// The next slot; absent for manual or suspended jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<DateTime<Utc>>,
+    /// What a daylight-saving change does to the next run, when one touches it (e.g. "second pass
+    /// of the repeated 01:30"), as `jtp preview` and the portal word it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_dst: Option<String>,
     /// The last slot handled (run or skipped); scheduling resumes after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_time: Option<DateTime<Utc>>,

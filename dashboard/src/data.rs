@@ -324,10 +324,7 @@ impl JobView {
                 namespace: &job.namespace,
                 name: &job.name,
             };
-            let slot = CompiledSchedule::new(id, &job.spec)
-                .ok()?
-                .next_slot(t - chrono::Duration::milliseconds(1))?;
-            (slot.at == t).then(|| slot.dst_note()).flatten()
+            CompiledSchedule::new(id, &job.spec).ok()?.dst_note_at(t)
         });
         let no_next_run = if !job.is_active {
             "suspended"

@@ -310,6 +310,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     stop.extend(step.stop);
     status.last_scheduled_time = Some(step.handled_until);
     status.next_run = step.next_run;
+    status.next_run_dst = step.next_run.and_then(|at| compiled.dst_note_at(at));
     if spec.suspend || compiled.is_manual() {
         // Recomputed from now on resume or edit; keep what was handled for the record.
         status.last_scheduled_time = old.last_scheduled_time.or(Some(step.handled_until));
@@ -608,6 +609,29 @@ mod tests {
             slots(&cron.at("2026-03-09T09:00:00Z")),
             vec![(Trigger::Schedule, t("2026-03-09T09:00:00Z"))]
         );
+    }
+
+    #[test]
+    fn the_status_says_what_a_dst_change_does_to_the_next_run() {
+        // New York, 2026-11-01: 01:30 happens at 05:30 UTC (EDT) and again at 06:30 UTC (EST).
+        let mut spec = ScheduledJobSpec::daily("01:30").in_zone("America/New_York");
+        spec.daylight_saving = Some(jtp_crds::DaylightSaving {
+            repeated_time: Some(jtp_crds::RepeatedTime::Second),
+            skipped_time: None,
+        });
+        let case = Case::new(spec).handled_until("2026-10-31T05:30:00Z");
+        let d = case.at("2026-10-31T12:00:00Z");
+        assert_eq!(d.status.next_run, Some(t("2026-11-01T06:30:00Z")));
+        assert_eq!(
+            d.status.next_run_dst.as_deref(),
+            Some("second pass of the repeated 01:30")
+        );
+        // The day after, no change touches the next run.
+        let after = Case::new(ScheduledJobSpec::daily("01:30").in_zone("America/New_York"))
+            .handled_until("2026-11-01T05:30:00Z")
+            .at("2026-11-01T12:00:00Z");
+        assert_eq!(after.status.next_run, Some(t("2026-11-02T06:30:00Z")));
+        assert_eq!(after.status.next_run_dst, None);
     }
 
     #[test]
