@@ -1,8 +1,9 @@
 //! Who is asking and what they may do.
 //!
-//! - **Sessions**: every browser gets an opaque random session id in an `HttpOnly; SameSite=Strict`
-//!   cookie. The session holds the CSRF token and, after the login page, the user's token. Tokens never
-//!   reach the page.
+//! - **Sessions**: every browser gets a session in an `HttpOnly; SameSite=Strict` cookie, sealed
+//!   with the portal's session key ([`crate::session`]), so every replica with the key reads it and
+//!   none keeps state. The session holds the CSRF token and, after the login page, the user's token.
+//!   Tokens never reach the page (nor, sealed, the browser's scripts).
 //! - **Authentication**: standalone mode is open on loopback, or checks a basic-auth user/password or a
 //!   shared bearer token ([`LocalAuth`]). Kubernetes mode checks the bearer token (header or session)
 //!   with a TokenReview and keeps user, uid and groups.
@@ -37,7 +38,6 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::PostParams;
 use rand::Rng;
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -47,10 +47,13 @@ pub const SESSION_COOKIE: &str = "jtp_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Hidden form field carrying the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
-/// How long a browser session lives without use.
+/// Name of the cookie of a one-time message.
+pub const FLASH_COOKIE: &str = "jtp_flash";
+/// How long a browser session lives from its login (or its first page).
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// At most this many sessions are kept; the least recently used go first.
-const MAX_SESSIONS: usize = 20_000;
+/// The purposes sealed cookies are bound to.
+const SESSION_PURPOSE: &str = "jtp-session-v1";
+const FLASH_PURPOSE: &str = "jtp-flash-v1";
 /// How long a TokenReview answer is trusted.
 const TOKEN_REVIEW_TTL: Duration = Duration::from_secs(60);
 /// How long a SubjectAccessReview answer is trusted.
@@ -132,16 +135,14 @@ impl Principal {
     }
 }
 
-/// A browser session.
-#[derive(Clone, Debug)]
+/// A browser session, as sealed in its cookie.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Session {
-    pub id: String,
     pub csrf: String,
     /// The token pasted on the login page (Kubernetes mode, or standalone with a shared token).
     pub token: Option<String>,
-    /// A message for the next page this browser shows (after a redirect).
-    flash: Option<Flash>,
-    last_used: Instant,
+    /// Unix seconds after which the cookie opens as no session.
+    expires: i64,
 }
 
 /// A one-time message shown at the top of the next page.
@@ -152,6 +153,20 @@ pub struct Flash {
     pub message: String,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedFlash {
+    kind: String,
+    message: String,
+}
+
+/// What the handlers of one request did with flash messages: the middleware turns it into the
+/// flash cookie (set, or removed once shown).
+#[derive(Debug, Default)]
+struct FlashOutbox {
+    set: Option<Flash>,
+    taken: bool,
+}
+
 /// The request's caller, put in the request's extensions by [`authenticate`].
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -159,6 +174,9 @@ pub struct Caller {
     pub session: Option<Session>,
     /// True when the browser session is what authenticates (so CSRF rules apply).
     pub by_cookie: bool,
+    /// The message this browser's flash cookie holds.
+    flash: Option<Flash>,
+    outbox: std::sync::Arc<Mutex<FlashOutbox>>,
 }
 
 impl Caller {
@@ -334,7 +352,6 @@ fn token_key(token: &str) -> [u8; 32] {
 
 /// In-memory sessions and short-lived answers of the Kubernetes API.
 pub struct AuthCache {
-    sessions: Mutex<HashMap<String, Session>>,
     /// Accepted tokens only: a made-up token is not kept, it is counted by `failures`.
     token_reviews: AgedCache<[u8; 32], KubeUser>,
     access_reviews: AgedCache<AccessKey, bool>,
@@ -345,7 +362,6 @@ pub struct AuthCache {
 impl Default for AuthCache {
     fn default() -> Self {
         Self {
-            sessions: Mutex::default(),
             token_reviews: AgedCache::new(MAX_CACHED_ANSWERS, TOKEN_REVIEW_TTL),
             access_reviews: AgedCache::new(MAX_CACHED_ANSWERS, ACCESS_REVIEW_TTL),
             failures: FailureLimiter::new(MAX_FAILURES, FAILURE_WINDOW, MAX_TRACKED_CLIENTS),
@@ -363,55 +379,53 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl AuthCache {
-    fn session(&self, id: &str) -> Option<Session> {
-        let mut sessions = lock(&self.sessions);
-        let session = sessions.get_mut(id)?;
-        if session.last_used.elapsed() > SESSION_TTL {
-            sessions.remove(id);
-            return None;
-        }
-        session.last_used = Instant::now();
-        Some(session.clone())
-    }
-
+impl AppState {
+    /// A new browser session (holding `token` after the login page), valid for [`SESSION_TTL`].
     fn new_session(&self, token: Option<String>) -> Session {
-        let session = Session {
-            id: random_token(),
+        let ttl = i64::try_from(SESSION_TTL.as_secs()).unwrap_or(i64::MAX);
+        Session {
             csrf: random_token(),
             token,
-            flash: None,
-            last_used: Instant::now(),
+            expires: chrono::Utc::now().timestamp().saturating_add(ttl),
+        }
+    }
+
+    /// The session a cookie holds, if it opens under our keys and has not expired.
+    fn open_session(&self, cookie: &str) -> Option<Session> {
+        let plain = self.inner.config.session_keys.open(SESSION_PURPOSE, cookie)?;
+        let session: Session = serde_json::from_slice(&plain).ok()?;
+        (session.expires > chrono::Utc::now().timestamp()).then_some(session)
+    }
+
+    fn open_flash(&self, cookie: &str) -> Option<Flash> {
+        let plain = self.inner.config.session_keys.open(FLASH_PURPOSE, cookie)?;
+        let flash: SealedFlash = serde_json::from_slice(&plain).ok()?;
+        let kind = match flash.kind.as_str() {
+            "success" => "success",
+            "error" => "error",
+            _ => "info",
         };
-        let mut sessions = lock(&self.sessions);
-        if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, s| s.last_used.elapsed() < SESSION_TTL);
-            if sessions.len() >= MAX_SESSIONS {
-                let oldest = sessions
-                    .values()
-                    .min_by_key(|s| s.last_used)
-                    .map(|s| s.id.clone());
-                if let Some(oldest) = oldest {
-                    sessions.remove(&oldest);
-                }
+        Some(Flash {
+            kind,
+            message: flash.message,
+        })
+    }
+
+    /// A `Set-Cookie` value of `name` with `value` (`None`: one that removes the cookie).
+    fn cookie(&self, name: &str, value: Option<&str>, max_age: Option<u64>) -> HeaderValue {
+        let secure = if self.inner.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        };
+        let text = match (value, max_age) {
+            (Some(v), Some(age)) => {
+                format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict; Max-Age={age}{secure}")
             }
-        }
-        sessions.insert(session.id.clone(), session.clone());
-        session
-    }
-
-    fn remove_session(&self, id: &str) {
-        lock(&self.sessions).remove(id);
-    }
-
-    fn set_flash(&self, id: &str, flash: Flash) {
-        if let Some(s) = lock(&self.sessions).get_mut(id) {
-            s.flash = Some(flash);
-        }
-    }
-
-    fn take_flash(&self, id: &str) -> Option<Flash> {
-        lock(&self.sessions).get_mut(id).and_then(|s| s.flash.take())
+            (Some(v), None) => format!("{name}={v}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+            (None, _) => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+        };
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
@@ -600,44 +614,45 @@ impl AppState {
 
     /// Starts a browser session holding `token` (the login page).
     pub(crate) fn login_session(&self, token: String) -> Session {
-        self.inner.auth.new_session(Some(token))
+        self.new_session(Some(token))
     }
 
     /// Leaves a message for the next page of this caller's browser (no-op without a session).
     pub(crate) fn set_flash(&self, caller: &Caller, kind: &'static str, message: String) {
-        if let Some(session) = &caller.session {
-            self.inner.auth.set_flash(&session.id, Flash { kind, message });
+        if caller.session.is_some() {
+            lock(&caller.outbox).set = Some(Flash { kind, message });
         }
     }
 
     /// The message left for this page, once.
     pub(crate) fn take_flash(&self, caller: &Caller) -> Option<Flash> {
-        caller
-            .session
-            .as_ref()
-            .and_then(|s| self.inner.auth.take_flash(&s.id))
+        let flash = caller.flash.clone()?;
+        lock(&caller.outbox).taken = true;
+        Some(flash)
     }
 
-    /// Ends a browser session (the logout button).
-    pub(crate) fn end_session(&self, id: &str) {
-        self.inner.auth.remove_session(id);
-    }
-
-    /// The `Set-Cookie` value for a session (or, with `None`, one that removes the cookie).
+    /// The `Set-Cookie` value for a session (or, with `None`, one that removes the cookie). The
+    /// logout button removes it; a copy kept elsewhere stays valid until its expiry, but only
+    /// with a token that TokenReview still accepts.
     pub(crate) fn session_cookie(&self, session: Option<&Session>) -> HeaderValue {
-        let secure = if self.inner.config.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
-        let value = match session {
-            Some(s) => format!(
-                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
-                s.id
-            ),
-            None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
-        };
-        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+        let sealed = session
+            .and_then(|s| serde_json::to_vec(s).ok())
+            .and_then(|plain| self.inner.config.session_keys.seal(SESSION_PURPOSE, &plain));
+        self.cookie(SESSION_COOKIE, sealed.as_deref(), None)
+    }
+
+    /// The `Set-Cookie` value that carries `flash` to the next page (`None`: removes it).
+    fn flash_cookie(&self, flash: Option<&Flash>) -> HeaderValue {
+        let sealed = flash
+            .and_then(|f| {
+                serde_json::to_vec(&SealedFlash {
+                    kind: f.kind.to_owned(),
+                    message: f.message.clone(),
+                })
+                .ok()
+            })
+            .and_then(|plain| self.inner.config.session_keys.seal(FLASH_PURPOSE, &plain));
+        self.cookie(FLASH_COOKIE, sealed.as_deref(), Some(60))
     }
 }
 
@@ -728,7 +743,8 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
     }
 
     let cookie_session =
-        cookie_value(request.headers(), SESSION_COOKIE).and_then(|id| state.inner.auth.session(&id));
+        cookie_value(request.headers(), SESSION_COOKIE).and_then(|value| state.open_session(&value));
+    let flash = cookie_value(request.headers(), FLASH_COOKIE).and_then(|value| state.open_flash(&value));
     let credential = header_credential(request.headers());
     let cookie_session_present = cookie_session.is_some();
     let mut new_session = None;
@@ -771,6 +787,8 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
                 principal,
                 session: cookie_session,
                 by_cookie,
+                flash: None,
+                outbox: std::sync::Arc::default(),
             });
         }
         return Ok(next.run(request).await);
@@ -792,7 +810,7 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
                 .as_ref()
                 .is_none_or(|c| matches!(c, Credential::Basic(..))) =>
         {
-            let s = state.inner.auth.new_session(None);
+            let s = state.new_session(None);
             new_session = Some(s.clone());
             Some(s)
         }
@@ -813,16 +831,32 @@ async fn authenticate_inner(state: &AppState, request: Request, next: Next) -> R
         principal,
         session,
         by_cookie,
+        flash,
+        outbox: std::sync::Arc::default(),
     };
     request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
-    // For the HTML error pages, which are rendered outside this middleware.
-    response.extensions_mut().insert(caller);
     if let Some(s) = new_session {
         response
             .headers_mut()
             .append(header::SET_COOKIE, state.session_cookie(Some(&s)));
     }
+    let outbox = std::mem::take(&mut *lock(&caller.outbox));
+    match outbox.set {
+        Some(flash) => {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, state.flash_cookie(Some(&flash)));
+        }
+        None if outbox.taken => {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, state.flash_cookie(None));
+        }
+        None => {}
+    }
+    // For the HTML error pages, which are rendered outside this middleware.
+    response.extensions_mut().insert(caller);
     Ok(response)
 }
 

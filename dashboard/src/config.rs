@@ -45,6 +45,9 @@ pub struct PortalConfig {
     pub standalone_namespace: String,
     /// The global retention policy (jobs without `spec.retention`), shown on job pages.
     pub retention: jtp_crds::Retention,
+    /// Keys that seal browser sessions ([`crate::session`]); replicas that share them share
+    /// sessions. The default is one random key: this process's sessions only.
+    pub session_keys: crate::session::SessionKeys,
 }
 
 impl Default for PortalConfig {
@@ -57,6 +60,7 @@ impl Default for PortalConfig {
             runs_in_panel: 50,
             standalone_namespace: DEFAULT_STANDALONE_NAMESPACE.to_owned(),
             retention: jtp_crds::Retention::default(),
+            session_keys: crate::session::SessionKeys::random(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod form;
 pub mod http;
 pub mod openapi;
 pub mod pages;
+pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timefmt;

@@ -422,3 +422,98 @@ async fn made_up_tokens_cost_at_most_ten_token_reviews_a_minute_per_client() {
 
     env.ns.cleanup().await;
 }
+
+const SECRET: &str = "replica-secret-replica-secret-replica-0001";
+const NEXT_SECRET: &str = "rotated-secret-rotated-secret-rotated-0002";
+
+fn portal_with(store: jtp_store::Store, env: &KubeEnv, secrets: &str) -> AppState {
+    let config = PortalConfig {
+        session_keys: jtp_dashboard::session::SessionKeys::from_secrets(secrets).unwrap(),
+        ..PortalConfig::default()
+    };
+    AppState::kubernetes(store, env.client.clone(), config)
+}
+
+#[tokio::test]
+async fn two_portal_replicas_on_one_database_share_logins_and_csrf_through_the_session_secret() {
+    let env = KubeEnv::new("dash-replicas").await;
+    let ns = env.ns.name().to_owned();
+    let server = jtp_store::testing::postgres_server_url();
+    let (db_name, db_url) = jtp_store::testing::create_database(&server, "replicas").await;
+    let store_a = jtp_store::Store::connect(&db_url).await.unwrap();
+    let store_b = jtp_store::Store::connect(&db_url).await.unwrap();
+    let a = portal_with(store_a.clone(), &env, SECRET);
+    let b = portal_with(store_b.clone(), &env, SECRET);
+    env.create_job("nightly", ScheduledJobSpec::manual()).await;
+    Mirror::new("").sync(&env.jobs(), &store_a).await;
+
+    // Log in on replica A; replica B reads the session, its CSRF token works there, and Run Now
+    // goes through B.
+    let login = send(&a, post_form("/login", "", &[("token", &env.runner)])).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    let cookie = login.next_cookie("");
+    let page = send(&b, get_with_cookie(&format!("/jobs/{ns}/nightly"), &cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let runner = format!("system:serviceaccount:{ns}:runner");
+    assert!(page.body.contains(&runner), "B knows who is logged in");
+    let csrf = csrf_of(&page.body);
+    let run = send(
+        &b,
+        post_form(&format!("/jobs/{ns}/nightly/run"), &cookie, &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(run.status, StatusCode::SEE_OTHER, "{}", run.body);
+    let annotations = env
+        .jobs()
+        .get("nightly")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    assert_eq!(annotations.get(RUN_NOW_REQUESTER_ANNOTATION), Some(&runner));
+    // The flash B set is shown by A.
+    let cookie = run.next_cookie(&cookie);
+    let shown = send(&a, get_with_cookie(&format!("/jobs/{ns}/nightly"), &cookie)).await;
+    assert!(
+        shown.body.contains("Run Now requested for nightly"),
+        "{}",
+        shown.body
+    );
+    // A forged CSRF token is refused on either replica.
+    let forged = send(
+        &a,
+        post_form(&format!("/jobs/{ns}/nightly/run"), &cookie, &[("csrf", "forged")]),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // A replica with another secret cannot read the session (login again); during a rotation
+    // (new secret first, old second) old sessions still work and new ones are sealed anew.
+    let stranger = portal_with(store_b.clone(), &env, NEXT_SECRET);
+    let refused = send(&stranger, get_with_cookie("/", &cookie)).await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert_eq!(refused.header("location"), "/login");
+    let rotating = portal_with(store_b.clone(), &env, &format!("{NEXT_SECRET}\n{SECRET}\n"));
+    let kept = send(
+        &rotating,
+        get_with_cookie(&format!("/jobs/{ns}/nightly"), &cookie),
+    )
+    .await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let login = send(&rotating, post_form("/login", "", &[("token", &env.reader)])).await;
+    let new_cookie = login.next_cookie("");
+    assert_eq!(
+        send(&stranger, get_with_cookie("/", &new_cookie)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&a, get_with_cookie("/", &new_cookie)).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    store_a.close().await;
+    store_b.close().await;
+    jtp_store::testing::drop_database(&server, &db_name).await;
+    env.ns.cleanup().await;
+}

@@ -90,6 +90,7 @@ async fn creating_a_job_through_the_form_writes_the_row_and_wakes_the_runner() {
     .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(reply.header("location"), "/jobs/default/report");
+    let cookie = reply.next_cookie(&cookie);
     let job = t.store.get_job_by_name("default", "report").await.unwrap();
     assert_eq!(job.spec, ScheduledJobSpec::daily("09:00").script("echo hello"));
     tokio::time::timeout(Duration::from_secs(1), t.wake.notified())
@@ -102,6 +103,11 @@ async fn creating_a_job_through_the_form_writes_the_row_and_wakes_the_runner() {
     assert!(page.body.contains(" 09:00 HKT</time>"));
     assert!(page.body.contains("id=\"panel\""));
     // The flash is shown once.
+    let cookie = page.next_cookie(&cookie);
+    assert!(
+        !cookie.contains("jtp_flash="),
+        "the shown message is removed: {cookie}"
+    );
     let again = send(&t.state, get_with_cookie("/", &cookie)).await;
     assert!(!again.body.contains("Created job report."));
 }
@@ -317,6 +323,7 @@ async fn run_now_makes_the_job_due_wakes_the_runner_and_says_so() {
     .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.header("location"), "/jobs/default/adhoc");
+    let cookie = reply.next_cookie(&cookie);
     let job = t.store.get_job(id).await.unwrap();
     assert!(job.run_now_requested_at.is_some());
     assert!(job.next_run.is_some());
@@ -569,6 +576,7 @@ async fn deleting_removes_the_job_from_the_list() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let cookie = reply.next_cookie(&cookie);
     let page = send(&t.state, get_with_cookie("/", &cookie)).await;
     assert!(page.body.contains("Deleted job doomed"));
     assert!(!page.body.contains("data-job=\"default/doomed\""));
@@ -1014,9 +1022,11 @@ async fn a_token_protected_portal_needs_the_token() {
     run.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
     run.headers_mut().insert("x-csrf-token", csrf.parse().unwrap());
     assert_eq!(send(&t.state, run).await.status, StatusCode::ACCEPTED);
-    // Logging out ends the session.
+    // Logging out removes the session cookie from the browser.
     let out = send(&t.state, post_form("/logout", &cookie, &[("csrf", &csrf)])).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let cookie = out.next_cookie(&cookie);
+    assert!(!cookie.contains("jtp_session="), "{cookie}");
     let page = send(&t.state, get_with_cookie("/", &cookie)).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
 }
@@ -1572,6 +1582,7 @@ async fn pause_and_resume_in_one_click_and_by_patch() {
     .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(reply.header("location"), "/?name=paus");
+    let cookie = reply.next_cookie(&cookie);
     let job = t.store.get_job_by_name("default", "pausable").await.unwrap();
     assert!(!job.is_active && job.spec.suspend && job.next_run.is_none());
     let list = send(&t.state, get_with_cookie("/", &cookie)).await;

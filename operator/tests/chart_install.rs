@@ -217,6 +217,21 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "a RoleBinding stays in its namespace"
     );
 
+    // The session Secret the chart generated, mounted as the portal Deployment mounts it, under the
+    // portal's security context, is readable by the portal's user (what `--session-secret-file`
+    // reads in every replica).
+    let generated = kubectl(&[
+        "get",
+        "secret",
+        &format!("{release}-session"),
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.secrets}",
+    ]);
+    assert!(!generated.trim().is_empty(), "no generated session secret");
+    session_secret_is_readable_by_the_portal(release, namespace, &watched);
+
     // Every example applies cleanly, server-side.
     let mut applied = 0;
     for entry in std::fs::read_dir(repo().join("examples")).expect("examples/") {
@@ -437,6 +452,71 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     kubectl(&["delete", "clusterrole", &format!("{release}-test-patcher")]);
     ns.cleanup().await;
     jobs_ns.cleanup().await;
+}
+
+/// Runs busybox with the portal Deployment's pod and container security context and its session
+/// volume and mount, as rendered by the chart, and checks it reads the whole generated secret.
+fn session_secret_is_readable_by_the_portal(release: &str, namespace: &str, watched: &str) {
+    let rendered = helm(&[
+        "template",
+        release,
+        &chart(),
+        "--namespace",
+        namespace,
+        "--set",
+        watched,
+    ]);
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .collect();
+    let portal = find(&docs, "Deployment", &format!("{release}-portal"));
+    let spec = &portal["spec"]["template"]["spec"];
+    let container = &spec["containers"][0];
+    let pick = |list: &serde_yaml::Value| {
+        list.as_sequence()
+            .expect("a list")
+            .iter()
+            .find(|v| v["name"].as_str() == Some("session"))
+            .cloned()
+            .expect("the session volume and mount")
+    };
+    let pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": "session-reader" },
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": spec["securityContext"],
+            "volumes": [pick(&spec["volumes"])],
+            "containers": [{
+                "name": "read",
+                "image": "busybox:1.36",
+                "command": ["sh", "-c", "wc -c < /etc/jtp/session/secrets"],
+                "securityContext": container["securityContext"],
+                "volumeMounts": [pick(&container["volumeMounts"])],
+            }],
+        },
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, pod.to_string()).expect("write pod");
+    kubectl(&["apply", "-n", namespace, "-f", &file.display().to_string()]);
+    let done = kubectl_output(&[
+        "wait",
+        "-n",
+        namespace,
+        "pod/session-reader",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "--timeout=120s",
+    ]);
+    let logs = kubectl(&["logs", "-n", namespace, "pod/session-reader"]);
+    assert!(done.status.success(), "the reader did not succeed: {logs}");
+    assert_eq!(
+        logs.trim(),
+        "48",
+        "the portal's user reads the 48-character secret"
+    );
+    kubectl(&["delete", "pod", "-n", namespace, "session-reader", "--wait=false"]);
 }
 
 /// The environment the chart gives the operator about who may run as whom, from `helm template`
@@ -849,6 +929,44 @@ fn behind_tls_the_session_cookie_is_secure() {
         tls.contains(&("JTP_SECURE_COOKIES".into(), "true".into())),
         "{tls:?}"
     );
+}
+
+#[test]
+fn every_portal_replica_gets_the_same_session_secret() {
+    let docs = rendered(&["portal.replicas=3"]);
+    let secret = find(&docs, "Secret", "render-session");
+    assert!(secret["data"]["secrets"].as_str().is_some_and(|s| !s.is_empty()));
+    let portal = find(&docs, "Deployment", "render-portal");
+    let spec = &portal["spec"]["template"]["spec"];
+    let env = spec["containers"][0]["env"].as_sequence().expect("env");
+    assert!(
+        env.iter()
+            .any(|e| e["name"].as_str() == Some("JTP_SESSION_SECRET_FILE")
+                && e["value"].as_str() == Some("/etc/jtp/session/secrets")),
+        "{env:?}"
+    );
+    let volume = spec["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"].as_str() == Some("session"))
+        .expect("the session volume");
+    assert_eq!(volume["secret"]["secretName"].as_str(), Some("render-session"));
+    // A Secret of one's own replaces the generated one.
+    let docs = rendered(&["portal.sessionSecret.existingSecret=mine"]);
+    assert!(
+        !docs.iter().any(|d| d["kind"].as_str() == Some("Secret")),
+        "no generated Secret"
+    );
+    let portal = find(&docs, "Deployment", "render-portal");
+    let volume = portal["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"].as_str() == Some("session"))
+        .cloned()
+        .expect("the session volume");
+    assert_eq!(volume["secret"]["secretName"].as_str(), Some("mine"));
 }
 
 #[test]

@@ -138,6 +138,34 @@ impl Reply {
             .find(|v| v.starts_with("jtp_session=") && !v.contains("Max-Age=0"))
             .map(|v| v.split(';').next().unwrap().to_owned())
     }
+
+    /// The `Cookie` header a browser sends after this reply, which had `cookie`: this reply's
+    /// `Set-Cookie`s added, replaced or (with `Max-Age=0`) removed. The flash message travels so.
+    pub fn next_cookie(&self, cookie: &str) -> String {
+        let mut jar: Vec<(String, String)> = cookie
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for set in self
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let Some((name, value)) = set.split(';').next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            jar.retain(|(k, _)| k != name);
+            if !set.contains("Max-Age=0") {
+                jar.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        jar.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 pub async fn send(state: &AppState, request: Request<Body>) -> Reply {
