@@ -3,6 +3,7 @@
 //! clock, no client).
 
 pub mod admission;
+pub mod alerting;
 pub mod cron;
 pub mod manifest;
 pub mod pod;
@@ -14,6 +15,7 @@ pub mod testing;
 pub mod types;
 pub mod validate;
 
+pub use alerting::{Expectation, Overdue};
 pub use retention::{DURATION_PATTERN, Retention, format_duration, parse_duration};
 pub use schedule::{CompiledSchedule, DstEffect, DstPolicy, JobId, MissedSlots, Slot};
 pub use types::*;

@@ -85,4 +85,10 @@ impl ScheduledJobSpec {
         });
         self
     }
+
+    /// Turns on the dead-man's switch (`26h`, `10s`).
+    pub fn expect_success_within(mut self, within: &str) -> Self {
+        self.expect_success_within = Some(within.into());
+        self
+    }
 }

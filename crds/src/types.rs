@@ -5,7 +5,7 @@
 // The derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
-use crate::retention::Retention;
+use crate::retention::{DURATION_PATTERN, Retention};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
@@ -110,6 +110,14 @@ pub struct ScheduledJobSpec {
     /// runner's) global policy; `{}` keeps every run. See [`Retention`] for the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// The dead-man's switch: the job is overdue when it has not succeeded for this long (`26h`,
+    /// `1d12h`; units d, h, m, s), whatever the reason — suspended, edited, slots skipped, runs
+    /// failing, nothing scheduled, the scheduler down. Counted from its last success, or from when
+    /// this field was set. Overdue jobs are marked in the portal and the API, and counted in
+    /// metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = DURATION_PATTERN))]
+    pub expect_success_within: Option<String>,
 }
 
 /// `spec.podTemplate` as written: a Kubernetes `PodTemplateSpec`, kept as JSON so that a
@@ -672,6 +680,7 @@ impl ScheduledJobSpec {
             successful_jobs_history_limit: None,
             failed_jobs_history_limit: None,
             retention: None,
+            expect_success_within: None,
         }
     }
 }

@@ -176,6 +176,12 @@ pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSched
     if let Some(retention) = &spec.retention {
         errors.extend(retention.check("spec.retention"));
     }
+    if let Some(within) = &spec.expect_success_within {
+        errors.extend(crate::alerting::check_expectation(
+            within,
+            "spec.expectSuccessWithin",
+        ));
+    }
     match compiled {
         Some(compiled) if errors.is_empty() => Ok(compiled),
         _ => Err(InvalidSpec { errors }),

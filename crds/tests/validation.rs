@@ -271,3 +271,19 @@ fn the_crd_schema_refuses_a_bad_retention_at_apply() {
     assert_eq!(retention["maxAge"]["pattern"], jtp_crds::DURATION_PATTERN);
     assert_eq!(retention["keepLast"]["minimum"], 1.0);
 }
+
+#[test]
+fn the_dead_mans_switch_is_checked_with_its_field_path() {
+    assert_eq!(
+        errors(&ScheduledJobSpec::daily("09:00").expect_success_within("26h")),
+        Vec::<String>::new()
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").expect_success_within("26 hours"),
+        "spec.expectSuccessWithin",
+        "write a number and a unit",
+    );
+    let crd: serde_json::Value = serde_yaml::from_str(&jtp_crds::crd_yaml()).expect("the CRD reads");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    assert_eq!(spec["expectSuccessWithin"]["pattern"], jtp_crds::DURATION_PATTERN);
+}

@@ -49,10 +49,22 @@ pub struct JobView {
     pub health: Option<Health>,
     /// Which of its runs are kept, and whether the job or the global policy says so.
     pub retention: RetentionView,
+    /// Set while the job has not succeeded within its `spec.expectSuccessWithin`.
+    pub overdue: Option<OverdueView>,
     pub spec: ScheduledJobSpec,
     /// When the row last changed (keys [`HealthCache`]).
     #[serde(skip)]
     pub updated_at: DateTime<Utc>,
+}
+
+/// A job overdue by its dead-man's switch.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverdueView {
+    /// When a success was due.
+    pub deadline: ShownTime,
+    /// "no success within 1d2h: the last one finished at …, so one was due by …"
+    pub message: String,
 }
 
 /// The retention that applies to a job.
@@ -319,6 +331,10 @@ impl JobView {
     ) -> Self {
         let retention = RetentionView::of(&job, global);
         let tz = zone.for_job(&job.timezone);
+        let overdue = job.overdue(Utc::now()).map(|o| OverdueView {
+            deadline: timefmt::show(o.deadline, tz),
+            message: o.to_string(),
+        });
         let next_run_dst = job.next_run.and_then(|t| {
             let id = JobId {
                 namespace: &job.namespace,
@@ -360,6 +376,7 @@ impl JobView {
             consecutive_failures: job.consecutive_failures,
             health: None,
             retention,
+            overdue,
             spec: job.spec,
             updated_at: job.updated_at,
         }

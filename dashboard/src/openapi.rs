@@ -246,7 +246,16 @@ pub fn document() -> Value {
                         "consecutiveFailures": { "type": "integer" },
                         "health": { "oneOf": [schema_ref("Health"), { "type": "null" }] },
                         "retention": schema_ref("Retention"),
+                        "overdue": { "oneOf": [schema_ref("Overdue"), { "type": "null" }], "description": "Set while the job has not succeeded within spec.expectSuccessWithin (the dead-man's switch)" },
                         "spec": schema_ref("ScheduledJobSpec")
+                    }
+                },
+                "Overdue": {
+                    "type": "object",
+                    "required": ["deadline", "message"],
+                    "properties": {
+                        "deadline": schema_ref("ShownTime"),
+                        "message": { "type": "string", "example": "no success within 1d2h: the last one finished at 2026-03-02T01:01:00Z, so one was due by 2026-03-03T03:01:00Z" }
                     }
                 },
                 "Retention": {

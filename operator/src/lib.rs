@@ -1,6 +1,7 @@
 //! The `jtp` program: the Kubernetes operator, the standalone runner with its local executor, and
 //! the small commands around them (preview, crd, migrate).
 
+pub mod alerts;
 pub mod controller;
 pub mod convert;
 pub mod portal;

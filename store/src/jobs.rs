@@ -32,6 +32,8 @@ struct JobColumns {
     retention_set: bool,
     retention_max_age_seconds: Option<i64>,
     retention_keep_last: Option<i64>,
+    /// `spec.expectSuccessWithin` in seconds (the dead-man's switch).
+    expect_success_within_seconds: Option<i64>,
 }
 
 impl JobColumns {
@@ -97,6 +99,7 @@ impl JobColumns {
                 .and_then(|r| r.max_age())
                 .map(|age| age.num_seconds()),
             retention_keep_last: spec.retention.as_ref().and_then(|r| r.keep_last).map(i64::from),
+            expect_success_within_seconds: spec.expected_success_within().map(|d| d.num_seconds()),
         })
     }
 }
@@ -116,7 +119,7 @@ pub fn script_summary(spec: &ScheduledJobSpec) -> String {
     }
 }
 
-/// Binds `$2`…`$21` of a job write in [`JobColumns`]' order.
+/// Binds `$2`…`$22` of a job write in [`JobColumns`]' order.
 macro_rules! bind_job_columns {
     ($query:expr, $c:expr) => {
         $query
@@ -140,18 +143,20 @@ macro_rules! bind_job_columns {
             .bind($c.retention_set)
             .bind($c.retention_max_age_seconds)
             .bind($c.retention_keep_last)
+            .bind($c.expect_success_within_seconds)
     };
 }
 
-/// Inserts a job: `$1` is the uid, `$2`…`$21` as [`bind_job_columns`] binds them.
+/// Inserts a job: `$1` is the uid, `$2`…`$22` as [`bind_job_columns`] binds them. A job that
+/// expects successes has been expected to since it was written.
 macro_rules! insert_job {
     () => {
         "INSERT INTO scheduled_jobs (uid, name, namespace, description, schedule_type, interval_value, \
          interval_unit, minute, at_time, weekdays, day_of_month, cron_expr, timezone, script, spec, \
          is_active, next_run, created_at, updated_at, retention_set, retention_max_age_seconds, \
-         retention_keep_last) \
+         retention_keep_last, expect_success_within_seconds, expect_since) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, \
-         $19, $20, $21)"
+         $19, $20, $21, $22, CASE WHEN $22 IS NULL THEN NULL ELSE $18 END)"
     };
 }
 
@@ -167,7 +172,10 @@ const UPSERT_JOB: &str = concat!(
      script = excluded.script, spec = excluded.spec, is_active = excluded.is_active, \
      next_run = excluded.next_run, deleted_at = NULL, updated_at = excluded.updated_at, \
      retention_set = excluded.retention_set, retention_max_age_seconds = excluded.retention_max_age_seconds, \
-     retention_keep_last = excluded.retention_keep_last \
+     retention_keep_last = excluded.retention_keep_last, \
+     expect_success_within_seconds = excluded.expect_success_within_seconds, \
+     expect_since = CASE WHEN excluded.expect_success_within_seconds IS NULL THEN NULL \
+                    ELSE COALESCE(scheduled_jobs.expect_since, excluded.expect_since) END \
      RETURNING ",
     job_columns!()
 );
@@ -178,7 +186,8 @@ const UPDATE_JOB: &str = concat!(
      interval_value = $6, interval_unit = $7, minute = $8, at_time = $9, weekdays = $10, day_of_month = $11, \
      cron_expr = $12, timezone = $13, script = $14, spec = $15, is_active = $16, \
      next_run = COALESCE(run_now_requested_at, $17), updated_at = $18, retention_set = $19, \
-     retention_max_age_seconds = $20, retention_keep_last = $21 \
+     retention_max_age_seconds = $20, retention_keep_last = $21, expect_success_within_seconds = $22, \
+     expect_since = CASE WHEN $22 IS NULL THEN NULL ELSE COALESCE(expect_since, $18) END \
      WHERE id = $1 AND deleted_at IS NULL RETURNING ",
     job_columns!()
 );

@@ -7,6 +7,7 @@
 //! are bound ([`time`]), and in the [`Dialect`] trait. Queries are checked at run time
 //! (`query_as().bind()`), so building needs no database.
 
+mod alerts;
 mod error;
 mod jobs;
 mod model;
@@ -22,6 +23,10 @@ pub mod time;
 pub mod troubleshooting;
 mod url;
 
+pub use alerts::{
+    ALERTS_KEPT, AlertEvent, AlertKind, AlertRecord, Attempt, AttemptOutcome, Delivery, DeliveryPlan,
+    DeliveryState, DueDelivery,
+};
 pub use error::{Error, Result};
 pub use jobs::script_summary;
 pub use model::*;

@@ -1,7 +1,7 @@
 //! The rows the store reads and the inputs it writes, typed with the API crate's enums.
 
 use chrono::{DateTime, Utc};
-use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
+use jtp_crds::{Expectation, Overdue, RunStatus, ScheduledJobSpec, Trigger};
 
 /// The namespace of jobs that have none (standalone mode).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -45,6 +45,29 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// Standalone: `file:<path>` for a job loaded from the jobs folder; `None` otherwise.
     pub source: Option<String>,
+    /// `spec.expectSuccessWithin` in seconds.
+    pub expect_success_within_seconds: Option<i64>,
+    /// Since when the job has been expected to succeed (when `expectSuccessWithin` was set).
+    pub expect_since: Option<DateTime<Utc>>,
+    /// When its newest successful run finished.
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// The dead-man's switch of this job, when it has one and is not deleted.
+    pub fn expectation(&self) -> Option<Expectation> {
+        let within = self.expect_success_within_seconds?;
+        (self.deleted_at.is_none()).then_some(Expectation {
+            within: chrono::Duration::seconds(within),
+            since: self.expect_since.unwrap_or(self.created_at),
+            last_success: self.last_success_at,
+        })
+    }
+
+    /// Whether the job is overdue at `now` ([`Expectation::check`]).
+    pub fn overdue(&self, now: DateTime<Utc>) -> Option<Overdue> {
+        self.expectation().and_then(|e| e.check(now))
+    }
 }
 
 /// What a write of a job says; the denormalized columns are filled from `spec`.

@@ -2,6 +2,7 @@
 //! impl for PostgreSQL and SQLite rows from one field list, with a converter where the column's
 //! text becomes an API enum or the spec.
 
+use crate::alerts::{AlertEvent, AlertKind, Attempt, Delivery, DeliveryState};
 use crate::model::{Job, RecentFailure, Run, RunListItem, RunSummary};
 
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
@@ -55,7 +56,7 @@ macro_rules! job_columns {
         "id, uid, name, namespace, description, schedule_type, interval_value, interval_unit, minute, \
          at_time, weekdays, day_of_month, cron_expr, timezone, script, spec, is_active, next_run, \
          last_run, last_status, consecutive_failures, run_now_requested_at, deleted_at, created_at, \
-         updated_at, source"
+         updated_at, source, expect_success_within_seconds, expect_since, last_success_at"
     };
 }
 pub(crate) use job_columns;
@@ -76,6 +77,7 @@ impl_from_row!(Job {
     is_active, next_run, last_run,
     last_status => last_status,
     consecutive_failures, run_now_requested_at, deleted_at, created_at, updated_at, source,
+    expect_success_within_seconds, expect_since, last_success_at,
 });
 
 impl_from_row!(RunSummary {
@@ -91,3 +93,34 @@ impl_from_row!(Run { ..summary, log_output });
 impl_from_row!(RecentFailure { ..run, job_name, job_namespace });
 
 impl_from_row!(RunListItem { ..run, job_name, job_namespace, job_timezone, job_deleted });
+
+fn alert_kind(text: String) -> Result<AlertKind, sqlx::Error> {
+    AlertKind::parse(&text).ok_or_else(|| corrupt("kind", format!("unknown alert kind {text:?}")))
+}
+
+fn delivery_state(text: String) -> Result<DeliveryState, sqlx::Error> {
+    DeliveryState::parse(&text).ok_or_else(|| corrupt("state", format!("unknown delivery state {text:?}")))
+}
+
+impl_from_row!(AlertEvent {
+    id, job_id,
+    kind => alert_kind,
+    run_id,
+    run_status => last_status,
+    failures, detail, occurred_at, dispatched_at,
+});
+
+impl_from_row!(Delivery {
+    id, event_id, receiver, format,
+    state => delivery_state,
+    attempts, next_attempt_at, updated_at,
+});
+
+impl_from_row!(Attempt {
+    delivery_id,
+    attempt,
+    started_at,
+    duration_ms,
+    http_status,
+    error
+});

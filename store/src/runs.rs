@@ -1,6 +1,7 @@
 //! `job_execution_logs`: recording a run's start and finish (both idempotent), the run lists,
 //! one run's output, recent failures and bulk import (retention is in [`crate::retention`]).
 
+use crate::alerts::{self, AlertKind};
 use crate::model::{
     Finish, Page, RecentFailure, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage, RunPoint,
     RunStart, RunSummary,
@@ -73,7 +74,9 @@ const REFRESH_LAST_RUN: &str = "UPDATE scheduled_jobs SET \
      last_run = (SELECT l.run_time FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
                  AND l.status <> 'RUNNING' ORDER BY l.run_time DESC, l.id DESC LIMIT 1), \
      last_status = (SELECT l.status FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
-                 AND l.status <> 'RUNNING' ORDER BY l.run_time DESC, l.id DESC LIMIT 1) \
+                 AND l.status <> 'RUNNING' ORDER BY l.run_time DESC, l.id DESC LIMIT 1), \
+     last_success_at = (SELECT MAX(l.finished_at) FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
+                 AND l.status = 'SUCCESS') \
      WHERE id IN (SELECT DISTINCT job_id FROM job_execution_logs WHERE id >= $1)";
 
 /// Rows per INSERT of an import: 12 parameters each (24,000 in all) stays under both backends' limits.
@@ -178,13 +181,55 @@ impl Store {
                 .await?;
             match row {
                 Some((job_id, run_time)) => {
-                    sqlx::query(UPDATE_LAST_RUN)
+                    let (failures_before, last_success): (i32, Option<DateTime<Utc>>) =
+                        sqlx::query_as(alerts::BEFORE_FINISH).bind(job_id).fetch_one(&mut *tx).await?;
+                    let moved = sqlx::query(UPDATE_LAST_RUN)
                         .bind(job_id)
                         .bind(Ts(run_time))
                         .bind(finish.status.as_str())
                         .bind(Ts(finish.finished_at))
                         .execute(&mut *tx)
-                        .await?;
+                        .await?
+                        .rows_affected()
+                        == 1;
+                    let success = finish.status == RunStatus::Success;
+                    if success {
+                        sqlx::query(alerts::SET_LAST_SUCCESS)
+                            .bind(job_id)
+                            .bind(Ts(finish.finished_at))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // The incident this finish opens or closes, in the same transaction: it is
+                    // written exactly when the job's state changes, once.
+                    let incident = match (moved, success) {
+                        (true, false) if failures_before == 0 => Some((AlertKind::Failure, 1, "")),
+                        (true, true) if failures_before > 0 => {
+                            Some((AlertKind::Recovery, i64::from(failures_before), ""))
+                        }
+                        (true, true) => {
+                            let overdue: i64 = sqlx::query_scalar(alerts::OVERDUE_SINCE)
+                                .bind(job_id)
+                                .bind(ts(last_success))
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            (overdue > 0).then_some((AlertKind::Recovery, 0, "succeeded again after being overdue"))
+                        }
+                        _ => None,
+                    };
+                    if let Some((kind, failures, detail)) = incident {
+                        sqlx::query(alerts::INSERT_EVENT)
+                            .bind(job_id)
+                            .bind(kind.as_str())
+                            .bind(run_id.to_string())
+                            .bind(run_id)
+                            .bind(finish.status.as_str())
+                            .bind(failures)
+                            .bind(detail)
+                            .bind(Ts(finish.finished_at))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     tx.commit().await?;
                     Ok::<_, Error>(Finish::Recorded)
                 }

@@ -181,6 +181,10 @@ impl Ledger for SqlLedger {
         })
     }
 
+    fn sql_store(&self) -> BoxFuture<'_, Result<Option<jtp_store::Store>, LedgerError>> {
+        Box::pin(async move { self.store().await.map(Some) })
+    }
+
     fn prune_runs<'a>(&'a self, global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>> {
         Box::pin(async move {
             let store = self.store().await?;
@@ -252,6 +256,11 @@ pub trait Ledger: Send + Sync {
     /// One retention pass ([`jtp_store::Store::prune_runs`]) with `global` for jobs without
     /// `spec.retention`; returns how many runs went.
     fn prune_runs<'a>(&'a self, global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>>;
+    /// The SQL store behind this ledger, which alerting reads and writes; `None` when runs are
+    /// kept in memory (then nothing alerts).
+    fn sql_store(&self) -> BoxFuture<'_, Result<Option<jtp_store::Store>, LedgerError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// One row of [`MemoryLedger`].

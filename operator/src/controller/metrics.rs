@@ -43,6 +43,12 @@ struct KindLabel {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    namespace: String,
+    name: String,
+}
+
 /// The operator's metrics, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -54,6 +60,7 @@ pub struct Metrics {
     writes: Family<KindLabel, Counter>,
     skew: Histogram,
     leader: Gauge,
+    overdue: Family<JobLabel, Gauge>,
     ready: AtomicBool,
 }
 
@@ -90,6 +97,12 @@ impl Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let overdue = Family::<JobLabel, Gauge>::default();
+        registry.register(
+            "jtp_job_overdue",
+            "1 while a job with spec.expectSuccessWithin has not succeeded within it, else 0",
+            overdue.clone(),
+        );
         // Every series exists from the start, at zero, so a dashboard shows them before the first run.
         for status in [RunStatus::Success, RunStatus::Failure, RunStatus::Error] {
             let _ = runs.get_or_create(&StatusLabel {
@@ -113,6 +126,7 @@ impl Metrics {
             writes,
             skew,
             leader,
+            overdue,
             ready: AtomicBool::new(false),
         })
     }
@@ -169,6 +183,21 @@ impl Metrics {
     /// Records Job creation time minus scheduled time.
     pub fn trigger_skew(&self, seconds: f64) {
         self.skew.observe(seconds);
+    }
+
+    /// The dead-man's switches as the last check found them: one series per watched job
+    /// (namespace and name: a bounded set), 1 when overdue; jobs no longer watched disappear.
+    pub fn set_overdue(&self, watched: &[crate::alerts::Watched]) {
+        self.overdue.clear();
+        for job in watched {
+            let label = JobLabel {
+                namespace: job.namespace.clone(),
+                name: job.name.clone(),
+            };
+            self.overdue
+                .get_or_create(&label)
+                .set(i64::from(job.overdue.is_some()));
+        }
     }
 
     pub fn set_leader(&self, leader: bool) {

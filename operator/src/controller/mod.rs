@@ -266,10 +266,25 @@ async fn lead_and_run(
     retention: jtp_crds::Retention,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
-    // Only the leader prunes: it starts with leadership and stops with it.
+    // Only the leader prunes and checks the dead-man's switches: both start with leadership
+    // and stop with it.
     let pruner = {
-        let ledger = ledger.clone();
-        move || AbortOnDrop(tokio::spawn(prune_forever(ledger, retention)))
+        let (ledger, metrics) = (ledger.clone(), metrics.clone());
+        move || {
+            let store = {
+                let ledger = ledger.clone();
+                move || {
+                    let ledger = ledger.clone();
+                    async move { ledger.sql_store().await.ok().flatten() }
+                }
+            };
+            let metrics = metrics.clone();
+            let watch = crate::alerts::watch_forever(store, move |watched| metrics.set_overdue(watched));
+            (
+                AbortOnDrop(tokio::spawn(prune_forever(ledger.clone(), retention.clone()))),
+                AbortOnDrop(tokio::spawn(watch)),
+            )
+        }
     };
     let ctx = Arc::new(reconcile::Context::new(
         client.clone(),

@@ -235,6 +235,16 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
                 .await
         }
     });
+    let deadman = tokio::spawn({
+        let store = store.clone();
+        crate::alerts::watch_forever(
+            move || {
+                let store = store.clone();
+                async move { Some(store) }
+            },
+            |_| {},
+        )
+    });
 
     let watcher = jobs_dir.map(|dir| {
         let (store, wake, objects, shutdown) = (store.clone(), Arc::clone(&wake), objects, shutdown.clone());
@@ -264,6 +274,7 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     }
     let _ = runner_task.await;
     pruner.abort();
+    deadman.abort();
     if let Some(watcher) = watcher {
         watcher.abort();
     }

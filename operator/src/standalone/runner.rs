@@ -808,6 +808,9 @@ mod tests {
             created_at: scenario.handled_until,
             updated_at: scenario.handled_until,
             source: None,
+            expect_success_within_seconds: None,
+            expect_since: None,
+            last_success_at: None,
         }
     }
 
