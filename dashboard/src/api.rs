@@ -237,7 +237,9 @@ async fn create_job(
     caller
         .require(&state, Verb::Create, &namespace, "create jobs here")
         .await?;
-    state.create_job(&namespace, &input.name, &input.spec).await?;
+    state
+        .create_job(&caller.principal, &namespace, &input.name, &input.spec)
+        .await?;
     let location = format!("/api/v1/jobs/{namespace}/{}", input.name);
     let mut response = (
         StatusCode::CREATED,
@@ -266,7 +268,9 @@ async fn update_job(
         .await?;
     let input: UpdateJob = parse_body(&headers, &body, &["spec"])?;
     validated(&namespace, &name, &input.spec)?;
-    state.update_job(&namespace, &name, &input.spec).await?;
+    state
+        .update_job(&caller.principal, &namespace, &name, &input.spec)
+        .await?;
     Ok(Json(Written {
         namespace,
         name,
@@ -291,7 +295,9 @@ async fn patch_job(
         .require(&state, Verb::Patch, &namespace, "pause or resume this job")
         .await?;
     let input: PatchJob = parse_body(&headers, &body, &["suspend"])?;
-    state.set_suspended(&namespace, &name, input.suspend).await?;
+    state
+        .set_suspended(&caller.principal, &namespace, &name, input.suspend)
+        .await?;
     Ok(Json(
         json!({ "namespace": namespace, "name": name, "suspend": input.suspend }),
     ))
@@ -305,7 +311,7 @@ async fn delete_job(
     caller
         .require(&state, Verb::Delete, &namespace, "delete this job")
         .await?;
-    state.delete_job(&namespace, &name).await?;
+    state.delete_job(&caller.principal, &namespace, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,9 +1,19 @@
 //! Writes, one way per mode: standalone writes store rows and wakes the runner; Kubernetes creates,
 //! patches and deletes ScheduledJob resources and leaves the rest to the operator. Callers have
 //! already validated the input and checked the user's rights.
+//!
+//! In Kubernetes mode every write but Run Now is sent **as the user**, by impersonation (user name,
+//! uid, groups and extra; a ServiceAccount by its name alone, the API server adds its groups), so
+//! the API server's own authorization, admission policies and audit log see the user and not the
+//! portal. The chart grants the portal constrained impersonation (Kubernetes 1.36+): it may act
+//! as anyone, but only to create, patch and delete ScheduledJobs. Run Now is the one write the
+//! portal makes as itself, after checking the user's `trigger` right: the user need not be allowed
+//! to patch the job.
 
+use crate::auth::{KubeUser, Principal};
 use crate::error::{AppError, Result};
 use crate::{AppState, FIELD_MANAGER, Mode};
+use axum::http::{self as http, HeaderValue};
 use chrono::{DateTime, SecondsFormat, Utc};
 use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJob, ScheduledJobSpec};
 use kube::Api;
@@ -20,6 +30,10 @@ fn kube_err(namespace: &str, name: &str) -> impl Fn(kube::Error) -> AppError {
     let (namespace, name) = (namespace.to_owned(), name.to_owned());
     move |e| match &e {
         kube::Error::Api(status) if status.code == 404 => job_not_found(&namespace, &name),
+        // Writes go as the user: this is the API server's own refusal (its RBAC or admission).
+        kube::Error::Api(status) if status.code == 403 => {
+            AppError::Forbidden(format!("the API server refused it: {}", status.message))
+        }
         kube::Error::Api(status) if status.code == 409 => AppError::Conflict(format!(
             "a ScheduledJob \"{name}\" already exists in namespace \"{namespace}\""
         )),
@@ -29,6 +43,59 @@ fn kube_err(namespace: &str, name: &str) -> impl Fn(kube::Error) -> AppError {
         )]),
         _ => AppError::Kube(e),
     }
+}
+
+/// The prefix of ServiceAccount user names.
+const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+
+fn header(value: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(value)
+        .map_err(|_| AppError::BadRequest("the user name cannot be sent to the API server".to_owned()))
+}
+
+/// `request` sent as `user`: the impersonation headers. A ServiceAccount is impersonated by its
+/// name alone (the API server gives it its groups; its token's extra describes the token, not the
+/// account); anyone else with their uid, groups and extra.
+fn as_user(mut request: http::Request<Vec<u8>>, user: &KubeUser) -> Result<http::Request<Vec<u8>>> {
+    let headers = request.headers_mut();
+    headers.insert("impersonate-user", header(&user.username)?);
+    if !user.username.starts_with(SERVICE_ACCOUNT_PREFIX) {
+        if let Some(uid) = &user.uid {
+            headers.insert("impersonate-uid", header(uid)?);
+        }
+        for group in &user.groups {
+            headers.append("impersonate-group", header(group)?);
+        }
+        for (key, values) in &user.extra {
+            let key: String = url::form_urlencoded::byte_serialize(key.to_lowercase().as_bytes()).collect();
+            let name = http::HeaderName::from_bytes(format!("impersonate-extra-{key}").as_bytes())
+                .map_err(|_| AppError::BadRequest(format!("the user's extra {key:?} cannot be sent")))?;
+            for value in values {
+                headers.append(name.clone(), header(value)?);
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// Sends `request` as `principal` (a Kubernetes user; anyone else: as the portal).
+async fn send_as<T: serde::de::DeserializeOwned>(
+    client: &kube::Client,
+    principal: &Principal,
+    request: std::result::Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+) -> std::result::Result<T, kube::Error> {
+    let request = request.map_err(kube::Error::BuildRequest)?;
+    let request = match principal {
+        Principal::Kube(user) => as_user(request, user)
+            .map_err(|e| kube::Error::BuildRequest(kube::core::request::Error::Validation(e.to_string())))?,
+        _ => request,
+    };
+    client.request(request).await
+}
+
+fn jobs_request(namespace: &str) -> kube::core::Request {
+    use kube::Resource;
+    kube::core::Request::new(ScheduledJob::url_path(&(), Some(namespace)))
 }
 
 impl AppState {
@@ -42,9 +109,10 @@ impl AppState {
         }
     }
 
-    /// Creates a job. A job of that name in that namespace is a conflict (409).
+    /// Creates a job, as `who`. A job of that name in that namespace is a conflict (409).
     pub(crate) async fn create_job(
         &self,
+        who: &Principal,
         namespace: &str,
         name: &str,
         spec: &ScheduledJobSpec,
@@ -61,8 +129,9 @@ impl AppState {
                     field_manager: Some(FIELD_MANAGER.to_owned()),
                     ..PostParams::default()
                 };
-                Self::jobs_api(client, namespace)
-                    .create(&params, &job)
+                let body = serde_json::to_vec(&job)
+                    .map_err(|e| AppError::Internal(format!("serializing the job: {e}")))?;
+                send_as::<ScheduledJob>(client, who, jobs_request(namespace).create(&params, body))
                     .await
                     .map_err(kube_err(namespace, name))?;
             }
@@ -74,6 +143,7 @@ impl AppState {
     /// leaves out, so switching from daily to weekly does not leave both set.
     pub(crate) async fn update_job(
         &self,
+        who: &Principal,
         namespace: &str,
         name: &str,
         spec: &ScheduledJobSpec,
@@ -95,33 +165,27 @@ impl AppState {
                     "metadata": { "resourceVersion": live.metadata.resource_version },
                     "spec": merge_patch_between(&old, &new),
                 });
-                api.patch(
-                    name,
-                    &PatchParams {
-                        field_manager: Some(FIELD_MANAGER.to_owned()),
-                        ..PatchParams::default()
-                    },
-                    &Patch::Merge(&patch),
-                )
-                .await
-                .map_err(kube_err(namespace, name))?;
+                Self::merge_patch(client, who, namespace, name, &patch).await?;
             }
         }
         Ok(())
     }
 
-    /// Deletes a job; its runs stay in the store.
-    pub(crate) async fn delete_job(&self, namespace: &str, name: &str) -> Result<()> {
+    /// Deletes a job, as `who`; its runs stay in the store.
+    pub(crate) async fn delete_job(&self, who: &Principal, namespace: &str, name: &str) -> Result<()> {
         match &self.inner.mode {
             Mode::Standalone { .. } => {
                 crate::data::delete_job(self, namespace, name).await?;
                 self.wake_runner();
             }
             Mode::Kubernetes { client } => {
-                Self::jobs_api(client, namespace)
-                    .delete(name, &DeleteParams::background())
-                    .await
-                    .map_err(kube_err(namespace, name))?;
+                send_as::<serde_json::Value>(
+                    client,
+                    who,
+                    jobs_request(namespace).delete(name, &DeleteParams::background()),
+                )
+                .await
+                .map_err(kube_err(namespace, name))?;
             }
         }
         Ok(())
@@ -149,37 +213,46 @@ impl AppState {
                     RUN_NOW_ANNOTATION: value,
                     RUN_NOW_REQUESTER_ANNOTATION: requester,
                 } } });
-                Self::merge_patch(client, namespace, name, &patch).await?;
+                // As the portal itself: the user's `trigger` right was checked, and they need
+                // not be allowed to patch the job.
+                Self::merge_patch(client, &Principal::Anonymous, namespace, name, &patch).await?;
             }
         }
         Ok(())
     }
 
-    /// A JSON merge patch of one ScheduledJob, as the portal's field manager.
+    /// A JSON merge patch of one ScheduledJob, as `who`, with the portal's field manager.
     async fn merge_patch(
         client: &kube::Client,
+        who: &Principal,
         namespace: &str,
         name: &str,
         patch: &serde_json::Value,
     ) -> Result<()> {
-        Self::jobs_api(client, namespace)
-            .patch(
-                name,
-                &PatchParams {
-                    field_manager: Some(FIELD_MANAGER.to_owned()),
-                    ..PatchParams::default()
-                },
-                &Patch::Merge(patch),
-            )
-            .await
-            .map_err(kube_err(namespace, name))?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        send_as::<ScheduledJob>(
+            client,
+            who,
+            jobs_request(namespace).patch(name, &params, &Patch::Merge(patch)),
+        )
+        .await
+        .map_err(kube_err(namespace, name))?;
         Ok(())
     }
 
     /// Pauses (`suspend`) or resumes a job and nothing else. Kubernetes: a merge patch of
     /// `spec.suspend` alone; standalone: the row's spec with `suspend` changed, so resuming plans
     /// the next run from now (the run policy's rule for edits of when a job runs).
-    pub(crate) async fn set_suspended(&self, namespace: &str, name: &str, suspend: bool) -> Result<()> {
+    pub(crate) async fn set_suspended(
+        &self,
+        who: &Principal,
+        namespace: &str,
+        name: &str,
+        suspend: bool,
+    ) -> Result<()> {
         match &self.inner.mode {
             Mode::Standalone { .. } => {
                 let mut spec = self.spec_for_edit(namespace, name).await?;
@@ -191,7 +264,7 @@ impl AppState {
             }
             Mode::Kubernetes { client } => {
                 let patch = json!({ "spec": { "suspend": suspend } });
-                Self::merge_patch(client, namespace, name, &patch).await?;
+                Self::merge_patch(client, who, namespace, name, &patch).await?;
             }
         }
         Ok(())

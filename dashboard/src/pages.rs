@@ -933,7 +933,10 @@ async fn create_job(
     caller
         .require(&state, Verb::Create, &form.namespace, "create jobs here")
         .await?;
-    match state.create_job(&form.namespace, &form.name, &spec).await {
+    match state
+        .create_job(&caller.principal, &form.namespace, &form.name, &spec)
+        .await
+    {
         Ok(()) => {}
         Err(AppError::Conflict(message)) => {
             let mut errors = FormErrors::default();
@@ -1011,7 +1014,10 @@ async fn update_job(
             );
         }
     };
-    match state.update_job(&namespace, &name, &spec).await {
+    match state
+        .update_job(&caller.principal, &namespace, &name, &spec)
+        .await
+    {
         Ok(()) => {}
         Err(AppError::Invalid(errors)) => {
             let errors = FormErrors::from_field_errors(&errors);
@@ -1038,7 +1044,7 @@ async fn delete_job(
     caller
         .require(&state, Verb::Delete, &namespace, "delete this job")
         .await?;
-    state.delete_job(&namespace, &name).await?;
+    state.delete_job(&caller.principal, &namespace, &name).await?;
     state.set_flash(
         &caller,
         "success",
@@ -1117,7 +1123,9 @@ async fn set_suspended(
         "resume this job"
     };
     caller.require(state, Verb::Patch, namespace, what).await?;
-    state.set_suspended(namespace, name, suspend).await?;
+    state
+        .set_suspended(&caller.principal, namespace, name, suspend)
+        .await?;
     let done = if suspend {
         format!("Paused {name}: it does not start by its schedule until resumed (Run Now still works).")
     } else if state.is_kubernetes() {

@@ -517,3 +517,160 @@ async fn two_portal_replicas_on_one_database_share_logins_and_csrf_through_the_s
     jtp_store::testing::drop_database(&server, &db_name).await;
     env.ns.cleanup().await;
 }
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses every write of ScheduledJobs in
+/// `namespace` by a user whose name ends with `:{who}`, naming the user it saw.
+async fn refuse_writes_by(client: &kube::Client, namespace: &str, who: &str) -> String {
+    use kube::api::{DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let name = format!("{namespace}-refuse-{who}");
+    let policy_resource = ApiResource {
+        group: "admissionregistration.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "admissionregistration.k8s.io/v1".into(),
+        kind: "ValidatingAdmissionPolicy".into(),
+        plural: "validatingadmissionpolicies".into(),
+    };
+    let binding_resource = ApiResource {
+        kind: "ValidatingAdmissionPolicyBinding".into(),
+        plural: "validatingadmissionpolicybindings".into(),
+        ..policy_resource.clone()
+    };
+    let policy: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "resourceRules": [{
+                "apiGroups": ["jobtrigger.io"], "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["scheduledjobs"]
+            }] },
+            "validations": [{
+                "expression": format!("!request.userInfo.username.endsWith(':{who}')"),
+                "messageExpression": "'admission saw ' + request.userInfo.username"
+            }]
+        }
+    }))
+    .unwrap();
+    let binding: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": { "name": name },
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace } } }
+        }
+    }))
+    .unwrap();
+    let pp = PostParams::default();
+    kube::Api::<DynamicObject>::all_with(client.clone(), &policy_resource)
+        .create(&pp, &policy)
+        .await
+        .unwrap();
+    kube::Api::<DynamicObject>::all_with(client.clone(), &binding_resource)
+        .create(&pp, &binding)
+        .await
+        .unwrap();
+    name
+}
+
+async fn remove_policy(client: &kube::Client, name: &str) {
+    for plural in ["validatingadmissionpolicybindings", "validatingadmissionpolicies"] {
+        let resource = kube::discovery::ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            kind: String::new(),
+            plural: plural.into(),
+        };
+        let _ = kube::Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource)
+            .delete(name, &Default::default())
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_portal_writes_as_the_user_so_the_api_server_authorizes_and_admits_the_user() {
+    let env = KubeEnv::new("dash-as-user").await;
+    let ns = env.ns.name().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir, None).await;
+    let state = AppState::kubernetes(store.clone(), env.client.clone(), PortalConfig::default());
+    env.create_job("nightly", ScheduledJobSpec::daily("09:00")).await;
+    Mirror::new("").sync(&env.jobs(), &store).await;
+    let pause = |token: &str, suspend: bool| {
+        bearer(
+            json_request(
+                "PATCH",
+                &format!("/api/v1/jobs/{ns}/nightly"),
+                Some(json!({ "suspend": suspend })),
+            ),
+            token,
+        )
+    };
+
+    // Admission sees the user, not the portal: a policy that refuses the editor refuses the
+    // portal's write for the editor, and names the editor.
+    let policy = refuse_writes_by(&env.client, &ns, "editor").await;
+    let editor = format!("system:serviceaccount:{ns}:editor");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refused = loop {
+        // The API server starts enforcing a new policy within a second or so.
+        let reply = send(&state, pause(&env.editor, true)).await;
+        if reply.status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        send(&state, pause(&env.owner, false)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    // A policy's denial is the API server's 422, which the portal shows as the API server's word.
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let message = refused.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("the API server refused") && message.contains(&format!("admission saw {editor}")),
+        "{message}"
+    );
+    // The owner is not refused by that policy.
+    let paused = send(&state, pause(&env.owner, true)).await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    remove_policy(&env.client, &policy).await;
+
+    // The API server's own RBAC decides too: the owner's right to patch is withdrawn while the
+    // portal still has the owner's "allowed" cached; the write, made as the owner, is refused by
+    // the API server itself.
+    kube::Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(env.client.clone(), &ns)
+        .delete("sj-owner", &Default::default())
+        .await
+        .unwrap();
+    let owner = format!("system:serviceaccount:{ns}:owner");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let reply = send(&state, pause(&env.owner, false)).await;
+        if reply.status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let message = refused.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("the API server refused it") && message.contains(&owner),
+        "the API server names the user it refused: {message}"
+    );
+    assert!(
+        env.jobs().get("nightly").await.unwrap().spec.suspend,
+        "nothing changed"
+    );
+
+    env.ns.cleanup().await;
+}

@@ -135,9 +135,13 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     );
     for (verb, resource) in [
         ("list", "scheduledjobs.jobtrigger.io"),
-        ("create", "scheduledjobs.jobtrigger.io"),
         ("patch", "scheduledjobs.jobtrigger.io"),
-        ("delete", "scheduledjobs.jobtrigger.io"),
+        ("impersonate-on:user-info:create", "scheduledjobs.jobtrigger.io"),
+        ("impersonate-on:user-info:patch", "scheduledjobs.jobtrigger.io"),
+        (
+            "impersonate-on:serviceaccount:delete",
+            "scheduledjobs.jobtrigger.io",
+        ),
         ("create", "tokenreviews.authentication.k8s.io"),
         ("create", "subjectaccessreviews.authorization.k8s.io"),
     ] {
@@ -151,6 +155,14 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ("create", "jobs.batch"),
         ("get", "pods/log"),
         ("patch", "scheduledjobs.jobtrigger.io/status"),
+        // Creating and deleting jobs: only as the user.
+        ("create", "scheduledjobs.jobtrigger.io"),
+        ("delete", "scheduledjobs.jobtrigger.io"),
+        // No legacy impersonation, and none for anything but ScheduledJobs.
+        ("impersonate", "users"),
+        ("impersonate", "serviceaccounts"),
+        ("impersonate-on:user-info:get", "secrets"),
+        ("impersonate-on:user-info:create", "pods"),
     ] {
         assert!(
             !can_i(verb, resource, namespace, &portal),
@@ -252,6 +264,74 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         }
     }
     assert!(applied >= 8, "expected every example, applied {applied}");
+
+    // With the portal's own token, writing as a user works exactly as far as that user's rights
+    // go, and only for ScheduledJobs.
+    let portal_token = kubectl(&[
+        "create",
+        "token",
+        &format!("{release}-portal"),
+        "-n",
+        namespace,
+        "--duration=1h",
+    ]);
+    let admin_config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig_path()).expect("admin kubeconfig"))
+            .expect("yaml");
+    let portal_dir = tempfile::tempdir().expect("temp dir");
+    let portal_kubeconfig = portal_dir.path().join("portal.kubeconfig");
+    let cluster = &admin_config["clusters"][0]["cluster"];
+    std::fs::write(
+        &portal_kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{ cluster: c, user: sa }}\ncurrent-context: c\n",
+            cluster["server"].as_str().expect("server"),
+            cluster["certificate-authority"].as_str().expect("CA path"),
+            portal_token.trim()
+        ),
+    )
+    .expect("write kubeconfig");
+    let as_portal = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", portal_kubeconfig.to_str().expect("path")];
+        all.extend_from_slice(args);
+        kubectl_output(&all)
+    };
+    // A merge patch, as the portal sends it (no read first: the portal reads as itself).
+    let annotate_as = |user: &str| {
+        let patch = format!(r#"{{"metadata":{{"annotations":{{"written-by-portal-as":"{user}"}}}}}}"#);
+        as_portal(&[
+            "patch",
+            "-n",
+            jobs,
+            "sj/rebuild-index",
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+            "--as",
+            user,
+        ])
+    };
+    let allowed = annotate_as("a-patcher");
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    for user in ["a-viewer", "run-only"] {
+        let refused = annotate_as(user);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains(&format!("User \"{user}\" cannot ")),
+            "{user}: {stderr}"
+        );
+    }
+    let secrets = as_portal(&["get", "secrets", "-n", jobs, "--as", "a-patcher"]);
+    let stderr = String::from_utf8_lossy(&secrets.stderr);
+    assert!(
+        !secrets.status.success() && stderr.contains("impersonate-on:user-info:list"),
+        "the portal may not read secrets as anyone: {stderr}"
+    );
 
     // Bad manifests are rejected by the API server with a message that names the problem.
     let bad = |schedule: &str, extra: &str| {
