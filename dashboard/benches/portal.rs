@@ -183,7 +183,12 @@ async fn main() {
         .expect("import the big run");
     let big_run = store.list_runs(big_job_id, 1, 0).await.expect("runs").items[0].id;
 
-    let state = AppState::standalone(store.clone(), Arc::new(Notify::new()), PortalConfig::default());
+    let state = AppState::standalone(
+        store.clone(),
+        Arc::new(Notify::new()),
+        jtp_dashboard::live::LiveRuns::default(),
+        PortalConfig::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

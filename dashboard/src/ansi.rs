@@ -101,6 +101,8 @@ struct Collector {
     style: Style,
     segments: Vec<Segment>,
     current: String,
+    /// Text is kept only while this is true; styles are followed throughout.
+    keep: bool,
 }
 
 impl Collector {
@@ -116,12 +118,14 @@ impl Collector {
 
 impl Perform for Collector {
     fn print(&mut self, c: char) {
-        self.current.push(c);
+        if self.keep {
+            self.current.push(c);
+        }
     }
 
     fn execute(&mut self, byte: u8) {
         // Line ends and tabs are text; other C0 controls (bell, backspace…) are dropped.
-        if matches!(byte, b'\n' | b'\t') {
+        if self.keep && matches!(byte, b'\n' | b'\t') {
             self.current.push(char::from(byte));
         }
     }
@@ -141,10 +145,21 @@ impl Perform for Collector {
 
 /// `text` cut into styled segments; escape sequences are gone, the text is not escaped.
 pub fn segments(text: &str) -> Vec<Segment> {
+    segments_since(&[(0, text.as_bytes())], 0)
+}
+
+/// The segments of a stream of bytes given in pieces, each with the position of its first byte,
+/// keeping only the text of bytes at `from` or later: styles set before `from` still apply, and a
+/// character or escape sequence cut at `from` is read whole (a character counts where it ends).
+/// Bytes that are not UTF-8 read as U+FFFD.
+pub fn segments_since(pieces: &[(u64, &[u8])], from: u64) -> Vec<Segment> {
     let mut parser = Parser::<DefaultCharAccumulator>::new();
     let mut collector = Collector::default();
-    for byte in text.bytes() {
-        parser.advance(&mut collector, byte);
+    for (start, bytes) in pieces {
+        for (i, byte) in bytes.iter().enumerate() {
+            collector.keep = start + i as u64 >= from;
+            parser.advance(&mut collector, *byte);
+        }
     }
     collector.flush();
     merge(collector.segments)
@@ -201,6 +216,22 @@ mod tests {
             segments("\x1b[38;5;9mred\x1b[38;5;200mpink"),
             [seg("ansi-fg-9", "red"), seg("", "pink")]
         );
+    }
+
+    #[test]
+    fn a_stream_read_from_an_offset_keeps_the_style_and_whole_characters() {
+        let text = "plain \x1b[32mgreen é\n".as_bytes();
+        // From inside the escape sequence: the style still applies to what follows.
+        assert_eq!(segments_since(&[(0, text)], 8), [seg("ansi-fg-2", "green é\n")]);
+        // From the second byte of "é": the character is new (it ends there).
+        let e = "plain \x1b[32mgreen ".len() as u64;
+        assert_eq!(segments_since(&[(0, text)], e + 1), [seg("ansi-fg-2", "é\n")]);
+        // Pieces with a gap between them read as one stream.
+        assert_eq!(
+            segments_since(&[(0, b"\x1b[31mab"), (100, b"cd")], 0),
+            [seg("ansi-fg-1", "abcd")]
+        );
+        assert!(segments_since(&[(0, text)], text.len() as u64).is_empty());
     }
 
     #[test]

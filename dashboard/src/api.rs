@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs", get(list_all_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/output", get(get_output))
+        .route("/runs/{id}/live", get(get_live))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -52,6 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/runs"),
     ("get", "/runs/{id}"),
     ("get", "/runs/{id}/output"),
+    ("get", "/runs/{id}/live"),
     ("get", "/openapi.json"),
 ];
 
@@ -433,6 +435,58 @@ async fn get_run(
         job_deleted: detail.job.deleted_at.is_some(),
         run: detail.run,
         output: detail.output,
+    }))
+}
+
+/// `?offset=N` of the live output.
+#[derive(Deserialize)]
+struct LiveQuery {
+    #[serde(default)]
+    offset: String,
+}
+
+/// What a run in flight wrote after byte `offset`, and whether it is still in flight.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LiveAnswer {
+    status: jtp_crds::RunStatus,
+    /// The output is followed here: `chunk` holds what is new. False once the run has ended (the
+    /// stored output is then the whole), or while it runs somewhere this portal cannot follow.
+    live: bool,
+    #[serde(flatten)]
+    chunk: crate::live::Chunk,
+}
+
+async fn get_live(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<LiveQuery>,
+) -> Result<Json<LiveAnswer>> {
+    let offset = match query.offset.trim() {
+        "" => 0,
+        text => text.parse::<u64>().map_err(|_| {
+            AppError::Invalid(vec![FieldError::new(
+                "offset",
+                format!("\"{text}\" is not a byte offset: give a whole number, 0 or more"),
+            )])
+        })?,
+    };
+    let detail = run_detail(&state, &caller, &id).await?;
+    let live = (detail.run.status == jtp_crds::RunStatus::Running)
+        .then(|| state.live_runs()?.get(detail.run.id))
+        .flatten();
+    let chunk = match &live {
+        Some(shared) => {
+            let captured = shared.lock().unwrap_or_else(|p| p.into_inner());
+            crate::live::chunk(&captured, offset, state.store().output_cap())
+        }
+        None => crate::live::Chunk::default(),
+    };
+    Ok(Json(LiveAnswer {
+        status: detail.run.status,
+        live: live.is_some(),
+        chunk,
     }))
 }
 

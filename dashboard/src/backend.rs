@@ -104,7 +104,7 @@ impl AppState {
     }
 
     fn wake_runner(&self) {
-        if let Mode::Standalone { wake } = &self.inner.mode {
+        if let Mode::Standalone { wake, .. } = &self.inner.mode {
             wake.notify_one();
         }
     }

@@ -21,6 +21,7 @@ pub mod data;
 pub mod error;
 pub mod form;
 pub mod http;
+pub mod live;
 pub mod openapi;
 pub mod pages;
 pub mod session;
@@ -49,8 +50,9 @@ pub const FIELD_MANAGER: &str = "jtp-dashboard";
 /// Where writes go.
 #[derive(Clone)]
 pub(crate) enum Mode {
-    /// Rows in the store; `wake` tells the in-process runner to plan again.
-    Standalone { wake: Arc<Notify> },
+    /// Rows in the store; `wake` tells the in-process runner to plan again, which shares the output
+    /// of its runs in flight in `live`.
+    Standalone { wake: Arc<Notify>, live: live::LiveRuns },
     /// ScheduledJob resources, written with the portal's own client after the user's rights are checked.
     Kubernetes { client: kube::Client },
 }
@@ -74,10 +76,13 @@ impl AppState {
     /// A standalone portal: jobs and runs live in `store`; after each write (create, edit, delete,
     /// Run Now) the portal calls `wake.notify_one()` so the runner re-plans at once.
     ///
+    /// The runner registers the output of its runs in flight in `live`, which their pages show as
+    /// it is written.
+    ///
     /// Without credentials in `config.local_auth`, anyone who reaches the port may do everything: call
     /// [`check_listen_policy`] before binding.
-    pub fn standalone(store: Store, wake: Arc<Notify>, config: PortalConfig) -> Self {
-        Self::new(store, Mode::Standalone { wake }, config)
+    pub fn standalone(store: Store, wake: Arc<Notify>, live: live::LiveRuns, config: PortalConfig) -> Self {
+        Self::new(store, Mode::Standalone { wake, live }, config)
     }
 
     /// A portal in a cluster: reads from `store` (the operator's SQL mirror), writes ScheduledJob
@@ -109,6 +114,14 @@ impl AppState {
     /// The configuration the portal was built with.
     pub fn config(&self) -> &PortalConfig {
         &self.inner.config
+    }
+
+    /// The live output of the runs in flight in this process (standalone).
+    pub(crate) fn live_runs(&self) -> Option<&live::LiveRuns> {
+        match &self.inner.mode {
+            Mode::Standalone { live, .. } => Some(live),
+            Mode::Kubernetes { .. } => None,
+        }
     }
 
     /// True in Kubernetes mode.

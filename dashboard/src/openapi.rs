@@ -85,6 +85,19 @@ fn json_ok(code: &str, description: &str, schema: Value) -> Value {
 pub fn document() -> Value {
     let spec_schema = serde_json::to_value(schemars::schema_for!(jtp_crds::ScheduledJobSpec))
         .unwrap_or_else(|_| json!({ "type": "object" }));
+    let live_schema = json!({
+                        "type": "object",
+                        "required": ["status", "live", "offset", "segments", "skipped"],
+                        "properties": {
+                            "status": { "type": "string", "enum": ["RUNNING", "SUCCESS", "FAILURE", "ERROR"] },
+                            "live": { "type": "boolean" },
+                            "offset": { "type": "integer", "description": "Pass as offset next time: every byte written so far" },
+                            "segments": { "type": "array", "items": { "type": "object", "required": ["class", "text"], "properties": {
+                                "class": { "type": "string", "description": "CSS classes of the ANSI style (ansi-fg-1 ansi-bold), empty for plain" },
+                                "text": { "type": "string", "description": "Text, not escaped, escape sequences removed" } } } },
+                            "skipped": { "type": "integer", "description": "Bytes the cap dropped before this client read them" }
+                        }
+    });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -197,6 +210,16 @@ pub fn document() -> Value {
                     "responses": with_errors(json!({ "200": { "description": "The output", "content": { "text/plain": { "schema": { "type": "string" } } } } }), &["401", "403", "404", "500"])
                 }
             },
+            "/runs/{id}/live": {
+                "parameters": id_param(),
+                "get": {
+                    "operationId": "getRunLiveOutput",
+                    "summary": "What a run in flight has written after byte `offset` (poll it about once a second, passing back `offset`)",
+                    "description": "Standalone: the output as the runner reads it from the run's pipe, within the output cap (its head and tail; a client that fell behind the tail gets one line saying how many bytes were skipped). `live` is false once the run has ended (read `/runs/{id}/output`) or while it runs where this portal cannot follow it.",
+                    "parameters": [{ "name": "offset", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 }, "description": "Bytes already read (the last answer's `offset`); 0 or absent: from the start" }],
+                    "responses": with_errors(json!({ "200": { "description": "The new output", "content": { "application/json": { "schema": schema_ref("LiveOutput") } } } }), &["401", "403", "404", "422", "500"])
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -210,6 +233,7 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "ScheduledJobSpec": spec_schema,
+                "LiveOutput": live_schema,
                 "ShownTime": {
                     "type": "object",
                     "properties": {

@@ -305,14 +305,45 @@ pub struct OutputView {
     pub segments: Vec<crate::ansi::Segment>,
     pub truncated_bytes: i64,
     pub original_bytes: i64,
+    /// Set while the run is in flight here: the page follows its output.
+    pub live: Option<LiveOutputView>,
+}
+
+/// A run in flight whose output is written here as it comes ([`crate::live`]).
+#[derive(Clone, Debug)]
+pub struct LiveOutputView {
+    /// Where the page asks for what follows (`?offset=` is added).
+    pub url: String,
+    /// Bytes of output in `OutputView::segments` so far.
+    pub offset: u64,
 }
 
 impl OutputView {
-    fn new(detail: data::RunDetail) -> Self {
+    /// The stored output, or for a run in flight in this process what it has written so far.
+    fn new(state: &AppState, detail: data::RunDetail) -> Self {
+        let live = (detail.run.status == jtp_crds::RunStatus::Running)
+            .then(|| state.live_runs()?.get(detail.run.id))
+            .flatten();
+        let (segments, live) = match live {
+            Some(shared) => {
+                let captured = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let chunk = crate::live::chunk(&captured, 0, state.store().output_cap());
+                let url = format!("/api/v1/runs/{}/live", detail.run.id);
+                (
+                    chunk.segments,
+                    Some(LiveOutputView {
+                        url,
+                        offset: chunk.offset,
+                    }),
+                )
+            }
+            None => (crate::ansi::segments(&detail.output), None),
+        };
         Self {
             truncated_bytes: detail.run.output_truncated_bytes,
             original_bytes: detail.run.output_bytes,
-            segments: crate::ansi::segments(&detail.output),
+            segments,
+            live,
             run: detail.run,
         }
     }
@@ -607,7 +638,7 @@ async fn run_own_page(
         namespace: detail.job.namespace.clone(),
         job: detail.job.name.clone(),
         job_live: detail.job.deleted_at.is_none(),
-        out: OutputView::new(detail),
+        out: OutputView::new(&state, detail),
     };
     Ok(render(&template)?.into_response())
 }
@@ -728,7 +759,7 @@ async fn panel_data(
                 .await?
                 .filter(|d| d.job.id == job.id)
                 .ok_or_else(|| AppError::NotFound(format!("job {namespace}/{name} has no run #{id}")))?;
-            Some(OutputView::new(detail))
+            Some(OutputView::new(state, detail))
         }
     };
     let mut view = JobView::cached(state, job, zone);

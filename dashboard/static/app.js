@@ -27,12 +27,11 @@
     });
   }
 
-  // The runs panel refreshes itself every 2 s from a server-rendered fragment, so runs in
-  // flight and new runs appear without a reload. Times stay as the server wrote them.
-  function livePanel() {
-    var panel = document.getElementById("panel");
-    if (!panel) return;
-    var url = panel.getAttribute("data-refresh");
+  // Refreshes `element` every `ms` from the server-rendered fragment its data-refresh names,
+  // while the tab is visible, one request at a time; `apply(html)` puts a changed fragment in.
+  function refreshFromFragment(element, ms, apply) {
+    if (!element) return;
+    var url = element.getAttribute("data-refresh");
     if (!url) return;
     var last = null;
     var busy = false;
@@ -43,45 +42,77 @@
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
           if (html !== null && html !== last) {
-            var scrollOutput = document.getElementById("output-text");
-            var keep = scrollOutput ? scrollOutput.scrollTop : 0;
-            panel.innerHTML = html;
+            apply(html);
             last = html;
-            var output = document.getElementById("output-text");
-            if (output) output.scrollTop = keep;
-            confirmForms();
           }
         })
         .catch(function () {})
         .finally(function () { busy = false; });
     }
-    window.setInterval(refresh, 2000);
+    window.setInterval(refresh, ms);
   }
 
-  // The jobs table refreshes its rows from a server-rendered fragment every 3 s, so Last run,
-  // Next run and the health columns follow Run Now and scheduled runs without a reload.
+  // The runs panel refreshes itself every 2 s, so runs in flight and new runs appear without a
+  // reload; the output keeps its scroll position. Times stay as the server wrote them.
+  function livePanel() {
+    var panel = document.getElementById("panel");
+    refreshFromFragment(panel, 2000, function (html) {
+      var before = document.getElementById("output-text");
+      var keep = before ? before.scrollTop : 0;
+      panel.innerHTML = html;
+      var output = document.getElementById("output-text");
+      if (output) output.scrollTop = keep;
+      confirmForms();
+    });
+  }
+
+  // The jobs table refreshes its rows every 3 s, so Last run, Next run and the health columns
+  // follow Run Now and scheduled runs without a reload.
   function liveRows() {
     var body = document.getElementById("jobs-body");
-    if (!body) return;
-    var url = body.getAttribute("data-refresh");
-    if (!url) return;
-    var last = null;
+    refreshFromFragment(body, 3000, function (html) { body.innerHTML = html; });
+  }
+
+  // A run in flight: its output (data-live, from data-offset on) grows once a second with what
+  // the run has written since, as text in the same colour classes as the stored output. When
+  // the run has ended, the page shows the stored output: the panel's own refresh brings it, a
+  // run's page reloads. The element is looked up each time, since the panel's refresh replaces it
+  // (with the output so far and its own offset).
+  function liveOutput() {
     var busy = false;
-    function refresh() {
-      if (busy || document.hidden) return;
+    function follow() {
+      var pre = document.getElementById("output-text");
+      if (busy || document.hidden || !pre || !pre.getAttribute("data-live")) return;
+      var offset = pre.getAttribute("data-offset") || "0";
       busy = true;
-      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-        .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) {
-          if (html !== null && html !== last) {
-            body.innerHTML = html;
-            last = html;
+      fetch(pre.getAttribute("data-live") + "?offset=" + encodeURIComponent(offset),
+            { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (answer) {
+          if (!answer || !pre.isConnected || pre.getAttribute("data-offset") !== offset) return;
+          if (!answer.live) {
+            pre.removeAttribute("data-live");
+            if (answer.status !== "RUNNING" && !document.getElementById("panel")) window.location.reload();
+            return;
           }
+          var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+          answer.segments.forEach(function (seg) {
+            var node = document.createTextNode(seg.text);
+            if (seg.class) {
+              var span = document.createElement("span");
+              span.className = seg.class;
+              span.appendChild(node);
+              node = span;
+            }
+            pre.appendChild(node);
+          });
+          pre.setAttribute("data-offset", String(answer.offset));
+          if (atEnd) pre.scrollTop = pre.scrollHeight;
         })
         .catch(function () {})
         .finally(function () { busy = false; });
     }
-    window.setInterval(refresh, 3000);
+    window.setInterval(follow, 1000);
   }
 
   // A click anywhere on a row opens what its first link opens (the job, the run); clicks on
@@ -127,6 +158,7 @@
     confirmForms();
     livePanel();
     liveRows();
+    liveOutput();
     clickableRows();
     zoneSwitch();
     flash();

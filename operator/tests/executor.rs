@@ -16,6 +16,7 @@ fn shell(script: &str) -> ExecRequest {
         timeout: None,
         output_cap: 1 << 20,
         scope: tracked(),
+        output: Default::default(),
     }
 }
 

@@ -2,6 +2,8 @@
 //! local executor and its portal on a temporary folder. A daily 09:00 job created through the form
 //! shows its next run at 09:00 HKT; Run Now makes the executor run the script, and the run appears
 //! (RUNNING, then SUCCESS) without a reload; its output shows `<script>alert(1)</script>` as text.
+//! A run in flight streams its output into its page as the script writes it, then shows the stored
+//! output.
 #![allow(clippy::unwrap_used)]
 
 use jtp_dashboard::testing::{Browser, free_port};
@@ -32,6 +34,11 @@ impl Standalone {
         let port = free_port();
         let jobs = data.join("jobs");
         std::fs::create_dir_all(jobs.join("scripts")).unwrap();
+        Self::start_on(data, port)
+    }
+
+    fn start_on(data: &Path, port: u16) -> Self {
+        let jobs = data.join("jobs");
         let log = data.join("jtp.log");
         let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
             .arg("standalone")
@@ -192,6 +199,103 @@ async fn create_a_daily_job_run_it_now_and_read_its_output() {
     assert!(download.text().await.unwrap().contains(&format!("    {XSS}\n")));
     b.screenshot("standalone-binary-output").await;
 
+    b.close().await;
+    tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+}
+
+/// A manual job whose script writes a coloured line with markup, waits until the test lets it go
+/// on (`GATE/go`), writes another, waits again (`GATE/end`) and ends; loaded from the jobs folder.
+const STREAMING_JOB: &str = r#"apiVersion: jobtrigger.io/v1alpha1
+kind: ScheduledJob
+metadata:
+  name: streaming
+spec:
+  schedule:
+    manual: {}
+  script:
+    inline: |
+      printf '\033[31mfirst <b>line</b>\033[0m\n'
+      while [ ! -e GATE/go ]; do sleep 0.1; done
+      echo second line
+      while [ ! -e GATE/end ]; do sleep 0.1; done
+      echo done
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_runs_output_streams_into_its_page_then_the_stored_output_shows() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("jobs/scripts")).unwrap();
+    let gate = data.path().join("gate");
+    std::fs::create_dir_all(&gate).unwrap();
+    std::fs::write(
+        data.path().join("jobs/streaming.yaml"),
+        STREAMING_JOB.replace("GATE", gate.to_str().unwrap()),
+    )
+    .unwrap();
+    let jtp = tokio::task::spawn_blocking({
+        let data = data.path().to_owned();
+        move || Standalone::start_on(&data, free_port())
+    })
+    .await
+    .unwrap();
+    let base = jtp.base.clone();
+    let client = reqwest::Client::new();
+    let started = client
+        .post(format!("{base}/api/v1/jobs/default/streaming/run"))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.status().is_success(), "{}", started.text().await.unwrap());
+    // The run, once the runner has started it.
+    let deadline = Instant::now() + WAIT;
+    let run = loop {
+        let runs: serde_json::Value = client
+            .get(format!("{base}/api/v1/jobs/default/streaming/runs"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = runs["items"][0]["id"].as_i64() {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no run started: {runs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let b = Browser::start().await;
+    b.goto(&format!("{base}/runs/{run}")).await;
+    // The first line while the script sleeps: escaped, in its colour, the page marked live.
+    let first = b
+        .wait_text("#output-text", WAIT, |t| t.contains("first <b>line</b>"))
+        .await;
+    assert!(!first.contains("second"), "{first}");
+    assert!(b.text("#output-live").await.contains("Live"));
+    assert_eq!(b.text("#output-text span.ansi-fg-1").await, "first <b>line</b>");
+    assert!(!b.alert_open().await);
+    // The second line arrives into the same page (no reload: the marker set now stays).
+    b.eval("window.jtpMarker = 'same page'; return null;").await;
+    std::fs::write(gate.join("go"), "").unwrap();
+    b.set_viewport(1280, 900).await;
+    let both = b
+        .wait_text("#output-text", WAIT, |t| t.contains("second line"))
+        .await;
+    assert!(both.starts_with("first <b>line</b>\nsecond line"), "{both:?}");
+    assert_eq!(b.eval("return window.jtpMarker || null;").await, "same page");
+    b.screenshot("standalone-live-output-1280").await;
+    b.set_viewport(390, 844).await;
+    b.screenshot("standalone-live-output-390").await;
+    // The run ends: the stored output replaces the live one.
+    std::fs::write(gate.join("end"), "").unwrap();
+    b.wait_text("#output h3 .badge", WAIT, |t| t == "SUCCESS").await;
+    let stored = b.text("#output-text").await;
+    assert!(stored.trim_end().ends_with("done"), "{stored:?}");
+    assert_eq!(stored.matches("second line").count(), 1, "{stored:?}");
+    assert_eq!(
+        b.eval("return document.getElementById('output-live') === null;")
+            .await,
+        true
+    );
     b.close().await;
     tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
 }

@@ -8,6 +8,7 @@
 //! (`query_as().bind()`), so building needs no database.
 
 mod alerts;
+mod capture;
 mod error;
 mod jobs;
 mod model;
@@ -27,6 +28,7 @@ pub use alerts::{
     ALERTS_KEPT, AlertEvent, AlertKind, AlertRecord, Attempt, AttemptOutcome, Delivery, DeliveryPlan,
     DeliveryState, DueDelivery,
 };
+pub use capture::{CapturedOutput, SharedOutput};
 pub use error::{Error, Result};
 pub use jobs::script_summary;
 pub use model::*;

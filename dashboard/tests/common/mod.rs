@@ -19,6 +19,8 @@ pub struct Standalone {
     pub state: AppState,
     pub store: Store,
     pub wake: Arc<Notify>,
+    /// Plays the runner's part for live output: a run's output registered here shows on its page.
+    pub live: jtp_dashboard::live::LiveRuns,
     pub dir: TempDir,
 }
 
@@ -37,11 +39,13 @@ pub async fn standalone_with(config: PortalConfig, output_cap: Option<usize>) ->
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(&dir, output_cap).await;
     let wake = Arc::new(Notify::new());
-    let state = AppState::standalone(store.clone(), wake.clone(), config);
+    let live = jtp_dashboard::live::LiveRuns::default();
+    let state = AppState::standalone(store.clone(), wake.clone(), live.clone(), config);
     Standalone {
         state,
         store,
         wake,
+        live,
         dir,
     }
 }

@@ -6,9 +6,10 @@
 
 use super::contain::RunScope;
 use jtp_crds::RunStatus;
+pub use jtp_store::CapturedOutput;
+use jtp_store::SharedOutput;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -42,6 +43,9 @@ pub struct ExecRequest {
     pub output_cap: usize,
     /// Where the run's processes are kept together (see [`super::contain`]).
     pub scope: RunScope,
+    /// Where the output goes as it is read, for readers while the run is in flight (the portal's
+    /// live output); the outcome holds it too.
+    pub output: SharedOutput,
 }
 
 /// Why a run ended early, when it did.
@@ -59,49 +63,6 @@ pub struct ExecOutcome {
     pub status: RunStatus,
     pub exit_code: Option<i32>,
     pub output: CapturedOutput,
-}
-
-/// Output kept within the cap while the process writes it, however much it writes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CapturedOutput {
-    pub head: Vec<u8>,
-    pub tail: VecDeque<u8>,
-    /// Every byte the process wrote, kept or not.
-    pub total: u64,
-}
-
-impl CapturedOutput {
-    fn push(&mut self, chunk: &[u8], cap: usize) {
-        self.total += chunk.len() as u64;
-        let head_room = (cap / 2).saturating_sub(self.head.len());
-        let (to_head, rest) = chunk.split_at(head_room.min(chunk.len()));
-        self.head.extend_from_slice(to_head);
-        let tail_cap = cap - cap / 2;
-        self.tail.extend(rest.iter().rev().take(tail_cap).rev());
-        let excess = self.tail.len().saturating_sub(tail_cap);
-        self.tail.drain(..excess);
-    }
-
-    /// Appends a line the runner writes itself (why it stopped the run, a start error), on a line
-    /// of its own: after a line break only if the output so far does not end with one, so a run
-    /// that wrote nothing does not start with a blank line.
-    pub fn note(&mut self, line: &str) {
-        let last = self.tail.back().or(self.head.last());
-        let sep = if matches!(last, None | Some(b'\n')) {
-            ""
-        } else {
-            "\n"
-        };
-        let text = format!("{sep}{}{line}\n", jtp_store::NOTE_PREFIX);
-        self.tail.extend(text.as_bytes());
-        self.total += text.len() as u64;
-    }
-
-    /// The kept bytes in order, with how many were dropped between head and tail.
-    pub fn into_parts(self) -> (Vec<u8>, Vec<u8>, u64) {
-        let kept = (self.head.len() + self.tail.len()) as u64;
-        (self.head, self.tail.into(), self.total.saturating_sub(kept))
-    }
 }
 
 /// The shell of inline scripts, by its absolute path as POSIX `system()` uses it: a bare `sh`
@@ -161,6 +122,7 @@ pub struct Running {
     deadline: Option<tokio::time::Instant>,
     timeout: Option<Duration>,
     output_cap: usize,
+    output: SharedOutput,
 }
 
 /// Starts the process (its own process group, stdout and stderr on one pipe). When it cannot be
@@ -195,6 +157,7 @@ pub fn start(req: &ExecRequest) -> Result<Running, ExecOutcome> {
         deadline: req.timeout.map(|t| tokio::time::Instant::now() + t),
         timeout: req.timeout,
         output_cap: req.output_cap,
+        output: req.output.clone(),
     })
 }
 
@@ -209,8 +172,9 @@ impl Running {
             deadline,
             timeout,
             output_cap,
+            output: shared,
         } = self;
-        let mut output = CapturedOutput::default();
+        let output = || shared.lock().unwrap_or_else(|p| p.into_inner());
         let mut buf = vec![0u8; READ_CHUNK];
         let mut reason: Option<String> = None;
         let mut open = true;
@@ -222,7 +186,7 @@ impl Running {
             tokio::select! {
                 read = reader.read(&mut buf), if open => match read {
                     Ok(0) | Err(_) => open = false,
-                    Ok(n) => output.push(&buf[..n], output_cap),
+                    Ok(n) => output().push(&buf[..n], output_cap),
                 },
                 status = process.wait(), if exited.is_none() => {
                     exited = Some(status);
@@ -233,7 +197,7 @@ impl Running {
                         let _ = killpg(pgid, Signal::SIGKILL);
                     }
                     if left > 0 && reason.is_none() {
-                        output.note(&format!(
+                        output().note(&format!(
                             "the script exited; {left} process{} it left running {} killed",
                             if left == 1 { "" } else { "es" },
                             if left == 1 { "was" } else { "were" },
@@ -261,6 +225,7 @@ impl Running {
             }
         }
         scope.remove();
+        let output = output().clone();
         classify(exited, reason, output)
     }
 }

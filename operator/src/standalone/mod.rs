@@ -220,7 +220,14 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         containment = %runner_config.containment.describe(),
         "runner starting"
     );
-    let runner = Runner::new(store.clone(), runner_config, objects.clone(), Arc::clone(&wake));
+    let live = jtp_dashboard::live::LiveRuns::default();
+    let runner = Runner::new(
+        store.clone(),
+        runner_config,
+        objects.clone(),
+        Arc::clone(&wake),
+        live.clone(),
+    );
     let runner_task = tokio::spawn(runner.run(shutdown.clone()));
     let pruner = tokio::spawn({
         let store = store.clone();
@@ -258,7 +265,7 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
                 addr: args.listen,
                 source,
             })?;
-        let state = AppState::standalone(store.clone(), Arc::clone(&wake), portal_config);
+        let state = AppState::standalone(store.clone(), Arc::clone(&wake), live, portal_config);
         let mut stop = shutdown.clone();
         let signal = async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use jtp_crds::manifest::SecretData;
 use jtp_crds::policy::{self, Facts, Reason, Step};
 use jtp_crds::{CompiledSchedule, ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
+use jtp_dashboard::live::LiveRuns;
 use jtp_store::{Job, RunFinish, SlotClaim, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -103,10 +104,18 @@ pub struct Runner {
     /// To the recorder task (see [`Runner::record_writes`]).
     recorder: mpsc::UnboundedSender<Write>,
     recorder_rx: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
+    /// The output of the runs in flight, for the portal (until their end is recorded).
+    live: LiveRuns,
 }
 
 impl Runner {
-    pub fn new(store: Store, config: RunnerConfig, objects: Objects, wake: Arc<Notify>) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        config: RunnerConfig,
+        objects: Objects,
+        wake: Arc<Notify>,
+        live: LiveRuns,
+    ) -> Arc<Self> {
         let (recorder, recorder_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             store,
@@ -117,6 +126,7 @@ impl Runner {
             writes: tokio::sync::Mutex::new(()),
             recorder,
             recorder_rx: Mutex::new(Some(recorder_rx)),
+            live,
         })
     }
 
@@ -483,6 +493,8 @@ impl Runner {
                         self.record_starts(std::mem::take(&mut starts)).await;
                         self.record(&run.job_name, run.run_id, run.done, run.started)
                             .await;
+                        // Its page shows the stored output from now on.
+                        self.live.end(run.run_id);
                     }
                     Write::Close => closing = true,
                 }
@@ -627,6 +639,7 @@ impl Runner {
                 .map(Duration::from_secs),
             output_cap: self.store.output_cap(),
             scope: self.config.containment.run(run_id),
+            output: self.live.start(run_id),
         })
     }
 
