@@ -489,8 +489,41 @@ pub struct RunRow {
     pub time_zone: String,
     /// The job was deleted; its runs stay.
     pub job_deleted: bool,
+    /// Where the searched text (`q`) appears in the output; only when searching.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<SnippetView>,
     #[serde(flatten)]
     pub run: RunView,
+}
+
+/// A piece of a run's output around a search match: the text before it, the match and the text
+/// after, without colour codes, each escaped where shown.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SnippetView {
+    pub before: String,
+    pub matched: String,
+    pub after: String,
+    /// The output goes on before `before`.
+    pub cut_before: bool,
+}
+
+impl SnippetView {
+    fn new(snippet: jtp_store::RunSnippet, text: &str) -> Self {
+        let chars: Vec<char> = snippet.text.chars().collect();
+        let (start, len) = match snippet.match_at {
+            Some(at) => (at.min(chars.len()), text.chars().count()),
+            None => (0, 0),
+        };
+        let end = (start + len).min(chars.len());
+        let text = |part: &[char]| crate::ansi::strip(&part.iter().collect::<String>());
+        Self {
+            before: text(&chars[..start]),
+            matched: text(&chars[start..end]),
+            after: text(&chars[end..]),
+            cut_before: snippet.cut_before,
+        }
+    }
 }
 
 impl RunRow {
@@ -502,6 +535,7 @@ impl RunRow {
             job: item.job_name,
             time_zone: item.job_timezone,
             job_deleted: item.job_deleted,
+            snippet: None,
         }
     }
 }
@@ -566,6 +600,9 @@ pub struct RunQuery {
     pub after: String,
     #[serde(default)]
     pub limit: String,
+    /// Text the output contains (case-insensitive, literal; 3 to 200 characters).
+    #[serde(default)]
+    pub q: String,
 }
 
 /// The trigger filter's values.
@@ -620,6 +657,24 @@ impl RunQuery {
                     Err(AppError::Invalid(mut e)) => errors.append(&mut e),
                     Err(e) => return Err(e),
                 }
+            }
+        }
+        let q = self.q.trim();
+        if !q.is_empty() {
+            let chars = q.chars().count();
+            if (jtp_store::MIN_SEARCH_CHARS..=jtp_store::MAX_SEARCH_CHARS).contains(&chars)
+                && !q.contains('\0')
+            {
+                filter.text = Some(q.to_owned());
+            } else {
+                errors.push(jtp_crds::FieldError::new(
+                    "q",
+                    format!(
+                        "search for {} to {} characters of the output",
+                        jtp_store::MIN_SEARCH_CHARS,
+                        jtp_store::MAX_SEARCH_CHARS
+                    ),
+                ));
             }
         }
         if !self.limit.trim().is_empty() {
@@ -694,12 +749,24 @@ pub(crate) async fn list_all_runs(
     filter.namespaces = namespaces;
     let page = state.store().list_all_runs(&filter).await.map_err(store_err)?;
     let now = Utc::now();
+    let mut rows: Vec<RunRow> = page
+        .items
+        .into_iter()
+        .map(|item| RunRow::from_item(item, zone, now))
+        .collect();
+    if let Some(text) = &filter.text {
+        let ids: Vec<i64> = rows.iter().map(|r| r.run.id).collect();
+        let mut snippets = state
+            .store()
+            .search_snippets(&ids, text)
+            .await
+            .map_err(store_err)?;
+        for row in &mut rows {
+            row.snippet = snippets.remove(&row.run.id).map(|s| SnippetView::new(s, text));
+        }
+    }
     Ok(RunsPage {
-        rows: page
-            .items
-            .into_iter()
-            .map(|item| RunRow::from_item(item, zone, now))
-            .collect(),
+        rows,
         older: page.older.map(encode_cursor),
         newer: page.newer.map(encode_cursor),
     })

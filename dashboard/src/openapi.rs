@@ -61,6 +61,8 @@ fn run_list_params(across_jobs: bool) -> Value {
         json!({ "name": "before", "in": "query", "schema": { "type": "string" }, "description": "A cursor (olderCursor of a page): the page of older runs" }),
         json!({ "name": "after", "in": "query", "schema": { "type": "string" }, "description": "A cursor (newerCursor of a page): the page of newer runs" }),
         json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }),
+        json!({ "name": "q", "in": "query", "schema": { "type": "string", "minLength": 3, "maxLength": 200 },
+                "description": "Only runs whose output contains this text (case-insensitive, literal); each item then has a snippet: before, matched, after, cutBefore" }),
     ];
     if across_jobs {
         params.push(json!({ "name": "job", "in": "query", "schema": { "type": "string" }, "description": "A job's exact name (deleted jobs' runs included)" }));

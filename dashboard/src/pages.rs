@@ -577,6 +577,7 @@ async fn runs_page(
             ("namespace", &query.namespace),
             ("since", &query.since),
             ("until", &query.until),
+            ("q", &query.q),
             ("limit", &query.limit),
         ] {
             if !v.trim().is_empty() {
@@ -593,6 +594,7 @@ async fn runs_page(
         &query.namespace,
         &query.since,
         &query.until,
+        &query.q,
     ]
     .iter()
     .any(|v| !v.trim().is_empty());

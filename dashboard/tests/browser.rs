@@ -180,6 +180,50 @@ async fn busy_portal(t: &Standalone) -> i64 {
     last
 }
 
+/// The runs view's search box: typed and submitted, the failing runs whose output says "ledger"
+/// are listed with the match marked (the output's colour codes are not part of the snippet's
+/// text), nothing covered at 1280 px or on a 390 px phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_view_searches_outputs_and_marks_the_match() {
+    let t = standalone().await;
+    busy_portal(&t).await;
+    let (base, stop, server) = serve_portal(t.state.clone()).await;
+    let b = Browser::start().await;
+    b.set_viewport(1280, 900).await;
+    b.goto(&format!("{base}/runs")).await;
+    b.fill("#filter-q", "LEDGER did").await;
+    b.click("#runs-filters button[type=submit]").await;
+    b.wait_text("#all-runs-table", WAIT, |text| {
+        text.contains("the ledger did not balance")
+    })
+    .await;
+    let marks = b
+        .eval("return [...document.querySelectorAll('.snippet mark')].map(m => m.textContent);")
+        .await;
+    assert_eq!(
+        marks,
+        serde_json::json!(["ledger did", "ledger did"]),
+        "two failing runs, each marked"
+    );
+    let rows = b
+        .eval("return document.querySelectorAll('#all-runs-table tr.run-row').length;")
+        .await;
+    assert_eq!(rows, 2);
+    assert_nothing_covered(&b, "#all-runs-table", "runs-search-1280").await;
+    b.set_viewport(390, 844).await;
+    b.goto(&format!("{base}/runs?q=ledger")).await;
+    b.find(".snippet mark").await;
+    let width = b.eval("return document.documentElement.scrollWidth;").await;
+    assert!(
+        width.as_f64().unwrap_or(f64::MAX) <= 390.0,
+        "wider than the phone: {width}"
+    );
+    assert_nothing_covered(&b, "#all-runs-table", "runs-search-390").await;
+    b.close().await;
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
 /// Fails with the covered cells, after saving a screenshot to look at.
 async fn assert_nothing_covered(b: &Browser, table: &str, shot: &str) {
     let path = b.screenshot(shot).await;

@@ -1772,3 +1772,78 @@ async fn a_running_runs_page_follows_its_output_from_an_offset_until_it_ends() {
     assert!(page.body.contains("stored output"));
     assert!(!page.body.contains("data-live"));
 }
+
+/// `q` finds runs by their output, with the job/status filters and paging of the runs view; the
+/// page shows where each output matched, the match marked and everything escaped; the API
+/// carries the same snippet; a search too short to use the index is a 422 naming `q`.
+#[tokio::test]
+async fn the_runs_view_searches_outputs() {
+    let t = standalone().await;
+    let a = add_job(&t.store, "default", "alpha", &ScheduledJobSpec::daily("09:00")).await;
+    let b = add_job(&t.store, "default", "beta", &ScheduledJobSpec::daily("09:00")).await;
+    let base = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).unwrap();
+    let refused = format!(
+        "{}\nconnect <script>x</script>: Connection REFUSED by db:5432\nretrying\n",
+        "line of noise ".repeat(20)
+    );
+    let hit_a = add_run_at(&t.store, a, base, RunStatus::Failure, Some(1), &refused).await;
+    add_run_at(
+        &t.store,
+        a,
+        base + chrono::Duration::seconds(10),
+        RunStatus::Success,
+        Some(0),
+        "all fine",
+    )
+    .await;
+    let hit_b = add_run_at(
+        &t.store,
+        b,
+        base + chrono::Duration::seconds(20),
+        RunStatus::Failure,
+        Some(1),
+        "connection refused",
+    )
+    .await;
+
+    let api = send(&t.state, get("/api/v1/runs?q=connection%20refused")).await;
+    assert_eq!(api.status, StatusCode::OK, "{}", api.body);
+    let json = api.json();
+    let ids: Vec<i64> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [hit_b, hit_a]);
+    let snippet = &json["items"][1]["snippet"];
+    assert_eq!(snippet["matched"], "Connection REFUSED");
+    assert_eq!(snippet["cutBefore"], true);
+    assert!(
+        snippet["before"]
+            .as_str()
+            .unwrap()
+            .ends_with("connect <script>x</script>: "),
+        "{snippet}"
+    );
+    let only_a = send(&t.state, get("/api/v1/runs?q=refused&job=alpha"))
+        .await
+        .json();
+    assert_eq!(only_a["items"].as_array().unwrap().len(), 1);
+
+    let page = send(&t.state, get("/runs?q=refused&status=FAILURE")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("value=\"refused\""), "the box keeps the text");
+    assert!(page.body.contains("<mark>REFUSED</mark>"), "{}", page.body);
+    assert!(
+        page.body.contains("&#60;script&#62;x&#60;/script&#62;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>x</script>"));
+
+    let short = send(&t.state, get("/api/v1/runs?q=ab")).await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", short.body);
+    assert!(short.body.contains("\"q\""), "{}", short.body);
+    assert!(short.body.contains("3 to 200 characters"), "{}", short.body);
+}

@@ -1,6 +1,8 @@
 //! `cargo bench -p jtp-store`: loads 10,000 jobs and 1,000,000 runs into SQLite and PostgreSQL,
 //! then times the portal's hot queries and recording a run, printing p50/p99 per backend; then
-//! records runs while a retention pass deletes all but each job's newest run.
+//! times a search across outputs (a rare and a common text) and what the search index costs a
+//! recorded run (with it, then without it, in the same run); then records runs while a retention
+//! pass deletes all but each job's newest run.
 //!
 //! Environment: JTP_BENCH_JOBS, JTP_BENCH_RUNS (sizes), JTP_BENCH_ITERATIONS (samples per query),
 //! JTP_BENCH_BACKENDS (`sqlite,postgres`), JTP_TEST_POSTGRES_URL (else scripts/postgres-up runs),
@@ -8,7 +10,9 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
-use jtp_store::{ImportedRun, JobFilter, JobInput, PruneOptions, RunFinish, RunStart, Store};
+use jtp_store::{
+    BackendKind, ImportedRun, JobFilter, JobInput, PruneOptions, RunFilter, RunFinish, RunStart, Store,
+};
 use rand::Rng;
 use std::time::Instant;
 
@@ -28,6 +32,12 @@ fn base() -> DateTime<Utc> {
 struct Timings(Vec<f64>);
 
 impl Timings {
+    fn p99(&self) -> f64 {
+        let mut sorted = self.0.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[((sorted.len() as f64 - 1.0) * 0.99).round() as usize]
+    }
+
     fn report(mut self, backend: &str, what: &str) {
         self.0.sort_by(f64::total_cmp);
         let pick = |q: f64| self.0[((self.0.len() as f64 - 1.0) * q).round() as usize];
@@ -96,7 +106,14 @@ async fn load(store: &Store, jobs: usize, runs: usize) -> Vec<i64> {
                     status,
                     exit_code: Some(if status == RunStatus::Success { 0 } else { 1 }),
                     trigger: Trigger::Schedule,
-                    output: format!("run {k} of job {job_id}: {status}\n"),
+                    // One run in a thousand says what a search looks for.
+                    output: if rng.random_range(0..1000) == 0 {
+                        format!(
+                            "run {k} of job {job_id}: connect: Connection refused (os error 111)\n{status}\n"
+                        )
+                    } else {
+                        format!("run {k} of job {job_id}: {status}\n")
+                    },
                     k8s_job_name: None,
                     runner: Some("bench".into()),
                 }
@@ -114,7 +131,7 @@ async fn load(store: &Store, jobs: usize, runs: usize) -> Vec<i64> {
     ids
 }
 
-async fn bench(store: &Store, jobs: usize, runs: usize, iterations: usize) {
+async fn bench(store: &Store, url: &str, jobs: usize, runs: usize, iterations: usize) {
     let ids = load(store, jobs, runs).await;
     let kind = store.backend_kind().as_str();
     let pages = (jobs / 50).max(1);
@@ -176,7 +193,111 @@ async fn bench(store: &Store, jobs: usize, runs: usize, iterations: usize) {
     })
     .await
     .report(kind, "record a run (start + finish)");
+    bench_search(store, url, &picks, iterations, slot0 + Duration::days(10)).await;
     bench_prune(store, &picks, slot0 + Duration::days(30)).await;
+}
+
+/// A search's first page (50 runs and their snippets) for a rare text (one run in a thousand)
+/// and a common one (nine in ten); then recording a run with a 2 KiB output with the search
+/// index and, in the same run, after dropping it (its triggers on SQLite, its GIN index on
+/// PostgreSQL): what the index costs a run.
+async fn bench_search(store: &Store, url: &str, picks: &[i64], iterations: usize, slot0: DateTime<Utc>) {
+    let kind = store.backend_kind().as_str();
+    for (what, text) in [("rare", "connection refused"), ("common", "SUCCESS")] {
+        let found = std::cell::Cell::new(0);
+        time(iterations, |_| async {
+            let filter = RunFilter {
+                text: Some(text.to_owned()),
+                limit: 50,
+                ..RunFilter::default()
+            };
+            let page = store.list_all_runs(&filter).await.expect("search");
+            let ids: Vec<i64> = page.items.iter().map(|r| r.run.id).collect();
+            store.search_snippets(&ids, text).await.expect("snippets");
+            found.set(ids.len());
+        })
+        .await
+        .report(
+            kind,
+            &format!("search {what} text, page 1 ({} hits)", found.get()),
+        );
+    }
+    let output: Vec<u8> = (0..40)
+        .flat_map(|i| {
+            format!("step {i:02}: copied 1,024 rows from staging to reporting in 12 ms\n").into_bytes()
+        })
+        .take(2048)
+        .collect();
+    let with = time(iterations, |i| {
+        let (job_id, output) = (picks[i], &output);
+        async move { record_sized(store, job_id, slot0 + Duration::minutes(i as i64), output).await }
+    })
+    .await;
+    let with_p99 = with.p99();
+    with.report(kind, "record a run with 2 KiB output, search index on");
+    drop_search_index(store.backend_kind(), url).await;
+    let without = time(iterations, |i| {
+        let (job_id, output) = (picks[i], &output);
+        async move {
+            record_sized(
+                store,
+                job_id,
+                slot0 + Duration::days(5) + Duration::minutes(i as i64),
+                output,
+            )
+            .await
+        }
+    })
+    .await;
+    let ratio = with_p99 / without.p99();
+    without.report(kind, "record a run with 2 KiB output, search index dropped");
+    println!("{kind:<9} search index cost on recording: p99 with / without = {ratio:.2}x (target <= 2x)");
+}
+
+async fn drop_search_index(kind: BackendKind, url: &str) {
+    use sqlx::Connection as _;
+    let statements: &[&str] = match kind {
+        BackendKind::Sqlite => &[
+            "DROP TRIGGER run_output_search_insert",
+            "DROP TRIGGER run_output_search_update",
+            "DROP TRIGGER run_output_search_delete",
+        ],
+        BackendKind::Postgres => &["DROP INDEX job_execution_logs_output_trgm"],
+    };
+    match kind {
+        BackendKind::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
+            for s in statements {
+                sqlx::raw_sql(*s).execute(&mut conn).await.expect("drop");
+            }
+        }
+        BackendKind::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
+            for s in statements {
+                sqlx::raw_sql(*s).execute(&mut conn).await.expect("drop");
+            }
+        }
+    }
+}
+
+async fn record_sized(store: &Store, job_id: i64, slot: DateTime<Utc>, output: &[u8]) {
+    let start = RunStart {
+        job_id,
+        trigger: Trigger::Schedule,
+        scheduled_for: slot,
+        started_at: slot,
+        k8s_job_name: None,
+        runner: Some("bench".into()),
+        requester: None,
+    };
+    let id = store.record_start(&start).await.expect("start");
+    let finish = RunFinish {
+        status: RunStatus::Success,
+        exit_code: Some(0),
+        output,
+        finished_at: slot,
+    };
+    store.record_finish(id, &finish).await.expect("finish");
 }
 
 async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
@@ -251,17 +372,16 @@ async fn main() {
 
     if backends.contains("sqlite") {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
-            .await
-            .expect("sqlite");
-        bench(&store, jobs, runs, iterations).await;
+        let url = format!("sqlite://{}/bench.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("sqlite");
+        bench(&store, &url, jobs, runs, iterations).await;
         store.close().await;
     }
     if backends.contains("postgres") {
         let admin = jtp_store::testing::postgres_server_url();
         let (name, url) = jtp_store::testing::create_database(&admin, "jtp_bench").await;
         let store = Store::connect(&url).await.expect("postgres");
-        bench(&store, jobs, runs, iterations).await;
+        bench(&store, &url, jobs, runs, iterations).await;
         store.close().await;
         if std::env::var_os("JTP_BENCH_KEEP").is_some() {
             println!("kept database {name}");

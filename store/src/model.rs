@@ -150,11 +150,25 @@ pub struct RunFilter {
     pub since: Option<DateTime<Utc>>,
     /// Started before.
     pub until: Option<DateTime<Utc>>,
+    /// Only runs whose output contains this text (case-insensitive, taken literally; at least
+    /// [`crate::MIN_SEARCH_CHARS`] characters). [`crate::Store::search_snippets`] shows where.
+    pub text: Option<String>,
     /// The page after this cursor (older runs).
     pub before: Option<RunCursor>,
     /// The page before this cursor (newer runs); ignored when `before` is set.
     pub after: Option<RunCursor>,
     pub limit: i64,
+}
+
+/// Where a searched text appears in a run's output ([`crate::Store::search_snippets`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSnippet {
+    /// The output around the first match.
+    pub text: String,
+    /// The output goes on before `text`.
+    pub cut_before: bool,
+    /// The match's offset in `text`, in characters (`None`: not located; `text` is the start).
+    pub match_at: Option<usize>,
 }
 
 /// A run of the runs view with its job, which may have been deleted.

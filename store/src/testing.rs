@@ -89,11 +89,24 @@ pub async fn drop_database(server_url: &str, name: &str) {
     let mut conn = sqlx::PgConnection::connect(server_url)
         .await
         .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL server {server_url}: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap_or_else(|e| panic!("DROP DATABASE {name}: {e}"));
+    // FORCE cannot end a backend of another role that is briefly on the database (the server
+    // refuses with "must be a member of the role whose process is being terminated"): such a
+    // visitor leaves within moments, so the drop is tried again a few times.
+    let mut attempt = 0;
+    loop {
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+        match dropped {
+            Ok(_) => break,
+            Err(e) if attempt < 10 && e.to_string().contains("must be a member of the role") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("DROP DATABASE {name}: {e}"),
+        }
+    }
     conn.close().await.ok();
 }

@@ -86,6 +86,9 @@ on_both_backends!(
     stats_count,
     runs_across_jobs_page_by_cursor,
     run_history_per_job,
+    search_matches_text_literally,
+    search_filters_and_pages,
+    search_reads_cleaned_and_capped_output,
 );
 
 async fn recording_is_idempotent(db: &TestDb) {
@@ -1170,4 +1173,188 @@ fn futures_are_send(store: &Store, input: &JobInput<'_>, finish: &RunFinish<'_>,
     send(store.import_runs(&[]));
     send(store.interrupted_runs_cleanup("r", at(0, 0)));
     send(Store::connect("sqlite::memory:"));
+}
+
+fn search(text: &str) -> RunFilter {
+    RunFilter {
+        text: Some(text.to_owned()),
+        limit: 50,
+        ..RunFilter::default()
+    }
+}
+
+async fn found(store: &Store, filter: &RunFilter) -> Vec<i64> {
+    let page = store.list_all_runs(filter).await.expect("search");
+    page.items.iter().map(|h| h.run.id).collect()
+}
+
+async fn snippet(store: &Store, id: i64, text: &str) -> jtp_store::RunSnippet {
+    store
+        .search_snippets(&[id], text)
+        .await
+        .expect("snippets")
+        .remove(&id)
+        .expect("a snippet")
+}
+
+/// Query syntax of either backend (FTS5 operators, quotes, LIKE wildcards, backslashes) is
+/// matched as the text it is, case-insensitively, and a snippet shows where.
+async fn search_matches_text_literally(db: &TestDb) {
+    let store = &db.store;
+    let job = job(store, "search", None).await;
+    let outputs = [
+        "connect: Connection refused\n",
+        "100% done\n",
+        "1000 done\n",
+        "a_b and axb\n",
+        "said \"hi\" OR NEAR(x*) col:val\n",
+        "path C:\\temp\\x\n",
+        "axb only\n",
+    ];
+    let mut ids = Vec::new();
+    for (h, output) in outputs.iter().enumerate() {
+        ids.push(run(store, job.id, at(h as u32, 0), RunStatus::Success, output).await);
+    }
+    assert_eq!(found(store, &search("connection REFUSED")).await, [ids[0]]);
+    assert_eq!(found(store, &search("100%")).await, [ids[1]], "% is no wildcard");
+    assert_eq!(found(store, &search("a_b")).await, [ids[3]], "_ is no wildcard");
+    assert_eq!(
+        found(store, &search("\"hi\" OR NEAR(x*)")).await,
+        [ids[4]],
+        "FTS5 syntax is text"
+    );
+    assert_eq!(found(store, &search("col:val")).await, [ids[4]]);
+    assert_eq!(
+        found(store, &search("C:\\temp\\")).await,
+        [ids[5]],
+        "backslashes are text"
+    );
+    assert_eq!(
+        found(store, &search("axb")).await,
+        [ids[6], ids[3]],
+        "newest first"
+    );
+    assert_eq!(found(store, &search("nowhere")).await, Vec::<i64>::new());
+    let err = store.list_all_runs(&search("ab")).await.expect_err("too short");
+    assert_eq!(err.label(), "invalid");
+    assert!(err.to_string().contains("at least 3 characters"), "{err}");
+
+    let hit = snippet(store, ids[0], "refused").await;
+    assert_eq!(hit.text, "connect: Connection refused\n");
+    assert!(!hit.cut_before);
+    assert_eq!(hit.match_at, Some("connect: Connection ".len()));
+}
+
+async fn search_filters_and_pages(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (job(store, "alpha", None).await, job(store, "beta", None).await);
+    let mut a_ids = Vec::new();
+    for h in 0..6 {
+        let status = if h % 2 == 0 {
+            RunStatus::Failure
+        } else {
+            RunStatus::Success
+        };
+        a_ids.push(run(store, a.id, at(h, 0), status, "timeout talking to db").await);
+        run(store, b.id, at(h, 30), status, "timeout talking to db").await;
+    }
+    let only_a = RunFilter {
+        job_name: Some("alpha".into()),
+        ..search("timeout")
+    };
+    assert_eq!(
+        found(store, &only_a).await,
+        a_ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+    let failed_a = RunFilter {
+        status: Some(RunStatus::Failure),
+        ..only_a.clone()
+    };
+    assert_eq!(found(store, &failed_a).await, [a_ids[4], a_ids[2], a_ids[0]]);
+    let window = RunFilter {
+        since: Some(at(2, 0)),
+        until: Some(at(4, 0)),
+        ..only_a.clone()
+    };
+    assert_eq!(
+        found(store, &window).await,
+        [a_ids[3], a_ids[2]],
+        "since inclusive, until exclusive"
+    );
+    let elsewhere = RunFilter {
+        namespaces: Some(vec!["ops".into()]),
+        ..search("timeout")
+    };
+    assert_eq!(found(store, &elsewhere).await, Vec::<i64>::new());
+
+    let mut pages = Vec::new();
+    let mut next = RunFilter {
+        limit: 5,
+        ..search("TIMEOUT")
+    };
+    loop {
+        let page = store.list_all_runs(&next).await.expect("page");
+        pages.push(page.items.len());
+        match page.older {
+            Some(cursor) => next.before = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [5, 5, 2]);
+
+    // A deleted job's runs are still found; pruned ones are not.
+    store.delete_job(a.id).await.expect("delete");
+    assert_eq!(found(store, &only_a).await.len(), 6);
+    store
+        .prune_runs(
+            &jtp_crds::Retention {
+                max_age: None,
+                keep_last: Some(1),
+            },
+            at(12, 0),
+            &PruneOptions::default(),
+        )
+        .await
+        .expect("prune");
+    assert_eq!(
+        found(store, &only_a).await,
+        [a_ids[5]],
+        "the index follows deletes"
+    );
+}
+
+/// Bytes that are not UTF-8 are stored as U+FFFD and the text around them is found; of a capped
+/// output the head and the tail are found, the cut middle is not.
+async fn search_reads_cleaned_and_capped_output(db: &TestDb) {
+    let store = &db.store;
+    let job = job(store, "bytes", None).await;
+    let id = store.record_start(&start(job.id, at(1, 0))).await.expect("start");
+    let raw = b"before \xff\xfe\x00 after-bytes marker\n";
+    store
+        .record_finish(id, &finish(RunStatus::Failure, raw, at(1, 1)))
+        .await
+        .expect("finish");
+    assert_eq!(found(store, &search("after-bytes")).await, [id]);
+    assert!(snippet(store, id, "after-bytes").await.text.contains('\u{FFFD}'));
+
+    let big: String = format!(
+        "HEADWORD {}MIDDLEWORD {}TAILWORD\n",
+        "x".repeat(DEFAULT_OUTPUT_CAP),
+        "y".repeat(DEFAULT_OUTPUT_CAP)
+    );
+    let capped = run(store, job.id, at(2, 0), RunStatus::Success, &big).await;
+    assert_eq!(found(store, &search("headword")).await, [capped]);
+    assert_eq!(found(store, &search("tailword")).await, [capped]);
+    assert_eq!(
+        found(store, &search("middleword")).await,
+        Vec::<i64>::new(),
+        "cut by the cap"
+    );
+    let tail = snippet(store, capped, "tailword").await;
+    assert!(
+        tail.cut_before && tail.text.contains("TAILWORD"),
+        "{:?}",
+        tail.text
+    );
+    assert_eq!(tail.match_at, Some(80));
 }
