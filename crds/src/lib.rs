@@ -15,7 +15,7 @@ pub mod testing;
 pub mod types;
 pub mod validate;
 
-pub use alerting::{Expectation, Overdue};
+pub use alerting::{AlertOn, Expectation, Notifications, Overdue, ReceiverName};
 pub use retention::{DURATION_PATTERN, Retention, format_duration, parse_duration};
 pub use schedule::{CompiledSchedule, DstEffect, DstPolicy, JobId, MissedSlots, Slot};
 pub use types::*;

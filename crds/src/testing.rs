@@ -91,4 +91,18 @@ impl ScheduledJobSpec {
         self.expect_success_within = Some(within.into());
         self
     }
+
+    /// Sends this job's alerts to these receivers (every incident).
+    pub fn notify(mut self, receivers: &[&str]) -> Self {
+        self.notifications = Some(crate::alerting::Notifications {
+            receivers: Some(
+                receivers
+                    .iter()
+                    .map(|r| crate::alerting::ReceiverName((*r).into()))
+                    .collect(),
+            ),
+            on: None,
+        });
+        self
+    }
 }

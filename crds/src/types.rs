@@ -5,6 +5,7 @@
 // The derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+use crate::alerting::Notifications;
 use crate::retention::{DURATION_PATTERN, Retention};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -118,6 +119,10 @@ pub struct ScheduledJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32), regex(pattern = DURATION_PATTERN))]
     pub expect_success_within: Option<String>,
+    /// Who is told about this job's failures, recoveries and overdue state, and about which of
+    /// them; left out, the operator's (or standalone runner's) defaults apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
 }
 
 /// `spec.podTemplate` as written: a Kubernetes `PodTemplateSpec`, kept as JSON so that a
@@ -681,6 +686,7 @@ impl ScheduledJobSpec {
             failed_jobs_history_limit: None,
             retention: None,
             expect_success_within: None,
+            notifications: None,
         }
     }
 }

@@ -182,6 +182,9 @@ pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSched
             "spec.expectSuccessWithin",
         ));
     }
+    if let Some(notifications) = &spec.notifications {
+        errors.extend(notifications.check("spec.notifications"));
+    }
     match compiled {
         Some(compiled) if errors.is_empty() => Ok(compiled),
         _ => Err(InvalidSpec { errors }),

@@ -273,9 +273,13 @@ fn the_crd_schema_refuses_a_bad_retention_at_apply() {
 }
 
 #[test]
-fn the_dead_mans_switch_is_checked_with_its_field_path() {
+fn the_dead_mans_switch_and_notifications_are_checked_with_their_field_paths() {
     assert_eq!(
-        errors(&ScheduledJobSpec::daily("09:00").expect_success_within("26h")),
+        errors(
+            &ScheduledJobSpec::daily("09:00")
+                .expect_success_within("26h")
+                .notify(&["ops", "on-call"])
+        ),
         Vec::<String>::new()
     );
     rejected(
@@ -283,7 +287,16 @@ fn the_dead_mans_switch_is_checked_with_its_field_path() {
         "spec.expectSuccessWithin",
         "write a number and a unit",
     );
+    rejected(
+        ScheduledJobSpec::daily("09:00").notify(&["Ops Team"]),
+        "spec.notifications.receivers[0]",
+        "not a receiver name",
+    );
     let crd: serde_json::Value = serde_yaml::from_str(&jtp_crds::crd_yaml()).expect("the CRD reads");
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
     assert_eq!(spec["expectSuccessWithin"]["pattern"], jtp_crds::DURATION_PATTERN);
+    assert_eq!(
+        spec["notifications"]["properties"]["receivers"]["items"]["pattern"],
+        jtp_crds::alerting::RECEIVER_PATTERN
+    );
 }

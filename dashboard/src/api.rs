@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/jobs/{namespace}/{name}/run", post(run_now))
         .route("/jobs/{namespace}/{name}/runs", get(list_runs))
+        .route("/jobs/{namespace}/{name}/alerts", get(list_alerts))
         .route("/runs", get(list_all_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/output", get(get_output))
@@ -371,6 +372,27 @@ async fn list_runs(
         older_cursor: page.older,
         newer_cursor: page.newer,
     }))
+}
+
+/// A job's newest incidents and their deliveries.
+#[derive(Serialize)]
+struct AlertList {
+    items: Vec<data::AlertView>,
+}
+
+async fn list_alerts(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<AlertList>> {
+    caller
+        .require(&state, Verb::Get, &namespace, "read this job")
+        .await?;
+    let job = data::get_job(&state, &namespace, &name)
+        .await?
+        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
+    let items = data::job_alerts(&state, job.id, crate::timefmt::zone(&job.timezone)).await?;
+    Ok(Json(AlertList { items }))
 }
 
 /// A page of runs across jobs.

@@ -1139,3 +1139,77 @@ impl AppState {
         }
     }
 }
+
+/// One incident of a job and where it went, as the job's view and
+/// `GET /api/v1/jobs/{namespace}/{name}/alerts` show it. Receivers appear by name only: their URLs
+/// are the scheduler's secrets and are never stored.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertView {
+    /// `failure`, `recovery`, `skipped` or `overdue`.
+    pub kind: &'static str,
+    pub occurred: ShownTime,
+    pub run_id: Option<i64>,
+    /// Failed runs in a row (a recovery: how many there were).
+    pub failures: i64,
+    pub detail: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// One receiver of an incident and every attempt to reach it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub receiver: String,
+    pub format: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: &'static str,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub started: ShownTime,
+    pub duration_ms: i64,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// How many incidents a job's view lists.
+pub const ALERTS_SHOWN: i64 = 10;
+
+/// Job `job_id`'s newest incidents, their instants in zone `tz`.
+pub async fn job_alerts(state: &AppState, job_id: i64, tz: chrono_tz::Tz) -> Result<Vec<AlertView>> {
+    let records = state.store().job_alerts(job_id, ALERTS_SHOWN).await?;
+    Ok(records
+        .into_iter()
+        .map(|r| AlertView {
+            kind: r.event.kind.as_str(),
+            occurred: timefmt::show_precise(r.event.occurred_at, tz),
+            run_id: r.event.run_id,
+            failures: r.event.failures,
+            detail: r.event.detail,
+            deliveries: r
+                .deliveries
+                .into_iter()
+                .map(|(d, attempts)| DeliveryView {
+                    receiver: d.receiver,
+                    format: d.format,
+                    state: d.state.as_str(),
+                    attempts: attempts
+                        .into_iter()
+                        .map(|a| AttemptView {
+                            attempt: a.attempt,
+                            started: timefmt::show_precise(a.started_at, tz),
+                            duration_ms: a.duration_ms,
+                            http_status: a.http_status,
+                            error: a.error,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect())
+}

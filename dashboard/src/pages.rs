@@ -369,6 +369,8 @@ pub struct PanelData {
     pub newer_href: Option<String>,
     /// The newest run in words, for the live region ("Run #12 SUCCESS").
     pub latest: String,
+    /// The job's newest incidents and where they went.
+    pub alerts: Vec<data::AlertView>,
 }
 
 #[derive(Template)]
@@ -799,7 +801,9 @@ async fn panel_data(
             )
         },
     );
+    let alerts = data::job_alerts(state, view.id, zone.for_job(&view.time_zone)).await?;
     Ok(PanelData {
+        alerts,
         job: view,
         selected_run: run.unwrap_or(-1),
         output,

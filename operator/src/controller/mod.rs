@@ -157,6 +157,9 @@ pub struct OperatorArgs {
     /// The global retention of runs in SQL; the leader prunes in the background.
     #[command(flatten)]
     pub retention: crate::retention::RetentionArgs,
+    /// Webhook receivers of alerts; the leader sends them.
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertArgs,
 }
 
 impl OperatorArgs {
@@ -181,6 +184,7 @@ impl OperatorArgs {
             refused_namespaces: vec![trust::DEFAULT_REFUSED_NAMESPACES.into()],
             protected_service_accounts: Vec::new(),
             retention: crate::retention::RetentionArgs::default(),
+            alerts: crate::alerts::AlertArgs::default(),
         }
     }
 
@@ -235,6 +239,7 @@ pub async fn run_with(
     // `JTP_NAMESPACES=""` (the chart's default) means all namespaces.
     args.namespaces.retain(|ns| !ns.trim().is_empty());
     let retention = args.retention.policy().map_err(Error::Flag)?;
+    let alerts = Arc::new(args.alerts.config().map_err(Error::Flag)?);
     reconcile::check_crd(&client, &args.namespaces).await?;
     let _server = AbortOnDrop(tokio::spawn({
         let (addr, metrics) = (args.metrics_addr, metrics.clone());
@@ -244,7 +249,15 @@ pub async fn run_with(
             }
         }
     }));
-    let result = lead_and_run(client, &args, ledger, metrics.clone(), retention, shutdown).await;
+    let result = lead_and_run(
+        client,
+        &args,
+        ledger,
+        metrics.clone(),
+        (retention, alerts),
+        shutdown,
+    )
+    .await;
     metrics.set_leader(false);
     result
 }
@@ -263,11 +276,11 @@ async fn lead_and_run(
     args: &OperatorArgs,
     ledger: Arc<dyn Ledger>,
     metrics: Arc<Metrics>,
-    retention: jtp_crds::Retention,
+    (retention, alerts): (jtp_crds::Retention, Arc<crate::alerts::AlertConfig>),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
-    // Only the leader prunes and checks the dead-man's switches: both start with leadership
-    // and stop with it.
+    // Only the leader prunes, checks the dead-man's switches and sends alerts: each starts with
+    // leadership and stops with it.
     let pruner = {
         let (ledger, metrics) = (ledger.clone(), metrics.clone());
         move || {
@@ -279,10 +292,15 @@ async fn lead_and_run(
                 }
             };
             let metrics = metrics.clone();
+            let urls = Arc::new(crate::alerts::UrlSource {
+                dir: alerts.url_dir.clone(),
+            });
+            let send = crate::alerts::deliver_forever(store.clone(), Arc::clone(&alerts), urls);
             let watch = crate::alerts::watch_forever(store, move |watched| metrics.set_overdue(watched));
             (
                 AbortOnDrop(tokio::spawn(prune_forever(ledger.clone(), retention.clone()))),
                 AbortOnDrop(tokio::spawn(watch)),
+                AbortOnDrop(tokio::spawn(send)),
             )
         }
     };

@@ -89,6 +89,9 @@ pub struct StandaloneArgs {
     pub containment: contain::Mode,
     #[command(flatten)]
     pub retention: crate::retention::RetentionArgs,
+    /// Webhook receivers of alerts.
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertArgs,
 }
 
 /// Why standalone mode could not start or stopped with an error.
@@ -165,6 +168,7 @@ pub async fn run(args: StandaloneArgs) -> Result<(), Error> {
 pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>) -> Result<(), Error> {
     crate::process::raise_open_file_limit();
     let portal_config = args.portal_config()?;
+    let alerts = Arc::new(args.alerts.config().map_err(Error::Config)?);
     if !args.no_portal {
         check_listen_policy(args.listen, &portal_config).map_err(Error::Config)?;
     }
@@ -253,6 +257,21 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         )
     });
 
+    let sender = tokio::spawn({
+        let store = store.clone();
+        let urls = Arc::new(crate::alerts::UrlSource {
+            dir: alerts.url_dir.clone(),
+        });
+        crate::alerts::deliver_forever(
+            move || {
+                let store = store.clone();
+                async move { Some(store) }
+            },
+            alerts,
+            urls,
+        )
+    });
+
     let watcher = jobs_dir.map(|dir| {
         let (store, wake, objects, shutdown) = (store.clone(), Arc::clone(&wake), objects, shutdown.clone());
         tokio::spawn(watch_folder(store, dir, objects, wake, shutdown, seen))
@@ -282,6 +301,7 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     let _ = runner_task.await;
     pruner.abort();
     deadman.abort();
+    sender.abort();
     if let Some(watcher) = watcher {
         watcher.abort();
     }

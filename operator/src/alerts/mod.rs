@@ -4,7 +4,11 @@
 //! [`CHECK_EVERY`] the scheduler process (the standalone runner, the operator's leader) checks
 //! each job's dead-man's switch (`spec.expectSuccessWithin`) against its last success and opens
 //! the overdue incident of each job past its deadline, once per deadline. Incidents live in SQL,
-//! so a restart neither loses nor repeats one.
+//! so a restart neither loses nor repeats one. [`send`] delivers them to webhooks.
+
+pub mod send;
+
+pub use send::{AlertArgs, AlertConfig, UrlSource, deliver_forever};
 
 use chrono::{DateTime, Utc};
 use jtp_crds::Overdue;
