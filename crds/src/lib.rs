@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod pod;
 pub mod policy;
 pub mod retention;
+pub mod retry;
 pub mod schedule;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -17,6 +18,7 @@ pub mod validate;
 
 pub use alerting::{AlertOn, Expectation, Notifications, Overdue, ReceiverName};
 pub use retention::{DURATION_PATTERN, Retention, format_duration, parse_duration};
+pub use retry::{Backoff, BackoffStrategy, Retries};
 pub use schedule::{CompiledSchedule, DstEffect, DstPolicy, JobId, MissedSlots, Slot};
 pub use types::*;
 pub use validate::{FieldError, InvalidSpec, validate};
@@ -39,6 +41,8 @@ pub const SCHEDULED_AT_ANNOTATION: &str = "jobtrigger.io/scheduled-at";
 pub const TRIGGER_ANNOTATION: &str = "jobtrigger.io/trigger";
 /// Label on a launched Job naming its ScheduledJob.
 pub const JOB_LABEL: &str = "jobtrigger.io/scheduled-job";
+/// Annotation on a launched Job holding its attempt number (1 for a slot's first run).
+pub const ATTEMPT_ANNOTATION: &str = "jobtrigger.io/attempt";
 /// Label on a launched Job holding the slot as UTC seconds.
 pub const SLOT_LABEL: &str = "jobtrigger.io/slot";
 /// The zone used when a job names none: Hong Kong, as in the original system.

@@ -14,10 +14,18 @@
 //!   edit of `suspend`) starts again from now.
 //! - An edit that changes when the job runs (its schedule, zone or `suspend`) recomputes the next
 //!   run from now, so nothing runs retroactively; any other edit keeps it ([`after_edit`]).
+//! - A run that ends in FAILURE or ERROR with `retries` left gets a further attempt for the same
+//!   slot once its backoff has passed ([`after_attempt`]); only the last attempt counts towards
+//!   the job's failures in a row. A pending attempt does not wait for other runs; it is dropped
+//!   when a newer scheduled run starts (the newer run answers for the job) and, for scheduled
+//!   slots, when the job is suspended.
+//! - Once `pauseAfterConsecutiveFailures` runs in a row failed, the job is suspended ([`pause_due`]).
 
 use crate::schedule::{CompiledSchedule, JobId, MissedSlots};
-use crate::types::{ConcurrencyPolicy, ScheduledJobSpec, Trigger};
+use crate::types::{ConcurrencyPolicy, RunStatus, ScheduledJobSpec, Trigger};
 use chrono::{DateTime, Duration, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Everything the policy needs to know about one job, with `R` naming a run in flight.
@@ -33,6 +41,8 @@ pub struct Facts<'a, R> {
     pub run_now: Option<DateTime<Utc>>,
     /// The runs of this job in flight.
     pub active: &'a [R],
+    /// The further attempt of a failed run that is waiting, if any.
+    pub retry: Option<PendingRetry>,
     pub now: DateTime<Utc>,
 }
 
@@ -52,6 +62,8 @@ pub struct Step<R> {
     pub handled_until: DateTime<Utc>,
     /// The job's next slot, `None` for manual and suspended jobs.
     pub next_run: Option<DateTime<Utc>>,
+    /// What becomes of the pending retry.
+    pub retry: RetryStep,
 }
 
 /// One run to start: its trigger and its slot (for Run Now, the instant it was asked for).
@@ -59,6 +71,112 @@ pub struct Step<R> {
 pub struct Launch {
     pub trigger: Trigger,
     pub slot: DateTime<Utc>,
+}
+
+/// A further attempt of a slot whose last attempt failed, and when it may start.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRetry {
+    /// The slot (or Run Now instant) the attempts are for.
+    pub scheduled_time: DateTime<Utc>,
+    pub trigger: Trigger,
+    /// The number of the attempt to start (2 for the first retry).
+    pub attempt: u32,
+    /// When the backoff has passed.
+    pub at: DateTime<Utc>,
+}
+
+/// What a step does with the pending retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryStep {
+    /// None was pending.
+    None,
+    /// Still waiting for its time: look again at `at`.
+    Wait(PendingRetry),
+    /// Its time has come: start it.
+    Launch(PendingRetry),
+    /// Given up, and why.
+    Drop(PendingRetry, DropReason),
+}
+
+impl RetryStep {
+    /// The retry still pending after this step (waiting, or about to start).
+    pub fn pending(self) -> Option<PendingRetry> {
+        match self {
+            Self::Wait(retry) | Self::Launch(retry) => Some(retry),
+            Self::None | Self::Drop(..) => None,
+        }
+    }
+}
+
+/// Why a pending retry was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// A newer scheduled run started.
+    Superseded,
+    /// The job was suspended (scheduled slots only; a Run Now keeps its attempts).
+    Suspended,
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Superseded => "a newer scheduled run started",
+            Self::Suspended => "the job was suspended",
+        })
+    }
+}
+
+/// Where a finished attempt leaves its slot: another attempt (with when), or `None` when this
+/// attempt is the slot's outcome (it succeeded, or the retries are spent, or there are none).
+pub fn after_attempt(
+    spec: &ScheduledJobSpec,
+    trigger: Trigger,
+    scheduled_time: DateTime<Utc>,
+    attempt: u32,
+    status: RunStatus,
+    finished_at: DateTime<Utc>,
+) -> Option<PendingRetry> {
+    let retries = spec.retries.as_ref()?;
+    let failed = matches!(status, RunStatus::Failure | RunStatus::Error);
+    (failed && attempt <= retries.limit).then(|| PendingRetry {
+        scheduled_time,
+        trigger,
+        attempt: attempt + 1,
+        at: finished_at + retries.backoff.wait_after(attempt),
+    })
+}
+
+/// An automatic pause: the failures in a row that caused it, when, and why in words.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoPause {
+    pub at: DateTime<Utc>,
+    /// The job's failures in a row when it paused.
+    pub failures: u32,
+    pub message: String,
+}
+
+/// Whether a job with `failures` failed runs in a row pauses now. `paused_at` is the streak at
+/// its last automatic pause, if this streak already paused it once (so a resumed job gets as
+/// many failures again before it pauses again).
+pub fn pause_due(
+    spec: &ScheduledJobSpec,
+    failures: u32,
+    paused_at: Option<u32>,
+    now: DateTime<Utc>,
+) -> Option<AutoPause> {
+    let limit = spec.pause_after_consecutive_failures?;
+    let since = failures.saturating_sub(paused_at.filter(|p| *p <= failures).unwrap_or(0));
+    (!spec.suspend && limit > 0 && since >= limit).then(|| AutoPause {
+        at: now,
+        failures,
+        message: format!(
+            "paused after {failures} failed run{} in a row (pauseAfterConsecutiveFailures: {limit}); \
+             resume it once the cause is fixed",
+            if failures == 1 { "" } else { "s" }
+        ),
+    })
 }
 
 /// A run in flight to stop, and why.
@@ -166,6 +284,7 @@ pub fn step<R: Clone>(facts: &Facts<'_, R>) -> Step<R> {
         handled_until,
         run_now,
         active,
+        retry,
         now,
     } = *facts;
     let mut step = Step {
@@ -178,6 +297,7 @@ pub fn step<R: Clone>(facts: &Facts<'_, R>) -> Step<R> {
         },
         handled_until,
         next_run: None,
+        retry: RetryStep::None,
     };
     let scheduling = !spec.suspend && !schedule.is_manual();
     if scheduling {
@@ -215,6 +335,18 @@ pub fn step<R: Clone>(facts: &Facts<'_, R>) -> Step<R> {
             trigger: Trigger::Manual,
             slot,
         });
+    }
+    if let Some(retry) = retry {
+        let newer = step.launch.iter().any(|l| l.trigger == Trigger::Schedule);
+        step.retry = if newer {
+            RetryStep::Drop(retry, DropReason::Superseded)
+        } else if spec.suspend && retry.trigger == Trigger::Schedule {
+            RetryStep::Drop(retry, DropReason::Suspended)
+        } else if retry.at <= now {
+            RetryStep::Launch(retry)
+        } else {
+            RetryStep::Wait(retry)
+        };
     }
     step
 }

@@ -105,4 +105,23 @@ impl ScheduledJobSpec {
         });
         self
     }
+
+    /// Gives failed runs `limit` further attempts after a fixed wait (`delay` like `2s`).
+    pub fn retry(mut self, limit: u32, delay: &str) -> Self {
+        self.retries = Some(crate::retry::Retries {
+            limit,
+            backoff: crate::retry::Backoff {
+                strategy: crate::retry::BackoffStrategy::Fixed,
+                delay: Some(delay.into()),
+                max_delay: None,
+            },
+        });
+        self
+    }
+
+    /// Pauses the job after `n` failed runs in a row.
+    pub fn pause_after(mut self, n: u32) -> Self {
+        self.pause_after_consecutive_failures = Some(n);
+        self
+    }
 }

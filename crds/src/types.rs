@@ -6,7 +6,9 @@
 #![allow(clippy::duplicated_attributes)]
 
 use crate::alerting::Notifications;
+use crate::policy::{AutoPause, PendingRetry};
 use crate::retention::{DURATION_PATTERN, Retention};
+use crate::retry::Retries;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
@@ -123,6 +125,16 @@ pub struct ScheduledJobSpec {
     /// them; left out, the operator's (or standalone runner's) defaults apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// Further attempts of a run that ends in FAILURE or ERROR, each its own run for the same
+    /// slot; see [`Retries`] (and `backoffLimit` for retrying a pod within one Kubernetes Job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
+    /// Suspends the job once this many runs in a row (each counted once its retries are spent)
+    /// end in FAILURE or ERROR, with a `Paused` condition, an Event and a note in the portal.
+    /// After a resume the job gets as many again before it pauses again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub pause_after_consecutive_failures: Option<u32>,
 }
 
 /// `spec.podTemplate` as written: a Kubernetes `PodTemplateSpec`, kept as JSON so that a
@@ -593,6 +605,12 @@ pub struct ScheduledJobStatus {
     /// The last `jobtrigger.io/run-now` value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<String>,
+    /// The next attempt of a failed run, waiting for its time (`spec.retries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_retry: Option<PendingRetry>,
+    /// The last automatic pause (`spec.pauseAfterConsecutiveFailures`), kept until a run succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_pause: Option<AutoPause>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -687,6 +705,8 @@ impl ScheduledJobSpec {
             retention: None,
             expect_success_within: None,
             notifications: None,
+            retries: None,
+            pause_after_consecutive_failures: None,
         }
     }
 }

@@ -185,6 +185,15 @@ pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSched
     if let Some(notifications) = &spec.notifications {
         errors.extend(notifications.check("spec.notifications"));
     }
+    if let Some(retries) = &spec.retries {
+        errors.extend(retries.check("spec.retries"));
+    }
+    if spec.pause_after_consecutive_failures == Some(0) {
+        errors.push(FieldError::new(
+            "spec.pauseAfterConsecutiveFailures",
+            "must be at least 1 (leave it out to never pause)",
+        ));
+    }
     match compiled {
         Some(compiled) if errors.is_empty() => Ok(compiled),
         _ => Err(InvalidSpec { errors }),

@@ -51,6 +51,7 @@ fn schedule_from(
             handled_until,
             run_now: None,
             active: &active,
+            retry: None,
             now,
         });
         handled_until = step.handled_until;

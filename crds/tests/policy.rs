@@ -17,6 +17,7 @@ fn every_scenario_steps_as_the_table_says() {
             handled_until: scenario.handled_until,
             run_now: scenario.run_now,
             active: &active,
+            retry: None,
             now: scenario.now,
         });
         assert!(
@@ -45,6 +46,7 @@ fn a_step_remembers_the_slot_it_handled_and_a_second_step_does_not_run_it_again(
         handled_until,
         run_now: None,
         active: &[],
+        retry: None,
         now,
     };
     let first = step(&facts(t("2026-03-01T01:00:00Z"), t("2026-03-02T01:00:00.2Z")));
@@ -122,4 +124,153 @@ fn an_edit_recomputes_from_now_only_when_schedule_zone_or_suspend_changed() {
     assert_eq!(next(&minutes, &seconds).0, Edit::Keep);
     // An old timing that is not known (the old spec was invalid) counts as a change.
     assert_eq!(after_edit(None, &timing(&daily)), Edit::FromNow);
+}
+
+mod retries_and_pause {
+    use super::*;
+    use jtp_crds::policy::{DropReason, PendingRetry, RetryStep, after_attempt, pause_due};
+    use jtp_crds::{RunStatus, Trigger};
+
+    fn retry_at(at: &str) -> PendingRetry {
+        PendingRetry {
+            scheduled_time: t("2026-03-02T01:00:00Z"),
+            trigger: Trigger::Schedule,
+            attempt: 2,
+            at: t(at),
+        }
+    }
+
+    #[test]
+    fn a_failed_attempt_with_retries_left_gets_the_next_attempt_after_its_backoff() {
+        let spec = ScheduledJobSpec::daily("09:00").retry(2, "30s");
+        let slot = t("2026-03-02T01:00:00Z");
+        let end = t("2026-03-02T01:00:05Z");
+        for status in [RunStatus::Failure, RunStatus::Error] {
+            assert_eq!(
+                after_attempt(&spec, Trigger::Schedule, slot, 1, status, end),
+                Some(PendingRetry {
+                    scheduled_time: slot,
+                    trigger: Trigger::Schedule,
+                    attempt: 2,
+                    at: t("2026-03-02T01:00:35Z"),
+                })
+            );
+        }
+        assert_eq!(
+            after_attempt(&spec, Trigger::Schedule, slot, 2, RunStatus::Failure, end).map(|r| r.attempt),
+            Some(3)
+        );
+        // The last attempt, a success and a job without retries: the slot is done.
+        assert_eq!(
+            after_attempt(&spec, Trigger::Schedule, slot, 3, RunStatus::Failure, end),
+            None
+        );
+        assert_eq!(
+            after_attempt(&spec, Trigger::Schedule, slot, 1, RunStatus::Success, end),
+            None
+        );
+        let plain = ScheduledJobSpec::daily("09:00");
+        assert_eq!(
+            after_attempt(&plain, Trigger::Schedule, slot, 1, RunStatus::Failure, end),
+            None
+        );
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_between_attempts() {
+        let mut spec = ScheduledJobSpec::daily("09:00").retry(5, "10s");
+        if let Some(r) = spec.retries.as_mut() {
+            r.backoff.strategy = jtp_crds::BackoffStrategy::Exponential;
+            r.backoff.max_delay = Some("30s".into());
+        }
+        let end = t("2026-03-02T01:00:00Z");
+        let waits: Vec<i64> = (1..=4)
+            .map(|n| {
+                let retry = after_attempt(&spec, Trigger::Manual, end, n, RunStatus::Failure, end)
+                    .expect("retries left");
+                (retry.at - end).num_seconds()
+            })
+            .collect();
+        assert_eq!(waits, [10, 20, 30, 30]);
+    }
+
+    fn step_with(spec: &ScheduledJobSpec, retry: PendingRetry, now: &str, handled: &str) -> RetryStep {
+        let schedule = validate(JOB, spec).expect("valid");
+        step(&Facts::<()> {
+            schedule: &schedule,
+            spec,
+            handled_until: t(handled),
+            run_now: None,
+            active: &[],
+            retry: Some(retry),
+            now: t(now),
+        })
+        .retry
+    }
+
+    #[test]
+    fn a_pending_retry_waits_for_its_time_then_starts() {
+        let spec = ScheduledJobSpec::daily("09:00").retry(1, "30s");
+        let retry = retry_at("2026-03-02T01:00:35Z");
+        let handled = "2026-03-02T01:00:00Z";
+        assert_eq!(
+            step_with(&spec, retry, "2026-03-02T01:00:34Z", handled),
+            RetryStep::Wait(retry)
+        );
+        assert_eq!(
+            step_with(&spec, retry, "2026-03-02T01:00:35Z", handled),
+            RetryStep::Launch(retry)
+        );
+    }
+
+    #[test]
+    fn a_newer_scheduled_run_or_a_suspend_drops_the_pending_retry() {
+        let spec = ScheduledJobSpec::daily("09:00").retry(1, "1d");
+        let retry = retry_at("2026-03-03T01:00:05Z");
+        // The next day's slot falls due first: it starts and the old slot's attempt is dropped.
+        assert_eq!(
+            step_with(&spec, retry, "2026-03-03T01:00:00Z", "2026-03-02T01:00:00Z"),
+            RetryStep::Drop(retry, DropReason::Superseded)
+        );
+        let mut suspended = spec.clone();
+        suspended.suspend = true;
+        assert_eq!(
+            step_with(&suspended, retry, "2026-03-03T01:00:06Z", "2026-03-02T01:00:00Z"),
+            RetryStep::Drop(retry, DropReason::Suspended)
+        );
+        // A Run Now's attempts go on while the job is suspended: a person asked for that run.
+        let manual = PendingRetry {
+            trigger: Trigger::Manual,
+            ..retry
+        };
+        assert_eq!(
+            step_with(&suspended, manual, "2026-03-03T01:00:06Z", "2026-03-02T01:00:00Z"),
+            RetryStep::Launch(manual)
+        );
+    }
+
+    #[test]
+    fn a_job_pauses_once_its_failures_in_a_row_reach_the_limit_and_again_after_as_many_more() {
+        let spec = ScheduledJobSpec::daily("09:00").pause_after(3);
+        let now = t("2026-03-02T01:00:00Z");
+        assert_eq!(pause_due(&spec, 2, None, now), None);
+        let pause = pause_due(&spec, 3, None, now).expect("pauses at 3");
+        assert_eq!(pause.failures, 3);
+        assert!(
+            pause.message.contains("3 failed runs in a row")
+                && pause.message.contains("pauseAfterConsecutiveFailures: 3"),
+            "{}",
+            pause.message
+        );
+        // Resumed at 3: it pauses again at 6, not at 4.
+        assert_eq!(pause_due(&spec, 4, Some(3), now), None);
+        assert_eq!(pause_due(&spec, 6, Some(3), now).map(|p| p.failures), Some(6));
+        // A streak that started after a success is counted from zero.
+        assert_eq!(pause_due(&spec, 3, Some(5), now).map(|p| p.failures), Some(3));
+        // Suspended already, or no limit: nothing to do.
+        let mut suspended = spec.clone();
+        suspended.suspend = true;
+        assert_eq!(pause_due(&suspended, 9, None, now), None);
+        assert_eq!(pause_due(&ScheduledJobSpec::daily("09:00"), 9, None, now), None);
+    }
 }

@@ -300,3 +300,43 @@ fn the_dead_mans_switch_and_notifications_are_checked_with_their_field_paths() {
         jtp_crds::alerting::RECEIVER_PATTERN
     );
 }
+
+#[test]
+fn retries_and_pause_are_checked_with_their_field_paths() {
+    assert_eq!(
+        errors(&ScheduledJobSpec::daily("09:00").retry(3, "30s").pause_after(5)),
+        Vec::<String>::new()
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").retry(11, "30s"),
+        "spec.retries.limit",
+        "at most 10",
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").retry(1, "30 seconds"),
+        "spec.retries.backoff.delay",
+        "write a number and a unit",
+    );
+    rejected(
+        ScheduledJobSpec::daily("09:00").pause_after(0),
+        "spec.pauseAfterConsecutiveFailures",
+        "at least 1",
+    );
+}
+
+#[test]
+fn the_crd_schema_refuses_bad_retries_at_apply() {
+    let crd: serde_json::Value = serde_yaml::from_str(&jtp_crds::crd_yaml()).expect("the CRD reads");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    let retries = &spec["retries"]["properties"];
+    assert_eq!(retries["limit"]["maximum"], 10.0);
+    assert_eq!(
+        retries["backoff"]["properties"]["delay"]["pattern"],
+        jtp_crds::DURATION_PATTERN
+    );
+    assert_eq!(
+        retries["backoff"]["properties"]["strategy"]["enum"],
+        serde_json::json!(["Fixed", "Exponential"])
+    );
+    assert_eq!(spec["pauseAfterConsecutiveFailures"]["minimum"], 1.0);
+}

@@ -45,6 +45,11 @@ pub struct JobView {
     pub source_file: Option<String>,
     /// Finished runs in a row that did not succeed.
     pub consecutive_failures: i32,
+    /// Why the job was paused automatically (`pauseAfterConsecutiveFailures`), while it stays
+    /// suspended.
+    pub paused_because: Option<String>,
+    /// The next attempt of a failed run, waiting for its backoff (standalone).
+    pub retry_at: Option<ShownTime>,
     /// The recent runs at a glance (filled by [`attach_health`]).
     pub health: Option<Health>,
     /// Which of its runs are kept, and whether the job or the global policy says so.
@@ -335,6 +340,7 @@ impl JobView {
             deadline: timefmt::show(o.deadline, tz),
             message: o.to_string(),
         });
+        let retry_at = job.pending_retry().map(|r| timefmt::show(r.at, tz));
         let next_run_dst = job.next_run.and_then(|t| {
             let id = JobId {
                 namespace: &job.namespace,
@@ -374,6 +380,8 @@ impl JobView {
                 .and_then(|s| s.strip_prefix("file:"))
                 .map(str::to_owned),
             consecutive_failures: job.consecutive_failures,
+            retry_at,
+            paused_because: job.pause_note.filter(|_| !job.is_active),
             health: None,
             retention,
             overdue,
@@ -440,6 +448,8 @@ pub struct RunView {
     pub trigger: Trigger,
     /// Who asked for a manual run, when known.
     pub requester: Option<String>,
+    /// 1 for a slot's first run, 2 for its first retry (`spec.retries`), and so on.
+    pub attempt: i32,
     pub exit_code: Option<i32>,
     /// Size of the output as produced.
     pub output_bytes: i64,
@@ -472,6 +482,7 @@ impl RunView {
             duration,
             trigger: run.trigger,
             requester: run.requester,
+            attempt: run.attempt,
             exit_code: run.exit_code,
             output_bytes: run.output_bytes,
             output_truncated_bytes: run.output_truncated,

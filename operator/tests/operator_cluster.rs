@@ -1686,3 +1686,178 @@ async fn a_log_with_a_byte_that_is_not_utf8_and_larger_than_the_cap_keeps_head_a
     let _ = stop.send(());
     let _ = task.await;
 }
+
+/// `spec.retries` on the real node: a failed run gets its further attempt as a Job of its own for
+/// the same slot, after the backoff, each attempt its own SQL row with its number; an operator
+/// killed between the attempts loses and repeats nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_retried_after_its_backoff_once_across_an_operator_restart() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-retry").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url, |_| {}).await;
+    let mut job = sj(
+        "flaky",
+        ScheduledJobSpec::manual()
+            .script("echo attempt failing; exit 2")
+            .retry(1, "10s"),
+    );
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    let uid = create(&ns, &job).await.uid().expect("uid");
+    let store = Store::connect(&url).await.expect("open the SQLite store");
+    let first = wait_sql_runs(&store, &uid, "attempt 1 to fail", TIMEOUT, |r| {
+        r.iter().any(|r| r.status.is_finished())
+    })
+    .await;
+    assert_eq!((first[0].attempt, first[0].status), (1, RunStatus::Failure));
+    assert_eq!(
+        store
+            .get_job_by_uid(&uid)
+            .await
+            .expect("row")
+            .consecutive_failures,
+        0,
+        "an attempt with a retry left does not count"
+    );
+    // Killed between the attempts; a new process takes over.
+    task.abort();
+    drop(stop);
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url, |_| {}).await;
+    let runs = wait_sql_runs(&store, &uid, "attempt 2 to fail", TIMEOUT, |r| {
+        r.iter().filter(|r| r.status.is_finished()).count() >= 2
+    })
+    .await;
+    let seen: Vec<(i32, RunStatus, Trigger)> =
+        runs.iter().map(|r| (r.attempt, r.status, r.trigger)).collect();
+    assert_eq!(
+        seen,
+        [
+            (2, RunStatus::Failure, Trigger::Manual),
+            (1, RunStatus::Failure, Trigger::Manual)
+        ]
+    );
+    assert_eq!(
+        runs[0].scheduled_for, runs[1].scheduled_for,
+        "both attempts are for one slot"
+    );
+    let waited = runs[0].run_time - runs[1].finished_at.expect("finished");
+    assert!(
+        waited >= chrono::Duration::seconds(9),
+        "attempt 2 started {waited} after attempt 1 ended; the backoff is 10 s"
+    );
+    assert!(
+        runs[0]
+            .k8s_job_name
+            .as_deref()
+            .is_some_and(|n| n.ends_with("-a2")),
+        "{:?}",
+        runs[0].k8s_job_name
+    );
+    let row = store.get_job_by_uid(&uid).await.expect("row");
+    assert_eq!(
+        (row.last_status, row.consecutive_failures),
+        (Some(RunStatus::Failure), 1)
+    );
+    // Once more a restart: the retries are spent, nothing else starts.
+    task.abort();
+    drop(stop);
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = store.list_runs(row.id, 50, 0).await.expect("runs").items;
+    assert_eq!(after.len(), 2, "no attempt lost or repeated: {after:#?}");
+    assert!(
+        jobs_of(&ns, "flaky")
+            .await
+            .iter()
+            .all(|j| !j.name_any().ends_with("-a3"))
+    );
+    let events = event_reasons(&ns).await;
+    assert!(events.iter().any(|r| r == "Retrying"), "{events:?}");
+    delete_all(&ns).await;
+    let _ = stop.send(());
+    let _ = task.await;
+}
+
+/// `spec.pauseAfterConsecutiveFailures` on the real node: the operator suspends the job itself,
+/// with a Paused condition, an Event, and the note in the SQL row the portal shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_in_a_row_pause_the_job_with_a_condition_an_event_and_a_note_for_the_portal() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-pause").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
+    let (_ledger, _metrics, stop, task) = start_sql(&client, &[ns.name()], &url, |_| {}).await;
+    let mut job = sj(
+        "doomed",
+        ScheduledJobSpec::daily("09:00").script("exit 1").pause_after(1),
+    );
+    job.metadata.annotations = Some([("jobtrigger.io/run-now".to_owned(), now_rfc3339())].into());
+    create(&ns, &job).await;
+    let api: Api<ScheduledJob> = ns.api();
+    let paused = wait_for(&api, "doomed", TIMEOUT, "be paused", |sj| {
+        sj.spec.suspend
+            && sj.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Paused" && c.status == "True")
+            })
+    })
+    .await;
+    let status = paused.status.clone().unwrap_or_default();
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Paused")
+        .expect("Paused condition");
+    assert_eq!(condition.reason, "ConsecutiveFailures");
+    assert!(
+        condition.message.contains("1 failed run in a row"),
+        "{condition:?}"
+    );
+    assert_eq!(status.next_run, None, "a paused job has no next run");
+    wait_events(&ns, "ConsecutiveFailures").await;
+    let store = Store::connect(&url).await.expect("open the SQLite store");
+    let uid = paused.uid().expect("uid");
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let row = store.get_job_by_uid(&uid).await.expect("mirror row");
+        if row.pause_note.is_some() && !row.is_active {
+            assert_eq!(row.pause_note.as_deref(), Some(condition.message.as_str()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mirror row has no pause note: {row:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    // A resume (what the portal's button does) clears the note and the condition.
+    api.patch(
+        "doomed",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "suspend": false } })),
+    )
+    .await
+    .expect("resume");
+    wait_for(&api, "doomed", TIMEOUT, "be resumed", |sj| {
+        sj.status
+            .as_ref()
+            .is_some_and(|s| s.next_run.is_some() && s.conditions.iter().all(|c| c.type_ != "Paused"))
+    })
+    .await;
+    let deadline = Instant::now() + TIMEOUT;
+    while store
+        .get_job_by_uid(&uid)
+        .await
+        .expect("row")
+        .pause_note
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the note stays after a resume");
+        tokio::time::sleep(POLL).await;
+    }
+    delete_all(&ns).await;
+    let _ = stop.send(());
+    let _ = task.await;
+}

@@ -98,6 +98,7 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
             new_next_run: None,
             runner: "faults",
             now: Utc::now(),
+            drop_retry: false,
         })
         .await
         .expect("claim")
@@ -278,6 +279,7 @@ async fn a_real_finish_replaces_an_interrupted_row() {
             new_next_run: None,
             runner: "r1",
             now: Utc::now(),
+            drop_retry: false,
         })
         .await
         .expect("claim")

@@ -171,6 +171,7 @@ const UPSERT_JOB: &str = concat!(
      day_of_month = excluded.day_of_month, cron_expr = excluded.cron_expr, timezone = excluded.timezone, \
      script = excluded.script, spec = excluded.spec, is_active = excluded.is_active, \
      next_run = excluded.next_run, deleted_at = NULL, updated_at = excluded.updated_at, \
+     pause_note = CASE WHEN excluded.is_active THEN NULL ELSE scheduled_jobs.pause_note END, \
      retention_set = excluded.retention_set, retention_max_age_seconds = excluded.retention_max_age_seconds, \
      retention_keep_last = excluded.retention_keep_last, \
      expect_success_within_seconds = excluded.expect_success_within_seconds, \
@@ -186,6 +187,7 @@ const UPDATE_JOB: &str = concat!(
      interval_value = $6, interval_unit = $7, minute = $8, at_time = $9, weekdays = $10, day_of_month = $11, \
      cron_expr = $12, timezone = $13, script = $14, spec = $15, is_active = $16, \
      next_run = COALESCE(run_now_requested_at, $17), updated_at = $18, retention_set = $19, \
+     pause_note = CASE WHEN $16 THEN NULL ELSE pause_note END, \
      retention_max_age_seconds = $20, retention_keep_last = $21, expect_success_within_seconds = $22, \
      expect_since = CASE WHEN $22 IS NULL THEN NULL ELSE COALESCE(expect_since, $18) END \
      WHERE id = $1 AND deleted_at IS NULL RETURNING ",
@@ -275,7 +277,16 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+const SET_PAUSE_NOTE: &str = "UPDATE scheduled_jobs SET pause_note = $2 WHERE id = $1";
+
 impl Store {
+    /// Kubernetes mode: the operator's note on why it paused job `id` (`None` clears it). A job
+    /// write that resumes the job clears it too.
+    pub async fn set_pause_note(&self, id: i64, note: Option<&str>) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(SET_PAUSE_NOTE).bind(id).bind(note).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
     /// Standalone: creates a job and returns its row (with its new id). A live job with the same
     /// namespace and name makes this fail with `AlreadyExists`.
     pub async fn create_job(&self, input: &JobInput<'_>) -> Result<Job> {

@@ -1,6 +1,7 @@
 //! The rows the store reads and the inputs it writes, typed with the API crate's enums.
 
 use chrono::{DateTime, Utc};
+use jtp_crds::policy::PendingRetry;
 use jtp_crds::{Expectation, Overdue, RunStatus, ScheduledJobSpec, Trigger};
 
 /// The namespace of jobs that have none (standalone mode).
@@ -51,6 +52,15 @@ pub struct Job {
     pub expect_since: Option<DateTime<Utc>>,
     /// When its newest successful run finished.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// Standalone: the next attempt of a failed run, when it may start ([`Job::pending_retry`]).
+    pub retry_at: Option<DateTime<Utc>>,
+    pub retry_slot: Option<DateTime<Utc>>,
+    pub retry_trigger: Option<Trigger>,
+    pub retry_attempt: Option<i32>,
+    /// Why the job was paused automatically; cleared when it is resumed.
+    pub pause_note: Option<String>,
+    /// The failures in a row at the last automatic pause; cleared by a success.
+    pub paused_at_failures: Option<i32>,
 }
 
 impl Job {
@@ -67,6 +77,16 @@ impl Job {
     /// Whether the job is overdue at `now` ([`Expectation::check`]).
     pub fn overdue(&self, now: DateTime<Utc>) -> Option<Overdue> {
         self.expectation().and_then(|e| e.check(now))
+    }
+
+    /// The next attempt of a failed run that is waiting (standalone).
+    pub fn pending_retry(&self) -> Option<PendingRetry> {
+        Some(PendingRetry {
+            at: self.retry_at?,
+            scheduled_time: self.retry_slot?,
+            trigger: self.retry_trigger?,
+            attempt: u32::try_from(self.retry_attempt?).ok()?,
+        })
     }
 }
 
@@ -115,6 +135,8 @@ pub struct RunSummary {
     pub status: RunStatus,
     pub exit_code: Option<i32>,
     pub trigger: Trigger,
+    /// 1 for a slot's first run, 2 for its first retry (`spec.retries`), and so on.
+    pub attempt: i32,
     pub k8s_job_name: Option<String>,
     pub runner: Option<String>,
     /// Who asked for a manual run (see [`RunStart::requester`]).
@@ -240,6 +262,28 @@ pub struct RunFinish<'a> {
     pub finished_at: DateTime<Utc>,
 }
 
+/// What recording a finish does besides the run's row.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FinishEffects {
+    /// This attempt gets a further one: it does not count towards the job's failures in a row.
+    pub retry: Option<PendingRetry>,
+    /// Standalone, where the store holds the schedule: keep `retry` on the job row (for the
+    /// runner to claim) and apply `pauseAfterConsecutiveFailures`, in the finish's transaction,
+    /// so a restart neither loses nor repeats either. In Kubernetes mode both live in the
+    /// ScheduledJob's status.
+    pub standalone: bool,
+}
+
+/// A runner's claim of a further attempt (see [`crate::Store::claim_retries`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RetryClaim<'a> {
+    pub job_id: i64,
+    /// The retry the runner saw; the claim fails if it changed.
+    pub retry: PendingRetry,
+    pub runner: &'a str,
+    pub now: DateTime<Utc>,
+}
+
 /// What recording a finish did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Finish {
@@ -260,6 +304,8 @@ pub struct SlotClaim<'a> {
     pub runner: &'a str,
     /// When the run starts (`run_time`).
     pub now: DateTime<Utc>,
+    /// The run policy dropped the job's pending retry (a newer scheduled run starts).
+    pub drop_retry: bool,
 }
 
 /// A won claim: run it, then record its finish under `run_id`.
@@ -268,6 +314,7 @@ pub struct Claim {
     pub run_id: i64,
     pub trigger: Trigger,
     pub scheduled_for: DateTime<Utc>,
+    pub attempt: u32,
 }
 
 /// Counts for the operator's status and health output.

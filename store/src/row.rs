@@ -46,6 +46,10 @@ fn trigger(text: String) -> Result<Trigger, sqlx::Error> {
     Trigger::parse(&text).ok_or_else(|| corrupt("trigger", format!("unknown trigger {text:?}")))
 }
 
+fn retry_trigger(text: Option<String>) -> Result<Option<Trigger>, sqlx::Error> {
+    text.map(trigger).transpose()
+}
+
 fn spec(json: String) -> Result<ScheduledJobSpec, sqlx::Error> {
     serde_json::from_str(&json).map_err(|e| corrupt("spec", e))
 }
@@ -56,7 +60,8 @@ macro_rules! job_columns {
         "id, uid, name, namespace, description, schedule_type, interval_value, interval_unit, minute, \
          at_time, weekdays, day_of_month, cron_expr, timezone, script, spec, is_active, next_run, \
          last_run, last_status, consecutive_failures, run_now_requested_at, deleted_at, created_at, \
-         updated_at, source, expect_success_within_seconds, expect_since, last_success_at"
+         updated_at, source, expect_success_within_seconds, expect_since, last_success_at, retry_at, \
+         retry_slot, retry_trigger, retry_attempt, pause_note, paused_at_failures"
     };
 }
 pub(crate) use job_columns;
@@ -65,7 +70,7 @@ pub(crate) use job_columns;
 macro_rules! run_summary_columns {
     () => {
         "l.id, l.job_id, l.run_time, l.scheduled_for, l.finished_at, l.status, l.exit_code, l.trigger, \
-         l.k8s_job_name, l.runner, l.requester, l.output_bytes, l.output_truncated, substr(l.log_output, 1, 200) AS preview"
+         l.attempt, l.k8s_job_name, l.runner, l.requester, l.output_bytes, l.output_truncated, substr(l.log_output, 1, 200) AS preview"
     };
 }
 pub(crate) use run_summary_columns;
@@ -78,6 +83,9 @@ impl_from_row!(Job {
     last_status => last_status,
     consecutive_failures, run_now_requested_at, deleted_at, created_at, updated_at, source,
     expect_success_within_seconds, expect_since, last_success_at,
+    retry_at, retry_slot,
+    retry_trigger => retry_trigger,
+    retry_attempt, pause_note, paused_at_failures,
 });
 
 impl_from_row!(RunSummary {
@@ -85,7 +93,7 @@ impl_from_row!(RunSummary {
     status => status,
     exit_code,
     trigger => trigger,
-    k8s_job_name, runner, requester, output_bytes, output_truncated, preview,
+    attempt, k8s_job_name, runner, requester, output_bytes, output_truncated, preview,
 });
 
 impl_from_row!(Run { ..summary, log_output });

@@ -1,7 +1,7 @@
 //! Standalone runner support: what is due, when to wake up, claiming a slot so that only one of
 //! several runners on one database runs it, Run Now, and closing runs a crash left open.
 
-use crate::model::{Claim, Finish, Job, RunFinish, SlotClaim};
+use crate::model::{Claim, Finish, FinishEffects, Job, RetryClaim, RunFinish, SlotClaim};
 use crate::row::job_columns;
 use crate::time::{Ts, ts};
 use crate::{Error, Result, Store, begin_write, with_pool};
@@ -26,6 +26,28 @@ const DUE_JOBS: &str = concat!(
 const NEXT_WAKEUP: &str =
     "SELECT MIN(next_run) FROM scheduled_jobs WHERE deleted_at IS NULL AND next_run IS NOT NULL";
 
+const NEXT_RETRY: &str =
+    "SELECT MIN(retry_at) FROM scheduled_jobs WHERE deleted_at IS NULL AND retry_at IS NOT NULL";
+
+const DUE_RETRIES: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM scheduled_jobs WHERE deleted_at IS NULL AND retry_at IS NOT NULL AND retry_at <= $1 \
+     ORDER BY retry_at, id LIMIT $2"
+);
+
+/// The compare-and-set of a retry: only the claimer that still sees this retry takes it.
+const TAKE_RETRY: &str = "UPDATE scheduled_jobs SET retry_at = NULL, retry_slot = NULL, retry_trigger = NULL, \
+     retry_attempt = NULL, updated_at = $6 WHERE id = $1 AND retry_at = $2 AND retry_slot = $3 \
+     AND retry_trigger = $4 AND retry_attempt = $5 AND deleted_at IS NULL";
+
+const DROP_RETRY: &str = "UPDATE scheduled_jobs SET retry_at = NULL, retry_slot = NULL, retry_trigger = NULL, \
+     retry_attempt = NULL WHERE id = $1";
+
+const INSERT_CLAIMED_ATTEMPT: &str = "INSERT INTO job_execution_logs \
+     (job_id, run_time, scheduled_for, status, trigger, runner, attempt) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
+
 /// The compare-and-set: only the claimer that still sees `expected_next_run` moves it on.
 /// The row it returns still holds a pending Run Now, which this claim then consumes.
 const CLAIM: &str = "UPDATE scheduled_jobs SET next_run = $3, updated_at = $4 \
@@ -45,8 +67,9 @@ const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = 
      run_now_requester = $4 \
      WHERE id = $1 AND deleted_at IS NULL";
 
-const RUNNING_OF_RUNNER: &str =
-    "SELECT id FROM job_execution_logs WHERE status = 'RUNNING' AND runner = $1 ORDER BY id";
+const RUNNING_OF_RUNNER: &str = "SELECT l.id, l.trigger, l.scheduled_for, l.attempt, j.spec \
+     FROM job_execution_logs l JOIN scheduled_jobs j ON j.id = l.job_id \
+     WHERE l.status = 'RUNNING' AND l.runner = $1 ORDER BY l.id";
 
 impl Store {
     /// Live jobs whose next_run is at or before `now` (scheduled slots and pending Run Nows),
@@ -57,9 +80,78 @@ impl Store {
         )
     }
 
-    /// The earliest next_run of any live job, so a runner can sleep exactly until then.
+    /// The earliest next_run or retry of any live job, so a runner can sleep exactly until then.
     pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(with_pool!(self, pool => sqlx::query_scalar(NEXT_WAKEUP).fetch_one(pool).await)?)
+        let (next, retry): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = with_pool!(self, pool => {
+            let next = sqlx::query_scalar(NEXT_WAKEUP).fetch_one(pool).await?;
+            let retry = sqlx::query_scalar(NEXT_RETRY).fetch_one(pool).await?;
+            Ok::<_, sqlx::Error>((next, retry))
+        })?;
+        Ok(match (next, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Live jobs with a further attempt of a failed run due at or before `now`, soonest first.
+    pub async fn due_retries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Job>> {
+        Ok(
+            with_pool!(self, pool => sqlx::query_as(DUE_RETRIES).bind(Ts(now)).bind(limit).fetch_all(pool).await)?,
+        )
+    }
+
+    /// Claims further attempts in one transaction: each takes its job's retry (a compare-and-set,
+    /// so of several runners one wins) and inserts the attempt's RUNNING row. One answer per
+    /// claim, in order; `None` when the retry changed or that attempt was recorded before.
+    pub async fn claim_retries(&self, claims: &[RetryClaim<'_>]) -> Result<Vec<Option<Claim>>> {
+        with_pool!(self, pool => {
+            let mut tx = begin_write(pool).await?;
+            let mut won = Vec::with_capacity(claims.len());
+            for claim in claims {
+                let retry = claim.retry;
+                let attempt = i32::try_from(retry.attempt).unwrap_or(i32::MAX);
+                let taken = sqlx::query(TAKE_RETRY)
+                    .bind(claim.job_id)
+                    .bind(Ts(retry.at))
+                    .bind(Ts(retry.scheduled_time))
+                    .bind(retry.trigger.as_str())
+                    .bind(attempt)
+                    .bind(Ts(claim.now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if taken == 0 {
+                    won.push(None);
+                    continue;
+                }
+                let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_ATTEMPT)
+                    .bind(claim.job_id)
+                    .bind(Ts(claim.now))
+                    .bind(Ts(retry.scheduled_time))
+                    .bind(retry.trigger.as_str())
+                    .bind(claim.runner)
+                    .bind(attempt)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if run_id.is_none() {
+                    tracing::warn!(job_id = claim.job_id, attempt, "attempt already recorded; not running it again");
+                }
+                won.push(run_id.map(|run_id| Claim {
+                    run_id,
+                    trigger: retry.trigger,
+                    scheduled_for: retry.scheduled_time,
+                    attempt: retry.attempt,
+                }));
+            }
+            tx.commit().await?;
+            Ok(won)
+        })
+    }
+
+    /// Gives up job `job_id`'s pending retry (the run policy dropped it).
+    pub async fn drop_retry(&self, job_id: i64) -> Result<()> {
+        with_pool!(self, pool => sqlx::query(DROP_RETRY).bind(job_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Claims the slot `expected_next_run` of a job: atomically moves next_run to `new_next_run`,
@@ -100,6 +192,9 @@ impl Store {
                     }
                     None => (Trigger::Schedule, claim.expected_next_run, None),
                 };
+                if claim.drop_retry {
+                    sqlx::query(DROP_RETRY).bind(claim.job_id).execute(&mut *tx).await?;
+                }
                 let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_RUN)
                     .bind(claim.job_id)
                     .bind(Ts(claim.now))
@@ -112,7 +207,7 @@ impl Store {
                 if run_id.is_none() {
                     tracing::warn!(job_id = claim.job_id, %scheduled_for, "slot already recorded; not running it again");
                 }
-                won.push(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for }));
+                won.push(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for, attempt: 1 }));
             }
             tx.commit().await?;
             Ok(won)
@@ -154,9 +249,11 @@ impl Store {
 
     /// Closes the RUNNING runs of `runner` (call it at start-up, before claiming): each becomes
     /// [`INTERRUPTED_STATUS`] with [`INTERRUPTED_MESSAGE`] as output, and its job's last run
-    /// follows. Returns how many were closed.
+    /// follows; like any failure it gets its further attempt when `spec.retries` has one left,
+    /// or pauses its job. Returns how many were closed.
     pub async fn interrupted_runs_cleanup(&self, runner: &str, now: DateTime<Utc>) -> Result<u64> {
-        let ids: Vec<i64> = with_pool!(self, pool => sqlx::query_scalar(RUNNING_OF_RUNNER).bind(runner).fetch_all(pool).await)?;
+        let rows: Vec<(i64, String, DateTime<Utc>, i32, String)> =
+            with_pool!(self, pool => sqlx::query_as(RUNNING_OF_RUNNER).bind(runner).fetch_all(pool).await)?;
         let finish = RunFinish {
             status: INTERRUPTED_STATUS,
             exit_code: None,
@@ -164,8 +261,23 @@ impl Store {
             finished_at: now,
         };
         let mut closed = 0;
-        for id in ids {
-            if self.record_finish(id, &finish).await? == Finish::Recorded {
+        for (id, trigger, slot, attempt, spec) in rows {
+            let retry = match (Trigger::parse(&trigger), serde_json::from_str(&spec)) {
+                (Some(trigger), Ok(spec)) => jtp_crds::policy::after_attempt(
+                    &spec,
+                    trigger,
+                    slot,
+                    u32::try_from(attempt).unwrap_or(1),
+                    INTERRUPTED_STATUS,
+                    now,
+                ),
+                _ => None,
+            };
+            let effects = FinishEffects {
+                retry,
+                standalone: true,
+            };
+            if self.record_attempt_finish(id, &finish, effects).await? == Finish::Recorded {
                 closed += 1;
             }
         }

@@ -3,8 +3,8 @@
 
 use crate::alerts::{self, AlertKind};
 use crate::model::{
-    Finish, Page, RecentFailure, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage, RunPoint,
-    RunStart, RunSummary,
+    Finish, FinishEffects, Page, RecentFailure, Run, RunCursor, RunFilter, RunFinish, RunListItem, RunPage,
+    RunPoint, RunStart, RunSummary,
 };
 use crate::output::{CappedOutput, cap_output, cap_output_parts};
 use crate::row::run_summary_columns;
@@ -15,11 +15,12 @@ use jtp_crds::{RunStatus, Trigger};
 
 /// A second start of the same slot or Kubernetes Job inserts nothing.
 const INSERT_START: &str = "INSERT INTO job_execution_logs \
-     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner, requester) \
-     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id";
+     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner, requester, attempt) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id";
 
 const FIND_START: &str = "SELECT id FROM job_execution_logs \
-     WHERE (job_id = $1 AND trigger = $2 AND scheduled_for = $3) OR k8s_job_name = $4 ORDER BY id LIMIT 1";
+     WHERE (job_id = $1 AND trigger = $2 AND scheduled_for = $3 AND attempt = $5) OR k8s_job_name = $4 \
+     ORDER BY id LIMIT 1";
 
 /// Only a RUNNING row is finished, so a second finish changes nothing.
 /// A run still RUNNING, or closed as interrupted by a runner that took it for left behind (`$8` is
@@ -30,9 +31,25 @@ const FINISH_RUN: &str = "UPDATE job_execution_logs SET status = $2, exit_code =
      RETURNING job_id, run_time";
 
 /// The job's last run moves forward only: a late finish of an older run does not hide a newer one.
+/// An attempt that will be retried (`$5` false) does not count towards the failures in a row.
 const UPDATE_LAST_RUN: &str = "UPDATE scheduled_jobs SET last_run = $2, last_status = $3, \
-     consecutive_failures = CASE WHEN $3 = 'SUCCESS' THEN 0 ELSE consecutive_failures + 1 END, \
+     consecutive_failures = CASE WHEN $3 = 'SUCCESS' THEN 0 WHEN $5 THEN consecutive_failures + 1 \
+     ELSE consecutive_failures END, \
+     paused_at_failures = CASE WHEN $3 = 'SUCCESS' THEN NULL ELSE paused_at_failures END, \
      updated_at = $4 WHERE id = $1 AND (last_run IS NULL OR last_run <= $2)";
+
+/// Standalone: the next attempt of a failed run, kept with the job for the runner to claim.
+const SET_RETRY: &str = "UPDATE scheduled_jobs SET retry_at = $2, retry_slot = $3, retry_trigger = $4, \
+     retry_attempt = $5 WHERE id = $1 AND deleted_at IS NULL";
+
+/// What the pause rule reads, in the finish's transaction.
+const PAUSE_FACTS: &str = "SELECT spec, consecutive_failures, paused_at_failures FROM scheduled_jobs \
+     WHERE id = $1 AND deleted_at IS NULL";
+
+/// The automatic pause, as a suspend from the portal would do it, with the note why. A pending Run
+/// Now keeps its next_run.
+const PAUSE_JOB: &str = "UPDATE scheduled_jobs SET spec = $2, is_active = FALSE, next_run = run_now_requested_at, \
+     pause_note = $3, paused_at_failures = $4, updated_at = $5 WHERE id = $1";
 
 const RUN_STATUS: &str = "SELECT status FROM job_execution_logs WHERE id = $1";
 
@@ -101,6 +118,12 @@ impl Store {
     /// Records that a run started and returns its id. Recording the same (job, trigger,
     /// scheduled_for), or the same Kubernetes Job name, again returns the first row's id.
     pub async fn record_start(&self, start: &RunStart) -> Result<i64> {
+        self.record_attempt_start(start, 1).await
+    }
+
+    /// [`Store::record_start`] of attempt `attempt` of its slot (`spec.retries`; 1 for the first).
+    pub async fn record_attempt_start(&self, start: &RunStart, attempt: u32) -> Result<i64> {
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         let id = with_pool!(self, pool => {
             let inserted: Option<i64> = sqlx::query_scalar(INSERT_START)
                 .bind(start.job_id)
@@ -110,6 +133,7 @@ impl Store {
                 .bind(&start.k8s_job_name)
                 .bind(&start.runner)
                 .bind(&start.requester)
+                .bind(attempt)
                 .fetch_optional(pool)
                 .await?;
             match inserted {
@@ -119,6 +143,7 @@ impl Store {
                     .bind(start.trigger.as_str())
                     .bind(Ts(start.scheduled_for))
                     .bind(&start.k8s_job_name)
+                    .bind(attempt)
                     .fetch_optional(pool)
                     .await,
             }
@@ -135,8 +160,19 @@ impl Store {
     /// interrupted ([`crate::INTERRUPTED_MESSAGE`]) while it was in fact still running: its real
     /// end replaces that.
     pub async fn record_finish(&self, run_id: i64, finish: &RunFinish<'_>) -> Result<Finish> {
-        self.record_capped_finish(run_id, finish, cap_output(finish.output, self.output_cap))
+        self.record_attempt_finish(run_id, finish, FinishEffects::default())
             .await
+    }
+
+    /// [`Store::record_finish`] of an attempt that may be retried or pause its job ([`FinishEffects`]).
+    pub async fn record_attempt_finish(
+        &self,
+        run_id: i64,
+        finish: &RunFinish<'_>,
+        effects: FinishEffects,
+    ) -> Result<Finish> {
+        let output = cap_output(finish.output, self.output_cap);
+        self.record_capped_finish(run_id, finish, output, effects).await
     }
 
     /// [`Store::record_finish`] for output already cut while it was captured (see
@@ -148,9 +184,10 @@ impl Store {
         finish: &RunFinish<'_>,
         tail: &[u8],
         omitted: u64,
+        effects: FinishEffects,
     ) -> Result<Finish> {
         let output = cap_output_parts(finish.output, tail, omitted, self.output_cap);
-        self.record_capped_finish(run_id, finish, output).await
+        self.record_capped_finish(run_id, finish, output, effects).await
     }
 
     async fn record_capped_finish(
@@ -158,6 +195,7 @@ impl Store {
         run_id: i64,
         finish: &RunFinish<'_>,
         output: CappedOutput,
+        effects: FinishEffects,
     ) -> Result<Finish> {
         if !finish.status.is_finished() {
             return Err(Error::invalid("a finished run needs SUCCESS, FAILURE or ERROR"));
@@ -188,6 +226,7 @@ impl Store {
                         .bind(Ts(run_time))
                         .bind(finish.status.as_str())
                         .bind(Ts(finish.finished_at))
+                        .bind(effects.retry.is_none())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
@@ -202,7 +241,8 @@ impl Store {
                     }
                     // The incident this finish opens or closes, in the same transaction: it is
                     // written exactly when the job's state changes, once.
-                    let incident = match (moved, success) {
+                    // An attempt that gets a further one is not an incident: alerts follow the slot's outcome.
+                    let incident = match (moved && effects.retry.is_none(), success) {
                         (true, false) if failures_before == 0 => Some((AlertKind::Failure, 1, "")),
                         (true, true) if failures_before > 0 => {
                             Some((AlertKind::Recovery, i64::from(failures_before), ""))
@@ -229,6 +269,51 @@ impl Store {
                             .bind(Ts(finish.finished_at))
                             .execute(&mut *tx)
                             .await?;
+                    }
+                    if effects.standalone {
+                        match effects.retry {
+                            Some(retry) => {
+                                sqlx::query(SET_RETRY)
+                                    .bind(job_id)
+                                    .bind(Ts(retry.at))
+                                    .bind(Ts(retry.scheduled_time))
+                                    .bind(retry.trigger.as_str())
+                                    .bind(i32::try_from(retry.attempt).unwrap_or(i32::MAX))
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            None => {
+                                let facts: Option<(String, i32, Option<i32>)> = sqlx::query_as(PAUSE_FACTS)
+                                    .bind(job_id)
+                                    .fetch_optional(&mut *tx)
+                                    .await?;
+                                if let Some((spec, failures, paused_at)) = facts
+                                    && let Ok(mut spec) = serde_json::from_str::<jtp_crds::ScheduledJobSpec>(&spec)
+                                {
+                                    let count = |n: i32| u32::try_from(n).unwrap_or(0);
+                                    let pause = jtp_crds::policy::pause_due(
+                                        &spec,
+                                        count(failures),
+                                        paused_at.map(count),
+                                        finish.finished_at,
+                                    );
+                                    if let Some(pause) = pause {
+                                        spec.suspend = true;
+                                        let json = serde_json::to_string(&spec)
+                                            .map_err(|e| Error::invalid(format!("spec cannot be stored: {e}")))?;
+                                        sqlx::query(PAUSE_JOB)
+                                            .bind(job_id)
+                                            .bind(json)
+                                            .bind(&pause.message)
+                                            .bind(failures)
+                                            .bind(Ts(finish.finished_at))
+                                            .execute(&mut *tx)
+                                            .await?;
+                                        tracing::warn!(job_id, failures, "{}", pause.message);
+                                    }
+                                }
+                            }
+                        }
                     }
                     tx.commit().await?;
                     Ok::<_, Error>(Finish::Recorded)

@@ -89,6 +89,7 @@ on_both_backends!(
     search_matches_text_literally,
     search_filters_and_pages,
     search_reads_cleaned_and_capped_output,
+    attempts_retries_and_the_automatic_pause,
 );
 
 async fn recording_is_idempotent(db: &TestDb) {
@@ -213,6 +214,7 @@ async fn claims_have_one_winner(db: &TestDb) {
                     new_next_run: Some(slot(i + 1)),
                     runner,
                     now: slot(i),
+                    drop_retry: false,
                 };
                 store.claim_slot(&claim).await
             })
@@ -266,6 +268,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         new_next_run: None,
         runner: "r",
         now: at(12, 0),
+        drop_retry: false,
     };
     let won = store.claim_slot(&claim).await.expect("claim").expect("won");
     assert_eq!((won.trigger, won.scheduled_for), (Trigger::Manual, at(12, 0)));
@@ -310,6 +313,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         new_next_run: None,
         runner: "r",
         now: at(13, 0),
+        drop_retry: false,
     };
     assert_eq!(
         store
@@ -1357,4 +1361,95 @@ async fn search_reads_cleaned_and_capped_output(db: &TestDb) {
         tail.text
     );
     assert_eq!(tail.match_at, Some(80));
+}
+
+/// Each attempt is its own row for its slot; a retried attempt does not count towards the
+/// failures in a row; the retry is kept with the finish and claimed once; the pause suspends.
+async fn attempts_retries_and_the_automatic_pause(db: &TestDb) {
+    use jtp_crds::policy::PendingRetry;
+    let store = &db.store;
+    let spec = ScheduledJobSpec::daily("09:00").retry(1, "30s").pause_after(1);
+    let job = store
+        .create_job(&input("retried", &spec, Some(at(9, 0))))
+        .await
+        .expect("create");
+    let first = store.record_start(&start(job.id, at(9, 0))).await.expect("start");
+    let retry = PendingRetry {
+        scheduled_time: at(9, 0),
+        trigger: Trigger::Schedule,
+        attempt: 2,
+        at: at(9, 1),
+    };
+    let effects = FinishEffects {
+        retry: Some(retry),
+        standalone: true,
+    };
+    store
+        .record_attempt_finish(
+            first,
+            &finish(RunStatus::Failure, b"no", at(9, 0) + Duration::seconds(5)),
+            effects,
+        )
+        .await
+        .expect("finish attempt 1");
+    let row = store.get_job(job.id).await.expect("job");
+    assert_eq!(row.pending_retry(), Some(retry));
+    assert_eq!(row.consecutive_failures, 0, "a retried attempt does not count");
+    assert!(row.is_active, "nor does it pause the job");
+    assert_eq!(store.next_wakeup().await.expect("wakeup"), Some(at(9, 0)));
+    assert!(store.due_retries(at(9, 0), 10).await.expect("due").is_empty());
+    assert_eq!(store.due_retries(at(9, 1), 10).await.expect("due").len(), 1);
+
+    // Two runners claim it: one wins, and the attempt is its own row for the same slot.
+    let claim = RetryClaim {
+        job_id: job.id,
+        retry,
+        runner: "r",
+        now: at(9, 1),
+    };
+    let won = store.claim_retries(&[claim, claim]).await.expect("claim");
+    let claimed = won[0].expect("the first claim wins");
+    assert_eq!(won[1], None, "a retry is claimed once");
+    assert_eq!((claimed.attempt, claimed.scheduled_for), (2, at(9, 0)));
+    assert_eq!(store.get_job(job.id).await.expect("job").pending_retry(), None);
+    let again = store
+        .record_attempt_start(&start(job.id, at(9, 0)), 2)
+        .await
+        .expect("start again");
+    assert_eq!(again, claimed.run_id, "attempt 2 of the slot is one row");
+
+    // The last attempt fails too: it counts, and the job pauses (pauseAfterConsecutiveFailures: 1).
+    let last = FinishEffects {
+        retry: None,
+        standalone: true,
+    };
+    store
+        .record_attempt_finish(claimed.run_id, &finish(RunStatus::Error, b"", at(9, 2)), last)
+        .await
+        .expect("finish attempt 2");
+    let runs = store.list_runs(job.id, 10, 0).await.expect("runs").items;
+    let attempts: Vec<(i32, RunStatus)> = runs.iter().map(|r| (r.attempt, r.status)).collect();
+    assert_eq!(attempts, [(2, RunStatus::Error), (1, RunStatus::Failure)]);
+    let paused = store.get_job(job.id).await.expect("job");
+    assert_eq!(paused.consecutive_failures, 1);
+    assert!(!paused.is_active && paused.spec.suspend && paused.next_run.is_none());
+    assert!(
+        paused
+            .pause_note
+            .as_deref()
+            .is_some_and(|n| n.contains("1 failed run in a row")),
+        "{:?}",
+        paused.pause_note
+    );
+    assert_eq!(paused.paused_at_failures, Some(1));
+
+    // A resume clears the note; a dropped retry is gone.
+    let mut resumed = paused.spec.clone();
+    resumed.suspend = false;
+    let row = store
+        .update_job(job.id, &input("retried", &resumed, Some(at(23, 0))))
+        .await
+        .expect("resume");
+    assert_eq!((row.is_active, row.pause_note), (true, None));
+    store.drop_retry(job.id).await.expect("drop");
 }

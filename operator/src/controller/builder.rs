@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use jtp_crds::{
-    JOB_LABEL, MAX_REQUESTER_CHARS, REQUESTER_ANNOTATION, RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION,
-    SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION, Trigger,
+    ATTEMPT_ANNOTATION, JOB_LABEL, MAX_REQUESTER_CHARS, REQUESTER_ANNOTATION, RUN_NOW_ANNOTATION,
+    RUN_NOW_REQUESTER_ANNOTATION, SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION,
+    Trigger,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -49,14 +50,22 @@ pub struct Launch {
     pub job_name: String,
     pub scheduled_at: DateTime<Utc>,
     pub trigger: Trigger,
+    /// 1 for a slot's first run, more for its retries (`spec.retries`).
+    pub attempt: u32,
 }
 
 impl Launch {
     pub fn new(sj_name: &str, trigger: Trigger, scheduled_at: DateTime<Utc>) -> Self {
+        Self::attempt(sj_name, trigger, scheduled_at, 1)
+    }
+
+    /// Attempt `attempt` of a slot.
+    pub fn attempt(sj_name: &str, trigger: Trigger, scheduled_at: DateTime<Utc>, attempt: u32) -> Self {
         Self {
-            job_name: job_name(sj_name, trigger, scheduled_at),
+            job_name: attempt_job_name(sj_name, trigger, scheduled_at, attempt),
             scheduled_at,
             trigger,
+            attempt,
         }
     }
 }
@@ -75,6 +84,20 @@ pub fn requester(sj: &ScheduledJob, launch: &Launch) -> Option<String> {
     }
     let name = annotations.get(RUN_NOW_REQUESTER_ANNOTATION)?.trim();
     (!name.is_empty()).then(|| name.chars().take(MAX_REQUESTER_CHARS).collect())
+}
+
+/// The Job of attempt `attempt` of a slot: [`job_name`], with `-a<attempt>` from the second on.
+/// Deterministic like the first, so a restarted operator finds a retry it already started.
+pub fn attempt_job_name(sj_name: &str, trigger: Trigger, at: DateTime<Utc>, attempt: u32) -> String {
+    if attempt <= 1 {
+        return job_name(sj_name, trigger, at);
+    }
+    let marker = match trigger {
+        Trigger::Schedule => "",
+        Trigger::Manual => "m",
+    };
+    let suffix = format!("-{marker}{}-a{attempt}", at.timestamp());
+    format!("{}{suffix}", fit(sj_name, MAX_JOB_NAME - suffix.len()))
 }
 
 /// `<name>-<unix secs>` for a scheduled slot, `<name>-m<unix secs>` for Run Now; the name part is
@@ -173,6 +196,7 @@ pub fn build_job(sj: &ScheduledJob, launch: &Launch, defaults: &JobDefaults) -> 
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         ),
         (TRIGGER_ANNOTATION.to_owned(), launch.trigger.as_str().to_owned()),
+        (ATTEMPT_ANNOTATION.to_owned(), launch.attempt.to_string()),
     ]);
     if let Some(requester) = requester(sj, launch) {
         annotations.insert(REQUESTER_ANNOTATION.to_owned(), requester);

@@ -5,14 +5,16 @@
 //! into Jobs, Events and the next status. No client and no clock.
 
 use chrono::{DateTime, Duration, Utc};
-use jtp_crds::policy::{self, Edit, Facts, Reason, Stop, Timing, after_edit};
+use jtp_crds::policy::{
+    self, AutoPause, Edit, Facts, Reason, RetryStep, Stop, Timing, after_attempt, after_edit, pause_due,
+};
 use jtp_crds::{
     ActiveRun, CompiledSchedule, Condition, InvalidSpec, RunStatus, ScheduledJobSpec, ScheduledJobStatus,
     Trigger,
 };
 use std::time::Duration as StdDuration;
 
-use super::builder::{Launch, job_name};
+use super::builder::{Launch, attempt_job_name, job_name};
 
 /// Successful Jobs kept in Kubernetes when the spec names no limit (SQL keeps every run).
 pub const DEFAULT_SUCCESSFUL_HISTORY: i32 = 3;
@@ -24,6 +26,11 @@ pub const CONDITION_VALID: &str = "Valid";
 pub const CONDITION_READY: &str = "Ready";
 /// Reason of the Ready condition of a suspended job.
 const READY_SUSPENDED: &str = "Suspended";
+/// Condition type: the operator suspended the job after failures in a row
+/// (`spec.pauseAfterConsecutiveFailures`); shown while it stays suspended.
+pub const CONDITION_PAUSED: &str = "Paused";
+/// Reason of the Paused condition and of its Event.
+pub const PAUSED_REASON: &str = "ConsecutiveFailures";
 
 /// A Job of this ScheduledJob, as observed.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +38,8 @@ pub struct Child {
     pub name: String,
     pub trigger: Trigger,
     pub scheduled_at: DateTime<Utc>,
+    /// 1 for a slot's first run, more for its retries.
+    pub attempt: u32,
     pub created: DateTime<Utc>,
     /// Who asked for a manual run (the Job's requester annotation).
     pub requester: Option<String>,
@@ -136,6 +145,8 @@ pub struct Decision {
     pub status: ScheduledJobStatus,
     /// When to look again; `None` waits for a change.
     pub requeue_after: Option<StdDuration>,
+    /// Suspend the job: its failures in a row reached `pauseAfterConsecutiveFailures`.
+    pub pause: Option<AutoPause>,
 }
 
 /// Decides one reconcile.
@@ -175,27 +186,64 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
     status.last_successful_time = old.last_successful_time;
     status.last_failure_time = old.last_failure_time;
     status.consecutive_failures = old.consecutive_failures;
+    status.auto_pause = old.auto_pause.clone();
+    // A retry already started (its Job exists) is no longer pending.
+    let started = |retry: &policy::PendingRetry| {
+        let name = attempt_job_name(name, retry.trigger, retry.scheduled_time, retry.attempt);
+        children.iter().any(|c| c.name == name)
+    };
+    let mut pending_retry = old.pending_retry.filter(|r| !started(r));
+    let mut pause = None;
     for (child, run_status, at) in &finished {
         status.last_run = Some(child.scheduled_at);
         status.last_status = Some(*run_status);
         if *run_status == RunStatus::Success {
             status.last_successful_time = Some(*at);
             status.consecutive_failures = 0;
+            status.auto_pause = None;
             notices.push(
                 Notice::normal("Succeeded", format!("run {} succeeded", child.name)).about(&child.name),
             );
+            continue;
+        }
+        status.last_failure_time = Some(*at);
+        let reason = if *run_status == RunStatus::Error {
+            "Errored"
         } else {
-            status.last_failure_time = Some(*at);
-            status.consecutive_failures = status.consecutive_failures.saturating_add(1);
-            let reason = if *run_status == RunStatus::Error {
-                "Errored"
-            } else {
-                "Failed"
-            };
+            "Failed"
+        };
+        notices.push(
+            Notice::warning(reason, format!("run {} ended with {run_status}", child.name)).about(&child.name),
+        );
+        let retry = after_attempt(
+            spec,
+            child.trigger,
+            child.scheduled_at,
+            child.attempt,
+            *run_status,
+            *at,
+        );
+        if let Some(retry) = retry.filter(|r| !started(r)) {
+            let when = retry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             notices.push(
-                Notice::warning(reason, format!("run {} ended with {run_status}", child.name))
-                    .about(&child.name),
+                Notice::normal(
+                    RETRY_REASON,
+                    format!("attempt {} of this run starts at {when}", retry.attempt),
+                )
+                .about(&child.name),
             );
+            pending_retry = Some(retry);
+            continue;
+        }
+        if retry.is_some() {
+            continue;
+        }
+        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+        let paused_at = status.auto_pause.as_ref().map(|p| p.failures);
+        if let Some(p) = pause_due(spec, status.consecutive_failures, paused_at, now) {
+            notices.push(Notice::warning(PAUSED_REASON, p.message.clone()));
+            status.auto_pause = Some(p.clone());
+            pause = Some(p);
         }
     }
 
@@ -242,6 +290,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
                     now,
                 ),
             ];
+            status.pending_retry = pending_retry;
             return Decision {
                 launch,
                 stop,
@@ -249,6 +298,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
                 notices,
                 status,
                 requeue_after: active_requeue(&active, now, error_grace),
+                pause,
             };
         }
     };
@@ -298,6 +348,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         handled_until,
         run_now: run_now_at,
         active: &active_names,
+        retry: pending_retry,
         now,
     });
     for skipped in &step.skipped {
@@ -307,6 +358,26 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         notices.push(Notice::of(Reason::MissedSlots, Reason::MissedSlots.to_string()));
     }
     launch.extend(step.launch.iter().map(|l| Launch::new(name, l.trigger, l.slot)));
+    match step.retry {
+        RetryStep::Launch(retry) => {
+            launch.push(Launch::attempt(
+                name,
+                retry.trigger,
+                retry.scheduled_time,
+                retry.attempt,
+            ));
+        }
+        RetryStep::Drop(retry, why) => notices.push(Notice::normal(
+            RETRY_DROPPED_REASON,
+            format!(
+                "attempt {} of the run for {} dropped: {why}",
+                retry.attempt,
+                retry.scheduled_time.to_rfc3339()
+            ),
+        )),
+        RetryStep::Wait(retry) => status.pending_retry = Some(retry),
+        RetryStep::None => {}
+    }
     stop.extend(step.stop);
     status.last_scheduled_time = Some(step.handled_until);
     status.next_run = step.next_run;
@@ -355,8 +426,29 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
             now,
         ),
     ];
+    // Paused while it stays suspended after an automatic pause (a resume clears it).
+    if let Some(paused) = status
+        .auto_pause
+        .as_ref()
+        .filter(|_| spec.suspend || pause.is_some())
+    {
+        status.conditions.push(condition(
+            old,
+            CONDITION_PAUSED,
+            true,
+            PAUSED_REASON,
+            &paused.message,
+            generation,
+            now,
+        ));
+    }
 
-    let until_next = status.next_run.map(|next| to_std(next - now));
+    let until_next = status
+        .next_run
+        .into_iter()
+        .chain(status.pending_retry.map(|r| r.at))
+        .min()
+        .map(|next| to_std(next - now));
     let requeue_after = match (until_next, active_requeue(&active, now, error_grace)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -368,8 +460,14 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         notices,
         status,
         requeue_after,
+        pause,
     }
 }
+
+/// Event reason of a failed run that gets a further attempt.
+pub const RETRY_REASON: &str = "Retrying";
+/// Event reason of a further attempt given up (a newer run started, or the job was suspended).
+pub const RETRY_DROPPED_REASON: &str = "RetryDropped";
 
 fn active_runs(active: &[&Child]) -> Vec<ActiveRun> {
     active
@@ -486,6 +584,17 @@ mod tests {
             }
         }
 
+        fn clone_with_status(&self, status: ScheduledJobStatus) -> Self {
+            Self {
+                spec: self.spec.clone(),
+                status,
+                generation: self.generation,
+                created: self.created,
+                run_now: self.run_now.clone(),
+                children: self.children.clone(),
+            }
+        }
+
         /// A status as left by an earlier reconcile of the same generation.
         fn handled_until(mut self, last: &str) -> Self {
             self.status.observed_generation = Some(self.generation);
@@ -530,6 +639,7 @@ mod tests {
             name: name.into(),
             trigger: Trigger::Schedule,
             scheduled_at: t(at),
+            attempt: 1,
             created: t(at),
             requester: None,
             state: ChildState::Active,
@@ -945,5 +1055,104 @@ mod tests {
         next.status = first.status.clone();
         let second = next.at("2026-03-01T03:00:00Z");
         assert_eq!(first.status.conditions, second.status.conditions);
+    }
+
+    #[test]
+    fn a_failed_attempt_gets_its_retry_after_the_backoff_and_only_the_last_attempt_counts() {
+        // 09:00 HKT is 01:00 UTC. Attempt 1 fails at 01:00:05; the retry waits 30 s.
+        let mut case =
+            Case::new(ScheduledJobSpec::daily("09:00").retry(1, "30s")).handled_until("2026-03-02T01:00:00Z");
+        case.children = vec![done(
+            "job-1772413200",
+            "2026-03-02T01:00:00Z",
+            RunStatus::Failure,
+            "2026-03-02T01:00:05Z",
+            true,
+        )];
+        let waiting = case.at("2026-03-02T01:00:10Z");
+        assert!(waiting.launch.is_empty());
+        let retry = waiting.status.pending_retry.expect("a retry is pending");
+        assert_eq!((retry.attempt, retry.at), (2, t("2026-03-02T01:00:35Z")));
+        assert_eq!(
+            waiting.status.consecutive_failures, 0,
+            "a retried attempt does not count"
+        );
+        assert_eq!(waiting.requeue_after, Some(StdDuration::from_secs(25)));
+        assert!(waiting.notices.iter().any(|n| n.reason == RETRY_REASON));
+
+        // Due: attempt 2 starts as its own Job for the same slot.
+        case.status = waiting.status.clone();
+        let due = case.at("2026-03-02T01:00:35Z");
+        assert_eq!(due.launch.len(), 1);
+        assert_eq!(due.launch[0].job_name, "job-1772413200-a2");
+        assert_eq!(
+            (due.launch[0].attempt, due.launch[0].scheduled_at),
+            (2, t("2026-03-02T01:00:00Z"))
+        );
+        assert_eq!(due.status.pending_retry, None);
+
+        // A lost status write: the Job of attempt 2 exists, so it is not started again.
+        let mut lost = case.clone_with_status(waiting.status.clone());
+        lost.children
+            .push(active("job-1772413200-a2", "2026-03-02T01:00:00Z"));
+        assert!(lost.at("2026-03-02T01:00:40Z").launch.is_empty());
+
+        // Attempt 2 fails too: the slot has failed, once.
+        let mut last = case.clone_with_status(due.status.clone());
+        last.children.push(Child {
+            attempt: 2,
+            ..done(
+                "job-1772413200-a2",
+                "2026-03-02T01:00:00Z",
+                RunStatus::Error,
+                "2026-03-02T01:00:40Z",
+                true,
+            )
+        });
+        let failed = last.at("2026-03-02T01:00:41Z");
+        assert_eq!(failed.status.pending_retry, None);
+        assert_eq!(failed.status.consecutive_failures, 1);
+        assert_eq!(failed.status.last_status, Some(RunStatus::Error));
+    }
+
+    #[test]
+    fn failures_in_a_row_pause_the_job_with_a_condition_and_an_event() {
+        let mut case =
+            Case::new(ScheduledJobSpec::daily("09:00").pause_after(2)).handled_until("2026-03-02T01:00:00Z");
+        case.status.consecutive_failures = 1;
+        case.status.last_failure_time = Some(t("2026-03-01T01:00:05Z"));
+        case.children = vec![done(
+            "job-1772413200",
+            "2026-03-02T01:00:00Z",
+            RunStatus::Failure,
+            "2026-03-02T01:00:05Z",
+            true,
+        )];
+        let d = case.at("2026-03-02T01:00:06Z");
+        let pause = d.pause.expect("pauses");
+        assert_eq!(pause.failures, 2);
+        assert_eq!(d.status.auto_pause.as_ref(), Some(&pause));
+        assert!(d.notices.iter().any(|n| n.reason == PAUSED_REASON && n.warning));
+        let paused = d
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_PAUSED)
+            .expect("a Paused condition");
+        assert_eq!(paused.message, pause.message);
+
+        // Once suspended (by the operator's patch), the condition stays and nothing pauses again.
+        let mut suspended = case.clone_with_status(d.status.clone());
+        suspended.spec.suspend = true;
+        suspended.generation = 2;
+        let after = suspended.at("2026-03-02T01:00:07Z");
+        assert!(after.pause.is_none());
+        assert!(
+            after
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == CONDITION_PAUSED)
+        );
     }
 }

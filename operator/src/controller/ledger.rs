@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use jtp_crds::policy::PendingRetry;
 use jtp_crds::{Retention, RunStatus, ScheduledJobSpec, Trigger};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -97,6 +98,9 @@ impl SqlLedger {
                 next_run: job.next_run,
             })
             .await?;
+        if job.spec.suspend && row.pause_note != job.pause_note {
+            store.set_pause_note(row.id, job.pause_note.as_deref()).await?;
+        }
         if let Ok(mut ids) = self.ids.lock() {
             ids.insert(job.uid.clone(), row.id);
         }
@@ -105,17 +109,16 @@ impl SqlLedger {
 
     async fn start(&self, store: &jtp_store::Store, run: &RunStart) -> Result<i64, LedgerError> {
         let job_id = self.job_id(store, &run.job).await?;
-        Ok(store
-            .record_start(&jtp_store::RunStart {
-                job_id,
-                trigger: run.trigger,
-                scheduled_for: run.scheduled_at,
-                started_at: run.started_at,
-                k8s_job_name: Some(qualified(&run.job.namespace, &run.k8s_job_name)),
-                runner: Some(RUNNER_NAME.to_owned()),
-                requester: run.requester.clone(),
-            })
-            .await?)
+        let start = jtp_store::RunStart {
+            job_id,
+            trigger: run.trigger,
+            scheduled_for: run.scheduled_at,
+            started_at: run.started_at,
+            k8s_job_name: Some(qualified(&run.job.namespace, &run.k8s_job_name)),
+            runner: Some(RUNNER_NAME.to_owned()),
+            requester: run.requester.clone(),
+        };
+        Ok(store.record_attempt_start(&start, run.attempt).await?)
     }
 }
 
@@ -150,6 +153,10 @@ impl Ledger for SqlLedger {
                     },
                     &tail,
                     run.output.omitted,
+                    jtp_store::FinishEffects {
+                        retry: run.retry,
+                        standalone: false,
+                    },
                 )
                 .await?;
             Ok(())
@@ -211,6 +218,8 @@ pub struct JobMirror {
     pub next_run: Option<DateTime<Utc>>,
     pub last_run: Option<DateTime<Utc>>,
     pub last_status: Option<RunStatus>,
+    /// Why the operator paused the job (`status.autoPause`), shown in the portal while suspended.
+    pub pause_note: Option<String>,
 }
 
 /// A run that has started (an in-flight RUNNING row).
@@ -224,6 +233,8 @@ pub struct RunStart {
     pub trigger: Trigger,
     /// Who asked for a manual run, when someone said.
     pub requester: Option<String>,
+    /// 1 for a slot's first run, more for its retries.
+    pub attempt: u32,
 }
 
 /// A run that has finished.
@@ -235,6 +246,8 @@ pub struct RunFinish {
     pub exit_code: Option<i32>,
     /// The log as kept within the cap, with the operator's note at its end.
     pub output: super::runs::RunOutput,
+    /// The further attempt this run gets (it then does not count towards failures in a row).
+    pub retry: Option<PendingRetry>,
 }
 
 /// Where runs are recorded.

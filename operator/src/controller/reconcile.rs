@@ -280,6 +280,11 @@ fn mirror(sj: &ScheduledJob, status: &ScheduledJobStatus) -> JobMirror {
         next_run: status.next_run,
         last_run: status.last_run,
         last_status: status.last_status,
+        pause_note: status
+            .auto_pause
+            .as_ref()
+            .filter(|_| sj.spec.suspend)
+            .map(|p| p.message.clone()),
     }
 }
 
@@ -292,6 +297,7 @@ fn run_start(sj: &ScheduledJob, child: &Child) -> RunStart {
         started_at: child.created,
         trigger: child.trigger,
         requester: child.requester.clone(),
+        attempt: child.attempt,
     }
 }
 
@@ -378,12 +384,23 @@ async fn record(sj: &ScheduledJob, ctx: &Context, observed: Observed) -> Recorde
     } in observed.runs
     {
         if let Some((outcome, log)) = ended {
+            // Whether the run gets a further attempt is the run policy's; the row says so, so the
+            // attempt does not count towards the job's failures in a row.
+            let retry = jtp_crds::policy::after_attempt(
+                &sj.spec,
+                child.trigger,
+                child.scheduled_at,
+                child.attempt,
+                outcome.status,
+                outcome.finished_at,
+            );
             let finish = RunFinish {
                 start: run_start(sj, &child),
                 finished_at: outcome.finished_at,
                 status: outcome.status,
                 exit_code: outcome.exit_code,
                 output: runs::output(log, &outcome),
+                retry,
             };
             match ctx.ledger.record_run_finish(&finish).await {
                 Ok(()) => {
@@ -556,6 +573,9 @@ async fn execute(
     for launch in &decision.launch {
         notices.extend(start(sj, ctx, &jobs_api, launch).await?);
     }
+    if decision.pause.is_some() && !sj.spec.suspend {
+        pause(sj, ctx, &ns).await?;
+    }
     for (name, why) in recorded
         .stuck
         .iter()
@@ -612,6 +632,23 @@ async fn forget_requester(sj: &ScheduledJob, ctx: &Context, requester: &str) {
     }
 }
 
+/// The automatic pause (`spec.pauseAfterConsecutiveFailures`): sets `spec.suspend`, as a person
+/// suspending the job would; the status says why (`autoPause`, the Paused condition).
+async fn pause(sj: &ScheduledJob, ctx: &Context, ns: &str) -> Result<()> {
+    let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let patch = serde_json::json!({ "spec": { "suspend": true } });
+    ctx.metrics.api_write("pause");
+    api.patch(&sj.name_any(), &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::Kube)?;
+    tracing::warn!(job = %sj.name_any(), "paused after failures in a row");
+    Ok(())
+}
+
 /// Creates the Job of one run; returns its "Started" Event unless the Job already existed.
 async fn start(
     sj: &ScheduledJob,
@@ -644,7 +681,8 @@ async fn start(
         Err(e) => return Err(Error::Kube(e)),
     }
     let skew = (Utc::now() - launch.scheduled_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-    if launch.trigger == Trigger::Schedule {
+    // A retry starts after its backoff, not at its slot: it says nothing of the skew.
+    if launch.trigger == Trigger::Schedule && launch.attempt == 1 {
         ctx.metrics.trigger_skew(skew);
     }
     ctx.metrics.run_started(launch.trigger);
@@ -657,6 +695,7 @@ async fn start(
         started_at: Utc::now(),
         trigger: launch.trigger,
         requester: requester.clone(),
+        attempt: launch.attempt,
     };
     if let Some(requester) = &requester {
         forget_requester(sj, ctx, requester).await;
@@ -664,8 +703,13 @@ async fn start(
     if let Err(e) = ctx.ledger.record_run_start(&start).await {
         tracing::warn!(job = %launch.job_name, error = %e, "cannot record the run start");
     }
+    let attempt = if launch.attempt > 1 {
+        format!(", attempt {}", launch.attempt)
+    } else {
+        String::new()
+    };
     let message = format!(
-        "started {} ({} run for {})",
+        "started {} ({} run for {}{attempt})",
         launch.job_name,
         launch.trigger,
         launch.scheduled_at.to_rfc3339()
@@ -709,12 +753,14 @@ async fn record_stopped(
         Ok(Some(pod)) => runs::fetch_log(pods_api, &pod, ctx.output_cap).await,
         _ => runs::RunOutput::default(),
     };
+    // A run stopped on purpose is not retried.
     let finish = RunFinish {
         start: run_start(sj, child),
         finished_at: Utc::now(),
         status: RunStatus::Failure,
         exit_code: None,
         output: log.with_note(&format!("stopped: {why}")),
+        retry: None,
     };
     ctx.ledger.record_run_finish(&finish).await?;
     ctx.expectations.mark_recorded(

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use futures::AsyncReadExt;
-use jtp_crds::{REQUESTER_ANNOTATION, RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger};
+use jtp_crds::{
+    ATTEMPT_ANNOTATION, REQUESTER_ANNOTATION, RunStatus, SCHEDULED_AT_ANNOTATION, TRIGGER_ANNOTATION, Trigger,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -79,6 +81,11 @@ pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
         .ok()?
         .with_timezone(&Utc);
     let trigger = Trigger::parse(ann.get(TRIGGER_ANNOTATION)?)?;
+    // Jobs made before retries existed have no attempt: they are first attempts.
+    let attempt = ann
+        .get(ATTEMPT_ANNOTATION)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
     let state = match outcome {
         Some(o) => ChildState::Finished {
             status: o.status,
@@ -98,6 +105,7 @@ pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
         name: job.metadata.name.clone()?,
         trigger,
         scheduled_at,
+        attempt,
         created: created(job),
         requester: ann.get(REQUESTER_ANNOTATION).cloned(),
         state,

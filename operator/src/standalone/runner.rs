@@ -11,10 +11,10 @@ use super::contain::Containment;
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
 use chrono::{DateTime, Utc};
 use jtp_crds::manifest::SecretData;
-use jtp_crds::policy::{self, Facts, Reason, Step};
+use jtp_crds::policy::{self, Facts, Reason, RetryStep, Step};
 use jtp_crds::{CompiledSchedule, ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
 use jtp_dashboard::live::LiveRuns;
-use jtp_store::{Job, RunFinish, SlotClaim, Store};
+use jtp_store::{FinishEffects, Job, RetryClaim, RunFinish, SlotClaim, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -78,8 +78,12 @@ enum Write {
 }
 
 struct FinishedRun {
-    job_name: String,
+    job: Job,
     run_id: i64,
+    trigger: Trigger,
+    /// The slot (or Run Now instant) and the attempt's number, for the retry rule.
+    slot: DateTime<Utc>,
+    attempt: u32,
     done: Finished,
     started: DateTime<Utc>,
 }
@@ -266,9 +270,71 @@ impl Runner {
             // Jobs left for their own instant (see `handle`) come back in every query: stop when a
             // full batch brought nothing new rather than spin on them.
             if !full || !progress {
-                return Ok(());
+                break;
             }
         }
+        self.claim_retries(now, horizon, launches).await
+    }
+
+    /// Decides and claims the further attempts of failed runs due by `horizon` (`spec.retries`),
+    /// each as the run policy's step says: started at its time, or dropped.
+    async fn claim_retries(
+        &self,
+        now: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+        launches: &mut Vec<Launch>,
+    ) -> jtp_store::Result<()> {
+        let due = self.store.due_retries(horizon, BATCH).await?;
+        let mut pending = Vec::new();
+        for job in due {
+            let Some(retry) = job.pending_retry() else {
+                continue;
+            };
+            let id = JobId {
+                namespace: &job.namespace,
+                name: &job.name,
+            };
+            let Ok(schedule) = validate(id, &job.spec) else {
+                continue;
+            };
+            let step = step_for(&job, &schedule, &[], retry.at.max(now));
+            match step.retry {
+                RetryStep::Launch(retry) => pending.push((job, retry)),
+                RetryStep::Drop(retry, why) => {
+                    let _writing = self.writes.lock().await;
+                    self.store.drop_retry(job.id).await?;
+                    tracing::info!(job = %job.name, attempt = retry.attempt, "retry dropped: {why}");
+                }
+                RetryStep::Wait(_) | RetryStep::None => {}
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let claims: Vec<RetryClaim<'_>> = pending
+            .iter()
+            .map(|(job, retry)| RetryClaim {
+                job_id: job.id,
+                retry: *retry,
+                runner: &self.config.id,
+                now,
+            })
+            .collect();
+        let won = {
+            let _writing = self.writes.lock().await;
+            self.store.claim_retries(&claims).await?
+        };
+        launches.extend(pending.into_iter().zip(won).filter_map(|((job, retry), claim)| {
+            claim.map(|claim| Launch {
+                job,
+                run_id: claim.run_id,
+                trigger: claim.trigger,
+                slot: claim.scheduled_for,
+                attempt: claim.attempt,
+                at: retry.at,
+            })
+        }));
+        Ok(())
     }
 
     /// Decides one job due now or within the lead, as of the instant it is due; skips are written
@@ -325,6 +391,7 @@ impl Runner {
             job,
             expected,
             next_run: step.next_run,
+            drop_retry: matches!(step.retry, RetryStep::Drop(..)),
         }))
     }
 
@@ -359,6 +426,7 @@ impl Runner {
                 new_next_run: p.next_run,
                 runner: &self.config.id,
                 now,
+                drop_retry: p.drop_retry,
             })
             .collect();
         let (won, locked) = {
@@ -375,6 +443,8 @@ impl Runner {
                     job: run.job,
                     run_id: claim.run_id,
                     trigger: claim.trigger,
+                    slot: claim.scheduled_for,
+                    attempt: claim.attempt,
                     at: claim.scheduled_for,
                 })
             })
@@ -421,7 +491,9 @@ impl Runner {
             job,
             run_id,
             trigger,
-            at: slot,
+            slot,
+            attempt,
+            at,
         } = run;
         let mut started = Utc::now();
         let done = match self.request(&job, run_id) {
@@ -435,13 +507,13 @@ impl Runner {
                             target: TIMING,
                             event = "spawned",
                             run_id,
-                            late_ms = ms_between(slot, started),
+                            late_ms = ms_between(at, started),
                             spawn_ms = ms(spawning.elapsed()),
                         );
                         // Logged after the spawn, not before: a burst's processes do not wait for
                         // hundreds of log lines.
-                        let skew_ms = (started - slot).num_milliseconds();
-                        tracing::info!(job = %job.name, run_id, %trigger, skew_ms, "run started");
+                        let skew_ms = (started - at).num_milliseconds();
+                        tracing::info!(job = %job.name, run_id, %trigger, attempt, skew_ms, "run started");
                         running.finish(stop).await
                     }
                     Err(not_started) => not_started,
@@ -466,8 +538,11 @@ impl Runner {
         let _ = std::fs::remove_dir_all(self.config.work_dir.join(run_id.to_string()));
         self.unregister(job.id, run_id);
         let _ = self.recorder.send(Write::Finished(Box::new(FinishedRun {
-            job_name: job.name,
+            job,
             run_id,
+            trigger,
+            slot,
+            attempt,
             done,
             started,
         })));
@@ -491,10 +566,10 @@ impl Runner {
                     Write::Finished(run) => {
                         // A run's start was sent before its finish: write the starts so far first.
                         self.record_starts(std::mem::take(&mut starts)).await;
-                        self.record(&run.job_name, run.run_id, run.done, run.started)
-                            .await;
+                        let run_id = run.run_id;
+                        self.record(*run).await;
                         // Its page shows the stored output from now on.
-                        self.live.end(run.run_id);
+                        self.live.end(run_id);
                     }
                     Write::Close => closing = true,
                 }
@@ -534,9 +609,25 @@ impl Runner {
     }
 
     /// Records a finished run, retrying while the database is unavailable: a run is never lost
-    /// because the database blinked.
-    async fn record(&self, job: &str, run_id: i64, done: Finished, started: DateTime<Utc>) {
+    /// because the database blinked. Its further attempt, if the run policy gives it one, is
+    /// written with it (and the job paused if its failures in a row call for it).
+    async fn record(&self, run: FinishedRun) {
+        let FinishedRun {
+            job,
+            run_id,
+            trigger,
+            slot,
+            attempt,
+            done,
+            started,
+        } = run;
         let finished_at = Utc::now();
+        let retry = policy::after_attempt(&job.spec, trigger, slot, attempt, done.status, finished_at);
+        let effects = FinishEffects {
+            retry,
+            standalone: true,
+        };
+        let job = job.name.as_str();
         let mut delay = Duration::from_millis(200);
         loop {
             let finish = RunFinish {
@@ -548,13 +639,18 @@ impl Runner {
             let recorded = {
                 let _writing = self.writes.lock().await;
                 self.store
-                    .record_finish_parts(run_id, &finish, &done.tail, done.omitted)
+                    .record_finish_parts(run_id, &finish, &done.tail, done.omitted, effects)
                     .await
             };
             match recorded {
                 Ok(_) => {
                     let seconds = (finished_at - started).num_milliseconds() as f64 / 1000.0;
-                    tracing::info!(job, run_id, status = %done.status, exit_code = ?done.exit_code, seconds, "run finished");
+                    tracing::info!(job, run_id, attempt, status = %done.status, exit_code = ?done.exit_code, seconds, "run finished");
+                    if let Some(retry) = retry {
+                        tracing::info!(job, run_id, attempt = retry.attempt, at = %retry.at, "retry scheduled");
+                        // The loop may be asleep past the retry's time: let it look again.
+                        self.wake.notify_one();
+                    }
                     return;
                 }
                 Err(e) if e.is_transient() => {
@@ -700,7 +796,11 @@ struct Launch {
     job: Job,
     run_id: i64,
     trigger: Trigger,
-    /// The slot (or the Run Now instant): when its process starts.
+    /// The slot (or the Run Now instant) the run is for.
+    slot: DateTime<Utc>,
+    /// 1, or the number of a further attempt (`spec.retries`).
+    attempt: u32,
+    /// When its process starts: the slot, or when a further attempt's backoff has passed.
     at: DateTime<Utc>,
 }
 
@@ -709,6 +809,8 @@ struct Pending {
     job: Job,
     expected: DateTime<Utc>,
     next_run: Option<DateTime<Utc>>,
+    /// The run policy dropped the job's pending retry.
+    drop_retry: bool,
 }
 
 struct Finished {
@@ -739,6 +841,7 @@ pub(crate) fn step_for(
         handled_until,
         run_now: job.run_now_requested_at,
         active,
+        retry: job.pending_retry(),
         now: at,
     })
 }
@@ -824,6 +927,12 @@ mod tests {
             expect_success_within_seconds: None,
             expect_since: None,
             last_success_at: None,
+            retry_at: None,
+            retry_slot: None,
+            retry_trigger: None,
+            retry_attempt: None,
+            pause_note: None,
+            paused_at_failures: None,
         }
     }
 
