@@ -20,10 +20,11 @@ pub struct Notifications {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
     pub receivers: Option<Vec<ReceiverName>>,
-    /// Which incidents alert (default: all of them).
+    /// Which incidents alert (default: all of them). Not `on`, which YAML 1.1 (kubectl, helm)
+    /// reads as the boolean `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 5))]
-    pub on: Option<Vec<AlertOn>>,
+    pub events: Option<Vec<AlertOn>>,
 }
 
 /// A receiver's name: lowercase letters, digits and `-`, as in a Secret key or a file name.
@@ -86,9 +87,9 @@ impl Notifications {
                 ));
             }
         }
-        if self.on.as_ref().is_some_and(Vec::is_empty) {
+        if self.events.as_ref().is_some_and(Vec::is_empty) {
             errors.push(FieldError::new(
-                format!("{path}.on"),
+                format!("{path}.events"),
                 "list at least one of Failure, Error, Recovery, Skipped, Overdue (or leave it out for all)",
             ));
         }
@@ -97,7 +98,7 @@ impl Notifications {
 
     /// Whether this incident alerts.
     pub fn wants(&self, on: AlertOn) -> bool {
-        self.on.as_ref().is_none_or(|list| list.contains(&on))
+        self.events.as_ref().is_none_or(|list| list.contains(&on))
     }
 }
 
@@ -197,13 +198,13 @@ mod tests {
     fn receiver_names_and_empty_lists_are_refused_with_their_path() {
         let bad = Notifications {
             receivers: Some(vec![ReceiverName("ops".into()), ReceiverName("Ops Team".into())]),
-            on: Some(Vec::new()),
+            events: Some(Vec::new()),
         };
         let errors = bad.check("spec.notifications");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["spec.notifications.receivers[1]", "spec.notifications.on"]
+            ["spec.notifications.receivers[1]", "spec.notifications.events"]
         );
         let pattern = regex::Regex::new(RECEIVER_PATTERN).expect("compiles");
         for name in ["ops", "on-call-2", "a", "-x", "x-", "Ops", "a_b", ""] {
@@ -216,7 +217,7 @@ mod tests {
         assert!(AlertOn::ALL.iter().all(|on| Notifications::default().wants(*on)));
         let some = Notifications {
             receivers: None,
-            on: Some(vec![AlertOn::Overdue]),
+            events: Some(vec![AlertOn::Overdue]),
         };
         assert!(some.wants(AlertOn::Overdue) && !some.wants(AlertOn::Failure));
     }

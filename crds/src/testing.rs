@@ -101,7 +101,7 @@ impl ScheduledJobSpec {
                     .map(|r| crate::alerting::ReceiverName((*r).into()))
                     .collect(),
             ),
-            on: None,
+            events: None,
         });
         self
     }

@@ -52,3 +52,33 @@ fn crd_has_what_kubectl_users_need() {
         assert!(yaml.contains(needle), "CRD lacks {needle:?}:\n{yaml}");
     }
 }
+
+/// kubectl and helm read manifests as YAML 1.1, where `on`, `off`, `yes`, `no`, `y` and `n` are
+/// booleans: a field of that name would arrive as `true`/`false` (helm's CRD then differs from
+/// the one the types generate, and a user's manifest loses the field). No field is named so.
+#[test]
+fn no_field_name_is_a_yaml_1_1_boolean() {
+    use kube::CustomResourceExt;
+    fn walk(schema: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+        if let Some(properties) = schema.get("properties").and_then(serde_json::Value::as_object) {
+            for (name, inner) in properties {
+                let words = ["y", "yes", "n", "no", "on", "off", "true", "false"];
+                if words.contains(&name.to_ascii_lowercase().as_str()) {
+                    bad.push(format!("{path}.{name}"));
+                }
+                walk(inner, &format!("{path}.{name}"), bad);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(inner) = schema.get(key) {
+                walk(inner, path, bad);
+            }
+        }
+    }
+    let crd = serde_json::to_value(jtp_crds::ScheduledJob::crd()).expect("json");
+    let mut bad = Vec::new();
+    for version in crd["spec"]["versions"].as_array().expect("versions") {
+        walk(&version["schema"]["openAPIV3Schema"], "", &mut bad);
+    }
+    assert!(bad.is_empty(), "fields named like YAML 1.1 booleans: {bad:?}");
+}

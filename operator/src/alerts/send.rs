@@ -116,7 +116,7 @@ impl AlertArgs {
     }
 }
 
-/// Which incident an event is, as `spec.notifications.on` names them.
+/// Which incident an event is, as `spec.notifications.events` names them.
 pub fn alert_on(event: &AlertEvent) -> AlertOn {
     match event.kind {
         AlertKind::Failure if event.run_status == Some(RunStatus::Error) => AlertOn::Error,
