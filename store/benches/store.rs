@@ -1,6 +1,7 @@
 //! `cargo bench -p jtp-store`: loads 10,000 jobs and 1,000,000 runs into SQLite and PostgreSQL,
 //! then times the portal's hot queries and recording a run, printing p50/p99 per backend; then
-//! times a search across outputs (a rare and a common text) and what the search index costs a
+//! times a search across outputs (a rare and a common text, alone and filtered by job, status
+//! and a day of start times, first page of 50 with snippets) and what the search index costs a
 //! recorded run (with it, then without it, in the same run); then records runs while a retention
 //! pass deletes all but each job's newest run.
 //!
@@ -197,31 +198,110 @@ async fn bench(store: &Store, url: &str, jobs: usize, runs: usize, iterations: u
     bench_prune(store, &picks, slot0 + Duration::days(30)).await;
 }
 
+/// One search the benchmark times: a text and the filters beside it.
+struct Case {
+    what: &'static str,
+    text: &'static str,
+    status: Option<RunStatus>,
+    one_job: bool,
+    window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    samples: usize,
+}
+
+impl Case {
+    fn new(what: &'static str, text: &'static str, samples: usize) -> Self {
+        Self {
+            what,
+            text,
+            status: None,
+            one_job: false,
+            window: (None, None),
+            samples,
+        }
+    }
+}
+
 /// A search's first page (50 runs and their snippets) for a rare text (one run in a thousand)
 /// and a common one (nine in ten); then recording a run with a 2 KiB output with the search
 /// index and, in the same run, after dropping it (its triggers on SQLite, its GIN index on
 /// PostgreSQL): what the index costs a run.
 async fn bench_search(store: &Store, url: &str, picks: &[i64], iterations: usize, slot0: DateTime<Utc>) {
     let kind = store.backend_kind().as_str();
-    for (what, text) in [("rare", "connection refused"), ("common", "SUCCESS")] {
+    // The loaded runs start in the hours before base(), newest first per job.
+    let day = (Some(base() - Duration::days(2)), Some(base() - Duration::days(1)));
+    let cases = [
+        Case::new("rare", "connection refused", iterations),
+        Case::new("common", "SUCCESS", iterations),
+        Case {
+            one_job: true,
+            ..Case::new("rare, one job", "connection refused", iterations)
+        },
+        Case {
+            one_job: true,
+            ..Case::new("common, one job", "SUCCESS", iterations)
+        },
+        Case {
+            status: Some(RunStatus::Failure),
+            ..Case::new("rare, status FAILURE", "connection refused", iterations)
+        },
+        Case {
+            status: Some(RunStatus::Failure),
+            ..Case::new("common, status FAILURE", "FAILURE", iterations)
+        },
+        Case {
+            window: day,
+            ..Case::new("rare, one day", "connection refused", iterations)
+        },
+        Case {
+            window: day,
+            ..Case::new("common, one day", "SUCCESS", iterations)
+        },
+    ];
+    for Case {
+        what,
+        text,
+        status,
+        one_job,
+        window: (since, until),
+        samples: n,
+    } in cases
+    {
         let found = std::cell::Cell::new(0);
-        time(iterations, |_| async {
+        time(n, |i| {
             let filter = RunFilter {
                 text: Some(text.to_owned()),
+                status,
+                job_id: one_job.then(|| picks[i % picks.len()]),
+                since,
+                until,
                 limit: 50,
                 ..RunFilter::default()
             };
-            let page = store.list_all_runs(&filter).await.expect("search");
-            let ids: Vec<i64> = page.items.iter().map(|r| r.run.id).collect();
-            store.search_snippets(&ids, text).await.expect("snippets");
-            found.set(ids.len());
+            let found = &found;
+            async move {
+                let page = store.list_all_runs(&filter).await.expect("search");
+                let ids: Vec<i64> = page.items.iter().map(|r| r.run.id).collect();
+                store.search_snippets(&ids, text).await.expect("snippets");
+                found.set(found.get().max(ids.len()));
+            }
         })
         .await
-        .report(
-            kind,
-            &format!("search {what} text, page 1 ({} hits)", found.get()),
-        );
+        .report(kind, &format!("search {what} ({} hits)", found.get()));
     }
+    // A text most outputs contain, filtered to runs none of whose outputs contain it: the worst
+    // case of reading runs newest first (every filtered run is read). Fewer samples.
+    time((iterations / 10).max(5), |_| async {
+        let filter = RunFilter {
+            text: Some("SUCCESS".to_owned()),
+            status: Some(RunStatus::Failure),
+            limit: 50,
+            ..RunFilter::default()
+        };
+        let page = store.list_all_runs(&filter).await.expect("search");
+        assert!(page.items.is_empty());
+    })
+    .await
+    .report(kind, "search common text, status FAILURE (0 hits)");
     let output: Vec<u8> = (0..40)
         .flat_map(|i| {
             format!("step {i:02}: copied 1,024 rows from staging to reporting in 12 ms\n").into_bytes()
@@ -235,6 +315,9 @@ async fn bench_search(store: &Store, url: &str, picks: &[i64], iterations: usize
     .await;
     let with_p99 = with.p99();
     with.report(kind, "record a run with 2 KiB output, search index on");
+    // SQLite indexes finished runs' outputs in the background: let it finish before the
+    // comparison, so that it does not run during it.
+    while store.index_pending_outputs().await.expect("index") > 0 {}
     drop_search_index(store.backend_kind(), url).await;
     let without = time(iterations, |i| {
         let (job_id, output) = (picks[i], &output);

@@ -37,7 +37,7 @@ pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, NOTE_PREFIX, cap_output, cap_
 pub use retention::{PruneOptions, PruneReport};
 pub use runner::{INTERRUPTED_MESSAGE, INTERRUPTED_STATUS};
 pub use runs::{ImportedRun, MAX_HISTORY};
-pub use search::{MAX_SEARCH_CHARS, MIN_SEARCH_CHARS};
+pub use search::{FEW_HITS, MAX_SEARCH_CHARS, MIN_SEARCH_CHARS};
 pub use sources::SourcedJob;
 pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
 
@@ -57,6 +57,11 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// How often opening or migrating a SQLite file is tried while another process does the same.
 const SQLITE_ATTEMPTS: u32 = 5;
+/// SQLite: how often the search indexer looks for outputs to index when nothing woke it.
+const INDEX_POLL: Duration = Duration::from_secs(5);
+/// SQLite: how long the search indexer waits after a finish before indexing, so that runs
+/// finishing together go into one batch.
+const INDEX_GATHER: Duration = Duration::from_millis(200);
 /// SQLite's result code for "database is locked".
 const SQLITE_BUSY: &str = "5";
 
@@ -93,6 +98,8 @@ pub struct Store {
     backend: Backend,
     url: Arc<RedactedUrl>,
     output_cap: usize,
+    /// SQLite: wakes the task that moves finished runs' outputs into the search index.
+    indexer: Option<Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Clone)]
@@ -258,9 +265,14 @@ impl Store {
             backend,
             url: Arc::new(shown),
             output_cap: options.output_cap,
+            indexer: None,
         };
         if options.migrate {
             store.migrate().await?;
+        }
+        let mut store = store;
+        if store.backend_kind() == BackendKind::Sqlite {
+            store.indexer = Some(store.spawn_indexer());
         }
         tracing::debug!(url = %store.url, "store connected");
         Ok(store)
@@ -313,6 +325,46 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
+    }
+
+    /// SQLite: starts the task that moves the outputs of finished runs into the search index in
+    /// batches (migration 0012), a moment after a finish (so that runs finishing together share a
+    /// batch) and every few seconds (for runs another process recorded, or one before a
+    /// restart). It ends when the pool is closed; a pass that fails is tried again later, and
+    /// the runs it left are found by search all the same.
+    fn spawn_indexer(&self) -> Arc<tokio::sync::Notify> {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (store, woken) = (self.clone(), wake.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = tokio::time::timeout(INDEX_POLL, woken.notified()).await;
+                tokio::time::sleep(INDEX_GATHER).await;
+                let closed = with_pool!(store, pool => pool.is_closed());
+                if closed {
+                    break;
+                }
+                loop {
+                    match store.index_pending_outputs().await {
+                        Ok(n) if n >= search::INDEX_BATCH as u64 => tokio::task::yield_now().await,
+                        Ok(_) => break,
+                        Err(e) => {
+                            if !with_pool!(store, pool => pool.is_closed()) {
+                                tracing::warn!(error = %e, "indexing finished runs' outputs for search failed; trying again later");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        wake
+    }
+
+    /// Tells the search indexer that a run finished (SQLite; nothing on PostgreSQL).
+    pub(crate) fn wake_indexer(&self) {
+        if let Some(wake) = &self.indexer {
+            wake.notify_one();
+        }
     }
 
     /// Closes the pool; later operations fail with `Unavailable`.

@@ -325,6 +325,9 @@ impl Store {
                 }
             }
         })?;
+        if matches!(finished, Finish::Recorded) {
+            self.wake_indexer();
+        }
         Ok(finished)
     }
 
@@ -378,12 +381,10 @@ impl Store {
     /// paged by cursor: a run that starts meanwhile does not shift the pages already seen.
     pub async fn list_all_runs(&self, filter: &RunFilter) -> Result<RunPage> {
         let limit = filter.limit.clamp(1, 1000);
-        let search = filter
-            .text
-            .as_deref()
-            .map(|text| crate::search::pattern(self.backend_kind(), text))
-            .transpose()?;
-        let search_clause = crate::search::clause(self.backend_kind());
+        let search = match filter.text.as_deref() {
+            Some(text) => Some(self.search_condition(text).await?),
+            None => None,
+        };
         // Newer pages are read oldest first from the cursor, then turned around.
         let forward = filter.before.is_some() || filter.after.is_none();
         let mut rows: Vec<RunListItem> = with_pool!(self, pool => {
@@ -415,9 +416,13 @@ impl Store {
                     query.push(")");
                 }
             }
-            if let Some(text) = &search {
-                let (before, after) = search_clause;
-                query.push(before).push_bind(text.clone()).push(after);
+            if let Some(condition) = &search {
+                for (sql, value) in condition.parts() {
+                    query.push(sql);
+                    if let Some(value) = value {
+                        query.push_bind(value);
+                    }
+                }
             }
             if let Some(since) = filter.since {
                 query.push(" AND l.run_time >= ").push_bind(Ts(since));

@@ -2,13 +2,27 @@
 //!
 //! The text is taken literally and case-insensitively on both backends — no query syntax, so
 //! `"hi" OR x*`, `100%`, `a_b` and backslashes mean themselves — through each backend's trigram
-//! index (migration 0010): an FTS5 `trigram` table on SQLite (a quoted phrase, which the trigram
-//! tokenizer matches as a substring), `ILIKE` with the pattern characters escaped on PostgreSQL
-//! (served by the `gin_trgm_ops` index). A trigram index cannot look for fewer than three
-//! characters, so a shorter text is refused rather than scanned.
+//! index (migration 0010): `ILIKE` with the pattern characters escaped on PostgreSQL (served by
+//! the `gin_trgm_ops` index, or by reading runs newest first when the planner expects many
+//! hits); an FTS5 `trigram` table on SQLite (a quoted phrase, which the trigram tokenizer
+//! matches as a substring). A trigram index cannot look for fewer than three characters, so a
+//! shorter text is refused rather than scanned.
+//!
+//! SQLite has no planner statistics for FTS5, so the store plans a search itself
+//! ([`Store::search_condition`]): it first asks the index for at most [`FEW_HITS`] hits (in
+//! rowid order, which FTS5 answers without sorting). If that is all of them, the runs query reads
+//! those runs by id and sorts them; if there are more, the text is in at least one output in
+//! two hundred at a million runs, and the runs query reads runs newest first (through whichever
+//! index the other filters use) and tests each output with `LIKE` until the page is full — the
+//! cost of handing every hit's id to the runs query (hundreds of thousands for a text most
+//! outputs contain) is what this avoids. `LIKE` folds ASCII letters only, so a text with other
+//! characters that many outputs contain is looked up in the index as before (slower, correct).
+//! Runs whose output is not indexed yet (migration 0012: noted in `run_output_pending` and
+//! indexed in batches in the background, [`Store::index_pending_outputs`]) are tested with
+//! `LIKE` in every plan, so a run is found as soon as it finished.
 
 use crate::model::RunSnippet;
-use crate::{BackendKind, Error, Result, Store};
+use crate::{Error, Result, Store};
 use std::collections::HashMap;
 
 /// The fewest characters a search takes (one trigram).
@@ -17,9 +31,15 @@ pub const MIN_SEARCH_CHARS: usize = 3;
 pub const MAX_SEARCH_CHARS: usize = 200;
 /// Characters shown before and after a match in a snippet.
 const CONTEXT_CHARS: i64 = 80;
+/// SQLite: up to this many hits, a search reads its hits by id; beyond, it reads runs newest
+/// first and tests their outputs (see the module's documentation). Either plan then costs at
+/// most about ten thousand row reads at a million runs.
+pub const FEW_HITS: i64 = 5_000;
+/// SQLite: how many noted runs one background pass moves into the index per transaction.
+pub(crate) const INDEX_BATCH: i64 = 64;
 
-/// The bound value of the search condition for `text`, or why the text cannot be searched.
-pub(crate) fn pattern(kind: BackendKind, text: &str) -> Result<String> {
+/// Why `text` cannot be searched, if it cannot.
+fn check(text: &str) -> Result<()> {
     let chars = text.chars().count();
     if chars < MIN_SEARCH_CHARS {
         return Err(Error::invalid(format!(
@@ -34,35 +54,83 @@ pub(crate) fn pattern(kind: BackendKind, text: &str) -> Result<String> {
     if text.contains('\0') {
         return Err(Error::invalid("the search text contains a NUL character"));
     }
-    Ok(match kind {
-        // One FTS5 string: inside double quotes everything is text, a quote is doubled.
-        BackendKind::Sqlite => format!("\"{}\"", text.replace('"', "\"\"")),
-        BackendKind::Postgres => {
-            let mut escaped = String::with_capacity(text.len() + 2);
-            escaped.push('%');
-            for c in text.chars() {
-                if matches!(c, '\\' | '%' | '_') {
-                    escaped.push('\\');
-                }
-                escaped.push(c);
-            }
-            escaped.push('%');
-            escaped
-        }
-    })
+    Ok(())
 }
 
-/// The condition on `l` (a `job_execution_logs` row) around the bound [`pattern`]: what goes
-/// before the bind and what after it.
-pub(crate) fn clause(kind: BackendKind) -> (&'static str, &'static str) {
-    match kind {
-        BackendKind::Sqlite => (
-            " AND l.id IN (SELECT rowid FROM run_output_search WHERE run_output_search MATCH ",
-            ")",
-        ),
-        BackendKind::Postgres => (" AND l.log_output ILIKE ", " ESCAPE '\\'"),
+/// `%text%` for `LIKE`/`ILIKE … ESCAPE '\'`: the pattern characters stand for themselves.
+fn like_pattern(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    escaped.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}
+
+/// One FTS5 string: inside double quotes everything is text, a quote is doubled.
+fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// How the runs query tests a search (see [`Store::search_condition`]).
+#[derive(Debug)]
+pub(crate) enum Condition {
+    /// PostgreSQL: `ILIKE` (the planner picks the trigram index or not).
+    Ilike(String),
+    /// SQLite, all hits known: their ids, a JSON array.
+    Ids(String),
+    /// SQLite, many hits, an ASCII text: `LIKE` on each run read.
+    Like(String),
+    /// SQLite, many hits, a text with other characters: the index, or `LIKE` for runs not in it.
+    Match { phrase: String, like: String },
+}
+
+impl Condition {
+    /// The SQL to append to the runs query's `WHERE`, as text pieces each followed by the value
+    /// to bind after it, if any.
+    pub(crate) fn parts(&self) -> Vec<(&'static str, Option<String>)> {
+        match self {
+            Condition::Ilike(p) => vec![
+                (" AND l.log_output ILIKE ", Some(p.clone())),
+                (" ESCAPE '\\'", None),
+            ],
+            Condition::Ids(ids) => vec![
+                (" AND l.id IN (SELECT value FROM json_each(", Some(ids.clone())),
+                ("))", None),
+            ],
+            Condition::Like(p) => vec![
+                (" AND l.log_output LIKE ", Some(p.clone())),
+                (" ESCAPE '\\'", None),
+            ],
+            Condition::Match { phrase, like } => vec![
+                (
+                    " AND (l.id IN (SELECT rowid FROM run_output_search WHERE run_output_search MATCH ",
+                    Some(phrase.clone()),
+                ),
+                (
+                    ") OR (l.id IN (SELECT id FROM run_output_pending) AND l.log_output LIKE ",
+                    Some(like.clone()),
+                ),
+                (" ESCAPE '\\'))", None),
+            ],
+        }
     }
 }
+
+const PROBE_INDEX: &str = "SELECT rowid FROM run_output_search WHERE run_output_search MATCH ?1 \
+     ORDER BY rowid DESC LIMIT ?2";
+// CROSS JOIN: SQLite then reads the (small) pending table first, whatever its statistics say
+// (with it empty when ANALYZE ran, the planner would read every run instead).
+const PROBE_PENDING: &str = "SELECT p.id FROM run_output_pending p CROSS JOIN job_execution_logs l ON l.id = p.id \
+     WHERE l.log_output LIKE ?1 ESCAPE '\\'";
+const PENDING_BATCH: &str = "SELECT id FROM run_output_pending ORDER BY id LIMIT ?1";
+const INDEX_BATCH_SQL: &str = "INSERT INTO run_output_search (rowid, log_output) \
+     SELECT id, log_output FROM job_execution_logs WHERE id IN (SELECT value FROM json_each(?1)) AND log_output <> ''";
+const FORGET_BATCH: &str = "DELETE FROM run_output_pending WHERE id IN (SELECT value FROM json_each(?1))";
 
 const SNIPPETS_SQLITE: &str = "SELECT id, \
      instr(lower(log_output), lower(?1)) AS at, \
@@ -75,6 +143,66 @@ const SNIPPETS_POSTGRES: &str = "SELECT id, \
      FROM job_execution_logs WHERE id = ANY($3)";
 
 impl Store {
+    /// How the runs query tests `text`, or why it cannot be searched. On SQLite this asks the
+    /// index how many runs match, up to [`FEW_HITS`] (see the module's documentation).
+    pub(crate) async fn search_condition(&self, text: &str) -> Result<Condition> {
+        check(text)?;
+        let like = like_pattern(text);
+        let pool = match &self.backend {
+            crate::Backend::Postgres(_) => return Ok(Condition::Ilike(like)),
+            crate::Backend::Sqlite(pool) => pool,
+        };
+        let phrase = fts_phrase(text);
+        let mut hits: Vec<i64> = sqlx::query_scalar(PROBE_INDEX)
+            .bind(&phrase)
+            .bind(FEW_HITS + 1)
+            .fetch_all(pool)
+            .await?;
+        if hits.len() > usize::try_from(FEW_HITS).unwrap_or(usize::MAX) {
+            return Ok(if text.is_ascii() {
+                Condition::Like(like)
+            } else {
+                Condition::Match { phrase, like }
+            });
+        }
+        let pending: Vec<i64> = sqlx::query_scalar(PROBE_PENDING)
+            .bind(&like)
+            .fetch_all(pool)
+            .await?;
+        hits.extend(pending);
+        let ids = serde_json::to_string(&hits).map_err(|e| Error::invalid(e.to_string()))?;
+        Ok(Condition::Ids(ids))
+    }
+
+    /// SQLite: moves up to [`INDEX_BATCH`] runs noted since they finished (migration 0012) into
+    /// the search index, in one transaction; answers how many. The store does this by itself in
+    /// the background after each finish and every few seconds; a search finds noted runs
+    /// without it. PostgreSQL: nothing to do (0).
+    pub async fn index_pending_outputs(&self) -> Result<u64> {
+        let pool = match &self.backend {
+            crate::Backend::Postgres(_) => return Ok(0),
+            crate::Backend::Sqlite(pool) => pool,
+        };
+        // Look without the write lock first: most passes find nothing.
+        let any: Option<i64> = sqlx::query_scalar(PENDING_BATCH)
+            .bind(1_i64)
+            .fetch_optional(pool)
+            .await?;
+        if any.is_none() {
+            return Ok(0);
+        }
+        let mut tx = crate::begin_write(pool).await?;
+        let ids: Vec<i64> = sqlx::query_scalar(PENDING_BATCH)
+            .bind(INDEX_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+        let json = serde_json::to_string(&ids).map_err(|e| Error::invalid(e.to_string()))?;
+        sqlx::query(INDEX_BATCH_SQL).bind(&json).execute(&mut *tx).await?;
+        sqlx::query(FORGET_BATCH).bind(&json).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
     /// Where `text` first appears in the output of each of these runs (those of a page found by
     /// [`crate::RunFilter::text`]): a piece of the output around it, whether the output goes on
     /// before that piece, and the match's character offset in the piece.

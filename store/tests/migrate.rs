@@ -106,3 +106,152 @@ async fn the_attempts_migration_keeps_every_run_and_the_id_sequence_on_sqlite() 
         .expect("a new run");
     assert_eq!(next, 4, "id 3 was used before the migration and is not reused");
 }
+
+/// Migration 0012 (SQLite: a finish notes the run for indexing in the background instead of
+/// indexing it in its own transaction) upgrades a database at 0011 in place: runs indexed before
+/// it are found, and a run whose output was indexed by the old triggers can be replaced and
+/// deleted (the index drops the old text); a run finished after it is found at once and after
+/// indexing.
+#[tokio::test]
+async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = dir.path().join("before");
+    std::fs::create_dir_all(&before).expect("dir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    for entry in std::fs::read_dir(&all).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if name.as_str() < "0012" {
+            std::fs::copy(&path, before.join(&name)).expect("copy");
+        }
+    }
+    let file = dir.path().join("jtp.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .expect("open");
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .expect("read the older migrations")
+        .run(&pool)
+        .await
+        .expect("migrate to 0011");
+    sqlx::query(
+        "INSERT INTO scheduled_jobs (name, schedule_type, timezone, script, spec) \
+         VALUES ('old', 'manual', 'UTC', 'true', '{}')",
+    )
+    .execute(&pool)
+    .await
+    .expect("a job");
+    // Written as 0011's store wrote them: started with no output, finished with one (the
+    // update trigger of 0010 indexes it).
+    for (slot, output) in [
+        ("09", "old-alpha text"),
+        ("10", "old-beta text"),
+        ("11", "old-gamma text"),
+    ] {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO job_execution_logs (job_id, run_time, scheduled_for, status, trigger) \
+             VALUES (1, $1, $1, 'RUNNING', 'schedule') RETURNING id",
+        )
+        .bind(format!("2026-11-30 {slot}:00:00.000000Z"))
+        .fetch_one(&pool)
+        .await
+        .expect("a run");
+        sqlx::query("UPDATE job_execution_logs SET status = 'SUCCESS', log_output = $2 WHERE id = $1")
+            .bind(id)
+            .bind(output)
+            .execute(&pool)
+            .await
+            .expect("its finish");
+    }
+    pool.close().await;
+
+    let url = format!("sqlite://{}", file.display());
+    let store = jtp_store::Store::connect(&url)
+        .await
+        .expect("migrate to the latest");
+    let found = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            let filter = jtp_store::RunFilter {
+                text: Some(text.into()),
+                limit: 50,
+                ..jtp_store::RunFilter::default()
+            };
+            let page = store.list_all_runs(&filter).await.expect("search");
+            page.items.iter().map(|r| r.run.id).collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(found("old-").await, [3, 2, 1], "indexed before the upgrade");
+    assert_eq!(found("old-beta").await, [2]);
+
+    // An indexed output replaced (as the store replaces an "interrupted" one) and one deleted.
+    let mut conn = sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
+        .await
+        .expect("open");
+    use sqlx::Connection as _;
+    sqlx::query("UPDATE job_execution_logs SET log_output = 'new-beta text' WHERE id = 2")
+        .execute(&mut conn)
+        .await
+        .expect("replace");
+    sqlx::query("DELETE FROM job_execution_logs WHERE id = 1")
+        .execute(&mut conn)
+        .await
+        .expect("delete");
+    conn.close().await.expect("close");
+    assert_eq!(found("old-").await, [3]);
+    assert_eq!(found("new-beta").await, [2], "noted, found before indexing");
+
+    let now = chrono::Utc::now();
+    let id = store
+        .record_start(&jtp_store::RunStart {
+            job_id: 1,
+            trigger: jtp_crds::Trigger::Schedule,
+            scheduled_for: now,
+            started_at: now,
+            k8s_job_name: None,
+            runner: None,
+            requester: None,
+        })
+        .await
+        .expect("a new run");
+    store
+        .record_finish(
+            id,
+            &jtp_store::RunFinish {
+                status: jtp_crds::RunStatus::Success,
+                exit_code: Some(0),
+                output: b"fresh-delta text\n",
+                finished_at: now,
+            },
+        )
+        .await
+        .expect("its finish");
+    assert_eq!(found("fresh-delta").await, [id], "found before indexing");
+    while store.index_pending_outputs().await.expect("index") > 0 {}
+    assert_eq!(found("fresh-delta").await, [id], "found after indexing");
+    assert_eq!(found("new-beta").await, [2]);
+    assert_eq!(found(" text").await, [id, 3, 2]);
+    // The index agrees with the rows: FTS5's own check.
+    let mut conn = sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
+        .await
+        .expect("open");
+    sqlx::query("INSERT INTO run_output_search (run_output_search, rank) VALUES ('integrity-check', 1)")
+        .execute(&mut conn)
+        .await
+        .expect("the search index matches the outputs");
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM run_output_pending")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(pending, 0);
+}

@@ -89,6 +89,8 @@ on_both_backends!(
     search_matches_text_literally,
     search_filters_and_pages,
     search_reads_cleaned_and_capped_output,
+    search_follows_finishes_updates_and_deletes_around_indexing,
+    search_with_many_hits_reads_runs_newest_first,
     attempts_retries_and_the_automatic_pause,
 );
 
@@ -1361,6 +1363,208 @@ async fn search_reads_cleaned_and_capped_output(db: &TestDb) {
         tail.text
     );
     assert_eq!(tail.match_at, Some(80));
+}
+
+/// Everything the store indexes in the background (SQLite; nothing on PostgreSQL).
+async fn index_all(store: &Store) {
+    while store.index_pending_outputs().await.expect("index") > 0 {}
+}
+
+/// A finished run is found before and after its output is indexed (SQLite indexes in the
+/// background, migration 0012); an output replaced after indexing is found by its new text
+/// only; a deleted run is not found, whether it was indexed or not. Case folds beyond ASCII
+/// once indexed.
+async fn search_follows_finishes_updates_and_deletes_around_indexing(db: &TestDb) {
+    let store = &db.store;
+    let job = job(store, "indexing", None).await;
+    let first = run(
+        store,
+        job.id,
+        at(1, 0),
+        RunStatus::Success,
+        "Größe ÄRGER first-text\n",
+    )
+    .await;
+    assert_eq!(
+        found(store, &search("first-text")).await,
+        [first],
+        "found before indexing"
+    );
+    index_all(store).await;
+    assert_eq!(
+        found(store, &search("FIRST-TEXT")).await,
+        [first],
+        "found after indexing"
+    );
+    if store.backend_kind() == BackendKind::Sqlite {
+        // PostgreSQL's ILIKE folds as the database's ctype says.
+        assert_eq!(
+            found(store, &search("ärger")).await,
+            [first],
+            "folded beyond ASCII by the index"
+        );
+    }
+
+    // Closed as interrupted, then its real end arrives: the message is replaced.
+    let second = store.record_start(&start(job.id, at(2, 0))).await.expect("start");
+    let closed = finish(RunStatus::Failure, INTERRUPTED_MESSAGE.as_bytes(), at(2, 1));
+    let closed = RunFinish {
+        exit_code: None,
+        ..closed
+    };
+    store.record_finish(second, &closed).await.expect("close");
+    index_all(store).await;
+    let interrupted = &INTERRUPTED_MESSAGE[..INTERRUPTED_MESSAGE.len().min(20)];
+    assert!(
+        found(store, &search(interrupted)).await.contains(&second),
+        "{interrupted}"
+    );
+    store
+        .record_finish(second, &finish(RunStatus::Success, b"real-end text\n", at(2, 2)))
+        .await
+        .expect("real end");
+    assert_eq!(
+        store.get_run(second).await.expect("run").log_output,
+        "real-end text\n"
+    );
+    assert_eq!(
+        found(store, &search("real-end")).await,
+        [second],
+        "new text, before indexing"
+    );
+    assert!(
+        !found(store, &search(interrupted)).await.contains(&second),
+        "old text gone"
+    );
+    index_all(store).await;
+    assert_eq!(
+        found(store, &search("real-end")).await,
+        [second],
+        "new text, after indexing"
+    );
+    assert!(
+        !found(store, &search(interrupted)).await.contains(&second),
+        "old text gone"
+    );
+
+    // Deleted by retention: one run indexed, one not yet.
+    let third = run(store, job.id, at(3, 0), RunStatus::Success, "shared-word three\n").await;
+    index_all(store).await;
+    let fourth = run(store, job.id, at(4, 0), RunStatus::Success, "shared-word four\n").await;
+    let fifth = run(store, job.id, at(5, 0), RunStatus::Success, "shared-word five\n").await;
+    store
+        .prune_runs(
+            &jtp_crds::Retention {
+                max_age: None,
+                keep_last: Some(1),
+            },
+            at(12, 0),
+            &PruneOptions::default(),
+        )
+        .await
+        .expect("prune");
+    assert_eq!(found(store, &search("shared-word")).await, [fifth]);
+    index_all(store).await;
+    assert_eq!(found(store, &search("shared-word")).await, [fifth]);
+    assert_eq!(found(store, &search("first-text")).await, Vec::<i64>::new());
+    let _ = (third, fourth);
+}
+
+/// More hits than [`FEW_HITS`]: SQLite reads runs newest first and tests each output instead
+/// of sorting every hit; the answer is the same — literal text (`_` and `%` are no wildcards),
+/// filters, order, and cursor pages that visit every hit once. A non-ASCII text with that many
+/// hits is still found through the index.
+async fn search_with_many_hits_reads_runs_newest_first(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (job(store, "many-a", None).await, job(store, "many-b", None).await);
+    let n = usize::try_from(FEW_HITS).expect("size") + 40;
+    let base = at(0, 0) - Duration::days(30);
+    let mut runs = Vec::with_capacity(n + 10);
+    for k in 0..n {
+        let failed = k % 10 == 0;
+        runs.push(ImportedRun {
+            job_id: if k % 2 == 0 { a.id } else { b.id },
+            // Not in id order: every other run started an hour earlier than its id says.
+            run_time: base + Duration::minutes(k as i64) - Duration::hours(if k % 3 == 0 { 1 } else { 0 }),
+            scheduled_for: base + Duration::minutes(k as i64),
+            finished_at: Some(base + Duration::minutes(k as i64) + Duration::seconds(5)),
+            status: if failed {
+                RunStatus::Failure
+            } else {
+                RunStatus::Success
+            },
+            exit_code: Some(i32::from(failed)),
+            trigger: Trigger::Schedule,
+            output: format!("step {k}: Copied x_y 100% ÄRGER\n"),
+            k8s_job_name: None,
+            runner: None,
+        });
+    }
+    for k in 0..10 {
+        runs.push(ImportedRun {
+            job_id: a.id,
+            run_time: base + Duration::days(20) + Duration::minutes(k),
+            scheduled_for: base + Duration::days(20) + Duration::minutes(k),
+            finished_at: None,
+            status: RunStatus::Success,
+            exit_code: Some(0),
+            trigger: Trigger::Manual,
+            output: "copied xay 1000 ärger\n".into(),
+            k8s_job_name: None,
+            runner: None,
+        });
+    }
+    store.import_runs(&runs).await.expect("import");
+    let page = store.list_all_runs(&search("x_y 100%")).await.expect("search");
+    assert_eq!(page.items.len(), 50);
+    assert!(
+        page.items.iter().all(|r| r.run.preview.contains("x_y 100%")),
+        "literal"
+    );
+    let order: Vec<_> = page.items.iter().map(|r| (r.run.run_time, r.run.id)).collect();
+    let mut sorted = order.clone();
+    sorted.sort_by(|x, y| y.cmp(x));
+    assert_eq!(order, sorted, "newest start first");
+
+    // Every hit once, in order, over cursor pages; with a filter too.
+    for (filter, expected) in [
+        (search("COPIED X_Y"), n),
+        (
+            RunFilter {
+                status: Some(RunStatus::Failure),
+                job_name: Some("many-a".into()),
+                ..search("copied x_y")
+            },
+            n.div_ceil(10),
+        ),
+    ] {
+        let mut next = RunFilter { limit: 700, ..filter };
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list_all_runs(&next).await.expect("page");
+            seen.extend(page.items.iter().map(|r| (r.run.run_time, r.run.id)));
+            match page.older {
+                Some(cursor) => next.before = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), expected, "{:?}", next.status);
+        let mut sorted = seen.clone();
+        sorted.sort_by(|x, y| y.cmp(x));
+        sorted.dedup();
+        assert_eq!(seen, sorted, "each hit once, newest first");
+    }
+    if store.backend_kind() != BackendKind::Sqlite {
+        return;
+    }
+    // Case beyond ASCII with many hits: the index (imports are indexed as they are written).
+    let hits = store.list_all_runs(&search("ärger")).await.expect("search");
+    assert_eq!(hits.items.len(), 50);
+    assert!(
+        hits.items[..10].iter().all(|r| r.run.preview.contains("ärger")),
+        "newest first"
+    );
+    assert!(hits.items[10..].iter().all(|r| r.run.preview.contains("ÄRGER")));
 }
 
 /// Each attempt is its own row for its slot; a retried attempt does not count towards the
