@@ -31,6 +31,12 @@ pub const RUN_NOW_ANNOTATION: &str = "jobtrigger.io/run-now";
 /// the portal writes its user's name). The operator copies it to the run and then removes it, so
 /// a later run-now without one is not credited to the same person.
 pub const RUN_NOW_REQUESTER_ANNOTATION: &str = "jobtrigger.io/run-now-requester";
+/// Prefix of the annotations on a ScheduledJob that ask to stop one of its runs:
+/// `stop.jobtrigger.io/<Job name>: <who asked>`. The operator records that run as FAILURE
+/// "stopped by <who asked>", deletes its Job (its pods go with it) and removes the annotation; a
+/// request for a Job that has already ended (or is not the job's) is only removed. One key per
+/// run, so two stops of two runs never overwrite each other.
+pub const STOP_RUN_ANNOTATION_PREFIX: &str = "stop.jobtrigger.io/";
 /// Annotation on a launched manual Job naming who asked for it.
 pub const REQUESTER_ANNOTATION: &str = "jobtrigger.io/requester";
 /// The longest requester name kept (longer ones are cut, on a character boundary).

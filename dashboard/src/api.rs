@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/output", get(get_output))
         .route("/runs/{id}/live", get(get_live))
+        .route("/runs/{id}/stop", post(crate::run_actions::api_stop_run))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -55,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/runs/{id}"),
     ("get", "/runs/{id}/output"),
     ("get", "/runs/{id}/live"),
+    ("post", "/runs/{id}/stop"),
     ("get", "/openapi.json"),
 ];
 

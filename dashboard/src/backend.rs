@@ -222,7 +222,7 @@ impl AppState {
     }
 
     /// A JSON merge patch of one ScheduledJob, as `who`, with the portal's field manager.
-    async fn merge_patch(
+    pub(crate) async fn merge_patch(
         client: &kube::Client,
         who: &Principal,
         namespace: &str,

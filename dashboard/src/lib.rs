@@ -24,6 +24,7 @@ pub mod http;
 pub mod live;
 pub mod openapi;
 pub mod pages;
+pub mod run_actions;
 pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -13,11 +13,17 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The live output of the runs in flight in this process, by run id. Cheap to clone.
+/// The live output of the runs in flight in this process, by run id, and the way to stop them
+/// ([`LiveRuns::stop`]). Cheap to clone.
 #[derive(Clone, Default)]
 pub struct LiveRuns {
     runs: Arc<Mutex<HashMap<i64, SharedOutput>>>,
+    stopper: Arc<std::sync::OnceLock<Stopper>>,
 }
+
+/// Stops run `run_id` of this process, as asked by the person named: true when the run was in
+/// flight here and has been told to stop (it ends as FAILURE "stopped by <who>").
+pub type Stopper = Box<dyn Fn(i64, &str) -> bool + Send + Sync>;
 
 impl LiveRuns {
     /// A new, empty output for run `run_id`, readable here until [`LiveRuns::end`].
@@ -35,6 +41,17 @@ impl LiveRuns {
     /// The output of run `run_id`, if it is in flight here.
     pub fn get(&self, run_id: i64) -> Option<SharedOutput> {
         self.lock().get(&run_id).cloned()
+    }
+
+    /// The runner of this process says how its runs are stopped (once, at its start).
+    pub fn set_stopper(&self, stopper: Stopper) {
+        let _ = self.stopper.set(stopper);
+    }
+
+    /// Asks the runner of this process to stop run `run_id` for `by`; false when no runner here
+    /// has that run in flight (it ended, has not started yet, or runs in another process).
+    pub fn stop(&self, run_id: i64, by: &str) -> bool {
+        self.stopper.get().is_some_and(|stop| stop(run_id, by))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, SharedOutput>> {

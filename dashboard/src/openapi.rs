@@ -222,6 +222,22 @@ pub fn document() -> Value {
                     "responses": with_errors(json!({ "200": { "description": "The new output", "content": { "application/json": { "schema": schema_ref("LiveOutput") } } } }), &["401", "403", "404", "422", "500"])
                 }
             },
+            "/runs/{id}/stop": {
+                "parameters": id_param(),
+                "post": {
+                    "operationId": "stopRun",
+                    "summary": "Stop a run in flight; it is recorded as FAILURE with the note \"stopped by <you>\" and not retried",
+                    "description": "Needs the right to patch the run's ScheduledJob (cluster: a SubjectAccessReview of `patch` on `scheduledjobs.jobtrigger.io`; a cookie session also needs `X-CSRF-Token`). Standalone: the runner ends the run's whole process tree (SIGTERM, SIGKILL 3 s later). Cluster: the portal sets the annotation `stop.jobtrigger.io/<Job name>` on the ScheduledJob, as you; the operator records the run and deletes its Job with its pods. 202 once asked: the run ends within seconds (poll `/runs/{id}`). 409 when the run has already ended, or is not stoppable from here yet (e.g. its Job not created yet).",
+                    "responses": with_errors(json!({ "202": { "description": "The stop is asked for", "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["id", "namespace", "job", "stopRequestedBy"],
+                        "properties": {
+                            "id": { "type": "integer" }, "namespace": { "type": "string" }, "job": { "type": "string" },
+                            "stopRequestedBy": { "type": "string", "description": "The name recorded in the note" }
+                        }
+                    } } } } }), &["401", "403", "404", "409", "500"])
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",

@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_own_page))
         .route("/runs/{id}/output.txt", get(output_txt))
+        .route("/runs/{id}/stop", post(crate::run_actions::page_stop_run))
 }
 
 /// The display zone the browser chose (cookie [`DISPLAY_ZONE_COOKIE`]); each job's zone without one.
@@ -307,6 +308,8 @@ pub struct OutputView {
     pub original_bytes: i64,
     /// Set while the run is in flight here: the page follows its output.
     pub live: Option<LiveOutputView>,
+    /// The Stop button, for a run in flight ([`crate::run_actions`]).
+    pub stop: Option<crate::run_actions::StopButton>,
 }
 
 /// A run in flight whose output is written here as it comes ([`crate::live`]).
@@ -344,6 +347,7 @@ impl OutputView {
             original_bytes: detail.run.output_bytes,
             segments,
             live,
+            stop: None,
             run: detail.run,
         }
     }
@@ -642,7 +646,7 @@ async fn run_own_page(
         namespace: detail.job.namespace.clone(),
         job: detail.job.name.clone(),
         job_live: detail.job.deleted_at.is_none(),
-        out: OutputView::new(&state, detail),
+        out: crate::run_actions::with_stop_button(OutputView::new(&state, detail), &caller, "run"),
     };
     Ok(render(&template)?.into_response())
 }
@@ -763,7 +767,8 @@ async fn panel_data(
                 .await?
                 .filter(|d| d.job.id == job.id)
                 .ok_or_else(|| AppError::NotFound(format!("job {namespace}/{name} has no run #{id}")))?;
-            Some(OutputView::new(state, detail))
+            let view = OutputView::new(state, detail);
+            Some(crate::run_actions::with_stop_button(view, caller, "panel"))
         }
     };
     let mut view = JobView::cached(state, job, zone);

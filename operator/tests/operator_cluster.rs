@@ -1861,3 +1861,106 @@ async fn failures_in_a_row_pause_the_job_with_a_condition_an_event_and_a_note_fo
     let _ = stop.send(());
     let _ = task.await;
 }
+
+/// A person stops a running run (what the portal's Stop writes: the annotation
+/// `stop.jobtrigger.io/<Job name>: <who>`): the run is recorded once as FAILURE "stopped by
+/// <who>" with its output so far, its Job and pod are deleted by the real control plane, the
+/// request is removed; a request for a run that has ended changes nothing and is removed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_on_request_is_recorded_failure_and_its_job_and_pod_are_gone() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "op-stop").await;
+    let op = Operator::start(&client, ns.name(), Arc::new(MemoryLedger::new()), |_| {}).await;
+    let mut spec = ScheduledJobSpec::manual().script("echo begun; sleep 300");
+    // A stopped run is not retried.
+    spec.retries = Some(jtp_crds::Retries {
+        limit: 2,
+        backoff: jtp_crds::Backoff {
+            strategy: jtp_crds::BackoffStrategy::Fixed,
+            delay: Some("1s".into()),
+            max_delay: None,
+        },
+    });
+    let uid = create(&ns, &sj("long", spec)).await.uid().expect("uid");
+    let api: Api<ScheduledJob> = ns.api();
+    wait_for(&api, "long", TIMEOUT, "be reconciled", |sj| sj.status.is_some()).await;
+    let run_now = json!({ "metadata": { "annotations": { jtp_crds::RUN_NOW_ANNOTATION: now_rfc3339() } } });
+    api.patch("long", &PatchParams::default(), &Patch::Merge(&run_now))
+        .await
+        .expect("run now");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    // Running in its container, with its first line written.
+    let job_name = {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let runs = runs_of(&op.ledger, &uid).await;
+            let running = runs.keys().next().cloned();
+            let pod_up = match &running {
+                Some(name) => pods
+                    .list(&ListParams::default().labels(&format!("job-name={name}")))
+                    .await
+                    .expect("pods")
+                    .items
+                    .iter()
+                    .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")),
+                None => false,
+            };
+            if let Some(name) = running.filter(|_| pod_up) {
+                break name;
+            }
+            assert!(Instant::now() < deadline, "no running pod; runs: {runs:#?}");
+            tokio::time::sleep(POLL).await;
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let key = format!("{}{job_name}", jtp_crds::STOP_RUN_ANNOTATION_PREFIX);
+    let stop = json!({ "metadata": { "annotations": { &key: "alice" } } });
+    api.patch("long", &PatchParams::default(), &Patch::Merge(&stop))
+        .await
+        .expect("ask to stop");
+    let runs = wait_runs(&op.ledger, &uid, "the stopped run recorded", TIMEOUT, |r| {
+        !finished(r).is_empty()
+    })
+    .await;
+    assert_eq!(runs.len(), 1, "one row: {runs:#?}");
+    let run = &runs[&job_name];
+    assert_eq!(run.status, RunStatus::Failure, "{run:#?}");
+    assert!(run.output.contains("begun"), "output so far kept: {}", run.output);
+    assert!(run.output.contains("stopped by alice"), "{}", run.output);
+    wait_no_jobs(&ns, "long").await;
+    let deadline = Instant::now() + TIMEOUT;
+    while !pods
+        .list(&ListParams::default().labels(&format!("job-name={job_name}")))
+        .await
+        .expect("pods")
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the stopped run's pod is still there");
+        tokio::time::sleep(POLL).await;
+    }
+    wait_for(&api, "long", TIMEOUT, "drop the stop request", |sj| {
+        !sj.annotations().contains_key(&key)
+    })
+    .await;
+    wait_events(&ns, "StoppedOnRequest").await;
+
+    // Asked again for the ended run: removed, and the row stays as it is; no retry came.
+    api.patch("long", &PatchParams::default(), &Patch::Merge(&stop))
+        .await
+        .expect("ask to stop again");
+    wait_for(&api, "long", TIMEOUT, "drop the late stop request", |sj| {
+        !sj.annotations().contains_key(&key)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = runs_of(&op.ledger, &uid).await;
+    assert_eq!(after.len(), 1, "no retry, no second row: {after:#?}");
+    assert_eq!(
+        after[&job_name].output, run.output,
+        "the row is not written again"
+    );
+    assert!(jobs_of(&ns, "long").await.is_empty(), "no new Job");
+    delete_all(&ns).await;
+    op.stop().await;
+}

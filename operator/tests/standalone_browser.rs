@@ -299,3 +299,83 @@ async fn a_running_runs_output_streams_into_its_page_then_the_stored_output_show
     b.close().await;
     tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
 }
+
+/// The Stop button of a running run's page: it asks first, then the run ends, recorded as FAILURE
+/// "stopped by local", and the page shows the stored output without the button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stop_button_of_a_running_run_stops_it_and_the_page_shows_it_failed_stopped_by_the_user() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("jobs/scripts")).unwrap();
+    std::fs::write(
+        data.path().join("jobs/stoppable.yaml"),
+        "apiVersion: jobtrigger.io/v1alpha1\nkind: ScheduledJob\nmetadata:\n  name: stoppable\nspec:\n  \
+         schedule:\n    manual: {}\n  script:\n    inline: |\n      echo working\n      sleep 300 &\n      sleep 300\n",
+    )
+    .unwrap();
+    let jtp = tokio::task::spawn_blocking({
+        let data = data.path().to_owned();
+        move || Standalone::start_on(&data, free_port())
+    })
+    .await
+    .unwrap();
+    let base = jtp.base.clone();
+    let client = reqwest::Client::new();
+    let started = client
+        .post(format!("{base}/api/v1/jobs/default/stoppable/run"))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.status().is_success(), "{}", started.text().await.unwrap());
+    let deadline = Instant::now() + WAIT;
+    let run = loop {
+        let runs: serde_json::Value = client
+            .get(format!("{base}/api/v1/jobs/default/stoppable/runs"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = runs["items"][0]["id"].as_i64()
+            && runs["items"][0]["status"] == "RUNNING"
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no run started: {runs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let b = Browser::start().await;
+    b.goto(&format!("{base}/runs/{run}")).await;
+    b.wait_text("#output-text", WAIT, |t| t.contains("working")).await;
+    assert_eq!(b.text("#stop-run").await, "Stop run");
+    b.set_viewport(1280, 900).await;
+    b.screenshot("standalone-stop-button-1280").await;
+    b.set_viewport(390, 844).await;
+    b.screenshot("standalone-stop-button-390").await;
+    b.set_viewport(1280, 900).await;
+    // The confirmation is answered yes (WebDriver cannot click a native dialog's button here).
+    b.eval(
+        "window.confirm = function (m) { sessionStorage.setItem('jtpAsked', m); return true; }; return null;",
+    )
+    .await;
+    b.click("#stop-run").await;
+    // (The flash message may be gone already: the page reloads once the run has ended.)
+    b.wait_text("#output h3 .badge", WAIT, |t| t == "FAILURE").await;
+    let stored = b.text("#output-text").await;
+    assert!(stored.starts_with("working"), "{stored:?}");
+    assert!(stored.contains("stopped by local"), "{stored:?}");
+    assert_eq!(
+        b.eval("return document.getElementById('stop-run') === null;")
+            .await,
+        true,
+        "no Stop button on an ended run"
+    );
+    assert_eq!(
+        b.eval("return sessionStorage.getItem('jtpAsked');").await,
+        format!("Stop run #{run}? It is recorded as FAILURE, stopped by you.").as_str(),
+        "asked before stopping"
+    );
+    b.screenshot("standalone-stopped-run-1280").await;
+    b.close().await;
+    tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+}

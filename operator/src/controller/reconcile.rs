@@ -12,7 +12,7 @@ use futures::StreamExt;
 use jtp_crds::policy::Stop;
 use jtp_crds::{
     FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, RunStatus,
-    ScheduledJob, ScheduledJobStatus, Trigger, validate,
+    STOP_RUN_ANNOTATION_PREFIX, ScheduledJob, ScheduledJobStatus, Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
@@ -570,6 +570,7 @@ async fn execute(
     for stop in &decision.stop {
         notices.extend(stop_run(sj, ctx, &jobs_api, &pods_api, stop, &recorded.children).await);
     }
+    notices.extend(stop_requested_runs(sj, ctx, &jobs_api, &pods_api, &recorded.children).await);
     for launch in &decision.launch {
         notices.extend(start(sj, ctx, &jobs_api, launch).await?);
     }
@@ -730,7 +731,7 @@ async fn stop_run(
     let name = &stop.run;
     let child = children.iter().find(|c| &c.name == name)?;
     let why = stop.reason.as_str();
-    if let Err(e) = record_stopped(sj, ctx, pods_api, child, why).await {
+    if let Err(e) = record_stopped(sj, ctx, pods_api, child, &format!("stopped: {why}")).await {
         tracing::warn!(job = %name, error = %e, "cannot record the replaced run; leaving it to finish");
         return None;
     }
@@ -741,13 +742,103 @@ async fn stop_run(
     Some(Notice::normal(stop.reason.label(), format!("stopped {name}: {why}")).about(name))
 }
 
-/// Records an active run that is being stopped as FAILURE, with its output so far and why.
+/// The runs people asked to stop (`stop.jobtrigger.io/<Job name>: <who>`, set by the portal or
+/// `kubectl annotate`): each active one is recorded as FAILURE "stopped by <who>" (not retried),
+/// then its Job is deleted with background propagation, so its pods go too. A request for a run
+/// that has ended (or is not this job's) is only removed: the run keeps the outcome it had. A
+/// request whose run cannot be recorded (SQL down) is kept and tried again at the next reconcile.
+async fn stop_requested_runs(
+    sj: &ScheduledJob,
+    ctx: &Context,
+    jobs_api: &Api<Job>,
+    pods_api: &Api<Pod>,
+    children: &[Child],
+) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    let requests: Vec<(String, String, String)> = sj
+        .annotations()
+        .iter()
+        .filter_map(|(key, who)| {
+            let job_name = key.strip_prefix(STOP_RUN_ANNOTATION_PREFIX)?;
+            Some((key.clone(), job_name.to_owned(), who.clone()))
+        })
+        .collect();
+    for (key, job_name, who) in requests {
+        let who = who.trim();
+        let who = if who.is_empty() {
+            "someone (no name given)"
+        } else {
+            who
+        };
+        let who: String = who.chars().take(jtp_crds::MAX_REQUESTER_CHARS).collect();
+        if let Some(child) = children
+            .iter()
+            .find(|c| c.name == job_name && c.is_active() && !c.recorded)
+        {
+            let note = format!("stopped by {who}");
+            if let Err(e) = record_stopped(sj, ctx, pods_api, child, &note).await {
+                tracing::warn!(job = %job_name, error = %e, "cannot record the stopped run yet; the stop request stays");
+                continue;
+            }
+            ctx.metrics.api_write("job_delete");
+            match jobs_api.delete(&job_name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => tracing::warn!(job = %job_name, error = %e, "cannot delete the stopped run's Job"),
+            }
+            tracing::info!(job = %job_name, by = %who, "run stopped on request");
+            notices
+                .push(Notice::normal(STOPPED_REASON, format!("stopped {job_name}: {note}")).about(&job_name));
+        }
+        forget_annotation(sj, ctx, &key).await;
+    }
+    notices
+}
+
+/// The reason of the Event of a run a person stopped.
+const STOPPED_REASON: &str = "StoppedOnRequest";
+
+/// Removes one annotation of the ScheduledJob if it still has the value this reconcile saw (a
+/// JSON patch that tests it first: a newer value stays).
+async fn forget_annotation(sj: &ScheduledJob, ctx: &Context, key: &str) {
+    let (Some(ns), Some(value)) = (sj.namespace(), sj.annotations().get(key)) else {
+        return;
+    };
+    let pointer = format!(
+        "/metadata/annotations/{}",
+        key.replace('~', "~0").replace('/', "~1")
+    );
+    let patch = json!([
+        { "op": "test", "path": pointer, "value": value },
+        { "op": "remove", "path": pointer },
+    ]);
+    let patch = match serde_json::from_value::<json_patch::Patch>(patch) {
+        Ok(patch) => patch,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the annotation patch");
+            return;
+        }
+    };
+    let api: Api<ScheduledJob> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.metrics.api_write("annotation_forget");
+    match api
+        .patch(&sj.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 422 || e.code == 404 => {}
+        Err(e) => tracing::warn!(job = %sj.name_any(), key, error = %e, "cannot remove the annotation"),
+    }
+}
+
+/// Records an active run that is being stopped as FAILURE, with its output so far and `note`
+/// (why) at its end.
 async fn record_stopped(
     sj: &ScheduledJob,
     ctx: &Context,
     pods_api: &Api<Pod>,
     child: &Child,
-    why: &str,
+    note: &str,
 ) -> Result<(), super::LedgerError> {
     let log = match runs::latest_pod(pods_api, &child.name).await {
         Ok(Some(pod)) => runs::fetch_log(pods_api, &pod, ctx.output_cap).await,
@@ -759,7 +850,7 @@ async fn record_stopped(
         finished_at: Utc::now(),
         status: RunStatus::Failure,
         exit_code: None,
-        output: log.with_note(&format!("stopped: {why}")),
+        output: log.with_note(note),
         retry: None,
     };
     ctx.ledger.record_run_finish(&finish).await?;
@@ -787,7 +878,7 @@ async fn cleanup(sj: &ScheduledJob, ctx: &Context) -> Result<Action> {
     // Its Jobs go with it: a run still active ends here, recorded with its output so far.
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &sj.namespace().unwrap_or_default());
     for child in recorded.children.iter().filter(|c| c.is_active()) {
-        let why = "the ScheduledJob was deleted while this run was active";
+        let why = "stopped: the ScheduledJob was deleted while this run was active";
         if let Err(e) = record_stopped(sj, ctx, &pods_api, child, why).await {
             tracing::warn!(job = %child.name, error = %e, "cannot record the run of a deleted ScheduledJob yet");
             recorded.unrecorded += 1;

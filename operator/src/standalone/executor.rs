@@ -49,12 +49,15 @@ pub struct ExecRequest {
 }
 
 /// Why a run ended early, when it did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
     /// Still running: let it go on.
     None,
     /// Replaced by a newer run, or the runner shut down: stop it now.
     Kill(&'static str),
+    /// A person asked to stop it (the portal's Stop, `POST /api/v1/runs/{id}/stop`): stop it now;
+    /// the run is FAILURE with the note "stopped by <who>" and gets no further attempt.
+    ByUser(String),
 }
 
 /// How a run ended.
@@ -63,6 +66,8 @@ pub struct ExecOutcome {
     pub status: RunStatus,
     pub exit_code: Option<i32>,
     pub output: CapturedOutput,
+    /// Who stopped the run, when a person did ([`Stop::ByUser`]).
+    pub stopped_by: Option<String>,
 }
 
 /// The shell of inline scripts, by its absolute path as POSIX `system()` uses it: a bare `sh`
@@ -143,6 +148,7 @@ pub fn start(req: &ExecRequest) -> Result<Running, ExecOutcome> {
             status: RunStatus::Error,
             exit_code: None,
             output,
+            stopped_by: None,
         }
     })?;
     let pgid = process
@@ -177,6 +183,7 @@ impl Running {
         let output = || shared.lock().unwrap_or_else(|p| p.into_inner());
         let mut buf = vec![0u8; READ_CHUNK];
         let mut reason: Option<String> = None;
+        let mut stopped_by: Option<String> = None;
         let mut open = true;
         let mut stop_open = true;
         let mut exited = None;
@@ -212,10 +219,15 @@ impl Running {
                     terminate(pgid, &scope, &mut process).await;
                 }
                 changed = stop.changed(), if stop_open && reason.is_none() && exited.is_none() => {
-                    let requested = *stop.borrow();
+                    let requested = stop.borrow().clone();
                     match (changed, requested) {
                         (Ok(()), Stop::Kill(why)) => {
                             reason = Some(format!("stopped: {why}"));
+                            terminate(pgid, &scope, &mut process).await;
+                        }
+                        (Ok(()), Stop::ByUser(who)) => {
+                            reason = Some(format!("stopped by {who}"));
+                            stopped_by = Some(who);
                             terminate(pgid, &scope, &mut process).await;
                         }
                         (Ok(()), Stop::None) => {}
@@ -226,7 +238,10 @@ impl Running {
         }
         scope.remove();
         let output = output().clone();
-        classify(exited, reason, output)
+        ExecOutcome {
+            stopped_by,
+            ..classify(exited, reason, output)
+        }
     }
 }
 
@@ -250,6 +265,7 @@ fn classify(
             status: RunStatus::Failure,
             exit_code: None,
             output,
+            stopped_by: None,
         };
     };
     let status = match status {
@@ -260,6 +276,7 @@ fn classify(
                 status: RunStatus::Failure,
                 exit_code: None,
                 output,
+                stopped_by: None,
             };
         }
     };
@@ -270,6 +287,7 @@ fn classify(
             status: RunStatus::Failure,
             exit_code,
             output,
+            stopped_by: None,
         };
     }
     if let Some(signal) = status.signal() {
@@ -284,6 +302,7 @@ fn classify(
         status,
         exit_code,
         output,
+        stopped_by: None,
     }
 }
 

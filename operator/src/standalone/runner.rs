@@ -121,7 +121,7 @@ impl Runner {
         live: LiveRuns,
     ) -> Arc<Self> {
         let (recorder, recorder_rx) = mpsc::unbounded_channel();
-        Arc::new(Self {
+        let runner = Arc::new(Self {
             store,
             config,
             objects,
@@ -130,8 +130,30 @@ impl Runner {
             writes: tokio::sync::Mutex::new(()),
             recorder,
             recorder_rx: Mutex::new(Some(recorder_rx)),
-            live,
-        })
+            live: live.clone(),
+        });
+        // The portal of this process stops runs through the runner (weakly: the portal may
+        // outlive it).
+        let weak = Arc::downgrade(&runner);
+        live.set_stopper(Box::new(move |run_id, by| {
+            weak.upgrade()
+                .is_some_and(|runner| runner.stop_by_user(run_id, by))
+        }));
+        runner
+    }
+
+    /// A person stops run `run_id`: its process tree is ended (SIGTERM, then SIGKILL after
+    /// [`super::executor::KILL_GRACE`]) and it is recorded as FAILURE "stopped by <by>", with no
+    /// further attempt. False when the run is not in flight in this runner.
+    pub fn stop_by_user(&self, run_id: i64, by: &str) -> bool {
+        let Ok(active) = self.active.lock() else {
+            return false;
+        };
+        let Some(run) = active.values().flatten().find(|a| a.run_id == run_id) else {
+            return false;
+        };
+        tracing::info!(run_id, by, "stop requested");
+        run.stop.send(Stop::ByUser(by.to_owned())).is_ok()
     }
 
     /// The folders a runner killed mid-run left behind (with the Secret files of its runs): every
@@ -525,6 +547,7 @@ impl Runner {
                     head,
                     tail,
                     omitted,
+                    stopped_by: outcome.stopped_by,
                 }
             }
             Err(message) => Finished {
@@ -533,6 +556,7 @@ impl Runner {
                 head: jtp_store::with_note("", &message).into_bytes(),
                 tail: Vec::new(),
                 omitted: 0,
+                stopped_by: None,
             },
         };
         let _ = std::fs::remove_dir_all(self.config.work_dir.join(run_id.to_string()));
@@ -622,7 +646,9 @@ impl Runner {
             started,
         } = run;
         let finished_at = Utc::now();
-        let retry = policy::after_attempt(&job.spec, trigger, slot, attempt, done.status, finished_at);
+        // A run a person stopped is not retried: they asked for it to end.
+        let retry = policy::after_attempt(&job.spec, trigger, slot, attempt, done.status, finished_at)
+            .filter(|_| done.stopped_by.is_none());
         let effects = FinishEffects {
             retry,
             standalone: true,
@@ -819,6 +845,8 @@ struct Finished {
     head: Vec<u8>,
     tail: Vec<u8>,
     omitted: u64,
+    /// Who stopped it, when a person did.
+    stopped_by: Option<String>,
 }
 
 /// The run policy's step for a job row due at `at`.
