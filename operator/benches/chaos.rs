@@ -133,7 +133,7 @@ async fn restart_apiserver(testenv: &Path, client: &kube::Client) -> Duration {
         .append(true)
         .open(testenv.join("logs/kube-apiserver.log"))
         .expect("kube-apiserver log");
-    let child = Command::new("setsid")
+    let mut child = Command::new("setsid")
         .args(&argv)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
@@ -141,6 +141,8 @@ async fn restart_apiserver(testenv: &Path, client: &kube::Client) -> Duration {
         .spawn()
         .expect("start kube-apiserver again");
     std::fs::write(&pidfile, child.id().to_string()).expect("write the pid file");
+    // It outlives this soak (testenv/down stops it); reaped here if it ends first.
+    std::thread::spawn(move || child.wait());
     loop {
         if client.apiserver_version().await.is_ok() {
             let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
