@@ -55,8 +55,10 @@ fn scripts_dir() -> PathBuf {
 
 /// Runs scripts/postgres-{up,down} for the soak's own server; the last line of its stdout.
 fn postgres(script: &str) -> String {
+    let mut words = script.split_whitespace();
     let out = Command::new("bash")
-        .arg(scripts_dir().join(script))
+        .arg(scripts_dir().join(words.next().unwrap_or_default()))
+        .args(words)
         .env("JTP_PG_PORT", PG_PORT)
         .output()
         .expect("run the postgres script");
