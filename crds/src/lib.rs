@@ -8,6 +8,7 @@ pub mod cron;
 pub mod manifest;
 pub mod pod;
 pub mod policy;
+pub mod preview;
 pub mod retention;
 pub mod retry;
 pub mod schedule;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use jtp_crds::admission::validate_object;
 use jtp_crds::manifest::{Manifest, parse_documents};
-use jtp_crds::{DstEffect, Slot};
+use jtp_crds::preview::{PreviewEntry, skipped_note, upcoming};
 use std::fmt::Write as _;
 
 /// Why a preview could not be made; the text is what the user sees.
@@ -46,24 +46,15 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
                 problems,
             })?;
         let zone = schedule.time_zone();
-        let mut cursor = after;
-        let mut slots = Vec::new();
-        for _ in 0..count {
-            let Some(slot) = schedule.next_slot(cursor) else {
-                break;
+        // The same entries the portal's job page and form show (`jtp_crds::preview`).
+        for entry in upcoming(&schedule, after, count) {
+            let slot = match entry {
+                PreviewEntry::Skipped(skip) => {
+                    let _ = writeln!(out, "# {}", skipped_note(&skip));
+                    continue;
+                }
+                PreviewEntry::Run(slot) => slot,
             };
-            slots.push(slot);
-            cursor = slot.at;
-        }
-        // Wall times the DST policy leaves out, placed among the runs by the instant they would have had.
-        let skips = slots
-            .last()
-            .map_or_else(Vec::new, |last| schedule.dst_skips(after, last.at));
-        let mut skips = skips.into_iter().peekable();
-        for slot in slots {
-            while let Some(skip) = skips.next_if(|skip| skip.at <= slot.at) {
-                let _ = writeln!(out, "{}", skip_line(&skip));
-            }
             let local = slot.at.with_timezone(&zone);
             let _ = writeln!(
                 out,
@@ -78,20 +69,4 @@ pub fn preview(yaml: &str, after: DateTime<Utc>, count: usize) -> Result<String,
         }
     }
     Ok(out)
-}
-
-/// A run the DST policy leaves out, as a comment line.
-fn skip_line(slot: &Slot) -> String {
-    let when = slot.wall.format("%Y-%m-%d %H:%M");
-    match slot.dst {
-        DstEffect::FirstOfRepeated => {
-            format!("# {when} (first pass of a repeated time) not run: daylightSaving.repeatedTime is Second")
-        }
-        DstEffect::SecondOfRepeated => {
-            format!("# {when} (second pass of a repeated time) not run: daylightSaving.repeatedTime is First")
-        }
-        DstEffect::EndOfGap | DstEffect::None => format!(
-            "# {when} does not exist (the clocks skip it) and is not run: daylightSaving.skippedTime is Skip"
-        ),
-    }
 }
