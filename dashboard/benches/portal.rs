@@ -219,6 +219,20 @@ async fn main() {
         ("jobs page 100 (offset 4950)", format!("{base_url}/?page=100")),
         ("jobs page, name filter", format!("{base_url}/?name=job-012")),
         ("jobs page, status filter", format!("{base_url}/?status=FAILURE")),
+        ("jobs page sorted by name", format!("{base_url}/?sort=name")),
+        (
+            "jobs sorted by last run, page 100",
+            format!("{base_url}/?sort=last&dir=desc&page=100"),
+        ),
+        ("jobs page sorted by status", format!("{base_url}/?sort=status")),
+        (
+            "the job's own page (spec, next 5)",
+            format!("{base_url}/jobs/default/{big_job}/details"),
+        ),
+        (
+            "a job's export.yaml",
+            format!("{base_url}/jobs/default/{big_job}/export.yaml"),
+        ),
         (
             "job page with runs panel",
             format!("{base_url}/jobs/default/{big_job}"),

@@ -57,6 +57,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/runs/{id}/output"),
     ("get", "/runs/{id}/live"),
     ("post", "/runs/{id}/stop"),
+    ("post", "/preview"),
     ("get", "/openapi.json"),
 ];
 
@@ -139,7 +140,11 @@ async fn get_job(
 /// unknown fields included (with their path and the field probably meant). Only
 /// `application/json` is read: a form or `text/plain` body is what a cross-site page can send
 /// without the browser asking first.
-fn parse_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8], fields: &[&str]) -> Result<T> {
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de>>(
+    headers: &HeaderMap,
+    body: &[u8],
+    fields: &[&str],
+) -> Result<T> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -7,7 +7,9 @@ use crate::{AppState, Mode};
 use chrono::{DateTime, Utc};
 use jtp_crds::policy::{Timing, after_edit, next_run_after_edit};
 use jtp_crds::{CompiledSchedule, JobId, Retention, RunStatus, ScheduledJobSpec, Trigger};
-use jtp_store::{Job, JobFilter, JobInput, RunCursor, RunFilter, RunListItem, RunPoint, RunSummary};
+use jtp_store::{
+    Job, JobFilter, JobInput, JobOrder, JobSort, RunCursor, RunFilter, RunListItem, RunPoint, RunSummary,
+};
 use serde::{Deserialize, Serialize};
 
 /// A job as the jobs page and `GET /api/v1/jobs` show it.
@@ -801,9 +803,57 @@ pub struct JobQuery {
     pub page: Option<String>,
     #[serde(default)]
     pub per_page: Option<String>,
+    /// The column the list is sorted by: `next` (default), `name`, `last` or `status`.
+    #[serde(default)]
+    pub sort: String,
+    /// `asc` (default) or `desc`.
+    #[serde(default)]
+    pub dir: String,
 }
 
+/// The `sort` values of the jobs list, with the store's key.
+pub const SORTS: [(&str, JobSort); 4] = [
+    ("next", JobSort::NextRun),
+    ("name", JobSort::Name),
+    ("last", JobSort::LastRun),
+    ("status", JobSort::Status),
+];
+
 impl JobQuery {
+    /// The order asked for (`sort`, `dir`); an unknown value is an error naming the parameter.
+    pub fn order(&self) -> Result<JobOrder> {
+        let mut errors = Vec::new();
+        let by = match self.sort.trim() {
+            "" => JobSort::NextRun,
+            s => match SORTS.iter().find(|(name, _)| *name == s) {
+                Some((_, by)) => *by,
+                None => {
+                    errors.push(jtp_crds::FieldError::new(
+                        "sort",
+                        format!("\"{s}\" is not a column to sort by: use next, name, last or status"),
+                    ));
+                    JobSort::NextRun
+                }
+            },
+        };
+        let descending = match self.dir.trim() {
+            "" | "asc" => false,
+            "desc" => true,
+            d => {
+                errors.push(jtp_crds::FieldError::new(
+                    "dir",
+                    format!("\"{d}\" is not a sort direction: use asc or desc"),
+                ));
+                false
+            }
+        };
+        if errors.is_empty() {
+            Ok(JobOrder { by, descending })
+        } else {
+            Err(AppError::Invalid(errors))
+        }
+    }
+
     pub fn last_status(&self) -> Result<Option<RunStatus>> {
         match self.status.as_str() {
             "" | "any" => Ok(None),
@@ -852,6 +902,7 @@ impl JobQuery {
             self.active().map(|_| ()),
             self.page().map(|_| ()),
             self.per_page(1).map(|_| ()),
+            self.order().map(|_| ()),
         ];
         for check in checks {
             match check {
@@ -923,9 +974,11 @@ pub(crate) async fn list_jobs(
         namespace,
         last_status: query.last_status().ok().flatten(),
         active: query.active().ok().flatten(),
+        order: query.order().unwrap_or_default(),
         limit,
         offset,
     };
+    let order = query.order().unwrap_or_default();
     let wanted = Some(query.namespace.trim().to_owned()).filter(|s| !s.is_empty());
     let store = state.store();
     match (namespaces, wanted) {
@@ -960,7 +1013,7 @@ pub(crate) async fn list_jobs(
         }
         (Some(allowed), None) => {
             // The user may list only some namespaces: one query per namespace, merged in the
-            // jobs page's order (next run, NULLs last, then name).
+            // list's order (the store's, in memory).
             let mut all = Vec::new();
             let mut total = 0;
             for ns in allowed {
@@ -971,14 +1024,7 @@ pub(crate) async fn list_jobs(
                 total += page.total;
                 all.extend(page.items);
             }
-            all.sort_by(|a, b| {
-                (a.next_run.is_none(), a.next_run, &a.name, a.id).cmp(&(
-                    b.next_run.is_none(),
-                    b.next_run,
-                    &b.name,
-                    b.id,
-                ))
-            });
+            all.sort_by(|a, b| order.compare(a, b));
             let items = all
                 .into_iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))

@@ -324,7 +324,7 @@ impl JobForm {
         if errors.is_empty() { Ok(spec) } else { Err(errors) }
     }
 
-    fn parse(&self, base: Option<&ScheduledJobSpec>) -> (ScheduledJobSpec, Vec<FieldError>) {
+    pub(crate) fn parse(&self, base: Option<&ScheduledJobSpec>) -> (ScheduledJobSpec, Vec<FieldError>) {
         let mut errors = Vec::new();
         let mut spec = base
             .cloned()

@@ -21,6 +21,7 @@ pub mod data;
 pub mod error;
 pub mod form;
 pub mod http;
+pub mod jobpage;
 pub mod live;
 pub mod openapi;
 pub mod pages;
@@ -135,7 +136,8 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
-        .nest("/api/v1", api::router())
+        .merge(jobpage::router())
+        .nest("/api/v1", api::router().merge(jobpage::api_router()))
         .merge(pages::auth_router())
         .merge(pages::static_router())
         .fallback(|| async { AppError::NotFound("no such page".to_owned()) })

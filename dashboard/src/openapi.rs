@@ -123,7 +123,10 @@ pub fn document() -> Value {
                         { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["", "active", "suspended"] }, "description": "Active (not suspended) or suspended jobs only" },
                         { "name": "namespace", "in": "query", "schema": { "type": "string" } },
                         { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
-                        { "name": "per_page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }
+                        { "name": "per_page", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } },
+                        { "name": "sort", "in": "query", "schema": { "type": "string", "enum": ["", "next", "name", "last", "status"] },
+                          "description": "Sort by next run (default), name, last run or last status (ERROR, FAILURE, SUCCESS); jobs without a value last; ties by name, then id" },
+                        { "name": "dir", "in": "query", "schema": { "type": "string", "enum": ["", "asc", "desc"] } }
                     ],
                     "responses": with_errors(json_ok("200", "A page of jobs", schema_ref("JobList")), &["401", "403", "422", "500"])
                 },
@@ -236,6 +239,34 @@ pub fn document() -> Value {
                             "stopRequestedBy": { "type": "string", "description": "The name recorded in the note" }
                         }
                     } } } } }), &["401", "403", "404", "409", "500"])
+                }
+            },
+            "/preview": {
+                "post": {
+                    "operationId": "previewRuns",
+                    "summary": "The next runs of a spec, as `jtp preview` computes them, DST changes marked; reads and writes nothing",
+                    "requestBody": json_body(json!({
+                        "type": "object", "required": ["name", "spec"],
+                        "properties": {
+                            "name": { "type": "string", "description": "Places an interval's phase" },
+                            "namespace": { "type": "string", "default": "default" },
+                            "spec": spec_schema.clone(),
+                            "count": { "type": "integer", "minimum": 1, "maximum": 100, "default": 5 },
+                            "after": { "type": "string", "format": "date-time", "description": "From this instant (default now)" }
+                        }
+                    })),
+                    "responses": with_errors(json_ok("200", "The next runs", json!({
+                        "type": "object", "required": ["schedule", "timeZone", "runs"],
+                        "properties": {
+                            "schedule": { "type": "string" },
+                            "timeZone": { "type": "string" },
+                            "runs": { "type": "array", "items": { "type": "object", "required": ["at", "local", "skipped"], "properties": {
+                                "at": { "type": "string", "format": "date-time" },
+                                "local": { "type": "string", "description": "In the job's zone, with its offset" },
+                                "skipped": { "type": "boolean", "description": "A wall time the DST policy does not run" },
+                                "note": { "type": ["string", "null"], "description": "What a DST change did, or why it is not run" } } } }
+                        }
+                    })), &["401", "415", "422", "500"])
                 }
             },
             "/openapi.json": {

@@ -140,7 +140,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    fn new(state: &AppState, caller: &Caller, zone: DisplayZone, section: &'static str) -> Self {
+    pub(crate) fn new(state: &AppState, caller: &Caller, zone: DisplayZone, section: &'static str) -> Self {
         Self {
             mode: if state.is_kubernetes() {
                 "Kubernetes"
@@ -235,6 +235,9 @@ pub struct ListQuery {
     pub status: String,
     pub namespace: String,
     pub state: String,
+    /// The sort column (`next`, `name`, `last`, `status`; empty: next) and direction (`asc`/`desc`).
+    pub sort: String,
+    pub dir: String,
     /// `?name=…&status=…` (empty when no filter), appended to links so the filters stay.
     pub suffix: String,
 }
@@ -247,6 +250,8 @@ impl ListQuery {
             ("status", &q.status),
             ("namespace", &q.namespace),
             ("state", &q.state),
+            ("sort", &q.sort),
+            ("dir", &q.dir),
         ] {
             if !value.is_empty() {
                 pairs.append_pair(key, value);
@@ -261,6 +266,8 @@ impl ListQuery {
             status: q.status.clone(),
             namespace: q.namespace.clone(),
             state: q.state.clone(),
+            sort: q.sort.clone(),
+            dir: q.dir.clone(),
             suffix: if encoded.is_empty() {
                 String::new()
             } else {
@@ -273,6 +280,43 @@ impl ListQuery {
         self.href(Some(page))
     }
 
+    /// The sort column in effect.
+    fn sort_column(&self) -> &str {
+        match self.sort.as_str() {
+            "" => "next",
+            s => s,
+        }
+    }
+
+    /// `aria-sort` of column `column`'s header.
+    pub fn aria_sort(&self, column: &str) -> &'static str {
+        match (self.sort_column() == column, self.dir == "desc") {
+            (false, _) => "none",
+            (true, false) => "ascending",
+            (true, true) => "descending",
+        }
+    }
+
+    /// The list sorted by `column`: ascending, or the other way when it is already sorted by it;
+    /// from the first page, with the filters kept.
+    pub fn sort_href(&self, column: &str) -> String {
+        let dir = if self.sort_column() == column && self.dir != "desc" {
+            "desc"
+        } else {
+            ""
+        };
+        let sorted = Self {
+            sort: if column == "next" {
+                String::new()
+            } else {
+                column.to_owned()
+            },
+            dir: dir.to_owned(),
+            ..self.clone()
+        };
+        sorted.href(None)
+    }
+
     /// The list with these filters, at `page` (`None`: the first page).
     fn href(&self, page: Option<u32>) -> String {
         let mut pairs = url::form_urlencoded::Serializer::new(String::new());
@@ -281,6 +325,8 @@ impl ListQuery {
             ("status", &self.status),
             ("namespace", &self.namespace),
             ("state", &self.state),
+            ("sort", &self.sort),
+            ("dir", &self.dir),
         ] {
             if !value.is_empty() {
                 pairs.append_pair(key, value);
@@ -394,6 +440,9 @@ struct JobsTemplate {
     /// Where the table's rows refresh from.
     refresh_url: String,
     panel: Option<PanelData>,
+    /// The page sorts by a time and shows jobs of several zones in their own: say that the
+    /// order is the instant's, which the relative times show.
+    zone_note: bool,
 }
 
 #[derive(Template)]
@@ -699,7 +748,11 @@ async fn render_jobs(
         return Ok(Redirect::to(&target).into_response());
     }
     data::attach_health(state, &mut jobs, zone).await?;
+    let by_time = list_query.aria_sort("next") != "none" || list_query.aria_sort("last") != "none";
+    let zones_differ = jobs.windows(2).any(|w| w[0].time_zone != w[1].time_zone);
+    let zone_note = matches!(zone, DisplayZone::Job) && by_time && zones_differ;
     let template = JobsTemplate {
+        zone_note,
         chrome: Chrome::new(state, caller, zone, "jobs"),
         prev_href: (page > 1).then(|| list_query.page_href(page - 1)),
         next_href: (i64::from(page) < pages).then(|| list_query.page_href(page + 1)),
@@ -844,6 +897,48 @@ struct FormTemplate {
     concurrency_options: Vec<(&'static str, &'static str)>,
     repeated_time_options: Vec<(&'static str, &'static str)>,
     skipped_time_options: Vec<(&'static str, &'static str)>,
+    /// "a copy of default/report" when the form clones a job.
+    copy_of: String,
+    /// The next runs of what the form holds ([`crate::jobpage`]); refreshed as you type.
+    preview: String,
+}
+
+/// Where a form posts and what it is: a new job, a copy of one, or an edit.
+pub(crate) struct FormTarget {
+    editing: bool,
+    action: String,
+    cancel_href: String,
+    copy_of: String,
+}
+
+impl FormTarget {
+    fn new_job() -> Self {
+        Self {
+            editing: false,
+            action: "/jobs".to_owned(),
+            cancel_href: "/".to_owned(),
+            copy_of: String::new(),
+        }
+    }
+
+    fn edit(namespace: &str, name: &str) -> Self {
+        Self {
+            editing: true,
+            action: format!("/jobs/{namespace}/{name}/edit"),
+            cancel_href: format!("/jobs/{namespace}/{name}"),
+            copy_of: String::new(),
+        }
+    }
+
+    /// The create form of a copy of `namespace/name`, posting to its clone route.
+    pub(crate) fn clone_of(namespace: &str, name: &str) -> Self {
+        Self {
+            editing: false,
+            action: format!("/jobs/{namespace}/{name}/clone"),
+            cancel_href: crate::jobpage::details_href(namespace, name),
+            copy_of: format!("{namespace}/{name}"),
+        }
+    }
 }
 
 fn form_page(
@@ -854,14 +949,29 @@ fn form_page(
     editing: bool,
     status: StatusCode,
 ) -> Result<Response> {
-    let (action, cancel_href) = if editing {
-        (
-            format!("/jobs/{}/{}/edit", form.namespace, form.name),
-            format!("/jobs/{}/{}", form.namespace, form.name),
-        )
+    let target = if editing {
+        FormTarget::edit(&form.namespace, &form.name)
     } else {
-        ("/jobs".to_owned(), "/".to_owned())
+        FormTarget::new_job()
     };
+    form_page_at(state, caller, target, form, errors, status)
+}
+
+/// The job form for `target`, with `errors` next to their fields.
+pub(crate) fn form_page_at(
+    state: &AppState,
+    caller: &Caller,
+    target: FormTarget,
+    form: JobForm,
+    errors: FormErrors,
+    status: StatusCode,
+) -> Result<Response> {
+    let FormTarget {
+        editing,
+        action,
+        cancel_href,
+        copy_of,
+    } = target;
     let weekday_options = jtp_crds::Weekday::ALL
         .iter()
         .map(|d| {
@@ -914,6 +1024,8 @@ fn form_page(
             ("EndOfGap", "run when the clocks have gone forward (EndOfGap)"),
             ("Skip", "do not run for it (Skip)"),
         ],
+        copy_of,
+        preview: crate::jobpage::form_preview_html(&form),
         form,
     };
     Ok((status, render(&template)?).into_response())
@@ -952,28 +1064,40 @@ async fn create_job(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response> {
-    let mut form = JobForm::from_urlencoded(&body);
+    create_from_form(&state, &caller, &body, None, FormTarget::new_job()).await
+}
+
+/// Creates a job from a posted form; what the form does not show comes from `base` (a clone's
+/// original), else from the defaults. Invalid input comes back in the form of `target`.
+pub(crate) async fn create_from_form(
+    state: &AppState,
+    caller: &Caller,
+    body: &[u8],
+    base: Option<&ScheduledJobSpec>,
+    target: FormTarget,
+) -> Result<Response> {
+    let mut form = JobForm::from_urlencoded(body);
     form.name = form.name.trim().to_owned();
     form.namespace = if state.is_kubernetes() {
         form.namespace.trim().to_owned()
     } else {
         state.config().standalone_namespace.clone()
     };
-    let spec = match checked_spec(&form, None) {
+    let spec = match checked_spec(&form, base) {
         Ok(spec) => spec,
         Err(errors) => {
-            return form_page(
-                &state,
-                &caller,
+            return form_page_at(
+                state,
+                caller,
+                target,
                 form,
                 errors,
-                false,
                 StatusCode::UNPROCESSABLE_ENTITY,
             );
         }
     };
     caller
-        .require(&state, Verb::Create, &form.namespace, "create jobs here")
+        .require(state, Verb::Create, &form.namespace, "create jobs here")
         .await?;
     match state
         .create_job(&caller.principal, &form.namespace, &form.name, &spec)
@@ -983,16 +1107,16 @@ async fn create_job(
         Err(AppError::Conflict(message)) => {
             let mut errors = FormErrors::default();
             errors.fields.insert("name".into(), vec![message]);
-            return form_page(&state, &caller, form, errors, false, StatusCode::CONFLICT);
+            return form_page_at(state, caller, target, form, errors, StatusCode::CONFLICT);
         }
         Err(AppError::Invalid(errors)) => {
             let errors = FormErrors::from_field_errors(&errors);
-            return form_page(
-                &state,
-                &caller,
+            return form_page_at(
+                state,
+                caller,
+                target,
                 form,
                 errors,
-                false,
                 StatusCode::UNPROCESSABLE_ENTITY,
             );
         }
@@ -1003,7 +1127,7 @@ async fn create_job(
     } else {
         ""
     };
-    state.set_flash(&caller, "success", format!("Created job {}.{note}", form.name));
+    state.set_flash(caller, "success", format!("Created job {}.{note}", form.name));
     // In a cluster the row exists only once the operator has mirrored the resource.
     let target = if state.is_kubernetes() {
         let query = url::form_urlencoded::Serializer::new(String::new())
@@ -1178,7 +1302,9 @@ async fn set_suspended(
     state.set_flash(caller, "success", done);
     // Only a query string of the list's own filters is carried back, never another address.
     let q = url::form_urlencoded::parse(back.q.trim_start_matches('?').as_bytes())
-        .filter(|(k, _)| ["name", "status", "namespace", "state", "page"].contains(&k.as_ref()))
+        .filter(|(k, _)| {
+            ["name", "status", "namespace", "state", "page", "sort", "dir"].contains(&k.as_ref())
+        })
         .fold(
             url::form_urlencoded::Serializer::new(String::new()),
             |mut s, (k, v)| {

@@ -68,9 +68,81 @@
 
   // The jobs table refreshes its rows every 3 s, so Last run, Next run and the health columns
   // follow Run Now and scheduled runs without a reload.
+  // A row that had the keyboard focus keeps it across a refresh.
   function liveRows() {
     var body = document.getElementById("jobs-body");
-    refreshFromFragment(body, 3000, function (html) { body.innerHTML = html; });
+    refreshFromFragment(body, 3000, function (html) {
+      var focused = document.activeElement;
+      var key = focused && focused.matches && focused.matches("tr[data-job]") && body.contains(focused)
+        ? focused.getAttribute("data-job") : null;
+      body.innerHTML = html;
+      if (key) {
+        var again = body.querySelector('tr[data-job="' + CSS.escape(key) + '"]');
+        if (again) again.focus({ preventScroll: true });
+      }
+    });
+  }
+
+  // Keyboard: a focused row (Tab reaches it like a link) opens with Enter (Ctrl/Cmd+Enter: a new
+  // tab); j or ↓ moves to the next row, k or ↑ to the previous one. Keys typed into fields, or
+  // with Alt/Ctrl/Meta, keep their meaning, and Tab leaves the table as usual: nothing is trapped.
+  function keyboardRows() {
+    document.addEventListener("keydown", function (event) {
+      var target = event.target;
+      if (!(target instanceof Element) || event.altKey || event.defaultPrevented) return;
+      var row = target.matches("tr[data-href][tabindex]") ? target : null;
+      if (!row) return;
+      if (event.key === "Enter") {
+        event.preventDefault();
+        var href = row.getAttribute("data-href");
+        if (event.ctrlKey || event.metaKey) window.open(href, "_blank", "noopener");
+        else window.location.assign(href);
+        return;
+      }
+      if (event.ctrlKey || event.metaKey || event.shiftKey) return;
+      var step = 0;
+      if (event.key === "j" || event.key === "ArrowDown") step = 1;
+      if (event.key === "k" || event.key === "ArrowUp") step = -1;
+      if (!step) return;
+      var rows = Array.prototype.slice.call(
+        row.closest("tbody").querySelectorAll("tr[data-href][tabindex]"));
+      var next = rows[rows.indexOf(row) + step];
+      event.preventDefault();
+      if (next) {
+        next.focus();
+        next.scrollIntoView({ block: "nearest" });
+      }
+    });
+  }
+
+  // The job form shows the next runs of what it holds as you type: the form's fields go to
+  // the server (the same schedule engine as `jtp preview`), which answers the list as HTML.
+  function formPreview() {
+    var box = document.getElementById("form-next-runs");
+    var body = document.getElementById("form-next-runs-body");
+    if (!box || !body) return;
+    var form = box.closest("form");
+    var url = box.getAttribute("data-preview");
+    var timer = null;
+    var sent = 0;
+    function ask() {
+      var mine = ++sent;
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html" },
+        body: new URLSearchParams(new FormData(form)).toString()
+      })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null && mine === sent) body.innerHTML = html; })
+        .catch(function () {});
+    }
+    function later() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(ask, 300);
+    }
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
   }
 
   // A run in flight: its output (data-live, from data-offset on) grows once a second with what
@@ -160,6 +232,8 @@
     liveRows();
     liveOutput();
     clickableRows();
+    keyboardRows();
+    formPreview();
     zoneSwitch();
     flash();
   });

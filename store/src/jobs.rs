@@ -1,7 +1,7 @@
 //! `scheduled_jobs`: writes keyed by UID (Kubernetes mode) or by id (standalone), reads, soft
 //! delete, the jobs page and what is queued.
 
-use crate::model::{Job, JobFilter, JobInput, Page, Stats};
+use crate::model::{Job, JobFilter, JobInput, JobOrder, Page, Stats};
 use crate::row::job_columns;
 use crate::time::{Ts, ts};
 use crate::{BackendKind, Error, Result, Store, begin_write, with_pool};
@@ -389,11 +389,21 @@ impl Store {
             BackendKind::Postgres => NAME_LIKE_POSTGRES,
             BackendKind::Sqlite => NAME_LIKE_SQLITE,
         };
+        // The default order is the one the list index is built for; the others sort names
+        // byte-wise on both backends (PostgreSQL's database collation may not be).
+        let order = if filter.order == JobOrder::default() {
+            JOBS_ORDER.to_owned()
+        } else {
+            match self.backend_kind() {
+                BackendKind::Postgres => filter.order.sql("name COLLATE \"C\""),
+                BackendKind::Sqlite => filter.order.sql("name"),
+            }
+        };
         let (items, total) = with_pool!(self, pool => {
             let mut list = sqlx::QueryBuilder::new(LIST_JOBS);
             push_job_filters!(list, name_like, &pattern, namespace, status, active);
-            list.push(JOBS_ORDER).push(" LIMIT ").push_bind(filter.limit.max(0));
-            list.push(" OFFSET ").push_bind(filter.offset.max(0)).push(")").push(JOBS_ORDER);
+            list.push(&order).push(" LIMIT ").push_bind(filter.limit.max(0));
+            list.push(" OFFSET ").push_bind(filter.offset.max(0)).push(")").push(&order);
             let items = list.build_query_as::<Job>().fetch_all(pool).await?;
             let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
             // A short page that is not past the end tells the total by itself: spare the second scan
