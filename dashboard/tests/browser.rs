@@ -248,7 +248,8 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
         assert_nothing_covered(&b, "#jobs-table", &format!("standalone-panel-{width}")).await;
         assert_nothing_covered(&b, "#runs-table", &format!("standalone-panel-{width}-runs")).await;
         let headers = b.visible_headers("#jobs-table").await;
-        for wanted in ["Name", "Next run", "Last run", "State"] {
+        // "Last run" holds the status sort's link too.
+        for wanted in ["Name", "Next run", "Last run status", "State"] {
             assert!(headers.iter().any(|h| h == wanted), "{width}: {headers:?}");
         }
     }
@@ -258,7 +259,14 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
     assert_nothing_covered(&b, "#jobs-table", "standalone-jobs-1400").await;
     assert_eq!(
         b.visible_headers("#jobs-table").await,
-        ["Name", "Schedule", "Next run", "Last run", "Recent runs", "State"]
+        [
+            "Name",
+            "Schedule",
+            "Next run",
+            "Last run status",
+            "Recent runs",
+            "State"
+        ]
     );
 
     // On a 390 px phone the panel comes first, above the list, and nothing runs off the screen.
