@@ -247,6 +247,20 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         }
     }
 
+    // Pausing: from this pass on the job reads as suspended (no next run, nothing launched), as it
+    // will once the operator's patch of `spec.suspend` lands, so no status ever says "Paused" with
+    // a next run.
+    let paused_spec;
+    let spec = if pause.is_some() && !spec.suspend {
+        paused_spec = ScheduledJobSpec {
+            suspend: true,
+            ..spec.clone()
+        };
+        &paused_spec
+    } else {
+        spec
+    };
+
     let active: Vec<&Child> = children.iter().filter(|c| c.is_active()).collect();
     let exists = |job_name: &str| children.iter().any(|c| c.name == job_name);
 
@@ -1140,6 +1154,8 @@ mod tests {
             .find(|c| c.type_ == CONDITION_PAUSED)
             .expect("a Paused condition");
         assert_eq!(paused.message, pause.message);
+        assert_eq!(d.status.next_run, None, "paused: no next run, as once suspended");
+        assert!(d.launch.is_empty());
 
         // Once suspended (by the operator's patch), the condition stays and nothing pauses again.
         let mut suspended = case.clone_with_status(d.status.clone());
