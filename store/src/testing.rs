@@ -2,7 +2,7 @@
 //! fresh database on it, for this crate's tests and benchmark and the operator's end-to-end tests.
 //!
 //! The server's URL comes from `JTP_TEST_POSTGRES_URL`; when that is unset, `scripts/postgres-up`
-//! starts one (as root it installs PostgreSQL if missing). Without a server, callers fail with a
+//! starts one on port 55433 (as root it installs PostgreSQL if missing). Without a server, callers fail with a
 //! message that says how to get one; they never skip.
 
 use sqlx::Connection;
@@ -41,13 +41,18 @@ pub fn postgres_up(env: &[(&str, String)]) -> Result<String, String> {
     }
 }
 
+/// Port of the server [`postgres_server_url`] starts when `JTP_TEST_POSTGRES_URL` is unset.
+pub const AUTO_PORT: &str = "55433";
+
 /// The test server's URL: `JTP_TEST_POSTGRES_URL`, else the server `scripts/postgres-up` starts
-/// (once per process). Panics, saying how to get a server, when there is none.
+/// on [`AUTO_PORT`] (once per process). Panics, saying how to get a server, when there is none.
 pub fn postgres_server_url() -> String {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     let url = URL.get_or_init(|| match std::env::var(POSTGRES_URL_ENV) {
         Ok(url) if !url.is_empty() => Ok(url),
-        _ => postgres_up(&[]),
+        // A port of its own: never the server scripts/test starts inside testenv's network
+        // namespace (55432), which a test run outside it would otherwise restart out of there.
+        _ => postgres_up(&[("JTP_PG_PORT", AUTO_PORT.to_owned())]),
     });
     match url {
         Ok(url) => url.clone(),
