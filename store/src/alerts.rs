@@ -226,6 +226,14 @@ pub(crate) const OVERDUE_SINCE: &str = "SELECT COUNT(*) FROM alert_events \
 pub(crate) const SET_LAST_SUCCESS: &str = "UPDATE scheduled_jobs SET last_success_at = $2 \
      WHERE id = $1 AND (last_success_at IS NULL OR last_success_at < $2)";
 
+/// The newest failure only moves forward (every failed attempt counts, retried or not).
+pub(crate) const SET_LAST_FAILURE: &str = "UPDATE scheduled_jobs SET last_failure_at = $2 \
+     WHERE id = $1 AND (last_failure_at IS NULL OR last_failure_at < $2)";
+
+/// What the per-job metrics read: every live job, one narrow row each.
+const JOB_HEALTH: &str = "SELECT namespace, name, last_success_at, last_failure_at, consecutive_failures \
+     FROM scheduled_jobs WHERE deleted_at IS NULL ORDER BY namespace, name, id";
+
 /// A skipped slot opens an incident unless one is open: a skipped incident after which the job
 /// started no run.
 const INSERT_SKIPPED: &str = "INSERT INTO alert_events (job_id, kind, incident_key, detail, occurred_at) \
@@ -252,6 +260,19 @@ const INSERT_ATTEMPT: &str = "INSERT INTO alert_attempts \
 /// A due delivery is taken by moving its `next_attempt_at` past the send's time limit.
 const CLAIM_DELIVERY: &str = "UPDATE alert_deliveries SET next_attempt_at = $3 \
      WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2";
+
+/// A live job's alerting facts, as its row holds them (the per-job metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobHealth {
+    pub namespace: String,
+    pub name: String,
+    /// When its newest successful run finished.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// When its newest failed run (FAILURE or ERROR, any attempt) finished.
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Failed runs in a row (after their retries), 0 after a success.
+    pub consecutive_failures: i32,
+}
 
 /// Dispatched incidents are kept this long for the portal; older ones (and their deliveries and
 /// attempts) are deleted by [`Store::prune_alerts`].
@@ -303,6 +324,11 @@ impl Store {
                 .map(|r| r.rows_affected() > 0)
         })?;
         Ok(written)
+    }
+
+    /// Every live job's alerting facts (deleted jobs are left out), ordered by namespace and name.
+    pub async fn job_health(&self) -> Result<Vec<JobHealth>> {
+        Ok(with_pool!(self, pool => sqlx::query_as(JOB_HEALTH).fetch_all(pool).await)?)
     }
 
     /// Live jobs with a dead-man's switch (`spec.expectSuccessWithin`).

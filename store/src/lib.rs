@@ -27,7 +27,7 @@ mod url;
 
 pub use alerts::{
     ALERTS_KEPT, AlertEvent, AlertKind, AlertRecord, Attempt, AttemptOutcome, Delivery, DeliveryPlan,
-    DeliveryState, DueDelivery,
+    DeliveryState, DueDelivery, JobHealth,
 };
 pub use capture::{CapturedOutput, SharedOutput};
 pub use error::{Error, Result};

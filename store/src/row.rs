@@ -2,7 +2,7 @@
 //! impl for PostgreSQL and SQLite rows from one field list, with a converter where the column's
 //! text becomes an API enum or the spec.
 
-use crate::alerts::{AlertEvent, AlertKind, Attempt, Delivery, DeliveryState};
+use crate::alerts::{AlertEvent, AlertKind, Attempt, Delivery, DeliveryState, JobHealth};
 use crate::model::{Job, RecentFailure, Run, RunListItem, RunSummary};
 
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
@@ -131,4 +131,12 @@ impl_from_row!(Attempt {
     duration_ms,
     http_status,
     error
+});
+
+impl_from_row!(JobHealth {
+    namespace,
+    name,
+    last_success_at,
+    last_failure_at,
+    consecutive_failures,
 });

@@ -93,7 +93,9 @@ const REFRESH_LAST_RUN: &str = "UPDATE scheduled_jobs SET \
      last_status = (SELECT l.status FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
                  AND l.status <> 'RUNNING' ORDER BY l.run_time DESC, l.id DESC LIMIT 1), \
      last_success_at = (SELECT MAX(l.finished_at) FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
-                 AND l.status = 'SUCCESS') \
+                 AND l.status = 'SUCCESS'), \
+     last_failure_at = (SELECT MAX(l.finished_at) FROM job_execution_logs l WHERE l.job_id = scheduled_jobs.id \
+                 AND l.status IN ('FAILURE', 'ERROR')) \
      WHERE id IN (SELECT DISTINCT job_id FROM job_execution_logs WHERE id >= $1)";
 
 /// Rows per INSERT of an import: 12 parameters each (24,000 in all) stays under both backends' limits.
@@ -232,13 +234,12 @@ impl Store {
                         .rows_affected()
                         == 1;
                     let success = finish.status == RunStatus::Success;
-                    if success {
-                        sqlx::query(alerts::SET_LAST_SUCCESS)
-                            .bind(job_id)
-                            .bind(Ts(finish.finished_at))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    let last = if success { alerts::SET_LAST_SUCCESS } else { alerts::SET_LAST_FAILURE };
+                    sqlx::query(last)
+                        .bind(job_id)
+                        .bind(Ts(finish.finished_at))
+                        .execute(&mut *tx)
+                        .await?;
                     // The incident this finish opens or closes, in the same transaction: it is
                     // written exactly when the job's state changes, once.
                     // An attempt that gets a further one is not an incident: alerts follow the slot's outcome.

@@ -68,7 +68,70 @@ on_both_backends!(
     skipped_slots_alert_once_until_a_run_starts,
     overdue_is_one_incident_per_deadline_and_a_success_recovers_it,
     deliveries_are_claimed_once_and_every_attempt_is_kept,
+    job_health_holds_the_last_success_and_failure_and_leaves_deleted_jobs_out,
 );
+
+async fn job_health_holds_the_last_success_and_failure_and_leaves_deleted_jobs_out(db: &TestDb) {
+    let store = &db.store;
+    let spec = ScheduledJobSpec::daily("09:00");
+    let a = store.create_job(&input("a", &spec)).await.expect("create");
+    store.create_job(&input("b", &spec)).await.expect("create");
+    let gone = store.create_job(&input("gone", &spec)).await.expect("create");
+    run(store, a.id, at(1, 1, 0), RunStatus::Success).await;
+    run(store, a.id, at(2, 1, 0), RunStatus::Failure).await;
+    run(store, a.id, at(3, 1, 0), RunStatus::Error).await;
+    // A late finish of an older failure does not move the last failure back.
+    let late = store
+        .record_start(&RunStart {
+            job_id: a.id,
+            trigger: Trigger::Manual,
+            scheduled_for: at(1, 2, 0),
+            started_at: at(1, 2, 0),
+            k8s_job_name: None,
+            runner: Some("test".into()),
+            requester: None,
+        })
+        .await
+        .expect("start");
+    store
+        .record_finish(
+            late,
+            &RunFinish {
+                status: RunStatus::Failure,
+                exit_code: Some(1),
+                output: b"",
+                finished_at: at(1, 3, 0),
+            },
+        )
+        .await
+        .expect("finish");
+    run(store, gone.id, at(1, 1, 0), RunStatus::Failure).await;
+    store.delete_job(gone.id).await.expect("delete");
+    let health = store.job_health().await.expect("health");
+    let names: Vec<&str> = health.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "a deleted job is left out");
+    assert_eq!(health[0].last_success_at, Some(at(1, 1, 1)));
+    assert_eq!(health[0].last_failure_at, Some(at(3, 1, 1)));
+    assert_eq!(
+        health[0].consecutive_failures, 2,
+        "the late finish is not the last run"
+    );
+    assert_eq!(
+        health[1],
+        JobHealth {
+            namespace: "default".into(),
+            name: "b".into(),
+            last_success_at: None,
+            last_failure_at: None,
+            consecutive_failures: 0,
+        }
+    );
+    run(store, a.id, at(4, 1, 0), RunStatus::Success).await;
+    let health = store.job_health().await.expect("health");
+    assert_eq!(health[0].consecutive_failures, 0);
+    assert_eq!(health[0].last_success_at, Some(at(4, 1, 1)));
+    assert_eq!(health[0].last_failure_at, Some(at(3, 1, 1)));
+}
 
 async fn the_switch_counts_from_when_it_was_set_and_from_each_success(db: &TestDb) {
     let store = &db.store;
