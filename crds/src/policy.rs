@@ -276,6 +276,13 @@ impl fmt::Display for Reason {
     }
 }
 
+/// The words of a missed-slots incident (alerts): slots before `latest` fell due while nothing
+/// was scheduling and only the latest may run.
+pub fn missed_slots_detail(latest: DateTime<Utc>) -> String {
+    let latest = latest.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    format!("slots before {latest} were missed while nothing was scheduling; only the latest runs")
+}
+
 /// Decides one step for a job.
 pub fn step<R: Clone>(facts: &Facts<'_, R>) -> Step<R> {
     let Facts {

@@ -134,12 +134,22 @@ impl AppState {
 
 /// The whole portal: pages, `/api/v1`, login, static files, behind authentication and security headers.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    app_with(state, None)
+}
+
+/// [`app`], with `/metrics` answered by `metrics` when given (standalone mode serves the
+/// scheduler's metrics on the portal's listener), behind the same authentication.
+pub fn app_with(state: AppState, metrics: Option<Router>) -> Router {
+    let mut router = Router::new()
         .merge(pages::router())
         .merge(jobpage::router())
         .nest("/api/v1", api::router().merge(jobpage::api_router()))
         .merge(pages::auth_router())
-        .merge(pages::static_router())
+        .merge(pages::static_router());
+    if let Some(metrics) = metrics {
+        router = router.route_service("/metrics", metrics);
+    }
+    router
         .fallback(|| async { AppError::NotFound("no such page".to_owned()) })
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(middleware::from_fn(pages::html_errors))
@@ -177,8 +187,24 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// [`serve`] of [`app_with`].
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    metrics: Option<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, kubernetes = state.is_kubernetes(), "portal listening");
     }
-    http::serve(listener, app(state), http::Limits::for_this_process(), shutdown).await
+    http::serve(
+        listener,
+        app_with(state, metrics),
+        http::Limits::for_this_process(),
+        shutdown,
+    )
+    .await
 }

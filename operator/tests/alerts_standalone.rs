@@ -366,3 +366,55 @@ fn a_receiver_that_never_answers_does_not_delay_scheduled_runs() {
         );
     }
 }
+
+#[test]
+fn slots_skipped_while_a_forbid_run_goes_on_alert_once_per_streak() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = receiver.url("ok-json");
+    let jtp = start(
+        dir.path(),
+        &["--alert-receiver", "ops=json", "--alert-default-receivers", "ops"],
+        &[("JTP_ALERT_URL_OPS", &url)],
+        None,
+    );
+    // The first run lasts past the next two slots: both are skipped under Forbid, one alert.
+    let marker = dir.path().join("ran-once");
+    let script = format!(
+        "if [ -f {m} ]; then exit 0; fi; touch {m}; sleep 24",
+        m = marker.display()
+    );
+    jtp.create(
+        "long",
+        json!({ "schedule": { "interval": { "every": 10, "unit": "seconds" } },
+                "concurrencyPolicy": "Forbid", "script": { "inline": script },
+                "notifications": { "events": ["Skipped"] } }),
+    );
+    wait_until(Duration::from_secs(60), "the run after the long one", || {
+        jtp.runs("long")
+            .iter()
+            .filter(|r| r["status"] == "SUCCESS")
+            .count()
+            >= 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let bodies = receiver.bodies("ok-json");
+    assert_eq!(bodies.len(), 1, "one alert for the streak: {bodies:?}");
+    let skipped = &bodies[0];
+    assert_eq!(skipped["kind"], "skipped");
+    assert_eq!(skipped["run"], Value::Null);
+    let detail = skipped["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("slot ")
+            && detail.ends_with("skipped: the previous run is still running (concurrencyPolicy: Forbid)"),
+        "{skipped}"
+    );
+    assert_eq!(
+        skipped["summary"].as_str(),
+        Some(format!("[jtp] default/long skipped a slot: {detail}").as_str())
+    );
+    let (_, alerts) = jtp.api(reqwest::Method::GET, "/jobs/default/long/alerts", None);
+    let items = alerts["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{alerts}");
+    assert_eq!(items[0]["deliveries"][0]["state"], "delivered", "{alerts}");
+}

@@ -80,6 +80,8 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         namespace,
         "--set",
         &watched,
+        "--set",
+        "alerts.urlSecret=alert-urls",
     ]);
     kubectl(&[
         "wait",
@@ -133,6 +135,31 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         !can_i("create", "jobs.batch", "default", &operator),
         "namespaced RBAC leaks to other namespaces"
     );
+    // The alert URLs' Secret, and only it, by name, in the release namespace only.
+    let can_i_named = |verb: &str, object: &str, ns: &str| {
+        let out = kubectl_output(&["auth", "can-i", verb, object, "-n", ns, "--as", &operator]);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(
+        can_i_named("get", "secret/alert-urls", namespace),
+        "operator cannot get the alert URLs' Secret"
+    );
+    for (verb, object, ns) in [
+        ("get", "secret/other", namespace),
+        ("update", "secret/alert-urls", namespace),
+        ("get", "secret/alert-urls", jobs),
+    ] {
+        assert!(
+            !can_i_named(verb, object, ns),
+            "operator may {verb} {object} in {ns}"
+        );
+    }
+    for verb in ["list", "watch"] {
+        assert!(
+            !can_i(verb, "secrets", namespace, &operator),
+            "operator may {verb} secrets"
+        );
+    }
     for (verb, resource) in [
         ("list", "scheduledjobs.jobtrigger.io"),
         ("patch", "scheduledjobs.jobtrigger.io"),
@@ -1070,4 +1097,81 @@ fn numbers_reach_the_programs_as_integers() {
             assert_eq!(cap["value"].as_str(), Some(expected), "{name}");
         }
     }
+}
+
+#[test]
+fn the_prometheus_rule_is_optional_and_alerts_values_reach_the_operator_with_a_named_secret_role() {
+    let defaults = rendered(&[]);
+    assert!(
+        !defaults
+            .iter()
+            .any(|d| d["kind"].as_str() == Some("PrometheusRule")),
+        "off by default"
+    );
+    assert!(
+        !defaults
+            .iter()
+            .any(|d| d["metadata"]["name"].as_str() == Some("render-alert-urls"))
+    );
+    let env_of = |docs: &[serde_yaml::Value]| -> Vec<(String, String)> {
+        find(docs, "Deployment", "render-operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .expect("env")
+            .iter()
+            .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
+            .collect()
+    };
+    assert!(!env_of(&defaults).iter().any(|(n, _)| n.starts_with("JTP_ALERT")));
+
+    let docs = rendered(&[
+        "prometheusRule.enabled=true",
+        "prometheusRule.labels.release=prom",
+    ]);
+    let rule = find(&docs, "PrometheusRule", "render-alerts");
+    assert_eq!(rule["metadata"]["labels"]["release"].as_str(), Some("prom"));
+    let alerts: Vec<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "JtpJobFailing",
+            "JtpJobOverdue",
+            "JtpNoLeader",
+            "JtpTriggerSkewHigh",
+            "JtpReconcileErrors"
+        ],
+        "JtpJobNoRecentSuccess only with noSuccessFor"
+    );
+
+    let docs = rendered(&[
+        "alerts.receivers[0].name=ops",
+        "alerts.receivers[1].name=chat",
+        "alerts.receivers[1].format=slack",
+        "alerts.defaultReceivers={ops}",
+        "alerts.urlSecret=hooks",
+    ]);
+    let env = env_of(&docs);
+    for (name, value) in [
+        ("JTP_ALERT_RECEIVERS", "ops=json,chat=slack"),
+        ("JTP_ALERT_DEFAULT_RECEIVERS", "ops"),
+        ("JTP_ALERT_URL_SECRET", "hooks"),
+    ] {
+        assert!(
+            env.contains(&(name.to_owned(), value.to_owned())),
+            "{name}={value} in {env:?}"
+        );
+    }
+    let role = find(&docs, "Role", "render-alert-urls");
+    let rules = role["rules"].as_sequence().expect("rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        serde_json::to_value(&rules[0]).expect("json"),
+        serde_json::json!({ "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["hooks"], "verbs": ["get"] })
+    );
+    let binding = find(&docs, "RoleBinding", "render-alert-urls");
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some("render-operator"));
 }

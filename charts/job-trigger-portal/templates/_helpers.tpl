@@ -73,3 +73,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: tmp
   mountPath: /tmp
 {{- end -}}
+
+{{/* Alert receivers as the operator's --alert-receiver list: name=format,name=format. */}}
+{{- define "jtp.alertReceivers" -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $out = append $out (printf "%s=%s" .name (.format | default "json")) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}

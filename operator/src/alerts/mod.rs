@@ -8,8 +8,9 @@
 
 pub mod send;
 
-pub use send::{AlertArgs, AlertConfig, UrlSource, deliver_forever};
+pub use send::{AlertArgs, AlertConfig, SecretUrls, UrlSource, deliver_forever};
 
+use crate::controller::metrics::JobsCheck;
 use chrono::{DateTime, Utc};
 use jtp_crds::Overdue;
 use jtp_store::Store;
@@ -51,19 +52,27 @@ pub async fn check_overdue(store: &Store, now: DateTime<Utc>) -> jtp_store::Resu
     Ok(watched)
 }
 
-/// Checks the dead-man's switches at once and then every [`CHECK_EVERY`], until dropped;
-/// `store` gives the store for each turn (the operator connects lazily: `None` skips the turn),
-/// `report` gets each check's result (the operator's overdue gauge). A failed check is logged
-/// and tried at the next turn.
-pub async fn watch_forever<S, F>(store: S, report: impl Fn(&[Watched]) + Send)
+/// Checks the dead-man's switches at once and then every [`CHECK_EVERY`], until dropped, and
+/// reads every live job's alerting facts for the per-job metrics; `store` gives the store for
+/// each turn (the operator connects lazily: `None` skips the turn), `report` gets each turn's
+/// result. A failed turn is logged and tried again at the next (the metrics keep the last good
+/// one).
+pub async fn watch_forever<S, F>(store: S, report: impl Fn(&JobsCheck) + Send)
 where
     S: Fn() -> F + Send,
     F: std::future::Future<Output = Option<Store>> + Send,
 {
     loop {
         if let Some(store) = store().await {
-            match check_overdue(&store, Utc::now()).await {
-                Ok(watched) => report(&watched),
+            let checked = match check_overdue(&store, Utc::now()).await {
+                Ok(watched) => store
+                    .job_health()
+                    .await
+                    .map(|health| JobsCheck { health, watched }),
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(check) => report(&check),
                 Err(e) => tracing::warn!(error = %e, "dead-man's switch check failed; will try again"),
             }
         }

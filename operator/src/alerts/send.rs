@@ -159,16 +159,42 @@ impl AlertConfig {
     }
 }
 
-/// Where receivers' URLs come from: the file named as the receiver in `--alert-url-dir` (a
-/// mounted Kubernetes Secret in a cluster), else the variable [`url_variable`]. Read at each
-/// send, so a rotated URL is used at once.
+/// Where receivers' URLs come from: in a cluster, the key named as the receiver in the Secret of
+/// `--alert-url-secret` (read through the API, which the chart allows for that one Secret only);
+/// else the file named as the receiver in `--alert-url-dir` (a mounted Secret, or a folder only
+/// the runner's user reads); else the variable [`url_variable`]. Read at each send, so a rotated
+/// URL is used at once; never logged or stored.
 pub struct UrlSource {
+    pub secret: Option<SecretUrls>,
     pub dir: Option<PathBuf>,
+}
+
+/// The Secret holding receivers' URLs, one key per receiver.
+pub struct SecretUrls {
+    pub api: kube::Api<k8s_openapi::api::core::v1::Secret>,
+    pub namespace: String,
+    pub name: String,
 }
 
 impl UrlSource {
     /// The URL of `receiver`, or why there is none (never the URL itself).
     pub async fn url(&self, receiver: &str) -> Result<String, String> {
+        if let Some(secret) = &self.secret {
+            let found = secret.api.get_opt(&secret.name).await.map_err(|e| {
+                format!(
+                    "cannot read the Secret {}/{} of the alert URLs: {}",
+                    secret.namespace,
+                    secret.name,
+                    kube_reason(&e)
+                )
+            })?;
+            let value = found
+                .and_then(|s| s.data)
+                .and_then(|mut data| data.remove(receiver));
+            if let Some(bytes) = value {
+                return clean(String::from_utf8_lossy(&bytes.0).into_owned(), receiver);
+            }
+        }
         if let Some(dir) = &self.dir {
             let path = dir.join(receiver);
             if let Ok(text) = tokio::fs::read_to_string(&path).await {
@@ -178,9 +204,24 @@ impl UrlSource {
         let variable = url_variable(receiver);
         std::env::var(&variable)
             .map_err(|_| {
-                format!("no URL for receiver \"{receiver}\": put it in the file {receiver} of --alert-url-dir, or in {variable}")
+                let secret = self
+                    .secret
+                    .as_ref()
+                    .map(|s| format!("the key {receiver} of the Secret {}/{}, ", s.namespace, s.name))
+                    .unwrap_or_default();
+                format!(
+                    "no URL for receiver \"{receiver}\": put it in {secret}the file {receiver} of --alert-url-dir, or in {variable}"
+                )
             })
             .and_then(|text| clean(text, receiver))
+    }
+}
+
+/// Why a Kubernetes call failed, in the API server's words (which never hold a Secret's data).
+fn kube_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
     }
 }
 

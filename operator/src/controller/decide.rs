@@ -147,6 +147,9 @@ pub struct Decision {
     pub requeue_after: Option<StdDuration>,
     /// Suspend the job: its failures in a row reached `pauseAfterConsecutiveFailures`.
     pub pause: Option<AutoPause>,
+    /// Slots the run policy skipped or missed, each with the policy's words: they open a
+    /// skipped-slot incident (alerts).
+    pub skipped: Vec<(DateTime<Utc>, String)>,
 }
 
 /// Decides one reconcile.
@@ -313,6 +316,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
                 status,
                 requeue_after: active_requeue(&active, now, error_grace),
                 pause,
+                skipped: Vec::new(),
             };
         }
     };
@@ -365,11 +369,16 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         retry: pending_retry,
         now,
     });
+    let mut skipped_slots = Vec::new();
     for skipped in &step.skipped {
         notices.push(Notice::of(skipped.reason, skipped.to_string()));
+        skipped_slots.push((skipped.slot, skipped.to_string()));
     }
     if step.missed.truncated {
         notices.push(Notice::of(Reason::MissedSlots, Reason::MissedSlots.to_string()));
+        if let Some(latest) = step.missed.latest() {
+            skipped_slots.push((latest, policy::missed_slots_detail(latest)));
+        }
     }
     launch.extend(step.launch.iter().map(|l| Launch::new(name, l.trigger, l.slot)));
     match step.retry {
@@ -475,6 +484,7 @@ pub fn decide(input: DecideInput<'_>) -> Decision {
         status,
         requeue_after,
         pause,
+        skipped: skipped_slots,
     }
 }
 

@@ -192,6 +192,19 @@ impl Ledger for SqlLedger {
         Box::pin(async move { self.store().await.map(Some) })
     }
 
+    fn record_skipped<'a>(
+        &'a self,
+        job: &'a JobMirror,
+        slot: DateTime<Utc>,
+        detail: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        Box::pin(async move {
+            let store = self.store().await?;
+            let job_id = self.job_id(&store, job).await?;
+            Ok(store.record_skipped(job_id, slot, detail, Utc::now()).await?)
+        })
+    }
+
     fn prune_runs<'a>(&'a self, global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>> {
         Box::pin(async move {
             let store = self.store().await?;
@@ -269,6 +282,18 @@ pub trait Ledger: Send + Sync {
     /// One retention pass ([`jtp_store::Store::prune_runs`]) with `global` for jobs without
     /// `spec.retention`; returns how many runs went.
     fn prune_runs<'a>(&'a self, global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>>;
+    /// Opens the skipped-slot incident of `job` for `slot` (`detail` in the run policy's words),
+    /// unless one is open ([`jtp_store::Store::record_skipped`]); true when it was written. Runs
+    /// kept in memory alert nothing.
+    fn record_skipped<'a>(
+        &'a self,
+        job: &'a JobMirror,
+        slot: DateTime<Utc>,
+        detail: &'a str,
+    ) -> BoxFuture<'a, Result<bool, LedgerError>> {
+        let _ = (job, slot, detail);
+        Box::pin(async { Ok(false) })
+    }
     /// The SQL store behind this ledger, which alerting reads and writes; `None` when runs are
     /// kept in memory (then nothing alerts).
     fn sql_store(&self) -> BoxFuture<'_, Result<Option<jtp_store::Store>, LedgerError>> {

@@ -1,6 +1,9 @@
-//! The operator's metrics (prometheus-client, OpenMetrics text) and its small HTTP surface:
-//! `/metrics`, `/healthz` and `/readyz` as an axum router. Labels are static words (a status, a
-//! trigger, an error kind), never names or messages.
+//! The scheduler's metrics (prometheus-client, OpenMetrics text) — the operator's, and the subset
+//! the standalone runner exports — and their small HTTP surface: `/metrics`, `/healthz` and
+//! `/readyz` as an axum router. Labels are static words (a status, a trigger, an error kind),
+//! never messages; the per-job series carry only the job's namespace and name (a bounded set:
+//! the live jobs), are read from the store by the scheduler's periodic check (so they are right
+//! after a restart) and disappear with the job.
 
 use axum::Router;
 use axum::extract::State;
@@ -16,15 +19,21 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::{Error, Result};
 
-/// Upper bounds of the trigger-skew histogram, in seconds.
-pub const SKEW_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+/// Upper bounds of the trigger-skew histogram, in seconds: from 5 ms (a standalone start is a few
+/// ms late) to a minute.
+pub const SKEW_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 /// Kinds of API writes counted.
 pub const WRITE_KINDS: [&str; 5] = ["job_apply", "job_patch", "job_delete", "status_apply", "event"];
+/// Kinds of reconcile errors whose series exist from the start (others appear when they happen),
+/// so an alert on their rate has a series to read.
+pub const ERROR_KINDS: [&str; 5] = ["kube", "ledger", "status_write", "finalizer", "build"];
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -49,7 +58,36 @@ struct JobLabel {
     name: String,
 }
 
-/// The operator's metrics, registered once.
+/// Which process exports the metrics: the operator has them all, the standalone runner those that
+/// mean something without Kubernetes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Operator,
+    Standalone,
+}
+
+/// A gauge holding seconds since the Unix epoch.
+type Timestamp = Gauge<f64, AtomicU64>;
+
+/// The per-job series, replaced together by each check.
+#[derive(Debug, Default)]
+struct JobSeries {
+    last_success: Family<JobLabel, Timestamp>,
+    last_failure: Family<JobLabel, Timestamp>,
+    failures: Family<JobLabel, Gauge>,
+    overdue: Family<JobLabel, Gauge>,
+}
+
+/// What one check of the jobs found, for the per-job series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobsCheck {
+    /// Every live job.
+    pub health: Vec<jtp_store::JobHealth>,
+    /// The jobs with a dead-man's switch.
+    pub watched: Vec<crate::alerts::Watched>,
+}
+
+/// The scheduler's metrics, registered once.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -60,49 +98,88 @@ pub struct Metrics {
     writes: Family<KindLabel, Counter>,
     skew: Histogram,
     leader: Gauge,
-    overdue: Family<JobLabel, Gauge>,
+    jobs: JobSeries,
+    /// Held while the per-job series are replaced and while they are rendered, so a scrape sees
+    /// one check's series whole, never half cleared.
+    publish: Mutex<()>,
     ready: AtomicBool,
 }
 
 impl Metrics {
+    /// The operator's metrics.
     pub fn new() -> Arc<Self> {
+        Self::for_mode(Mode::Operator)
+    }
+
+    /// The metrics of `mode`.
+    pub fn for_mode(mode: Mode) -> Arc<Self> {
+        let operator = mode == Mode::Operator;
         let mut registry = Registry::default();
         let runs = Family::<StatusLabel, Counter>::default();
         registry.register("jtp_runs", "Finished runs recorded, by status", runs.clone());
         let started = Family::<TriggerLabel, Counter>::default();
-        registry.register("jtp_runs_started", "Jobs created, by trigger", started.clone());
-        let reconciles = Counter::default();
-        registry.register("jtp_reconciles", "Reconciles run", reconciles.clone());
-        let errors = Family::<KindLabel, Counter>::default();
         registry.register(
-            "jtp_reconcile_errors",
-            "Reconcile errors, by kind",
-            errors.clone(),
-        );
-        let writes = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "jtp_api_writes",
-            "Writes sent to the Kubernetes API, by kind",
-            writes.clone(),
+            "jtp_runs_started",
+            if operator {
+                "Jobs created, by trigger"
+            } else {
+                "Runs started, by trigger"
+            },
+            started.clone(),
         );
         let skew = Histogram::new(SKEW_BUCKETS);
         registry.register(
             "jtp_trigger_skew_seconds",
-            "Job creation time minus scheduled time (scheduled runs)",
+            if operator {
+                "Job creation time minus scheduled time (scheduled runs)"
+            } else {
+                "Process start time minus scheduled time (scheduled runs)"
+            },
             skew.clone(),
         );
-        let leader = Gauge::default();
+        let jobs = JobSeries::default();
         registry.register(
-            "jtp_leader",
-            "1 while this replica holds the leader lease",
-            leader.clone(),
+            "jtp_job_last_success_timestamp_seconds",
+            "When the job's newest successful run finished (Unix seconds); no series before its first success",
+            jobs.last_success.clone(),
         );
-        let overdue = Family::<JobLabel, Gauge>::default();
+        registry.register(
+            "jtp_job_last_failure_timestamp_seconds",
+            "When the job's newest FAILURE or ERROR run finished (Unix seconds); no series before its first failure",
+            jobs.last_failure.clone(),
+        );
+        registry.register(
+            "jtp_job_consecutive_failures",
+            "Failed runs in a row (counted after their retries); 0 after a success",
+            jobs.failures.clone(),
+        );
         registry.register(
             "jtp_job_overdue",
             "1 while a job with spec.expectSuccessWithin has not succeeded within it, else 0",
-            overdue.clone(),
+            jobs.overdue.clone(),
         );
+        let reconciles = Counter::default();
+        let errors = Family::<KindLabel, Counter>::default();
+        let writes = Family::<KindLabel, Counter>::default();
+        let leader = Gauge::default();
+        if operator {
+            registry.register("jtp_reconciles", "Reconciles run", reconciles.clone());
+            registry.register(
+                "jtp_reconcile_errors",
+                "Reconcile errors, by kind",
+                errors.clone(),
+            );
+            registry.register(
+                "jtp_api_writes",
+                "Writes sent to the Kubernetes API, by kind",
+                writes.clone(),
+            );
+            registry.register(
+                "jtp_leader",
+                "1 while this replica holds the leader lease (only the leader exports the jtp_job_* series)",
+                leader.clone(),
+            );
+        }
         // Every series exists from the start, at zero, so a dashboard shows them before the first run.
         for status in [RunStatus::Success, RunStatus::Failure, RunStatus::Error] {
             let _ = runs.get_or_create(&StatusLabel {
@@ -114,8 +191,13 @@ impl Metrics {
                 trigger: trigger.as_str(),
             });
         }
-        for kind in WRITE_KINDS {
-            let _ = writes.get_or_create(&KindLabel { kind });
+        if operator {
+            for kind in WRITE_KINDS {
+                let _ = writes.get_or_create(&KindLabel { kind });
+            }
+            for kind in ERROR_KINDS {
+                let _ = errors.get_or_create(&KindLabel { kind });
+            }
         }
         Arc::new(Self {
             registry,
@@ -126,7 +208,8 @@ impl Metrics {
             writes,
             skew,
             leader,
-            overdue,
+            jobs,
+            publish: Mutex::new(()),
             ready: AtomicBool::new(false),
         })
     }
@@ -185,16 +268,46 @@ impl Metrics {
         self.skew.observe(seconds);
     }
 
-    /// The dead-man's switches as the last check found them: one series per watched job
-    /// (namespace and name: a bounded set), 1 when overdue; jobs no longer watched disappear.
-    pub fn set_overdue(&self, watched: &[crate::alerts::Watched]) {
-        self.overdue.clear();
-        for job in watched {
+    /// The per-job series as the last check found them: one set per live job (namespace and name:
+    /// a bounded set), replaced whole, so a job deleted (or no longer watched) disappears.
+    pub fn set_jobs(&self, check: &JobsCheck) {
+        let _publishing = self
+            .publish
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let JobSeries {
+            last_success,
+            last_failure,
+            failures,
+            overdue,
+        } = &self.jobs;
+        for family in [last_success, last_failure] {
+            family.clear();
+        }
+        failures.clear();
+        overdue.clear();
+        let seconds = |at: chrono::DateTime<chrono::Utc>| at.timestamp_micros() as f64 / 1e6;
+        for job in &check.health {
             let label = JobLabel {
                 namespace: job.namespace.clone(),
                 name: job.name.clone(),
             };
-            self.overdue
+            if let Some(at) = job.last_success_at {
+                last_success.get_or_create(&label).set(seconds(at));
+            }
+            if let Some(at) = job.last_failure_at {
+                last_failure.get_or_create(&label).set(seconds(at));
+            }
+            failures
+                .get_or_create(&label)
+                .set(i64::from(job.consecutive_failures));
+        }
+        for job in &check.watched {
+            let label = JobLabel {
+                namespace: job.namespace.clone(),
+                name: job.name.clone(),
+            };
+            overdue
                 .get_or_create(&label)
                 .set(i64::from(job.overdue.is_some()));
         }
@@ -219,6 +332,10 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let _publishing = self
+            .publish
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Writing to a String does not fail.
         let _ = encode(&mut out, &self.registry);
         out

@@ -160,6 +160,11 @@ pub struct OperatorArgs {
     /// Webhook receivers of alerts; the leader sends them.
     #[command(flatten)]
     pub alerts: crate::alerts::AlertArgs,
+    /// The Secret holding the receivers' URLs, one key per receiver (`NAME` in the operator's own
+    /// namespace, or `NAMESPACE/NAME`), read through the API at each send; the chart's Role lets
+    /// the operator get that one Secret and no other.
+    #[arg(long, env = "JTP_ALERT_URL_SECRET")]
+    pub alert_url_secret: Option<String>,
 }
 
 impl OperatorArgs {
@@ -185,7 +190,34 @@ impl OperatorArgs {
             protected_service_accounts: Vec::new(),
             retention: crate::retention::RetentionArgs::default(),
             alerts: crate::alerts::AlertArgs::default(),
+            alert_url_secret: None,
         }
+    }
+
+    /// Where the Secret of `--alert-url-secret` is: `(namespace, name)`; an empty value (an unset
+    /// Helm value) is none.
+    fn alert_url_secret(&self) -> Result<Option<(String, String)>> {
+        let Some(value) = self
+            .alert_url_secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
+            return Ok(None);
+        };
+        let (namespace, name) = match value.split_once('/') {
+            Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+            None => (
+                self.own_namespace.clone().unwrap_or_else(|| "default".to_owned()),
+                value.to_owned(),
+            ),
+        };
+        if namespace.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(Error::Flag(format!(
+                "--alert-url-secret (JTP_ALERT_URL_SECRET): {value:?} is not NAME or NAMESPACE/NAME"
+            )));
+        }
+        Ok(Some((namespace, name)))
     }
 
     pub(crate) fn identity(&self) -> String {
@@ -240,6 +272,7 @@ pub async fn run_with(
     args.namespaces.retain(|ns| !ns.trim().is_empty());
     let retention = args.retention.policy().map_err(Error::Flag)?;
     let alerts = Arc::new(args.alerts.config().map_err(Error::Flag)?);
+    let url_secret = args.alert_url_secret()?;
     reconcile::check_crd(&client, &args.namespaces).await?;
     let _server = AbortOnDrop(tokio::spawn({
         let (addr, metrics) = (args.metrics_addr, metrics.clone());
@@ -254,7 +287,7 @@ pub async fn run_with(
         &args,
         ledger,
         metrics.clone(),
-        (retention, alerts),
+        (retention, alerts, url_secret),
         shutdown,
     )
     .await;
@@ -276,13 +309,17 @@ async fn lead_and_run(
     args: &OperatorArgs,
     ledger: Arc<dyn Ledger>,
     metrics: Arc<Metrics>,
-    (retention, alerts): (jtp_crds::Retention, Arc<crate::alerts::AlertConfig>),
+    (retention, alerts, url_secret): (
+        jtp_crds::Retention,
+        Arc<crate::alerts::AlertConfig>,
+        Option<(String, String)>,
+    ),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     // Only the leader prunes, checks the dead-man's switches and sends alerts: each starts with
     // leadership and stops with it.
     let pruner = {
-        let (ledger, metrics) = (ledger.clone(), metrics.clone());
+        let (ledger, metrics, client) = (ledger.clone(), metrics.clone(), client.clone());
         move || {
             let store = {
                 let ledger = ledger.clone();
@@ -293,10 +330,17 @@ async fn lead_and_run(
             };
             let metrics = metrics.clone();
             let urls = Arc::new(crate::alerts::UrlSource {
+                secret: url_secret
+                    .clone()
+                    .map(|(namespace, name)| crate::alerts::SecretUrls {
+                        api: Api::namespaced(client.clone(), &namespace),
+                        namespace,
+                        name,
+                    }),
                 dir: alerts.url_dir.clone(),
             });
             let send = crate::alerts::deliver_forever(store.clone(), Arc::clone(&alerts), urls);
-            let watch = crate::alerts::watch_forever(store, move |watched| metrics.set_overdue(watched));
+            let watch = crate::alerts::watch_forever(store, move |check| metrics.set_jobs(check));
             (
                 AbortOnDrop(tokio::spawn(prune_forever(ledger.clone(), retention.clone()))),
                 AbortOnDrop(tokio::spawn(watch)),

@@ -534,6 +534,20 @@ async fn publish(
             tracing::warn!(job = %sj.name_any(), error = %e, "cannot update the SQL mirror row");
         }
     }
+    if !decision.skipped.is_empty() {
+        // A skipped slot's incident (alerts). Written again at the next skip if this fails: one
+        // per streak, keyed by its slot, so a repeat is a no-op.
+        let job = mirror(sj, &decision.status);
+        for (slot, detail) in &decision.skipped {
+            match ctx.ledger.record_skipped(&job, *slot, detail).await {
+                Ok(true) => tracing::info!(job = %sj.name_any(), %slot, "skipped-slot incident opened"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(job = %sj.name_any(), error = %e, "cannot record the skipped slot's incident")
+                }
+            }
+        }
+    }
     let launched_only =
         !decision.launch.is_empty() && decision.notices.is_empty() && decision.stop.is_empty();
     let urgency = if launched_only {

@@ -9,6 +9,7 @@ pub mod loader;
 pub mod pod;
 pub mod runner;
 
+use crate::controller::metrics::{self, Metrics};
 use clap::Args;
 use jtp_dashboard::{AppState, LocalAuth, PortalConfig, check_listen_policy};
 use jtp_store::{Store, StoreOptions};
@@ -82,6 +83,10 @@ pub struct StandaloneArgs {
     /// Run the scheduler and executor without the portal.
     #[arg(long)]
     pub no_portal: bool,
+    /// Also serve `/metrics`, `/healthz` and `/readyz` on this address, without the portal's
+    /// login (the portal serves `/metrics` behind its own). Loopback unless --allow-non-loopback.
+    #[arg(long, env = "JTP_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// How each run's processes are kept together so that all of them end with the run: a cgroup
     /// per run (cgroup v2, as root or in a delegated cgroup), or tracking by a variable in their
     /// environment; `auto` takes the cgroup when it can.
@@ -172,6 +177,15 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     if !args.no_portal {
         check_listen_policy(args.listen, &portal_config).map_err(Error::Config)?;
     }
+    if let Some(addr) = args.metrics_addr
+        && !addr.ip().is_loopback()
+        && !args.allow_non_loopback
+    {
+        return Err(Error::Config(format!(
+            "--metrics-addr {addr} is not a loopback address: the metrics name every job and need no login; \
+             add --allow-non-loopback to serve them there"
+        )));
+    }
     if !args.jobs_dir.as_os_str().is_empty() && !args.jobs_dir.is_dir() {
         return Err(Error::Config(format!(
             "the jobs folder {} does not exist: create it, point --jobs-dir at the folder of \
@@ -225,12 +239,14 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         "runner starting"
     );
     let live = jtp_dashboard::live::LiveRuns::default();
+    let metrics = Metrics::for_mode(metrics::Mode::Standalone);
     let runner = Runner::new(
         store.clone(),
         runner_config,
         objects.clone(),
         Arc::clone(&wake),
         live.clone(),
+        Arc::clone(&metrics),
     );
     let runner_task = tokio::spawn(runner.run(shutdown.clone()));
     let pruner = tokio::spawn({
@@ -247,19 +263,44 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         }
     });
     let deadman = tokio::spawn({
-        let store = store.clone();
+        let (store, metrics) = (store.clone(), Arc::clone(&metrics));
         crate::alerts::watch_forever(
             move || {
                 let store = store.clone();
                 async move { Some(store) }
             },
-            |_| {},
+            move |check| metrics.set_jobs(check),
         )
     });
+    let metrics_server = match args.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+            metrics.set_ready(true);
+            let metrics = Arc::clone(&metrics);
+            Some(tokio::spawn(async move {
+                tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+                let limits = jtp_dashboard::http::Limits::for_this_process();
+                let served = jtp_dashboard::http::serve(
+                    listener,
+                    metrics::router(metrics),
+                    limits,
+                    std::future::pending(),
+                )
+                .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            }))
+        }
+    };
 
     let sender = tokio::spawn({
         let store = store.clone();
         let urls = Arc::new(crate::alerts::UrlSource {
+            secret: None,
             dir: alerts.url_dir.clone(),
         });
         crate::alerts::deliver_forever(
@@ -289,12 +330,17 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
         let signal = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        jtp_dashboard::serve(listener, state, signal)
-            .await
-            .map_err(|source| Error::Listen {
-                addr: args.listen,
-                source,
-            })?;
+        jtp_dashboard::serve_with(
+            listener,
+            state,
+            Some(metrics::router(Arc::clone(&metrics))),
+            signal,
+        )
+        .await
+        .map_err(|source| Error::Listen {
+            addr: args.listen,
+            source,
+        })?;
     } else {
         let _ = shutdown.wait_for(|s| *s).await;
     }
@@ -302,6 +348,9 @@ pub async fn run_until(args: StandaloneArgs, mut shutdown: watch::Receiver<bool>
     pruner.abort();
     deadman.abort();
     sender.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     if let Some(watcher) = watcher {
         watcher.abort();
     }

@@ -9,6 +9,7 @@
 
 use super::contain::Containment;
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
+use crate::controller::Metrics;
 use chrono::{DateTime, Utc};
 use jtp_crds::manifest::SecretData;
 use jtp_crds::policy::{self, Facts, Reason, RetryStep, Step};
@@ -110,6 +111,8 @@ pub struct Runner {
     recorder_rx: Mutex<Option<mpsc::UnboundedReceiver<Write>>>,
     /// The output of the runs in flight, for the portal (until their end is recorded).
     live: LiveRuns,
+    /// Runs started and finished, and how late scheduled runs started (`/metrics`).
+    metrics: Arc<Metrics>,
 }
 
 impl Runner {
@@ -119,6 +122,7 @@ impl Runner {
         objects: Objects,
         wake: Arc<Notify>,
         live: LiveRuns,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let (recorder, recorder_rx) = mpsc::unbounded_channel();
         let runner = Arc::new(Self {
@@ -131,6 +135,7 @@ impl Runner {
             recorder,
             recorder_rx: Mutex::new(Some(recorder_rx)),
             live: live.clone(),
+            metrics,
         });
         // The portal of this process stops runs through the runner (weakly: the portal may
         // outlive it).
@@ -394,6 +399,7 @@ impl Runner {
                 let moved = self.skip_slot(job.id, expected, step.next_run).await?;
                 if moved {
                     log_step(&job.name, &step);
+                    self.record_skips(job.id, &step, now).await?;
                 }
             }
             return Ok(None);
@@ -408,6 +414,7 @@ impl Runner {
             expected = launch.slot;
         }
         log_step(&job.name, &step);
+        self.record_skips(job.id, &step, now).await?;
         self.stop_runs(job.id, &step.stop);
         Ok(Some(Pending {
             job,
@@ -415,6 +422,25 @@ impl Runner {
             next_run: step.next_run,
             drop_retry: matches!(step.retry, RetryStep::Drop(..)),
         }))
+    }
+
+    /// Opens the skipped-slot incident of what `step` skipped or missed (alerts: one per streak,
+    /// the store keeps it from opening twice), in the write turn.
+    async fn record_skips(&self, job_id: i64, step: &Step<i64>, now: DateTime<Utc>) -> jtp_store::Result<()> {
+        let missed = step
+            .missed
+            .truncated
+            .then(|| step.missed.latest())
+            .flatten()
+            .map(|latest| (latest, policy::missed_slots_detail(latest)));
+        let skips = step.skipped.iter().map(|s| (s.slot, s.to_string())).chain(missed);
+        for (slot, detail) in skips {
+            let _writing = self.writes.lock().await;
+            if self.store.record_skipped(job_id, slot, &detail, now).await? {
+                tracing::info!(job_id, %slot, "skipped-slot incident opened");
+            }
+        }
+        Ok(())
     }
 
     /// Moves a job's next_run on without running it (a compare-and-set), in the write turn.
@@ -536,6 +562,11 @@ impl Runner {
                         // hundreds of log lines.
                         let skew_ms = (started - at).num_milliseconds();
                         tracing::info!(job = %job.name, run_id, %trigger, attempt, skew_ms, "run started");
+                        self.metrics.run_started(trigger);
+                        // As in the operator: retries start after their backoff, not at their slot.
+                        if trigger == Trigger::Schedule && attempt == 1 {
+                            self.metrics.trigger_skew(ms_between(at, started) / 1000.0);
+                        }
                         running.finish(stop).await
                     }
                     Err(not_started) => not_started,
@@ -669,7 +700,10 @@ impl Runner {
                     .await
             };
             match recorded {
-                Ok(_) => {
+                Ok(finished) => {
+                    if finished == jtp_store::Finish::Recorded {
+                        self.metrics.run_finished(done.status);
+                    }
                     let seconds = (finished_at - started).num_milliseconds() as f64 / 1000.0;
                     tracing::info!(job, run_id, attempt, status = %done.status, exit_code = ?done.exit_code, seconds, "run finished");
                     if let Some(retry) = retry {
