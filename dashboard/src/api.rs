@@ -502,9 +502,7 @@ async fn get_live(
         })?,
     };
     let detail = run_detail(&state, &caller, &id).await?;
-    let live = (detail.run.status == jtp_crds::RunStatus::Running)
-        .then(|| state.live_runs()?.get(detail.run.id))
-        .flatten();
+    let live = state.live_output(&detail.run);
     let chunk = match &live {
         Some(shared) => {
             let captured = shared.lock().unwrap_or_else(|p| p.into_inner());

@@ -525,7 +525,7 @@ impl AppState {
     }
 
     async fn token_review(&self, token: &str) -> Result<Option<KubeUser>, AppError> {
-        let Mode::Kubernetes { client } = &self.inner.mode else {
+        let Mode::Kubernetes { client, .. } = &self.inner.mode else {
             return Ok(None);
         };
         let review = TokenReview {
@@ -569,7 +569,7 @@ impl AppState {
             Principal::Anonymous | Principal::Local(_) => return Ok(true),
             Principal::Kube(user) => user,
         };
-        let Mode::Kubernetes { client } = &self.inner.mode else {
+        let Mode::Kubernetes { client, .. } = &self.inner.mode else {
             return Ok(false);
         };
         let key = access_key(user, verb, namespace);

@@ -122,7 +122,7 @@ impl AppState {
                 crate::data::insert_job(self, namespace, name, spec).await?;
                 self.wake_runner();
             }
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 let mut job = ScheduledJob::new(name, spec.clone());
                 job.metadata.namespace = Some(namespace.to_owned());
                 let params = PostParams {
@@ -153,7 +153,7 @@ impl AppState {
                 crate::data::update_job(self, namespace, name, spec).await?;
                 self.wake_runner();
             }
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 let api = Self::jobs_api(client, namespace);
                 let live = api.get(name).await.map_err(kube_err(namespace, name))?;
                 let old = serde_json::to_value(&live.spec)
@@ -178,7 +178,7 @@ impl AppState {
                 crate::data::delete_job(self, namespace, name).await?;
                 self.wake_runner();
             }
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 send_as::<serde_json::Value>(
                     client,
                     who,
@@ -207,7 +207,7 @@ impl AppState {
                 crate::data::request_run_now(self, namespace, name, now, requester).await?;
                 self.wake_runner();
             }
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 let value = now.to_rfc3339_opts(SecondsFormat::Millis, true);
                 let patch = json!({ "metadata": { "annotations": {
                     RUN_NOW_ANNOTATION: value,
@@ -262,7 +262,7 @@ impl AppState {
                     self.wake_runner();
                 }
             }
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 let patch = json!({ "spec": { "suspend": suspend } });
                 Self::merge_patch(client, who, namespace, name, &patch).await?;
             }
@@ -278,7 +278,7 @@ impl AppState {
                 .await?
                 .map(|j| j.spec)
                 .ok_or_else(|| job_not_found(namespace, name)),
-            Mode::Kubernetes { client } => Ok(Self::jobs_api(client, namespace)
+            Mode::Kubernetes { client, .. } => Ok(Self::jobs_api(client, namespace)
                 .get(name)
                 .await
                 .map_err(kube_err(namespace, name))?

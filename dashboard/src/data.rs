@@ -1188,7 +1188,7 @@ impl AppState {
     pub(crate) async fn store_namespaces(&self) -> Result<Vec<String>> {
         match &self.inner.mode {
             Mode::Standalone { .. } => Ok(vec![self.config().standalone_namespace.clone()]),
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
                 let list = api.list_metadata(&kube::api::ListParams::default()).await?;
                 Ok(list.items.into_iter().filter_map(|ns| ns.metadata.name).collect())

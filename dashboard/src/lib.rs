@@ -19,6 +19,7 @@ pub mod backend;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod follow;
 pub mod form;
 pub mod http;
 pub mod jobpage;
@@ -55,8 +56,12 @@ pub(crate) enum Mode {
     /// Rows in the store; `wake` tells the in-process runner to plan again, which shares the output
     /// of its runs in flight in `live`.
     Standalone { wake: Arc<Notify>, live: live::LiveRuns },
-    /// ScheduledJob resources, written with the portal's own client after the user's rights are checked.
-    Kubernetes { client: kube::Client },
+    /// ScheduledJob resources, written with the portal's own client after the user's rights are
+    /// checked; the pod logs of runs in flight followed while their pages are open (`follow`).
+    Kubernetes {
+        client: kube::Client,
+        follow: follow::Followers,
+    },
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -92,7 +97,14 @@ impl AppState {
     /// `subjectaccessreviews`, and get/create/patch/delete `scheduledjobs.jobtrigger.io` in the
     /// namespaces it serves. Users authenticate with their own bearer token; `config.local_auth` is ignored.
     pub fn kubernetes(store: Store, client: kube::Client, config: PortalConfig) -> Self {
-        Self::new(store, Mode::Kubernetes { client }, config)
+        Self::new(
+            store,
+            Mode::Kubernetes {
+                client,
+                follow: follow::Followers::default(),
+            },
+            config,
+        )
     }
 
     fn new(store: Store, mode: Mode, config: PortalConfig) -> Self {
@@ -118,11 +130,21 @@ impl AppState {
         &self.inner.config
     }
 
-    /// The live output of the runs in flight in this process (standalone).
-    pub(crate) fn live_runs(&self) -> Option<&live::LiveRuns> {
+    /// What run `run` has written so far while it is in flight, when the portal can see it:
+    /// standalone, the runner's capture of this process; in a cluster, its pod's log, followed
+    /// from the first read ([`follow`]). `None` for a run that has ended.
+    pub(crate) fn live_output(&self, run: &data::RunView) -> Option<jtp_store::SharedOutput> {
+        if run.status != jtp_crds::RunStatus::Running {
+            return None;
+        }
         match &self.inner.mode {
-            Mode::Standalone { live, .. } => Some(live),
-            Mode::Kubernetes { .. } => None,
+            Mode::Standalone { live, .. } => live.get(run.id),
+            Mode::Kubernetes { client, follow } => follow.output(
+                client,
+                run.id,
+                run.kubernetes_job.as_deref()?,
+                self.store().output_cap(),
+            ),
         }
     }
 

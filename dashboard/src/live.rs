@@ -5,7 +5,8 @@
 //! the run's id until the run's end is recorded; the portal of the same process reads it. The
 //! page asks `GET /api/v1/runs/{id}/live?offset=N` once a second for what came after byte `N`
 //! ([`chunk`]) and appends it; once the run has ended the answer says so and the page shows the
-//! stored output instead.
+//! stored output instead. In a cluster the same capture is filled from the run's pod log by
+//! [`crate::follow`].
 
 use crate::ansi::{self, Segment};
 use jtp_store::{CapturedOutput, SharedOutput};

@@ -370,9 +370,7 @@ pub struct LiveOutputView {
 impl OutputView {
     /// The stored output, or for a run in flight in this process what it has written so far.
     fn new(state: &AppState, detail: data::RunDetail) -> Self {
-        let live = (detail.run.status == jtp_crds::RunStatus::Running)
-            .then(|| state.live_runs()?.get(detail.run.id))
-            .flatten();
+        let live = state.live_output(&detail.run);
         let (segments, live) = match live {
             Some(shared) => {
                 let captured = shared.lock().unwrap_or_else(|p| p.into_inner());

@@ -674,3 +674,115 @@ async fn the_portal_writes_as_the_user_so_the_api_server_authorizes_and_admits_t
 
     env.ns.cleanup().await;
 }
+
+/// The text of a live answer's segments.
+fn live_text(answer: &serde_json::Value) -> String {
+    answer["segments"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|p| p["text"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_running_runs_page_follows_its_pods_log_on_the_node_until_the_run_ends() {
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::PostParams;
+    let env = KubeEnv::new("dash-live").await;
+    let ns = env.ns.name().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_in(&dir, None).await;
+    let state = AppState::kubernetes(store.clone(), env.client.clone(), PortalConfig::default());
+    env.create_job("live", ScheduledJobSpec::manual()).await;
+    Mirror::new("").sync(&env.jobs(), &store).await;
+    let job_id = store.get_job_by_name(&ns, "live").await.unwrap().id;
+
+    // The Job of a run in flight, as the operator makes it: a real pod on the node writes one
+    // line, waits, writes another.
+    let jobs: kube::Api<Job> = kube::Api::namespaced(env.client.clone(), &ns);
+    let job: Job = serde_json::from_value(json!({
+        "metadata": { "name": "live-manual-1" },
+        "spec": { "backoffLimit": 0, "template": { "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": jtp_crds::pod::RUN_CONTAINER, "image": "busybox:1.36",
+                "command": ["sh", "-c", "echo first line; sleep 15; echo second line"]
+            }]
+        }}}
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    let now = chrono::Utc::now();
+    let run = store
+        .record_start(&jtp_store::RunStart {
+            job_id,
+            trigger: jtp_crds::Trigger::Manual,
+            scheduled_for: now,
+            started_at: now,
+            k8s_job_name: Some(format!("{ns}/live-manual-1")),
+            runner: None,
+            requester: None,
+        })
+        .await
+        .unwrap();
+
+    // The reader polls as the page does: the first line arrives while the run goes on.
+    let url = |offset: u64| format!("/api/v1/runs/{run}/live?offset={offset}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let (mut text, mut offset) = (String::new(), 0);
+    while !text.contains("first line") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live output from the pod; so far {text:?}"
+        );
+        let answer = send(&state, bearer(get(&url(offset)), &env.reader)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let answer = answer.json();
+        assert_eq!(answer["status"], "RUNNING");
+        assert_eq!(answer["live"], true, "{answer}");
+        text.push_str(&live_text(&answer));
+        offset = answer["offset"].as_u64().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(!text.contains("second line"), "{text:?}");
+    // The page shows what came so far and where to ask for more.
+    let page = send(&state, bearer(get(&format!("/runs/{run}")), &env.reader)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("first line"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("data-live=\"/api/v1/runs/{run}/live\""))
+    );
+
+    // Then the rest, from the offset it had: nothing twice.
+    while !text.contains("second line") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second line never came; so far {text:?}"
+        );
+        let answer = send(&state, bearer(get(&url(offset)), &env.reader)).await.json();
+        text.push_str(&live_text(&answer));
+        offset = answer["offset"].as_u64().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(text, "first line\nsecond line\n");
+
+    // Recorded as ended: the page shows the stored output, and no longer follows.
+    store
+        .record_finish(
+            run,
+            &jtp_store::RunFinish {
+                status: RunStatus::Success,
+                exit_code: Some(0),
+                output: b"first line\nsecond line\n",
+                finished_at: chrono::Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let answer = send(&state, bearer(get(&url(offset)), &env.reader)).await.json();
+    assert_eq!(answer["live"], false);
+    assert_eq!(answer["status"], "SUCCESS");
+    // Someone who may not read the job gets nothing of it.
+    let stranger = send(&state, get(&url(0))).await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+}

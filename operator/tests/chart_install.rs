@@ -171,6 +171,9 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         ),
         ("create", "tokenreviews.authentication.k8s.io"),
         ("create", "subjectaccessreviews.authorization.k8s.io"),
+        // The live output of runs in flight: their pods and logs, read-only.
+        ("list", "pods"),
+        ("get", "pods/log"),
     ] {
         assert!(
             can_i(verb, resource, namespace, &portal),
@@ -180,7 +183,8 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     for (verb, resource) in [
         ("get", "secrets"),
         ("create", "jobs.batch"),
-        ("get", "pods/log"),
+        ("create", "pods/exec"),
+        ("delete", "pods"),
         ("patch", "scheduledjobs.jobtrigger.io/status"),
         // Creating and deleting jobs: only as the user.
         ("create", "scheduledjobs.jobtrigger.io"),
