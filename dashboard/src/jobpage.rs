@@ -367,7 +367,7 @@ async fn details_page(
 /// user's `get` right was checked; `None` standalone or when it cannot be read (the mirror is
 /// shown then).
 async fn live_resource(state: &AppState, namespace: &str, name: &str) -> Option<ScheduledJob> {
-    let Mode::Kubernetes { client } = &state.inner.mode else {
+    let Mode::Kubernetes { client, .. } = &state.inner.mode else {
         return None;
     };
     let api: kube::Api<ScheduledJob> = kube::Api::namespaced(client.clone(), namespace);

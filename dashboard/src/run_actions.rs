@@ -63,7 +63,7 @@ impl AppState {
                     )));
                 }
             }
-            Mode::Kubernetes { client } => {
+            Mode::Kubernetes { client, .. } => {
                 let job_name = detail
                     .run
                     .kubernetes_job
