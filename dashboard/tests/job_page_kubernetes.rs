@@ -6,21 +6,11 @@
 
 mod common;
 
-use axum::http::{StatusCode, header};
-use common::kube_env::{KubeEnv, Mirror};
+use axum::http::StatusCode;
+use common::kube_env::{KubeEnv, Mirror, bearer};
 use common::*;
 use jtp_crds::{EnvVar, ScheduledJobSpec};
 use jtp_dashboard::{AppState, PortalConfig};
-
-fn bearer(
-    mut request: axum::http::Request<axum::body::Body>,
-    token: &str,
-) -> axum::http::Request<axum::body::Body> {
-    request
-        .headers_mut()
-        .insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 #[tokio::test]
 async fn the_job_page_export_and_clone_work_in_a_cluster() {

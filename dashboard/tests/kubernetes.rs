@@ -4,23 +4,13 @@
 
 mod common;
 
-use axum::http::{StatusCode, header};
-use common::kube_env::{KubeEnv, Mirror};
+use axum::http::StatusCode;
+use common::kube_env::{KubeEnv, Mirror, bearer};
 use common::*;
 use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, RunStatus, ScheduledJobSpec};
 use jtp_dashboard::{AppState, PortalConfig};
 use serde_json::json;
 use std::ops::Not;
-
-fn bearer(
-    mut request: axum::http::Request<axum::body::Body>,
-    token: &str,
-) -> axum::http::Request<axum::body::Body> {
-    request
-        .headers_mut()
-        .insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 #[tokio::test]
 async fn rights_follow_the_users_own_rbac() {

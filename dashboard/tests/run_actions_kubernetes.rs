@@ -7,22 +7,12 @@
 
 mod common;
 
-use axum::http::{StatusCode, header};
-use common::kube_env::{KubeEnv, Mirror};
+use axum::http::StatusCode;
+use common::kube_env::{KubeEnv, Mirror, bearer};
 use common::*;
 use jtp_crds::{RunStatus, STOP_RUN_ANNOTATION_PREFIX, ScheduledJobSpec, Trigger};
 use jtp_dashboard::{AppState, PortalConfig};
 use jtp_store::RunStart;
-
-fn bearer(
-    mut request: axum::http::Request<axum::body::Body>,
-    token: &str,
-) -> axum::http::Request<axum::body::Body> {
-    request
-        .headers_mut()
-        .insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 #[tokio::test]
 async fn a_stop_needs_patch_and_is_written_as_the_users_annotation_and_an_ended_run_is_a_conflict() {

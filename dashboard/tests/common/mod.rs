@@ -281,6 +281,14 @@ pub mod kube_env {
     use std::collections::HashMap;
     use std::path::Path;
 
+    /// `request` as `token`'s holder sends it: an `Authorization: Bearer` header.
+    pub fn bearer(mut request: Request<Body>, token: &str) -> Request<Body> {
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        request
+    }
+
     /// Applies the CRD from `crds/scheduledjob.yaml` (server-side apply with force, so idempotent
     /// and safe when other tests apply it too) and waits until it is served.
     pub async fn apply_crd(client: &kube::Client) {
