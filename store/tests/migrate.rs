@@ -25,43 +25,7 @@ async fn concurrent_first_opens_of_one_sqlite_file_all_succeed() {
 /// attempt): every row, id and the id sequence survive, so a deleted id is never reused.
 #[tokio::test]
 async fn the_attempts_migration_keeps_every_run_and_the_id_sequence_on_sqlite() {
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let before = dir.path().join("before");
-    std::fs::create_dir_all(&before).expect("dir");
-    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-    for entry in std::fs::read_dir(&all).expect("migrations") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        if name.as_str() < "0008" {
-            std::fs::copy(&path, before.join(&name)).expect("copy");
-        }
-    }
-    let file = dir.path().join("jtp.db");
-    let options = SqliteConnectOptions::new()
-        .filename(&file)
-        .create_if_missing(true);
-    let pool = SqlitePoolOptions::new()
-        .connect_with(options)
-        .await
-        .expect("open");
-    sqlx::migrate::Migrator::new(before.as_path())
-        .await
-        .expect("read the older migrations")
-        .run(&pool)
-        .await
-        .expect("migrate to 0007");
-    sqlx::query(
-        "INSERT INTO scheduled_jobs (name, schedule_type, timezone, script, spec) \
-         VALUES ('old', 'manual', 'UTC', 'true', '{}')",
-    )
-    .execute(&pool)
-    .await
-    .expect("a job");
+    let (_dir, file, pool) = sqlite_before("0008").await;
     for (slot, status) in [("09", "SUCCESS"), ("10", "FAILURE"), ("11", "SUCCESS")] {
         sqlx::query(
             "INSERT INTO job_execution_logs (job_id, run_time, scheduled_for, status, trigger, log_output) \
@@ -114,43 +78,7 @@ async fn the_attempts_migration_keeps_every_run_and_the_id_sequence_on_sqlite() 
 /// indexing.
 #[tokio::test]
 async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() {
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let before = dir.path().join("before");
-    std::fs::create_dir_all(&before).expect("dir");
-    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-    for entry in std::fs::read_dir(&all).expect("migrations") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        if name.as_str() < "0012" {
-            std::fs::copy(&path, before.join(&name)).expect("copy");
-        }
-    }
-    let file = dir.path().join("jtp.db");
-    let options = SqliteConnectOptions::new()
-        .filename(&file)
-        .create_if_missing(true);
-    let pool = SqlitePoolOptions::new()
-        .connect_with(options)
-        .await
-        .expect("open");
-    sqlx::migrate::Migrator::new(before.as_path())
-        .await
-        .expect("read the older migrations")
-        .run(&pool)
-        .await
-        .expect("migrate to 0011");
-    sqlx::query(
-        "INSERT INTO scheduled_jobs (name, schedule_type, timezone, script, spec) \
-         VALUES ('old', 'manual', 'UTC', 'true', '{}')",
-    )
-    .execute(&pool)
-    .await
-    .expect("a job");
+    let (_dir, file, pool) = sqlite_before("0012").await;
     // Written as 0011's store wrote them: started with no output, finished with one (the
     // update trigger of 0010 indexes it).
     for (slot, output) in [
@@ -195,9 +123,10 @@ async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() 
     assert_eq!(found("old-beta").await, [2]);
 
     // An indexed output replaced (as the store replaces an "interrupted" one) and one deleted.
-    let mut conn = sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
-        .await
-        .expect("open");
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&sqlx::sqlite::SqliteConnectOptions::new().filename(&file))
+            .await
+            .expect("open");
     use sqlx::Connection as _;
     sqlx::query("UPDATE job_execution_logs SET log_output = 'new-beta text' WHERE id = 2")
         .execute(&mut conn)
@@ -242,9 +171,10 @@ async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() 
     assert_eq!(found("new-beta").await, [2]);
     assert_eq!(found(" text").await, [id, 3, 2]);
     // The index agrees with the rows: FTS5's own check.
-    let mut conn = sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&file))
-        .await
-        .expect("open");
+    let mut conn =
+        sqlx::SqliteConnection::connect_with(&sqlx::sqlite::SqliteConnectOptions::new().filename(&file))
+            .await
+            .expect("open");
     sqlx::query("INSERT INTO run_output_search (run_output_search, rank) VALUES ('integrity-check', 1)")
         .execute(&mut conn)
         .await
@@ -254,4 +184,47 @@ async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() 
         .await
         .expect("count");
     assert_eq!(pending, 0);
+}
+
+/// A SQLite database migrated with the migrations before `version` only (as an older release left
+/// it), holding one job (id 1): its folder (kept alive by the caller), its file and a pool on it.
+async fn sqlite_before(version: &str) -> (tempfile::TempDir, std::path::PathBuf, sqlx::SqlitePool) {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = dir.path().join("before");
+    std::fs::create_dir_all(&before).expect("dir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    for entry in std::fs::read_dir(&all).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if name.as_str() < version {
+            std::fs::copy(&path, before.join(&name)).expect("copy");
+        }
+    }
+    let file = dir.path().join("jtp.db");
+    let options = SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .expect("open");
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .expect("read the older migrations")
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("migrate to just before {version}: {e}"));
+    sqlx::query(
+        "INSERT INTO scheduled_jobs (name, schedule_type, timezone, script, spec) \
+         VALUES ('old', 'manual', 'UTC', 'true', '{}')",
+    )
+    .execute(&pool)
+    .await
+    .expect("a job");
+    (dir, file, pool)
 }
