@@ -232,37 +232,9 @@ async fn a_running_runs_output_streams_into_its_page_then_the_stored_output_show
         STREAMING_JOB.replace("GATE", gate.to_str().unwrap()),
     )
     .unwrap();
-    let jtp = tokio::task::spawn_blocking({
-        let data = data.path().to_owned();
-        move || Standalone::start_on(&data, free_port())
-    })
-    .await
-    .unwrap();
+    let jtp = start_in(data.path()).await;
     let base = jtp.base.clone();
-    let client = reqwest::Client::new();
-    let started = client
-        .post(format!("{base}/api/v1/jobs/default/streaming/run"))
-        .send()
-        .await
-        .unwrap();
-    assert!(started.status().is_success(), "{}", started.text().await.unwrap());
-    // The run, once the runner has started it.
-    let deadline = Instant::now() + WAIT;
-    let run = loop {
-        let runs: serde_json::Value = client
-            .get(format!("{base}/api/v1/jobs/default/streaming/runs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(id) = runs["items"][0]["id"].as_i64() {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "no run started: {runs}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let run = run_now_until_running(&base, "streaming").await;
     let b = Browser::start().await;
     b.goto(&format!("{base}/runs/{run}")).await;
     // The first line while the script sleeps: escaped, in its colour, the page marked live.
@@ -312,38 +284,9 @@ async fn the_stop_button_of_a_running_run_stops_it_and_the_page_shows_it_failed_
          schedule:\n    manual: {}\n  script:\n    inline: |\n      echo working\n      sleep 300 &\n      sleep 300\n",
     )
     .unwrap();
-    let jtp = tokio::task::spawn_blocking({
-        let data = data.path().to_owned();
-        move || Standalone::start_on(&data, free_port())
-    })
-    .await
-    .unwrap();
+    let jtp = start_in(data.path()).await;
     let base = jtp.base.clone();
-    let client = reqwest::Client::new();
-    let started = client
-        .post(format!("{base}/api/v1/jobs/default/stoppable/run"))
-        .send()
-        .await
-        .unwrap();
-    assert!(started.status().is_success(), "{}", started.text().await.unwrap());
-    let deadline = Instant::now() + WAIT;
-    let run = loop {
-        let runs: serde_json::Value = client
-            .get(format!("{base}/api/v1/jobs/default/stoppable/runs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(id) = runs["items"][0]["id"].as_i64()
-            && runs["items"][0]["status"] == "RUNNING"
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "no run started: {runs}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let run = run_now_until_running(&base, "stoppable").await;
     let b = Browser::start().await;
     b.goto(&format!("{base}/runs/{run}")).await;
     b.wait_text("#output-text", WAIT, |t| t.contains("working")).await;
@@ -378,4 +321,42 @@ async fn the_stop_button_of_a_running_run_stops_it_and_the_page_shows_it_failed_
     b.screenshot("standalone-stopped-run-1280").await;
     b.close().await;
     tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+}
+
+/// `jtp standalone` on the data folder `data` (its jobs in `data/jobs`), on a free port.
+async fn start_in(data: &std::path::Path) -> Standalone {
+    let data = data.to_owned();
+    tokio::task::spawn_blocking(move || Standalone::start_on(&data, free_port()))
+        .await
+        .unwrap()
+}
+
+/// Asks for a Run Now of `default/<job>` through the API and returns the run's id once the
+/// runner has started it (RUNNING).
+async fn run_now_until_running(base: &str, job: &str) -> i64 {
+    let client = reqwest::Client::new();
+    let started = client
+        .post(format!("{base}/api/v1/jobs/default/{job}/run"))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.status().is_success(), "{}", started.text().await.unwrap());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let runs: serde_json::Value = client
+            .get(format!("{base}/api/v1/jobs/default/{job}/runs"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = runs["items"][0]["id"].as_i64()
+            && runs["items"][0]["status"] == "RUNNING"
+        {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no run started: {runs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
