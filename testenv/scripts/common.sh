@@ -67,8 +67,12 @@ component_pid() {
   local name=$1 pidfile="$STATE/pids/$1.pid" pid
   [[ -f "$pidfile" ]] || return 1
   pid=$(cat "$pidfile")
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "$name" || return 1
+  # The running program itself, not its command line: a reused pid is never taken for ours, the
+  # setsid/nsenter steps before the component's exec do not count, and the link does not read
+  # empty while a program execs (a command line can, for an instant).
+  local exe
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [[ "${exe##*/}" == "$name" ]] || return 1
   echo "$pid"
 }
 
