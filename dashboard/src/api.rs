@@ -409,6 +409,7 @@ struct AllRuns {
     items: Vec<RunRow>,
     older_cursor: Option<String>,
     newer_cursor: Option<String>,
+    searched_part: bool,
 }
 
 async fn list_all_runs(
@@ -426,6 +427,7 @@ async fn list_all_runs(
         items: page.rows,
         older_cursor: page.older,
         newer_cursor: page.newer,
+        searched_part: page.searched_part,
     }))
 }
 

@@ -750,6 +750,9 @@ pub struct RunsPage {
     pub rows: Vec<RunRow>,
     pub older: Option<String>,
     pub newer: Option<String>,
+    /// The search stopped after reading [`jtp_store::SCAN_BUDGET`] runs before it filled the
+    /// page; the cursor in the direction read searches on.
+    pub searched_part: bool,
 }
 
 /// A page of runs across jobs, limited to `namespaces` (`None`: all).
@@ -782,6 +785,7 @@ pub(crate) async fn list_all_runs(
         rows,
         older: page.older.map(encode_cursor),
         newer: page.newer.map(encode_cursor),
+        searched_part: page.searched_to.is_some(),
     })
 }
 

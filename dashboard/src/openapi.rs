@@ -195,7 +195,8 @@ pub fn document() -> Value {
                     "responses": with_errors(json_ok("200", "Runs", json!({ "type": "object", "properties": {
                         "items": { "type": "array", "items": schema_ref("RunOfJob") },
                         "olderCursor": { "type": ["string", "null"], "description": "Pass as before for the next page; null on the last" },
-                        "newerCursor": { "type": ["string", "null"], "description": "Pass as after for the previous page; null on the first" }
+                        "newerCursor": { "type": ["string", "null"], "description": "Pass as after for the previous page; null on the first" },
+                        "searchedPart": { "type": "boolean", "description": "A search for a text most outputs contain read its limit of runs (2,000 per page on SQLite) before it filled the page: items are the hits among the runs read, and the cursor in the direction read searches on" }
                     } })), &["401", "403", "422", "500"])
                 }
             },

@@ -589,6 +589,9 @@ struct RunsTemplate {
     status_options: Vec<(&'static str, &'static str)>,
     trigger_options: Vec<(&'static str, &'static str)>,
     filtered: bool,
+    /// The search read its limit of runs before it filled the page.
+    searched_part: bool,
+    scan_budget: i64,
     /// The zone `since`/`until` are read in, for the hint.
     zone_name: String,
 }
@@ -659,6 +662,8 @@ async fn runs_page(
         status_options: RUN_STATUS_OPTIONS.to_vec(),
         trigger_options: TRIGGER_OPTIONS.to_vec(),
         filtered,
+        searched_part: page.searched_part,
+        scan_budget: jtp_store::SCAN_BUDGET,
         zone_name: input_zone(zone).name().to_owned(),
         query,
     };

@@ -1848,3 +1848,50 @@ async fn the_runs_view_searches_outputs() {
     assert!(short.body.contains("\"q\""), "{}", short.body);
     assert!(short.body.contains("3 to 200 characters"), "{}", short.body);
 }
+
+/// A text in most outputs with a filter few of them pass: the page reads its limit of runs, says
+/// so, and links on; the API says the same with `searchedPart`.
+#[tokio::test]
+async fn a_search_that_reads_its_limit_says_so_and_searches_on() {
+    let t = standalone().await;
+    let busy = add_job(&t.store, "default", "busy", &ScheduledJobSpec::daily("09:00")).await;
+    let quiet = add_job(&t.store, "default", "quiet", &ScheduledJobSpec::daily("09:00")).await;
+    let base = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+    let budget = usize::try_from(jtp_store::SCAN_BUDGET).unwrap();
+    let run = |job_id: i64, k: usize, output: &str| jtp_store::ImportedRun {
+        job_id,
+        run_time: base + chrono::Duration::seconds(k as i64),
+        scheduled_for: base + chrono::Duration::seconds(k as i64),
+        finished_at: Some(base + chrono::Duration::seconds(k as i64 + 1)),
+        status: RunStatus::Success,
+        exit_code: Some(0),
+        trigger: jtp_crds::Trigger::Schedule,
+        output: output.to_owned(),
+        k8s_job_name: None,
+        runner: None,
+    };
+    let common = usize::try_from(jtp_store::FEW_HITS).unwrap() + 10;
+    let mut runs: Vec<_> = (0..common).map(|k| run(busy, 2 * k, "rows copied")).collect();
+    // The quiet job's only hit is its oldest run, beyond the first page's reading.
+    runs.extend((0..budget + 10).map(|k| run(quiet, 2 * k + 1, if k == 0 { "rows copied" } else { "idle" })));
+    t.store.import_runs(&runs).await.unwrap();
+
+    let page = send(&t.state, get("/runs?q=rows%20copied&job=quiet")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"searched-part\""), "{}", page.body);
+    assert!(page.body.contains("No match among the 2000 runs this page read"), "{}", page.body);
+    assert!(!page.body.contains("match these filters"), "not the empty page's wording");
+    let on = page.body.split("id=\"runs-older\"").next().unwrap();
+    let href = on.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    assert!(href.starts_with("/runs?") && href.contains("before="), "{href}");
+    let next = send(&t.state, get(&href)).await;
+    assert!(next.body.contains("<mark>rows copied</mark>"), "{}", next.body);
+    assert!(!next.body.contains("id=\"searched-part\""), "the rest fits one reading");
+
+    let api = send(&t.state, get("/api/v1/runs?q=rows%20copied&job=quiet")).await.json();
+    assert_eq!(api["searchedPart"], true, "{api}");
+    assert_eq!(api["items"].as_array().unwrap().len(), 0);
+    assert!(api["olderCursor"].is_string(), "{api}");
+    let all = send(&t.state, get("/api/v1/runs?q=rows%20copied&job=busy")).await.json();
+    assert_eq!(all["searchedPart"], false, "a page filled within its reading");
+}

@@ -37,7 +37,7 @@ pub use output::{CappedOutput, DEFAULT_OUTPUT_CAP, NOTE_PREFIX, cap_output, cap_
 pub use retention::{PruneOptions, PruneReport};
 pub use runner::{INTERRUPTED_MESSAGE, INTERRUPTED_STATUS};
 pub use runs::{ImportedRun, MAX_HISTORY};
-pub use search::{FEW_HITS, MAX_SEARCH_CHARS, MIN_SEARCH_CHARS};
+pub use search::{FEW_HITS, MAX_SEARCH_CHARS, MIN_SEARCH_CHARS, SCAN_BUDGET};
 pub use sources::SourcedJob;
 pub use url::{BackendKind, REDACTED, RedactedUrl, redact_url};
 

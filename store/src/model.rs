@@ -280,6 +280,10 @@ pub struct RunPage {
     pub older: Option<RunCursor>,
     /// Pass as `after` for the previous (newer) page; `None` on the first page.
     pub newer: Option<RunCursor>,
+    /// A search that tests outputs run by run stopped here, after [`crate::SCAN_BUDGET`] runs,
+    /// before it filled the page: the page holds the hits among the runs read up to this one, and
+    /// the cursor in the direction read (`older`, or `newer` when paging back) searches on.
+    pub searched_to: Option<RunCursor>,
 }
 
 /// A point of a job's run history (the health columns): when, how long, how it ended.

@@ -8,6 +8,7 @@ use crate::model::{
 };
 use crate::output::{CappedOutput, cap_output, cap_output_parts};
 use crate::row::run_summary_columns;
+use crate::search::{Condition, SCAN_BUDGET};
 use crate::time::{Ts, ts};
 use crate::{Error, Result, Store, after_bulk_load, begin_write, with_pool};
 use chrono::{DateTime, Utc};
@@ -386,36 +387,77 @@ impl Store {
             Some(text) => Some(self.search_condition(text).await?),
             None => None,
         };
+        // A text most outputs contain is tested run by run (SQLite's `LIKE` plan): a page then
+        // reads at most [`SCAN_BUDGET`] runs that pass the other filters, so a filter few of the
+        // text's runs pass cannot make it read every run; where it stops is the next page's cursor.
+        let budget = search.as_ref().is_some_and(Condition::reads_each_output);
         // Newer pages are read oldest first from the cursor, then turned around.
         let forward = filter.before.is_some() || filter.after.is_none();
-        let mut rows: Vec<RunListItem> = with_pool!(self, pool => {
-            let mut query = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
-            if let Some(status) = filter.status {
-                query.push(" AND l.status = ").push_bind(status.as_str());
-            }
-            if let Some(trigger) = filter.trigger {
-                query.push(" AND l.trigger = ").push_bind(trigger.as_str());
-            }
-            if let Some(job_id) = filter.job_id {
-                query.push(" AND l.job_id = ").push_bind(job_id);
-            }
-            if let Some(name) = &filter.job_name {
-                query.push(" AND j.name = ").push_bind(name.clone());
-            }
-            if let Some(namespace) = &filter.namespace {
-                query.push(" AND j.namespace = ").push_bind(namespace.clone());
-            }
-            if let Some(namespaces) = &filter.namespaces {
-                if namespaces.is_empty() {
-                    query.push(" AND 1 = 0");
-                } else {
-                    query.push(" AND j.namespace IN (");
-                    let mut list = query.separated(", ");
-                    for ns in namespaces {
-                        list.push_bind(ns.clone());
-                    }
-                    query.push(")");
+        let (cursor, op, order) = match (filter.before, filter.after) {
+            (Some(c), _) => (Some(c), " < ", " ORDER BY l.run_time DESC, l.id DESC"),
+            (None, Some(c)) => (Some(c), " > ", " ORDER BY l.run_time ASC, l.id ASC"),
+            (None, None) => (None, "", " ORDER BY l.run_time DESC, l.id DESC"),
+        };
+        // The filters but the text, and the cursor: for the page, and for the runs a budgeted
+        // search reads.
+        macro_rules! push_filters {
+            ($query:expr) => {{
+                let query = $query;
+                if let Some(status) = filter.status {
+                    query.push(" AND l.status = ").push_bind(status.as_str());
                 }
+                if let Some(trigger) = filter.trigger {
+                    query.push(" AND l.trigger = ").push_bind(trigger.as_str());
+                }
+                if let Some(job_id) = filter.job_id {
+                    query.push(" AND l.job_id = ").push_bind(job_id);
+                }
+                if let Some(name) = &filter.job_name {
+                    query.push(" AND j.name = ").push_bind(name.clone());
+                }
+                if let Some(namespace) = &filter.namespace {
+                    query.push(" AND j.namespace = ").push_bind(namespace.clone());
+                }
+                if let Some(namespaces) = &filter.namespaces {
+                    if namespaces.is_empty() {
+                        query.push(" AND 1 = 0");
+                    } else {
+                        query.push(" AND j.namespace IN (");
+                        let mut list = query.separated(", ");
+                        for ns in namespaces {
+                            list.push_bind(ns.clone());
+                        }
+                        query.push(")");
+                    }
+                }
+                if let Some(since) = filter.since {
+                    query.push(" AND l.run_time >= ").push_bind(Ts(since));
+                }
+                if let Some(until) = filter.until {
+                    query.push(" AND l.run_time < ").push_bind(Ts(until));
+                }
+                if let Some(c) = cursor {
+                    query
+                        .push(" AND (l.run_time")
+                        .push(op)
+                        .push_bind(Ts(c.run_time))
+                        .push(" OR (l.run_time = ")
+                        .push_bind(Ts(c.run_time))
+                        .push(" AND l.id")
+                        .push(op)
+                        .push_bind(c.id)
+                        .push("))");
+                }
+            }};
+        }
+        let (mut rows, cut): (Vec<RunListItem>, Option<RunListItem>) = with_pool!(self, pool => {
+            let mut query = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
+            if budget {
+                query.push(" AND l.id IN (SELECT l.id FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1");
+                push_filters!(&mut query);
+                query.push(order).push(" LIMIT ").push_bind(SCAN_BUDGET).push(")");
+            } else {
+                push_filters!(&mut query);
             }
             if let Some(condition) = &search {
                 for (sql, value) in condition.parts() {
@@ -425,40 +467,30 @@ impl Store {
                     }
                 }
             }
-            if let Some(since) = filter.since {
-                query.push(" AND l.run_time >= ").push_bind(Ts(since));
-            }
-            if let Some(until) = filter.until {
-                query.push(" AND l.run_time < ").push_bind(Ts(until));
-            }
-            let (cursor, op, order) = match (filter.before, filter.after) {
-                (Some(c), _) => (Some(c), " < ", " ORDER BY l.run_time DESC, l.id DESC"),
-                (None, Some(c)) => (Some(c), " > ", " ORDER BY l.run_time ASC, l.id ASC"),
-                (None, None) => (None, "", " ORDER BY l.run_time DESC, l.id DESC"),
-            };
-            if let Some(c) = cursor {
-                query
-                    .push(" AND (l.run_time")
-                    .push(op)
-                    .push_bind(Ts(c.run_time))
-                    .push(" OR (l.run_time = ")
-                    .push_bind(Ts(c.run_time))
-                    .push(" AND l.id")
-                    .push(op)
-                    .push_bind(c.id)
-                    .push("))");
-            }
             query.push(order).push(" LIMIT ").push_bind(limit + 1);
             // A search is planned for its own values, never from a cached generic plan: on
             // PostgreSQL the generic plan of "this job's runs whose output contains $n" ANDs the
             // job's index with the trigram index's bitmap, which for a text most outputs contain
             // reads every hit (0.9 s at a million runs) where this job's 100 runs would do.
-            query
+            let rows = query
                 .build_query_as::<RunListItem>()
                 .persistent(search.is_none())
                 .fetch_all(pool)
-                .await
-        })?;
+                .await?;
+            // A budgeted page that did not fill ends where its reading stopped, if runs are left.
+            let cut = if budget && rows.len() <= usize::try_from(limit).unwrap_or(usize::MAX) {
+                let mut last = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
+                push_filters!(&mut last);
+                last.push(order).push(" LIMIT 1 OFFSET ").push_bind(SCAN_BUDGET - 1);
+                last.build_query_as::<RunListItem>()
+                    .persistent(false)
+                    .fetch_optional(pool)
+                    .await?
+            } else {
+                None
+            };
+            (rows, cut)
+        });
         let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         if !forward {
@@ -468,18 +500,23 @@ impl Store {
             run_time: item.run.run_time,
             id: item.run.id,
         };
-        let (older, newer) = if forward {
-            (
+        let searched_to = cut.as_ref().map(cursor);
+        let (older, newer) = match (forward, searched_to) {
+            // Cut short: the next page in this direction starts after the last run read; the
+            // other direction starts at this page's edge, or where this page started.
+            (true, Some(to)) => (Some(to), rows.first().map(cursor).or(filter.before)),
+            (false, Some(to)) => (rows.last().map(cursor).or(filter.after), Some(to)),
+            (true, None) => (
                 rows.last().filter(|_| more).map(cursor),
                 rows.first().filter(|_| filter.before.is_some()).map(cursor),
-            )
-        } else {
-            (rows.last().map(cursor), rows.first().filter(|_| more).map(cursor))
+            ),
+            (false, None) => (rows.last().map(cursor), rows.first().filter(|_| more).map(cursor)),
         };
         Ok(RunPage {
             items: rows,
             older,
             newer,
+            searched_to,
         })
     }
 

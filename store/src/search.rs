@@ -15,7 +15,9 @@
 //! two hundred at a million runs, and the runs query reads runs newest first (through whichever
 //! index the other filters use) and tests each output with `LIKE` until the page is full — the
 //! cost of handing every hit's id to the runs query (hundreds of thousands for a text most
-//! outputs contain) is what this avoids. `LIKE` folds ASCII letters only, so a text with other
+//! outputs contain) is what this avoids. That reading stops after [`SCAN_BUDGET`] runs: with a
+//! filter few of the text's runs pass it would otherwise read every filtered run; the page then
+//! says where it stopped, and the next page searches on from there. `LIKE` folds ASCII letters only, so a text with other
 //! characters that many outputs contain is looked up in the index as before (slower, correct).
 //! Runs whose output is not indexed yet (migration 0012: noted in `run_output_pending` and
 //! indexed in batches in the background, [`Store::index_pending_outputs`]) are tested with
@@ -35,6 +37,11 @@ const CONTEXT_CHARS: i64 = 80;
 /// first and tests their outputs (see the module's documentation). Either plan then costs at
 /// most about ten thousand row reads at a million runs.
 pub const FEW_HITS: i64 = 5_000;
+/// SQLite: the most runs one page of a search tests with `LIKE` (the plan for a text most outputs
+/// contain). With a filter few of those runs pass, reading on would read every filtered run (1.9 s
+/// for 80,000 at a million runs); instead the page ends where the budget did, with a cursor to
+/// search on from there ([`crate::RunPage::searched_to`]).
+pub const SCAN_BUDGET: i64 = 2_000;
 /// SQLite: how many noted runs one background pass moves into the index per transaction.
 pub(crate) const INDEX_BATCH: i64 = 64;
 
@@ -90,6 +97,12 @@ pub(crate) enum Condition {
 }
 
 impl Condition {
+    /// Whether the runs query tests each run it reads, so a page's cost is the runs it reads
+    /// rather than its hits (a page of such a search is bounded by [`SCAN_BUDGET`]).
+    pub(crate) fn reads_each_output(&self) -> bool {
+        matches!(self, Condition::Like(_))
+    }
+
     /// The SQL to append to the runs query's `WHERE`, as text pieces each followed by the value
     /// to bind after it, if any.
     pub(crate) fn parts(&self) -> Vec<(&'static str, Option<String>)> {

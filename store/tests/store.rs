@@ -91,6 +91,7 @@ on_both_backends!(
     search_reads_cleaned_and_capped_output,
     search_follows_finishes_updates_and_deletes_around_indexing,
     search_with_many_hits_reads_runs_newest_first,
+    search_with_a_selective_filter_reads_a_bounded_page,
     attempts_retries_and_the_automatic_pause,
 );
 
@@ -1565,6 +1566,96 @@ async fn search_with_many_hits_reads_runs_newest_first(db: &TestDb) {
         "newest first"
     );
     assert!(hits.items[10..].iter().all(|r| r.run.preview.contains("ÄRGER")));
+}
+
+/// A text most outputs contain, with a filter few of those runs pass: on SQLite each page reads
+/// at most [`SCAN_BUDGET`] filtered runs and says where it stopped, so the worst case is bounded;
+/// paging on from there, in both directions, finds every hit once. PostgreSQL plans it itself.
+async fn search_with_a_selective_filter_reads_a_bounded_page(db: &TestDb) {
+    let store = &db.store;
+    let (busy, quiet) = (job(store, "busy", None).await, job(store, "quiet", None).await);
+    let budget = usize::try_from(SCAN_BUDGET).expect("size");
+    let (common, filtered) = (usize::try_from(FEW_HITS).expect("size") + 10, budget * 2 + 100);
+    let base = at(0, 0) - Duration::days(60);
+    // The quiet job's hits: its newest run, one just inside the first page's reading, one just
+    // beyond it, and its oldest run.
+    let hit_at = [filtered - 1, filtered - budget, filtered - budget - 1, 0];
+    let run = |job_id: i64, k: usize, output: String| ImportedRun {
+        job_id,
+        run_time: base + Duration::seconds(k as i64),
+        scheduled_for: base + Duration::seconds(k as i64),
+        finished_at: Some(base + Duration::seconds(k as i64 + 1)),
+        status: RunStatus::Success,
+        exit_code: Some(0),
+        trigger: Trigger::Schedule,
+        output,
+        k8s_job_name: None,
+        runner: None,
+    };
+    let mut runs: Vec<ImportedRun> = (0..common)
+        .map(|k| run(busy.id, k * 3, format!("batch {k}: rows copied\n")))
+        .collect();
+    runs.extend((0..filtered).map(|k| {
+        let text = if hit_at.contains(&k) { "rows copied" } else { "nothing to do" };
+        run(quiet.id, k * 3 + 1, format!("check {k}: {text}\n"))
+    }));
+    store.import_runs(&runs).await.expect("import");
+    let filter = RunFilter {
+        job_id: Some(quiet.id),
+        ..search("ROWS COPIED")
+    };
+    let first = store.list_all_runs(&filter).await.expect("search");
+    let preview = |page: &RunPage| -> Vec<String> { page.items.iter().map(|r| r.run.preview.clone()).collect() };
+    if store.backend_kind() == BackendKind::Sqlite {
+        assert_eq!(
+            preview(&first),
+            [format!("check {}: rows copied\n", hit_at[0]), format!("check {}: rows copied\n", hit_at[1])],
+            "the hits among the newest {budget} runs read"
+        );
+        let to = first.searched_to.expect("the page stopped at its budget");
+        assert_eq!(first.older, Some(to), "and searches on from where it stopped");
+        let run_at = |k: usize| base + Duration::seconds((k * 3 + 1) as i64);
+        assert_eq!(to.run_time, run_at(filtered - budget), "the last run read is the budget's");
+        let second = store
+            .list_all_runs(&RunFilter {
+                before: Some(to),
+                ..filter.clone()
+            })
+            .await
+            .expect("search on");
+        assert_eq!(
+            preview(&second),
+            [format!("check {}: rows copied\n", hit_at[2])],
+            "the next reading of {budget} runs"
+        );
+        // Back towards newer runs from there: the page reads from the cursor upwards.
+        let back = store
+            .list_all_runs(&RunFilter {
+                after: second.newer.or(Some(to)),
+                ..filter.clone()
+            })
+            .await
+            .expect("search back");
+        assert_eq!(
+            preview(&back),
+            [format!("check {}: rows copied\n", hit_at[0]), format!("check {}: rows copied\n", hit_at[1])],
+            "the {budget} runs above the cursor, shown newest first"
+        );
+        assert_eq!(back.newer.map(|c| c.run_time), Some(run_at(filtered - 1)));
+    }
+    // Every hit once, newest first, however the pages fall.
+    let mut next = filter.clone();
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_all_runs(&next).await.expect("page");
+        seen.extend(preview(&page));
+        match page.older {
+            Some(cursor) => next.before = Some(cursor),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = hit_at.iter().map(|k| format!("check {k}: rows copied\n")).collect();
+    assert_eq!(seen, expected);
 }
 
 /// Each attempt is its own row for its slot; a retried attempt does not count towards the
