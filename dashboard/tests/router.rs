@@ -1879,19 +1879,44 @@ async fn a_search_that_reads_its_limit_says_so_and_searches_on() {
     let page = send(&t.state, get("/runs?q=rows%20copied&job=quiet")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("id=\"searched-part\""), "{}", page.body);
-    assert!(page.body.contains("No match among the 2000 runs this page read"), "{}", page.body);
-    assert!(!page.body.contains("match these filters"), "not the empty page's wording");
+    assert!(
+        page.body.contains("No match among the 2000 runs this page read"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("match these filters"),
+        "not the empty page's wording"
+    );
     let on = page.body.split("id=\"runs-older\"").next().unwrap();
-    let href = on.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&#38;", "&");
+    let href = on
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
     assert!(href.starts_with("/runs?") && href.contains("before="), "{href}");
     let next = send(&t.state, get(&href)).await;
-    assert!(next.body.contains("<mark>rows copied</mark>"), "{href}: {}", next.body);
-    assert!(!next.body.contains("id=\"searched-part\""), "the rest fits one reading");
+    assert!(
+        next.body.contains("<mark>rows copied</mark>"),
+        "{href}: {}",
+        next.body
+    );
+    assert!(
+        !next.body.contains("id=\"searched-part\""),
+        "the rest fits one reading"
+    );
 
-    let api = send(&t.state, get("/api/v1/runs?q=rows%20copied&job=quiet")).await.json();
+    let api = send(&t.state, get("/api/v1/runs?q=rows%20copied&job=quiet"))
+        .await
+        .json();
     assert_eq!(api["searchedPart"], true, "{api}");
     assert_eq!(api["items"].as_array().unwrap().len(), 0);
     assert!(api["olderCursor"].is_string(), "{api}");
-    let all = send(&t.state, get("/api/v1/runs?q=rows%20copied&job=busy")).await.json();
+    let all = send(&t.state, get("/api/v1/runs?q=rows%20copied&job=busy"))
+        .await
+        .json();
     assert_eq!(all["searchedPart"], false, "a page filled within its reading");
 }

@@ -302,7 +302,10 @@ async fn bench_search(store: &Store, url: &str, picks: &[i64], iterations: usize
         assert!(page.items.is_empty());
     })
     .await
-    .report(kind, "search common text, status FAILURE (0 hits; SQLite: one page's reading)");
+    .report(
+        kind,
+        "search common text, status FAILURE (0 hits; SQLite: one page's reading)",
+    );
     let output: Vec<u8> = (0..40)
         .flat_map(|i| {
             format!("step {i:02}: copied 1,024 rows from staging to reporting in 12 ms\n").into_bytes()

@@ -12,6 +12,7 @@ use crate::search::{Condition, SCAN_BUDGET};
 use crate::time::{Ts, ts};
 use crate::{Error, Result, Store, after_bulk_load, begin_write, with_pool};
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt as _;
 use jtp_crds::{RunStatus, Trigger};
 
 /// A second start of the same slot or Kubernetes Job inserts nothing.
@@ -83,6 +84,11 @@ const LIST_ALL_RUNS: &str = concat!(
      (j.deleted_at IS NOT NULL) AS job_deleted \
      FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1"
 );
+
+/// A budgeted search's reading: each filtered run's id and whether its output contains the text.
+const READ_FOR_SEARCH: &str = "SELECT l.id, (l.log_output LIKE ";
+const READ_FOR_SEARCH_FROM: &str =
+    " ESCAPE '\\') AS hit FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1";
 
 /// The most runs [`Store::run_history`] reads per job.
 pub const MAX_HISTORY: i64 = 100;
@@ -416,7 +422,9 @@ impl Store {
                     query.push(" AND j.name = ").push_bind(name.clone());
                 }
                 if let Some(namespace) = &filter.namespace {
-                    query.push(" AND j.namespace = ").push_bind(namespace.clone());
+                    query
+                        .push(" AND j.namespace = ")
+                        .push_bind(namespace.clone());
                 }
                 if let Some(namespaces) = &filter.namespaces {
                     if namespaces.is_empty() {
@@ -450,15 +458,43 @@ impl Store {
                 }
             }};
         }
+        // The budgeted reading (SQLite only): stream the filtered runs newest first with whether
+        // each output contains the text, stop at the page's hits or at the budget; the page is
+        // then those hits by id, and a budget read to its end ends the page at its last run.
+        let mut search = search;
+        let mut cut_id = None;
+        if let (true, Some(Condition::Like(like)), crate::Backend::Sqlite(pool)) =
+            (budget, &search, &self.backend)
+        {
+            let mut reading = sqlx::QueryBuilder::new(READ_FOR_SEARCH);
+            reading.push_bind(like.clone()).push(READ_FOR_SEARCH_FROM);
+            push_filters!(&mut reading);
+            reading.push(order).push(" LIMIT ").push_bind(SCAN_BUDGET);
+            let mut stream = reading
+                .build_query_as::<(i64, bool)>()
+                .persistent(false)
+                .fetch(pool);
+            let (mut hits, mut read, mut last) = (Vec::new(), 0_i64, None);
+            while let Some((id, hit)) = stream.try_next().await? {
+                read += 1;
+                last = Some(id);
+                if hit {
+                    hits.push(id);
+                    if hits.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+                        break;
+                    }
+                }
+            }
+            drop(stream);
+            if read == SCAN_BUDGET && hits.len() <= usize::try_from(limit).unwrap_or(usize::MAX) {
+                cut_id = last;
+            }
+            let ids = serde_json::to_string(&hits).map_err(|e| Error::invalid(e.to_string()))?;
+            search = Some(Condition::Ids(ids));
+        }
         let (mut rows, cut): (Vec<RunListItem>, Option<RunListItem>) = with_pool!(self, pool => {
             let mut query = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
-            if budget {
-                query.push(" AND l.id IN (SELECT l.id FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1");
-                push_filters!(&mut query);
-                query.push(order).push(" LIMIT ").push_bind(SCAN_BUDGET).push(")");
-            } else {
-                push_filters!(&mut query);
-            }
+            push_filters!(&mut query);
             if let Some(condition) = &search {
                 for (sql, value) in condition.parts() {
                     query.push(sql);
@@ -477,17 +513,13 @@ impl Store {
                 .persistent(search.is_none())
                 .fetch_all(pool)
                 .await?;
-            // A budgeted page that did not fill ends where its reading stopped, if runs are left.
-            let cut = if budget && rows.len() <= usize::try_from(limit).unwrap_or(usize::MAX) {
-                let mut last = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
-                push_filters!(&mut last);
-                last.push(order).push(" LIMIT 1 OFFSET ").push_bind(SCAN_BUDGET - 1);
-                last.build_query_as::<RunListItem>()
-                    .persistent(false)
-                    .fetch_optional(pool)
-                    .await?
-            } else {
-                None
+            let cut = match cut_id {
+                Some(id) => {
+                    let mut last = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
+                    last.push(" AND l.id = ").push_bind(id);
+                    last.build_query_as::<RunListItem>().fetch_optional(pool).await?
+                }
+                None => None,
             };
             (rows, cut)
         });

@@ -1596,7 +1596,11 @@ async fn search_with_a_selective_filter_reads_a_bounded_page(db: &TestDb) {
         .map(|k| run(busy.id, k * 3, format!("batch {k}: rows copied\n")))
         .collect();
     runs.extend((0..filtered).map(|k| {
-        let text = if hit_at.contains(&k) { "rows copied" } else { "nothing to do" };
+        let text = if hit_at.contains(&k) {
+            "rows copied"
+        } else {
+            "nothing to do"
+        };
         run(quiet.id, k * 3 + 1, format!("check {k}: {text}\n"))
     }));
     store.import_runs(&runs).await.expect("import");
@@ -1605,17 +1609,25 @@ async fn search_with_a_selective_filter_reads_a_bounded_page(db: &TestDb) {
         ..search("ROWS COPIED")
     };
     let first = store.list_all_runs(&filter).await.expect("search");
-    let preview = |page: &RunPage| -> Vec<String> { page.items.iter().map(|r| r.run.preview.clone()).collect() };
+    let preview =
+        |page: &RunPage| -> Vec<String> { page.items.iter().map(|r| r.run.preview.clone()).collect() };
     if store.backend_kind() == BackendKind::Sqlite {
         assert_eq!(
             preview(&first),
-            [format!("check {}: rows copied\n", hit_at[0]), format!("check {}: rows copied\n", hit_at[1])],
+            [
+                format!("check {}: rows copied\n", hit_at[0]),
+                format!("check {}: rows copied\n", hit_at[1])
+            ],
             "the hits among the newest {budget} runs read"
         );
         let to = first.searched_to.expect("the page stopped at its budget");
         assert_eq!(first.older, Some(to), "and searches on from where it stopped");
         let run_at = |k: usize| base + Duration::seconds((k * 3 + 1) as i64);
-        assert_eq!(to.run_time, run_at(filtered - budget), "the last run read is the budget's");
+        assert_eq!(
+            to.run_time,
+            run_at(filtered - budget),
+            "the last run read is the budget's"
+        );
         let second = store
             .list_all_runs(&RunFilter {
                 before: Some(to),
@@ -1638,7 +1650,10 @@ async fn search_with_a_selective_filter_reads_a_bounded_page(db: &TestDb) {
             .expect("search back");
         assert_eq!(
             preview(&back),
-            [format!("check {}: rows copied\n", hit_at[0]), format!("check {}: rows copied\n", hit_at[1])],
+            [
+                format!("check {}: rows copied\n", hit_at[0]),
+                format!("check {}: rows copied\n", hit_at[1])
+            ],
             "the {budget} runs above the cursor, shown newest first"
         );
         assert_eq!(back.newer.map(|c| c.run_time), Some(run_at(filtered - 1)));
@@ -1654,7 +1669,10 @@ async fn search_with_a_selective_filter_reads_a_bounded_page(db: &TestDb) {
             None => break,
         }
     }
-    let expected: Vec<String> = hit_at.iter().map(|k| format!("check {k}: rows copied\n")).collect();
+    let expected: Vec<String> = hit_at
+        .iter()
+        .map(|k| format!("check {k}: rows copied\n"))
+        .collect();
     assert_eq!(seen, expected);
 }
 
