@@ -81,9 +81,7 @@ pub fn value_field(name: &str) -> String {
 
 fn is_parameter_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
@@ -93,7 +91,10 @@ fn compile(pattern: &str) -> Result<regex::Regex, String> {
         .build()
         .map_err(|e| match e {
             regex::Error::Syntax(text) => {
-                format!("not a regular expression: {}", text.lines().last().unwrap_or("").trim())
+                format!(
+                    "not a regular expression: {}",
+                    text.lines().last().unwrap_or("").trim()
+                )
             }
             regex::Error::CompiledTooBig(_) => "the pattern is too large".to_owned(),
             _ => "not a regular expression".to_owned(),
@@ -110,11 +111,17 @@ fn value_problem(rule: &Parameter, pattern: Option<&regex::Regex>, value: &str) 
     }
     if !rule.allowed.is_empty() && !rule.allowed.iter().any(|a| a == value) {
         let list: Vec<String> = rule.allowed.iter().map(|a| format!("{a:?}")).collect();
-        return Some(format!("{value:?} is not allowed: use one of {}", list.join(", ")));
+        return Some(format!(
+            "{value:?} is not allowed: use one of {}",
+            list.join(", ")
+        ));
     }
     if let (Some(re), Some(text)) = (pattern, &rule.pattern)
         && !re.is_match(value)
     {
+        if value.is_empty() {
+            return Some(format!("give a value: it must match the pattern {text}"));
+        }
         return Some(format!("{value:?} does not match the pattern {text}"));
     }
     None
@@ -166,10 +173,7 @@ pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
             ));
         }
         if !rule.allowed.is_empty() && rule.pattern.is_some() {
-            errors.push(FieldError::new(
-                at("pattern"),
-                "set allowed or pattern, not both",
-            ));
+            errors.push(FieldError::new(at("pattern"), "set allowed or pattern, not both"));
         }
         if rule.allowed.len() > MAX_ALLOWED_VALUES {
             errors.push(FieldError::new(
@@ -227,7 +231,10 @@ pub fn check(spec: &ScheduledJobSpec) -> Vec<FieldError> {
 /// value, else its default. Refused, with every problem at once: a name the job does not declare,
 /// a missing value without default, a value that breaks its parameter's rules. A scheduled run
 /// resolves an empty map (its defaults). An invalid declaration (see [`check`]) refuses its values.
-pub fn resolve(declared: &[Parameter], supplied: &ParameterValues) -> Result<ParameterValues, InvalidParameters> {
+pub fn resolve(
+    declared: &[Parameter],
+    supplied: &ParameterValues,
+) -> Result<ParameterValues, InvalidParameters> {
     let mut errors = Vec::new();
     for name in supplied.keys() {
         if !declared.iter().any(|p| &p.name == name) {
@@ -235,7 +242,10 @@ pub fn resolve(declared: &[Parameter], supplied: &ParameterValues) -> Result<Par
                 "the job declares no parameters".to_owned()
             } else {
                 let names: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
-                format!("the job has no parameter {name:?}: it declares {}", names.join(", "))
+                format!(
+                    "the job has no parameter {name:?}: it declares {}",
+                    names.join(", ")
+                )
             };
             errors.push(FieldError::new(value_field(name), message));
         }
@@ -244,13 +254,19 @@ pub fn resolve(declared: &[Parameter], supplied: &ParameterValues) -> Result<Par
     for rule in declared {
         let field = value_field(&rule.name);
         let Some(value) = supplied.get(&rule.name).or(rule.default.as_ref()) else {
-            errors.push(FieldError::new(field, "give a value: this parameter has no default"));
+            errors.push(FieldError::new(
+                field,
+                "give a value: this parameter has no default",
+            ));
             continue;
         };
         let pattern = match rule.pattern.as_deref().map(compile).transpose() {
             Ok(pattern) => pattern,
             Err(message) => {
-                errors.push(FieldError::new(field, format!("the job's pattern is invalid: {message}")));
+                errors.push(FieldError::new(
+                    field,
+                    format!("the job's pattern is invalid: {message}"),
+                ));
                 continue;
             }
         };
@@ -292,7 +308,10 @@ mod tests {
     }
 
     fn values(pairs: &[(&str, &str)]) -> ParameterValues {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn fields(errors: &[FieldError]) -> Vec<&str> {
@@ -342,14 +361,25 @@ mod tests {
         let err = resolve(&declared, &supplied).expect_err("refused");
         assert_eq!(
             fields(&err.errors),
-            ["parameters.COLOUR", "parameters.TICKET", "parameters.REGION", "parameters.LIMIT"]
+            [
+                "parameters.COLOUR",
+                "parameters.TICKET",
+                "parameters.REGION",
+                "parameters.LIMIT"
+            ]
         );
         assert_eq!(
             err.errors[0].message,
             "the job has no parameter \"COLOUR\": it declares TICKET, REGION, LIMIT"
         );
-        assert_eq!(err.errors[1].message, "give a value: this parameter has no default");
-        assert_eq!(err.errors[2].message, "\"asia\" is not allowed: use one of \"eu\", \"us\"");
+        assert_eq!(
+            err.errors[1].message,
+            "give a value: this parameter has no default"
+        );
+        assert_eq!(
+            err.errors[2].message,
+            "\"asia\" is not allowed: use one of \"eu\", \"us\""
+        );
         assert_eq!(err.errors[3].message, "\"12a\" does not match the pattern [0-9]+");
     }
 
@@ -362,7 +392,11 @@ mod tests {
         assert!(resolve(&declared, &values(&[("X", "abc")])).is_ok());
         assert!(resolve(&declared, &values(&[("X", "42")])).is_ok());
         assert!(resolve(&declared, &values(&[("X", "abc42")])).is_err());
-        assert!(resolve(&declared, &values(&[("X", "")])).is_err());
+        let empty = resolve(&declared, &values(&[("X", "")])).expect_err("empty");
+        assert_eq!(
+            empty.errors[0].message,
+            "give a value: it must match the pattern [a-z]+|[0-9]+"
+        );
     }
 
     #[test]
@@ -380,7 +414,10 @@ mod tests {
         let long = "x".repeat(MAX_VALUE_CHARS + 1);
         assert!(resolve(&declared, &values(&[("X", &long)])).is_err());
         // Empty is a value (no pattern, no list): the variable is set and empty.
-        assert_eq!(resolve(&declared, &values(&[("X", "")])), Ok(values(&[("X", "")])));
+        assert_eq!(
+            resolve(&declared, &values(&[("X", "")])),
+            Ok(values(&[("X", "")]))
+        );
     }
 
     #[test]
@@ -431,8 +468,15 @@ mod tests {
             ],
             "{errors:?}"
         );
-        assert!(errors[4].message.starts_with("not a regular expression"), "{}", errors[4].message);
-        assert_eq!(errors[7].message, "the default: \"us\" is not allowed: use one of \"eu\"");
+        assert!(
+            errors[4].message.starts_with("not a regular expression"),
+            "{}",
+            errors[4].message
+        );
+        assert_eq!(
+            errors[7].message,
+            "the default: \"us\" is not allowed: use one of \"eu\""
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::{AppState, FIELD_MANAGER, Mode};
 use axum::http::{self as http, HeaderValue};
 use chrono::{DateTime, SecondsFormat, Utc};
 use jtp_crds::{
-    RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJob, ScheduledJobSpec,
+    RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJob,
+    ScheduledJobSpec,
 };
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};

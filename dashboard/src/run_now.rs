@@ -53,7 +53,8 @@ impl AppState {
             .require(self, Verb::Trigger, namespace, "run this job now")
             .await?;
         let spec = self.spec_for_edit(namespace, name).await?;
-        let values = parameters::resolve(&spec.parameters, supplied).map_err(|e| AppError::Invalid(e.errors))?;
+        let values =
+            parameters::resolve(&spec.parameters, supplied).map_err(|e| AppError::Invalid(e.errors))?;
         let at = Utc::now();
         self.run_now(namespace, name, at, &caller.principal.requester(), &values)
             .await?;
@@ -147,11 +148,7 @@ impl ParameterField {
             id: format!("param-{}", rule.name),
             name: rule.name.clone(),
             description: rule.description.clone().filter(|d| !d.is_empty()),
-            options: rule
-                .allowed
-                .iter()
-                .map(|a| (a.clone(), *a == value))
-                .collect(),
+            options: rule.allowed.iter().map(|a| (a.clone(), *a == value)).collect(),
             pattern: rule.pattern.clone(),
             default: rule.default.clone(),
             error: errors.get(&field).map(|m| m.join("; ")),
@@ -200,7 +197,10 @@ fn form_page(
             .iter()
             .any(|p| parameters::value_field(&p.name) == e.field);
         if declared {
-            by_field.entry(e.field.clone()).or_default().push(e.message.clone());
+            by_field
+                .entry(e.field.clone())
+                .or_default()
+                .push(e.message.clone());
         } else {
             general.push(e.to_string());
         }
@@ -227,7 +227,9 @@ fn form_page(
 
 /// The values typed into the form (fields named `parameters.<NAME>`), or given in the query of a
 /// link that prefills it ("Run again" with a run's values).
-fn typed_values<'a>(pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>) -> ParameterValues {
+fn typed_values<'a>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> ParameterValues {
     pairs
         .filter_map(|(key, value)| {
             key.strip_prefix(FIELD_PREFIX)
@@ -262,7 +264,15 @@ pub(crate) async fn form(
         .await?;
     let spec = state.spec_for_edit(&namespace, &name).await?;
     let typed = typed_values(query.into_iter().map(|(k, v)| (k.into(), v.into())));
-    form_page(&state, &caller, (&namespace, &name), &spec, &typed, &[], StatusCode::OK)
+    form_page(
+        &state,
+        &caller,
+        (&namespace, &name),
+        &spec,
+        &typed,
+        &[],
+        StatusCode::OK,
+    )
 }
 
 /// `POST /jobs/{namespace}/{name}/run` (the Run Now button or form): a flash message and back to
@@ -275,10 +285,7 @@ pub(crate) async fn page_run_now(
     body: Bytes,
 ) -> Result<Response> {
     let typed = typed_values(url::form_urlencoded::parse(&body).filter(|(k, _)| k != CSRF_FIELD));
-    let asked = match state
-        .request_run_now(&caller, &namespace, &name, &typed)
-        .await
-    {
+    let asked = match state.request_run_now(&caller, &namespace, &name, &typed).await {
         Ok(asked) => asked,
         Err(AppError::Invalid(errors)) => {
             let spec = state.spec_for_edit(&namespace, &name).await?;
@@ -302,11 +309,7 @@ pub(crate) async fn page_run_now(
     let with = if asked.parameters.is_empty() {
         String::new()
     } else {
-        let pairs: Vec<String> = asked
-            .parameters
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let pairs: Vec<String> = asked.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(" with {}", pairs.join(", "))
     };
     state.set_flash(
@@ -331,8 +334,13 @@ mod tests {
             form_href("default", "report", &values),
             "/jobs/default/report/run?parameters.REGION=eu+west"
         );
-        assert_eq!(form_href("default", "report", &ParameterValues::new()), "/jobs/default/report/run");
-        let parsed = typed_values(url::form_urlencoded::parse(b"csrf=x&parameters.REGION=eu+west&other=1"));
+        assert_eq!(
+            form_href("default", "report", &ParameterValues::new()),
+            "/jobs/default/report/run"
+        );
+        let parsed = typed_values(url::form_urlencoded::parse(
+            b"csrf=x&parameters.REGION=eu+west&other=1",
+        ));
         assert_eq!(parsed, values);
     }
 

@@ -63,16 +63,30 @@ async fn run_now_of_a_job_with_parameters_opens_a_form_with_its_fields_and_defau
         panel.body
     );
     let plain = send(&t.state, get("/jobs/default/plain")).await;
-    assert!(plain.body.contains("<button type=\"submit\" class=\"primary\" id=\"run-now\">Run Now</button>"));
+    assert!(
+        plain
+            .body
+            .contains("<button type=\"submit\" class=\"primary\" id=\"run-now\">Run Now</button>")
+    );
     let details = send(&t.state, get("/jobs/default/export/details")).await;
     assert!(details.body.contains("id=\"parameters\""), "{}", details.body);
-    assert!(details.body.contains("a value matching <code>[A-Z]+-[0-9]+</code>; required at Run Now"));
+    assert!(
+        details
+            .body
+            .contains("a value matching <code>[A-Z]+-[0-9]+</code>; required at Run Now")
+    );
 
     let form = send(&t.state, get("/jobs/default/export/run")).await;
     assert_eq!(form.status, StatusCode::OK);
     let body = &form.body;
-    assert!(body.contains("<select id=\"param-REGION\" name=\"parameters.REGION\""), "{body}");
-    assert!(body.contains("<option value=\"eu-west\" selected>eu-west</option>"), "{body}");
+    assert!(
+        body.contains("<select id=\"param-REGION\" name=\"parameters.REGION\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("<option value=\"eu-west\" selected>eu-west</option>"),
+        "{body}"
+    );
     assert!(body.contains("<option value=\"us-east\">us-east</option>"));
     assert!(
         body.contains(
@@ -82,13 +96,34 @@ async fn run_now_of_a_job_with_parameters_opens_a_form_with_its_fields_and_defau
     );
     assert!(body.contains("<input id=\"param-ROWS\" name=\"parameters.ROWS\" value=\"1000\""));
     // The help text is escaped and says what the field takes.
-    assert!(body.contains("Which region&#39;s data &#60;to export&#62;."), "{body}");
-    assert!(body.contains("Must match <code>[A-Z]+-[0-9]+</code>. Required."), "{body}");
+    assert!(
+        body.contains("Which region&#39;s data &#60;to export&#62;."),
+        "{body}"
+    );
+    assert!(
+        body.contains("Must match <code>[A-Z]+-[0-9]+</code>. Required."),
+        "{body}"
+    );
     // A link can prefill it ("Run again" with a run's values).
-    let prefilled = send(&t.state, get("/jobs/default/export/run?parameters.TICKET=OPS-1&parameters.REGION=us-east")).await;
-    assert!(prefilled.body.contains("name=\"parameters.TICKET\" value=\"OPS-1\""));
-    assert!(prefilled.body.contains("<option value=\"us-east\" selected>us-east</option>"));
-    assert_eq!(send(&t.state, get("/jobs/default/nope/run")).await.status, StatusCode::NOT_FOUND);
+    let prefilled = send(
+        &t.state,
+        get("/jobs/default/export/run?parameters.TICKET=OPS-1&parameters.REGION=us-east"),
+    )
+    .await;
+    assert!(
+        prefilled
+            .body
+            .contains("name=\"parameters.TICKET\" value=\"OPS-1\"")
+    );
+    assert!(
+        prefilled
+            .body
+            .contains("<option value=\"us-east\" selected>us-east</option>")
+    );
+    assert_eq!(
+        send(&t.state, get("/jobs/default/nope/run")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -121,10 +156,19 @@ async fn the_form_reports_every_bad_value_next_to_its_field_and_keeps_what_was_t
         body.contains("<p class=\"error\" id=\"error-param-TICKET\">&#34;ops 42&#34; does not match the pattern [A-Z]+-[0-9]+</p>"),
         "{body}"
     );
-    assert!(body.contains("id=\"error-param-REGION\">&#34;mars&#34; is not allowed"), "{body}");
-    assert!(!body.contains("id=\"error-param-ROWS\""), "ROWS takes any value: {body}");
+    assert!(
+        body.contains("id=\"error-param-REGION\">&#34;mars&#34; is not allowed"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("id=\"error-param-ROWS\""),
+        "ROWS takes any value: {body}"
+    );
     assert!(body.contains("value=\"ops 42\""), "what was typed stays");
-    assert!(body.contains("value=\"&#60;b&#62;many&#60;/b&#62;\""), "and is escaped: {body}");
+    assert!(
+        body.contains("value=\"&#60;b&#62;many&#60;/b&#62;\""),
+        "and is escaped: {body}"
+    );
     let job = t.store.get_job(id).await.unwrap();
     assert_eq!(job.run_now_requested_at, None, "nothing was asked");
 
@@ -167,7 +211,8 @@ async fn a_valid_run_now_is_recorded_with_its_values_and_shown_with_the_run() {
     let cookie = reply.next_cookie(&cookie);
     let page = send(&t.state, get_with_cookie("/jobs/default/export", &cookie)).await;
     assert!(
-        page.body.contains("with REGION=us-east, ROWS=1000, TICKET=OPS-42."),
+        page.body
+            .contains("with REGION=us-east, ROWS=1000, TICKET=OPS-42."),
         "the flash names the values: {}",
         page.body
     );
@@ -178,7 +223,9 @@ async fn a_valid_run_now_is_recorded_with_its_values_and_shown_with_the_run() {
         .collect();
     assert_eq!(run.parameters, expected);
 
-    let api = send(&t.state, get(&format!("/api/v1/runs/{}", run.run_id))).await.json();
+    let api = send(&t.state, get(&format!("/api/v1/runs/{}", run.run_id)))
+        .await
+        .json();
     assert_eq!(
         api["parameters"],
         json!({"REGION": "us-east", "ROWS": "1000", "TICKET": "OPS-42"}),
@@ -187,7 +234,8 @@ async fn a_valid_run_now_is_recorded_with_its_values_and_shown_with_the_run() {
     assert_eq!(api["requester"], "local");
     let own = send(&t.state, get(&format!("/runs/{}", run.run_id))).await;
     assert!(
-        own.body.contains("<dt><code>TICKET</code></dt><dd><code>OPS-42</code></dd>"),
+        own.body
+            .contains("<dt><code>TICKET</code></dt><dd><code>OPS-42</code></dd>"),
         "{}",
         own.body
     );
@@ -255,10 +303,18 @@ async fn the_api_takes_values_as_strings_and_answers_422_with_each_field() {
     let unknown = send(&t.state, api_run(r#"{"params": {}}"#, "application/json")).await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown.json()["errors"][0]["field"], "params");
-    let form = send(&t.state, api_run("parameters.TICKET=OPS-1", "application/x-www-form-urlencoded")).await;
+    let form = send(
+        &t.state,
+        api_run("parameters.TICKET=OPS-1", "application/x-www-form-urlencoded"),
+    )
+    .await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", form.body);
     // No body: the defaults, and a required value is missing.
-    let bare = send(&t.state, json_request("POST", "/api/v1/jobs/default/export/run", None)).await;
+    let bare = send(
+        &t.state,
+        json_request("POST", "/api/v1/jobs/default/export/run", None),
+    )
+    .await;
     assert_eq!(bare.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bare.json()["errors"][0]["field"], "parameters.TICKET");
     assert_eq!(t.store.get_job(id).await.unwrap().run_now_requested_at, None);
@@ -278,7 +334,9 @@ async fn the_api_takes_values_as_strings_and_answers_422_with_each_field() {
         json!({"REGION": "eu-west", "ROWS": "1000", "TICKET": "OPS-7"})
     );
     let run = claim(&t, id).await;
-    let runs = send(&t.state, get("/api/v1/jobs/default/export/runs")).await.json();
+    let runs = send(&t.state, get("/api/v1/jobs/default/export/runs"))
+        .await
+        .json();
     assert_eq!(runs["items"][0]["id"], run.run_id);
     assert_eq!(runs["items"][0]["parameters"]["TICKET"], "OPS-7");
 
@@ -294,8 +352,15 @@ async fn the_api_takes_values_as_strings_and_answers_422_with_each_field() {
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(refused.json()["errors"][0]["message"], "the job declares no parameters");
-    let plain = send(&t.state, json_request("POST", "/api/v1/jobs/default/plain/run", None)).await;
+    assert_eq!(
+        refused.json()["errors"][0]["message"],
+        "the job declares no parameters"
+    );
+    let plain = send(
+        &t.state,
+        json_request("POST", "/api/v1/jobs/default/plain/run", None),
+    )
+    .await;
     assert_eq!(plain.status, StatusCode::ACCEPTED);
     assert_eq!(plain.json()["parameters"], json!({}));
 }
@@ -306,7 +371,10 @@ async fn the_openapi_document_describes_the_run_now_body_and_the_run_s_values() 
     let doc = send(&t.state, get("/api/v1/openapi.json")).await.json();
     let run_now = &doc["paths"]["/jobs/{namespace}/{name}/run"]["post"];
     let body = &run_now["requestBody"]["content"]["application/json"]["schema"];
-    assert_eq!(body["properties"]["parameters"]["additionalProperties"]["type"], "string");
+    assert_eq!(
+        body["properties"]["parameters"]["additionalProperties"]["type"],
+        "string"
+    );
     assert!(run_now["responses"]["422"].is_object());
     assert!(doc["components"]["schemas"]["Run"]["properties"]["parameters"].is_object());
     let spec = &doc["components"]["schemas"]["ScheduledJobSpec"];
@@ -330,5 +398,10 @@ async fn a_job_whose_parameters_are_invalid_is_refused_with_their_paths() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(reply.json()["errors"][0]["field"], "spec.parameters[0].default", "{}", reply.body);
+    assert_eq!(
+        reply.json()["errors"][0]["field"],
+        "spec.parameters[0].default",
+        "{}",
+        reply.body
+    );
 }

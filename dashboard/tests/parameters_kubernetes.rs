@@ -11,7 +11,8 @@ use axum::http::StatusCode;
 use common::kube_env::{KubeEnv, bearer};
 use common::*;
 use jtp_crds::{
-    Parameter, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJobSpec,
+    Parameter, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION,
+    ScheduledJobSpec,
 };
 use jtp_dashboard::{AppState, PortalConfig};
 use serde_json::json;
@@ -41,11 +42,7 @@ async fn a_run_now_with_parameters_is_checked_against_the_resource_and_written_i
     env.create_job("export", spec).await;
     let run = |body: serde_json::Value, token: &str| {
         bearer(
-            json_request(
-                "POST",
-                &format!("/api/v1/jobs/{ns}/export/run"),
-                Some(body),
-            ),
+            json_request("POST", &format!("/api/v1/jobs/{ns}/export/run"), Some(body)),
             token,
         )
     };

@@ -33,9 +33,13 @@ async fn client() -> kube::Client {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = ScheduledJob::crd();
     let name = crd.metadata.name.clone().expect("CRD name");
-    crds.patch(&name, &PatchParams::apply("jtp-tests").force(), &Patch::Apply(&crd))
-        .await
-        .expect("apply the CRD");
+    crds.patch(
+        &name,
+        &PatchParams::apply("jtp-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the CRD");
     wait_for(&crds, &name, TIMEOUT, "be established", |crd| {
         crd.status
             .as_ref()
@@ -89,9 +93,15 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
     args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     let ledger = std::sync::Arc::new(SqlLedger::with_output_cap(&url, args.output_cap));
     let (stop, stopped) = oneshot::channel::<()>();
-    let mut operator = tokio::spawn(run_with(client.clone(), args, ledger, Metrics::new(), async move {
-        let _ = stopped.await;
-    }));
+    let mut operator = tokio::spawn(run_with(
+        client.clone(),
+        args,
+        ledger,
+        Metrics::new(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
 
     let spec = ScheduledJobSpec::manual()
         .script("echo \"region=$REGION ticket=$TICKET\"")
@@ -132,12 +142,21 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
         "{warning}"
     );
     let made = jobs.list(&ListParams::default()).await.expect("jobs");
-    assert!(made.items.is_empty(), "no Job for refused values: {:?}", made.items);
+    assert!(
+        made.items.is_empty(),
+        "no Job for refused values: {:?}",
+        made.items
+    );
 
     // Values that fit: the Job's container gets them, the pod prints them, SQL records them.
     let asked = run_now(&api, "export", r#"{"REGION":"us-east","TICKET":"OPS-42"}"#).await;
     let job = eventually("the run's Job", async || {
-        jobs.list(&ListParams::default()).await.ok()?.items.into_iter().next()
+        jobs.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
     })
     .await;
     let ann = job.metadata.annotations.clone().unwrap_or_default();
@@ -145,7 +164,15 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
         ann.get(PARAMETERS_ANNOTATION).map(String::as_str),
         Some(r#"{"REGION":"us-east","TICKET":"OPS-42"}"#)
     );
-    let run_container = &job.spec.as_ref().expect("spec").template.spec.as_ref().expect("pod").containers[0];
+    let run_container = &job
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod")
+        .containers[0];
     let env: Vec<(String, Option<String>)> = run_container
         .env
         .clone()
@@ -153,9 +180,15 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
         .into_iter()
         .map(|e| (e.name, e.value))
         .collect();
-    assert!(env.contains(&("TICKET".to_owned(), Some("OPS-42".to_owned()))), "{env:?}");
+    assert!(
+        env.contains(&("TICKET".to_owned(), Some("OPS-42".to_owned()))),
+        "{env:?}"
+    );
 
-    let row = store.get_job_by_name(ns.name(), "export").await.expect("mirrored");
+    let row = store
+        .get_job_by_name(ns.name(), "export")
+        .await
+        .expect("mirrored");
     let run = eventually("the run to end in SQL", async || {
         let runs = store.list_runs(row.id, 10, 0).await.ok()?;
         runs.items.into_iter().find(|r| r.status.is_finished())
@@ -164,7 +197,11 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.scheduled_for.timestamp_millis(), asked.timestamp_millis());
     assert_eq!(run.requester.as_deref(), Some("alice"));
-    let recorded: Vec<(&str, &str)> = run.parameters.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let recorded: Vec<(&str, &str)> = run
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(recorded, [("REGION", "us-east"), ("TICKET", "OPS-42")]);
     let output = store.get_run(run.id).await.expect("run").log_output;
     assert!(
@@ -186,7 +223,12 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && api.list(&ListParams::default()).await.is_ok_and(|l| !l.items.is_empty()) {
+    while Instant::now() < deadline
+        && api
+            .list(&ListParams::default())
+            .await
+            .is_ok_and(|l| !l.items.is_empty())
+    {
         tokio::time::sleep(POLL).await;
     }
     let _ = stop.send(());

@@ -58,8 +58,7 @@ const CLAIM: &str = "UPDATE scheduled_jobs SET next_run = $3, updated_at = $4 \
      WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL \
      RETURNING run_now_requested_at, run_now_requester, run_now_parameters";
 
-const CONSUME_RUN_NOW: &str =
-    "UPDATE scheduled_jobs SET run_now_requested_at = NULL, run_now_requester = NULL, run_now_parameters = NULL \
+const CONSUME_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = NULL, run_now_requester = NULL, run_now_parameters = NULL \
      WHERE id = $1";
 
 const INSERT_CLAIMED_RUN: &str = "INSERT INTO job_execution_logs \
@@ -76,6 +75,10 @@ const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = 
 const RUNNING_OF_RUNNER: &str = "SELECT l.id, l.trigger, l.scheduled_for, l.attempt, j.spec \
      FROM job_execution_logs l JOIN scheduled_jobs j ON j.id = l.job_id \
      WHERE l.status = 'RUNNING' AND l.runner = $1 ORDER BY l.id";
+
+/// What a claim finds of a pending Run Now: when it was asked for, by whom, with which values
+/// (JSON), all `NULL` when none is pending.
+type PendingRunNow = (Option<DateTime<Utc>>, Option<String>, Option<String>);
 
 impl Store {
     /// Live jobs whose next_run is at or before `now` (scheduled slots and pending Run Nows),
@@ -184,7 +187,7 @@ impl Store {
             let mut tx = begin_write(pool).await?;
             let mut won = Vec::with_capacity(claims.len());
             for claim in claims {
-                let moved: Option<(Option<DateTime<Utc>>, Option<String>, Option<String>)> = sqlx::query_as(CLAIM)
+                let moved: Option<PendingRunNow> = sqlx::query_as(CLAIM)
                     .bind(claim.job_id)
                     .bind(Ts(claim.expected_next_run))
                     .bind(ts(claim.new_next_run))

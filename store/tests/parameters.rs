@@ -37,7 +37,11 @@ fn input<'a>(name: &'a str, spec: &'a ScheduledJobSpec, next_run: Option<DateTim
 async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb) {
     let store = &db.store;
     let job = store
-        .create_job(&input("report", &ScheduledJobSpec::daily("09:00"), Some(at(9, 0))))
+        .create_job(&input(
+            "report",
+            &ScheduledJobSpec::daily("09:00"),
+            Some(at(9, 0)),
+        ))
         .await
         .expect("create");
     // Quotes, a newline and non-ASCII survive the JSON column.
@@ -75,7 +79,10 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         runs.iter().map(|r| (r.trigger, r.parameters.clone())).collect();
     assert_eq!(
         recorded,
-        [(Trigger::Schedule, defaults.clone()), (Trigger::Manual, asked.clone())]
+        [
+            (Trigger::Schedule, defaults.clone()),
+            (Trigger::Manual, asked.clone())
+        ]
     );
     let run = store.get_run(won.run_id).await.expect("run");
     assert_eq!(run.summary.parameters, asked);
@@ -102,7 +109,10 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         ..claim
     };
     let later = store.claim_slot(&bare).await.expect("claim").expect("won");
-    assert_eq!((later.trigger, later.parameters), (Trigger::Manual, ParameterValues::new()));
+    assert_eq!(
+        (later.trigger, later.parameters),
+        (Trigger::Manual, ParameterValues::new())
+    );
 }
 
 async fn a_recorded_start_keeps_its_values_and_a_run_without_any_reads_empty(db: &TestDb) {
@@ -131,7 +141,11 @@ async fn a_recorded_start_keeps_its_values_and_a_run_without_any_reads_empty(db:
     let other = store.record_start(&plain).await.expect("start");
     let read = |id| async move { store.get_run(id).await.expect("run").summary.parameters };
     assert_eq!(read(id).await, values(&[("TICKET", "OPS-12")]));
-    assert_eq!(read(other).await, ParameterValues::new(), "NULL reads as no values");
+    assert_eq!(
+        read(other).await,
+        ParameterValues::new(),
+        "NULL reads as no values"
+    );
 }
 
 async fn a_further_attempt_runs_with_the_values_of_the_attempt_before_it(db: &TestDb) {

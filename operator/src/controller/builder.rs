@@ -152,11 +152,13 @@ pub fn with_parameters(job: &mut Job, values: &ParameterValues) {
         .as_mut()
         .and_then(|pod| pod.containers.iter_mut().find(|c| c.name == CONTAINER_NAME));
     if let Some(run) = run {
-        run.env.get_or_insert_default().extend(values.iter().map(|(name, value)| EnvVar {
-            name: name.clone(),
-            value: Some(value.clone()),
-            value_from: None,
-        }));
+        run.env
+            .get_or_insert_default()
+            .extend(values.iter().map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: Some(value.clone()),
+                value_from: None,
+            }));
     }
 }
 
@@ -553,7 +555,10 @@ mod tests {
     }
 
     fn values(pairs: &[(&str, &str)]) -> ParameterValues {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -561,7 +566,10 @@ mod tests {
         let mut sj = region_job();
         sj.metadata.annotations = Some(BTreeMap::from([
             (RUN_NOW_ANNOTATION.to_owned(), at(5).to_rfc3339()),
-            (RUN_NOW_PARAMETERS_ANNOTATION.to_owned(), r#"{"TICKET":"OPS-12"}"#.to_owned()),
+            (
+                RUN_NOW_PARAMETERS_ANNOTATION.to_owned(),
+                r#"{"TICKET":"OPS-12"}"#.to_owned(),
+            ),
         ]));
         let asked = Launch::new("report", Trigger::Manual, at(5));
         let got = parameters(&sj, &asked, None).expect("valid");

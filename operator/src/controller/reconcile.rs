@@ -12,8 +12,8 @@ use futures::StreamExt;
 use jtp_crds::policy::Stop;
 use jtp_crds::{
     FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION,
-    RUN_NOW_REQUESTER_ANNOTATION, RunStatus,
-    STOP_RUN_ANNOTATION_PREFIX, ScheduledJob, ScheduledJobStatus, Trigger, validate,
+    RUN_NOW_REQUESTER_ANNOTATION, RunStatus, STOP_RUN_ANNOTATION_PREFIX, ScheduledJob, ScheduledJobStatus,
+    Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
