@@ -6,6 +6,7 @@ pub mod admission;
 pub mod alerting;
 pub mod cron;
 pub mod manifest;
+pub mod parameters;
 pub mod pod;
 pub mod policy;
 pub mod preview;
@@ -18,6 +19,7 @@ pub mod types;
 pub mod validate;
 
 pub use alerting::{AlertOn, Expectation, Notifications, Overdue, ReceiverName};
+pub use parameters::{InvalidParameters, Parameter, ParameterValues};
 pub use retention::{DURATION_PATTERN, Retention, format_duration, parse_duration};
 pub use retry::{Backoff, BackoffStrategy, Retries};
 pub use schedule::{CompiledSchedule, DstEffect, DstPolicy, JobId, MissedSlots, Slot};
@@ -32,6 +34,14 @@ pub const RUN_NOW_ANNOTATION: &str = "jobtrigger.io/run-now";
 /// the portal writes its user's name). The operator copies it to the run and then removes it, so
 /// a later run-now without one is not credited to the same person.
 pub const RUN_NOW_REQUESTER_ANNOTATION: &str = "jobtrigger.io/run-now-requester";
+/// Annotation on a ScheduledJob holding the parameter values of the pending run-now, as a JSON
+/// object (`{"REGION":"eu"}`; set together with it, like the requester). The operator checks them
+/// against `spec.parameters`, passes them to the run's Job and removes the annotation once the run
+/// has started, so a later run-now without it gets the defaults.
+pub const RUN_NOW_PARAMETERS_ANNOTATION: &str = "jobtrigger.io/run-now-parameters";
+/// Annotation on a launched Job holding the parameter values of its run, as a JSON object (the
+/// ledger records them; a retry of the run takes them from here).
+pub const PARAMETERS_ANNOTATION: &str = "jobtrigger.io/parameters";
 /// Prefix of the annotations on a ScheduledJob that ask to stop one of its runs:
 /// `stop.jobtrigger.io/<Job name>: <who asked>`. The operator records that run as FAILURE
 /// "stopped by <who asked>", deletes its Job (its pods go with it) and removes the annotation; a

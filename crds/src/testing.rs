@@ -124,4 +124,21 @@ impl ScheduledJobSpec {
         self.pause_after_consecutive_failures = Some(n);
         self
     }
+
+    /// Declares parameter `name` with a default (`None`: a value is required at Run Now).
+    pub fn parameter(self, name: &str, default: Option<&str>) -> Self {
+        self.parameter_with(crate::parameters::Parameter {
+            name: name.into(),
+            description: None,
+            default: default.map(Into::into),
+            allowed: Vec::new(),
+            pattern: None,
+        })
+    }
+
+    /// Declares `parameter` as written.
+    pub fn parameter_with(mut self, parameter: crate::parameters::Parameter) -> Self {
+        self.parameters.push(parameter);
+        self
+    }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 use crate::alerting::Notifications;
+use crate::parameters::Parameter;
 use crate::policy::{AutoPause, PendingRetry};
 use crate::retention::{DURATION_PATTERN, Retention};
 use crate::retry::Retries;
@@ -65,6 +66,11 @@ pub struct ScheduledJobSpec {
     /// Environment variables for the script.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Values a person gives a manual run (Run Now), each passed to the script as the environment
+    /// variable of its name; scheduled runs get the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub parameters: Vec<Parameter>,
     /// Working directory of the script.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
@@ -691,6 +697,7 @@ impl ScheduledJobSpec {
             description: None,
             image: None,
             env: Vec::new(),
+            parameters: Vec::new(),
             working_dir: None,
             resources: None,
             pod_template: None,

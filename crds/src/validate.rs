@@ -153,6 +153,7 @@ pub fn validate(job: JobId<'_>, spec: &ScheduledJobSpec) -> Result<CompiledSched
             ));
         }
     }
+    errors.extend(crate::parameters::check(spec));
     errors.extend(crate::pod::check(spec));
     for (field, value, min) in [
         ("spec.startingDeadlineSeconds", spec.starting_deadline_seconds, 0),

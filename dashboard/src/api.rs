@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{SecondsFormat, Utc};
+
 use jtp_crds::{FieldError, ScheduledJobSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,7 +29,7 @@ pub fn router() -> Router<AppState> {
             "/jobs/{namespace}/{name}",
             get(get_job).put(update_job).patch(patch_job).delete(delete_job),
         )
-        .route("/jobs/{namespace}/{name}/run", post(run_now))
+        .route("/jobs/{namespace}/{name}/run", post(crate::run_now::api_run_now))
         .route("/jobs/{namespace}/{name}/runs", get(list_runs))
         .route("/jobs/{namespace}/{name}/alerts", get(list_alerts))
         .route("/runs", get(list_all_runs))
@@ -323,29 +323,6 @@ async fn delete_job(
         .await?;
     state.delete_job(&caller.principal, &namespace, &name).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn run_now(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path((namespace, name)): Path<(String, String)>,
-) -> Result<Response> {
-    caller
-        .require(&state, Verb::Trigger, &namespace, "run this job now")
-        .await?;
-    let now = Utc::now();
-    state
-        .run_now(&namespace, &name, now, &caller.principal.requester())
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "namespace": namespace,
-            "name": name,
-            "requestedAt": now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        })),
-    )
-        .into_response())
 }
 
 /// A page of one job's runs, newest first, with the cursors of the pages around it.

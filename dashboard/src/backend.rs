@@ -15,7 +15,10 @@ use crate::error::{AppError, Result};
 use crate::{AppState, FIELD_MANAGER, Mode};
 use axum::http::{self as http, HeaderValue};
 use chrono::{DateTime, SecondsFormat, Utc};
-use jtp_crds::{RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJob, ScheduledJobSpec};
+use jtp_crds::{
+    RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJob,
+    ScheduledJobSpec,
+};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -191,27 +194,35 @@ impl AppState {
         Ok(())
     }
 
-    /// Asks for one run now, recorded as asked for by `requester`. Kubernetes: the run-now
-    /// annotation set to `now` (RFC3339 UTC) and the requester annotation, in one merge patch (the
-    /// caller has checked the `trigger` right, which is all the user needs); standalone: the store's
-    /// run-now request, then the runner is woken.
+    /// Asks for one run now, recorded as asked for by `requester`, with the parameter values
+    /// `parameters` (already checked against the job's, see [`crate::run_now`]). Kubernetes: the
+    /// run-now annotation set to `now` (RFC3339 UTC), the requester and the parameters annotation
+    /// (removed when there are none), in one merge patch (the caller has checked the `trigger`
+    /// right, which is all the user needs); standalone: the store's run-now request, then the
+    /// runner is woken.
     pub(crate) async fn run_now(
         &self,
         namespace: &str,
         name: &str,
         now: DateTime<Utc>,
         requester: &str,
+        parameters: &jtp_crds::ParameterValues,
     ) -> Result<()> {
         match &self.inner.mode {
             Mode::Standalone { .. } => {
-                crate::data::request_run_now(self, namespace, name, now, requester).await?;
+                crate::data::request_run_now(self, namespace, name, now, requester, parameters).await?;
                 self.wake_runner();
             }
             Mode::Kubernetes { client, .. } => {
                 let value = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+                let values = (!parameters.is_empty())
+                    .then(|| serde_json::to_string(parameters))
+                    .transpose()
+                    .map_err(|e| AppError::Internal(format!("encoding the parameters: {e}")))?;
                 let patch = json!({ "metadata": { "annotations": {
                     RUN_NOW_ANNOTATION: value,
                     RUN_NOW_REQUESTER_ANNOTATION: requester,
+                    RUN_NOW_PARAMETERS_ANNOTATION: values,
                 } } });
                 // As the portal itself: the user's `trigger` right was checked, and they need
                 // not be allowed to patch the job.

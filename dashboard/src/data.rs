@@ -450,6 +450,8 @@ pub struct RunView {
     pub trigger: Trigger,
     /// Who asked for a manual run, when known.
     pub requester: Option<String>,
+    /// The values of the job's parameters the run got (`spec.parameters`); `{}` for none.
+    pub parameters: jtp_crds::ParameterValues,
     /// 1 for a slot's first run, 2 for its first retry (`spec.retries`), and so on.
     pub attempt: i32,
     pub exit_code: Option<i32>,
@@ -484,6 +486,7 @@ impl RunView {
             duration,
             trigger: run.trigger,
             requester: run.requester,
+            parameters: run.parameters,
             attempt: run.attempt,
             exit_code: run.exit_code,
             output_bytes: run.output_bytes,
@@ -1167,20 +1170,21 @@ pub(crate) async fn delete_job(state: &AppState, namespace: &str, name: &str) ->
     state.store().delete_job(job.id).await.map_err(store_err)
 }
 
-/// Standalone: the job made due now, asked for by `requester`.
+/// Standalone: the job made due now, asked for by `requester`, with `parameters`.
 pub(crate) async fn request_run_now(
     state: &AppState,
     namespace: &str,
     name: &str,
     now: DateTime<Utc>,
     requester: &str,
+    parameters: &jtp_crds::ParameterValues,
 ) -> Result<()> {
     let job = get_job(state, namespace, name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
     state
         .store()
-        .request_run_now(job.id, now, requester)
+        .request_run_now(job.id, now, requester, parameters)
         .await
         .map_err(store_err)?;
     Ok(())

@@ -27,6 +27,7 @@ pub mod live;
 pub mod openapi;
 pub mod pages;
 pub mod run_actions;
+pub mod run_now;
 pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -168,11 +168,18 @@ pub fn document() -> Value {
                 "parameters": path_params(),
                 "post": {
                     "operationId": "runNow",
-                    "summary": "Run Now: one run as soon as possible (needs the patch right)",
+                    "summary": "Run Now: one run as soon as possible (needs the trigger right)",
+                    "description": "The body is optional. For a job with spec.parameters, give values by name; a parameter left out takes its default. Each value is checked (the job declares the name, allowed values, pattern; a parameter without default needs a value): every problem is a 422 field error at parameters.NAME.",
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": { "parameters": { "type": "object", "additionalProperties": { "type": "string" },
+                            "description": "Values of the job's parameters by name, each a string; passed to the script as environment variables" } }
+                    } } } },
                     "responses": with_errors(json_ok("202", "Requested", json!({
                         "type": "object",
-                        "properties": { "namespace": { "type": "string" }, "name": { "type": "string" }, "requestedAt": { "type": "string", "format": "date-time" } }
-                    })), &["401", "403", "404", "500"])
+                        "properties": { "namespace": { "type": "string" }, "name": { "type": "string" }, "requestedAt": { "type": "string", "format": "date-time" },
+                            "parameters": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The values the run gets: those given, and the defaults of the rest" } }
+                    })), &["401", "403", "404", "415", "422", "500"])
                 }
             },
             "/jobs/{namespace}/{name}/runs": {
@@ -377,6 +384,7 @@ pub fn document() -> Value {
                         "duration": { "type": "string" },
                         "trigger": { "type": "string", "enum": ["schedule", "manual"] },
                         "requester": { "type": ["string", "null"], "description": "Who asked for a manual run: the portal's user, the run-now-requester annotation of a kubectl user, or \"local\" on an open standalone portal; null for scheduled runs and when nobody said" },
+                        "parameters": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The values of the job's parameters (spec.parameters) the run got, by name: a Run Now's, or the defaults for a scheduled run; {} for a job without parameters" },
                         "attempt": { "type": "integer", "minimum": 1, "description": "1 for a slot's first run, 2 for its first retry (spec.retries), and so on" },
                         "exitCode": { "type": ["integer", "null"] },
                         "outputBytes": { "type": "integer" },

@@ -17,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::Utc;
 use jtp_crds::ScheduledJobSpec;
 use serde::Deserialize;
 use std::sync::LazyLock;
@@ -53,7 +52,10 @@ pub fn router() -> Router<AppState> {
             get(edit_job_form).post(update_job),
         )
         .route("/jobs/{namespace}/{name}/delete", post(delete_job))
-        .route("/jobs/{namespace}/{name}/run", post(run_now))
+        .route(
+            "/jobs/{namespace}/{name}/run",
+            get(crate::run_now::form).post(crate::run_now::page_run_now),
+        )
         .route("/jobs/{namespace}/{name}/pause", post(pause_job))
         .route("/jobs/{namespace}/{name}/resume", post(resume_job))
         .route("/fragments/jobs", get(jobs_fragment))
@@ -678,6 +680,8 @@ struct RunTemplate {
     job: String,
     /// The job still exists (its panel can be opened).
     job_live: bool,
+    /// For a job with parameters: its Run Now form, prefilled with this run's values.
+    run_again_form: Option<String>,
     out: OutputView,
 }
 
@@ -698,6 +702,9 @@ async fn run_own_page(
         namespace: detail.job.namespace.clone(),
         job: detail.job.name.clone(),
         job_live: detail.job.deleted_at.is_none(),
+        run_again_form: (!detail.job.spec.parameters.is_empty()).then(|| {
+            crate::run_now::form_href(&detail.job.namespace, &detail.job.name, &detail.run.parameters)
+        }),
         out: crate::run_actions::with_stop_button(OutputView::new(&state, detail), &caller, "run"),
     };
     Ok(render(&template)?.into_response())
@@ -1220,35 +1227,6 @@ async fn delete_job(
         format!("Deleted job {name}; its runs stay recorded."),
     );
     Ok(Redirect::to("/").into_response())
-}
-
-async fn run_now(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Zone(zone): Zone,
-    Path((namespace, name)): Path<(String, String)>,
-) -> Result<Response> {
-    caller
-        .require(&state, Verb::Trigger, &namespace, "run this job now")
-        .await?;
-    let now = Utc::now();
-    state
-        .run_now(&namespace, &name, now, &caller.principal.requester())
-        .await?;
-    let zone = match data::get_job(&state, &namespace, &name).await {
-        Ok(Some(job)) => zone.for_job(&job.timezone),
-        _ => zone.for_job(jtp_crds::DEFAULT_TIME_ZONE),
-    };
-    let at = timefmt::show_precise(now, zone);
-    state.set_flash(
-        &caller,
-        "success",
-        format!(
-            "Run Now requested for {name} at {}. The run appears below when it starts.",
-            at.local
-        ),
-    );
-    Ok(Redirect::to(&format!("/jobs/{namespace}/{name}")).into_response())
 }
 
 #[derive(Deserialize)]

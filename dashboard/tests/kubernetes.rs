@@ -711,6 +711,7 @@ async fn a_running_runs_page_follows_its_pods_log_on_the_node_until_the_run_ends
             k8s_job_name: Some(format!("{ns}/live-manual-1")),
             runner: None,
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .unwrap();

@@ -350,6 +350,7 @@ async fn run_now_makes_the_job_due_wakes_the_runner_and_says_so() {
         runner: "test",
         now: Utc::now(),
         drop_retry: false,
+        parameters: &Default::default(),
     };
     t.store.claim_slot(&claim).await.unwrap().expect("claimed");
     let runs = send(&t.state, get("/api/v1/jobs/default/adhoc/runs"))

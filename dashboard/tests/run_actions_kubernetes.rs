@@ -36,6 +36,7 @@ async fn a_stop_needs_patch_and_is_written_as_the_users_annotation_and_an_ended_
             k8s_job_name: Some(format!("{ns}/{job_name}")),
             runner: None,
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .unwrap();

@@ -99,6 +99,7 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
             runner: "faults",
             now: Utc::now(),
             drop_retry: false,
+            parameters: &Default::default(),
         })
         .await
         .expect("claim")
@@ -280,6 +281,7 @@ async fn a_real_finish_replaces_an_interrupted_row() {
             runner: "r1",
             now: Utc::now(),
             drop_retry: false,
+            parameters: &Default::default(),
         })
         .await
         .expect("claim")

@@ -376,6 +376,7 @@ async fn record_sized(store: &Store, job_id: i64, slot: DateTime<Utc>, output: &
         k8s_job_name: None,
         runner: Some("bench".into()),
         requester: None,
+        parameters: Default::default(),
     };
     let id = store.record_start(&start).await.expect("start");
     let finish = RunFinish {
@@ -396,6 +397,7 @@ async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
         k8s_job_name: None,
         runner: Some("bench".into()),
         requester: None,
+        parameters: Default::default(),
     };
     let id = store.record_start(&start).await.expect("start");
     let finish = RunFinish {

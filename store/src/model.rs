@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use jtp_crds::policy::PendingRetry;
-use jtp_crds::{Expectation, Overdue, RunStatus, ScheduledJobSpec, Trigger};
+use jtp_crds::{Expectation, Overdue, ParameterValues, RunStatus, ScheduledJobSpec, Trigger};
 
 /// The namespace of jobs that have none (standalone mode).
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -210,6 +210,8 @@ pub struct RunSummary {
     pub runner: Option<String>,
     /// Who asked for a manual run (see [`RunStart::requester`]).
     pub requester: Option<String>,
+    /// The values of the job's parameters the run got (`spec.parameters`); empty when it has none.
+    pub parameters: ParameterValues,
     /// Output size before the cap.
     pub output_bytes: i64,
     /// Bytes the cap cut.
@@ -323,6 +325,9 @@ pub struct RunStart {
     /// Who asked for a manual run: the portal's user, a `kubectl annotate` user's own requester
     /// annotation, or `local`; `None` for scheduled runs and when nobody said.
     pub requester: Option<String>,
+    /// The values of the job's parameters the run got, as [`jtp_crds::parameters::resolve`] gave
+    /// them; empty for a job without parameters.
+    pub parameters: ParameterValues,
 }
 
 /// The end of a run. The output is capped by the store.
@@ -379,15 +384,19 @@ pub struct SlotClaim<'a> {
     pub now: DateTime<Utc>,
     /// The run policy dropped the job's pending retry (a newer scheduled run starts).
     pub drop_retry: bool,
+    /// The values a scheduled run gets (the parameters' defaults); a pending Run Now brings its own.
+    pub parameters: &'a ParameterValues,
 }
 
 /// A won claim: run it, then record its finish under `run_id`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     pub run_id: i64,
     pub trigger: Trigger,
     pub scheduled_for: DateTime<Utc>,
     pub attempt: u32,
+    /// The values of the job's parameters the run gets (recorded with it).
+    pub parameters: ParameterValues,
 }
 
 /// Counts for the operator's status and health output.

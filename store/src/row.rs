@@ -50,6 +50,20 @@ fn retry_trigger(text: Option<String>) -> Result<Option<Trigger>, sqlx::Error> {
     text.map(trigger).transpose()
 }
 
+/// `job_execution_logs.parameters` (and `scheduled_jobs.run_now_parameters`): a JSON object of
+/// strings, NULL when there are none.
+pub(crate) fn parameters(json: Option<String>) -> Result<jtp_crds::ParameterValues, sqlx::Error> {
+    json.map_or_else(
+        || Ok(jtp_crds::ParameterValues::new()),
+        |json| serde_json::from_str(&json).map_err(|e| corrupt("parameters", e)),
+    )
+}
+
+/// The column value of `values`: NULL for none.
+pub(crate) fn parameters_json(values: &jtp_crds::ParameterValues) -> Option<String> {
+    (!values.is_empty()).then(|| serde_json::to_string(values).unwrap_or_else(|_| "{}".to_owned()))
+}
+
 fn spec(json: String) -> Result<ScheduledJobSpec, sqlx::Error> {
     serde_json::from_str(&json).map_err(|e| corrupt("spec", e))
 }
@@ -70,7 +84,7 @@ pub(crate) use job_columns;
 macro_rules! run_summary_columns {
     () => {
         "l.id, l.job_id, l.run_time, l.scheduled_for, l.finished_at, l.status, l.exit_code, l.trigger, \
-         l.attempt, l.k8s_job_name, l.runner, l.requester, l.output_bytes, l.output_truncated, substr(l.log_output, 1, 200) AS preview"
+         l.attempt, l.k8s_job_name, l.runner, l.requester, l.parameters, l.output_bytes, l.output_truncated, substr(l.log_output, 1, 200) AS preview"
     };
 }
 pub(crate) use run_summary_columns;
@@ -93,7 +107,9 @@ impl_from_row!(RunSummary {
     status => status,
     exit_code,
     trigger => trigger,
-    attempt, k8s_job_name, runner, requester, output_bytes, output_truncated, preview,
+    attempt, k8s_job_name, runner, requester,
+    parameters => parameters,
+    output_bytes, output_truncated, preview,
 });
 
 impl_from_row!(Run { ..summary, log_output });

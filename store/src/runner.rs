@@ -2,11 +2,11 @@
 //! several runners on one database runs it, Run Now, and closing runs a crash left open.
 
 use crate::model::{Claim, Finish, FinishEffects, Job, RetryClaim, RunFinish, SlotClaim};
-use crate::row::job_columns;
+use crate::row::{job_columns, parameters, parameters_json};
 use crate::time::{Ts, ts};
 use crate::{Error, Result, Store, begin_write, with_pool};
 use chrono::{DateTime, Utc};
-use jtp_crds::{RunStatus, Trigger};
+use jtp_crds::{ParameterValues, RunStatus, Trigger};
 
 /// The output recorded for a run that was still RUNNING when its runner stopped.
 pub const INTERRUPTED_MESSAGE: &str = "interrupted: the runner stopped before the run finished";
@@ -44,32 +44,41 @@ const TAKE_RETRY: &str = "UPDATE scheduled_jobs SET retry_at = NULL, retry_slot 
 const DROP_RETRY: &str = "UPDATE scheduled_jobs SET retry_at = NULL, retry_slot = NULL, retry_trigger = NULL, \
      retry_attempt = NULL WHERE id = $1";
 
+/// A further attempt runs with the parameter values of the attempt before it.
 const INSERT_CLAIMED_ATTEMPT: &str = "INSERT INTO job_execution_logs \
-     (job_id, run_time, scheduled_for, status, trigger, runner, attempt) \
-     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id";
+     (job_id, run_time, scheduled_for, status, trigger, runner, attempt, parameters) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, \
+     (SELECT p.parameters FROM job_execution_logs p WHERE p.job_id = $1 AND p.trigger = $4 \
+      AND p.scheduled_for = $3 AND p.attempt = $6 - 1)) \
+     ON CONFLICT DO NOTHING RETURNING id, parameters";
 
 /// The compare-and-set: only the claimer that still sees `expected_next_run` moves it on.
 /// The row it returns still holds a pending Run Now, which this claim then consumes.
 const CLAIM: &str = "UPDATE scheduled_jobs SET next_run = $3, updated_at = $4 \
-     WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL RETURNING run_now_requested_at, run_now_requester";
+     WHERE id = $1 AND next_run = $2 AND deleted_at IS NULL \
+     RETURNING run_now_requested_at, run_now_requester, run_now_parameters";
 
-const CONSUME_RUN_NOW: &str =
-    "UPDATE scheduled_jobs SET run_now_requested_at = NULL, run_now_requester = NULL WHERE id = $1";
+const CONSUME_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = NULL, run_now_requester = NULL, run_now_parameters = NULL \
+     WHERE id = $1";
 
 const INSERT_CLAIMED_RUN: &str = "INSERT INTO job_execution_logs \
-     (job_id, run_time, scheduled_for, status, trigger, runner, requester) \
-     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6) \
+     (job_id, run_time, scheduled_for, status, trigger, runner, requester, parameters) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7) \
      ON CONFLICT DO NOTHING RETURNING id";
 
 const RECORD_START: &str = "UPDATE job_execution_logs SET run_time = $2 WHERE id = $1 AND status = 'RUNNING'";
 
 const REQUEST_RUN_NOW: &str = "UPDATE scheduled_jobs SET run_now_requested_at = $2, next_run = $2, updated_at = $3, \
-     run_now_requester = $4 \
+     run_now_requester = $4, run_now_parameters = $5 \
      WHERE id = $1 AND deleted_at IS NULL";
 
 const RUNNING_OF_RUNNER: &str = "SELECT l.id, l.trigger, l.scheduled_for, l.attempt, j.spec \
      FROM job_execution_logs l JOIN scheduled_jobs j ON j.id = l.job_id \
      WHERE l.status = 'RUNNING' AND l.runner = $1 ORDER BY l.id";
+
+/// What a claim finds of a pending Run Now: when it was asked for, by whom, with which values
+/// (JSON), all `NULL` when none is pending.
+type PendingRunNow = (Option<DateTime<Utc>>, Option<String>, Option<String>);
 
 impl Store {
     /// Live jobs whose next_run is at or before `now` (scheduled slots and pending Run Nows),
@@ -124,7 +133,7 @@ impl Store {
                     won.push(None);
                     continue;
                 }
-                let run_id: Option<i64> = sqlx::query_scalar(INSERT_CLAIMED_ATTEMPT)
+                let inserted: Option<(i64, Option<String>)> = sqlx::query_as(INSERT_CLAIMED_ATTEMPT)
                     .bind(claim.job_id)
                     .bind(Ts(claim.now))
                     .bind(Ts(retry.scheduled_time))
@@ -133,15 +142,19 @@ impl Store {
                     .bind(attempt)
                     .fetch_optional(&mut *tx)
                     .await?;
-                if run_id.is_none() {
+                if inserted.is_none() {
                     tracing::warn!(job_id = claim.job_id, attempt, "attempt already recorded; not running it again");
                 }
-                won.push(run_id.map(|run_id| Claim {
-                    run_id,
-                    trigger: retry.trigger,
-                    scheduled_for: retry.scheduled_time,
-                    attempt: retry.attempt,
-                }));
+                won.push(match inserted {
+                    Some((run_id, values)) => Some(Claim {
+                        run_id,
+                        trigger: retry.trigger,
+                        scheduled_for: retry.scheduled_time,
+                        attempt: retry.attempt,
+                        parameters: parameters(values)?,
+                    }),
+                    None => None,
+                });
             }
             tx.commit().await?;
             Ok(won)
@@ -174,23 +187,23 @@ impl Store {
             let mut tx = begin_write(pool).await?;
             let mut won = Vec::with_capacity(claims.len());
             for claim in claims {
-                let moved: Option<(Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(CLAIM)
+                let moved: Option<PendingRunNow> = sqlx::query_as(CLAIM)
                     .bind(claim.job_id)
                     .bind(Ts(claim.expected_next_run))
                     .bind(ts(claim.new_next_run))
                     .bind(Ts(claim.now))
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some((run_now, requester)) = moved else {
+                let Some((run_now, requester, asked_values)) = moved else {
                     won.push(None);
                     continue;
                 };
-                let (trigger, scheduled_for, requester) = match run_now {
+                let (trigger, scheduled_for, requester, values) = match run_now {
                     Some(requested) => {
                         sqlx::query(CONSUME_RUN_NOW).bind(claim.job_id).execute(&mut *tx).await?;
-                        (Trigger::Manual, requested, requester)
+                        (Trigger::Manual, requested, requester, parameters(asked_values)?)
                     }
-                    None => (Trigger::Schedule, claim.expected_next_run, None),
+                    None => (Trigger::Schedule, claim.expected_next_run, None, claim.parameters.clone()),
                 };
                 if claim.drop_retry {
                     sqlx::query(DROP_RETRY).bind(claim.job_id).execute(&mut *tx).await?;
@@ -202,12 +215,13 @@ impl Store {
                     .bind(trigger.as_str())
                     .bind(claim.runner)
                     .bind(requester)
+                    .bind(parameters_json(&values))
                     .fetch_optional(&mut *tx)
                     .await?;
                 if run_id.is_none() {
                     tracing::warn!(job_id = claim.job_id, %scheduled_for, "slot already recorded; not running it again");
                 }
-                won.push(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for, attempt: 1 }));
+                won.push(run_id.map(|run_id| Claim { run_id, trigger, scheduled_for, attempt: 1, parameters: values }));
             }
             tx.commit().await?;
             Ok(won)
@@ -228,15 +242,23 @@ impl Store {
     }
 
     /// Run Now: the job becomes due at `at` (normally now), suspended or manual as it may be; the
-    /// next claim runs it once as `manual`, recorded as asked for by `requester`. A second request
-    /// before that replaces the first.
-    pub async fn request_run_now(&self, job_id: i64, at: DateTime<Utc>, requester: &str) -> Result<()> {
+    /// next claim runs it once as `manual`, recorded as asked for by `requester`, with the
+    /// parameter values `parameters` (checked by the caller with
+    /// [`jtp_crds::parameters::resolve`]). A second request before that replaces the first.
+    pub async fn request_run_now(
+        &self,
+        job_id: i64,
+        at: DateTime<Utc>,
+        requester: &str,
+        parameters: &ParameterValues,
+    ) -> Result<()> {
         let updated = with_pool!(self, pool => {
             sqlx::query(REQUEST_RUN_NOW)
                 .bind(job_id)
                 .bind(Ts(at))
                 .bind(Ts(Utc::now()))
                 .bind(requester)
+                .bind(parameters_json(parameters))
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())

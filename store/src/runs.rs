@@ -17,8 +17,8 @@ use jtp_crds::{RunStatus, Trigger};
 
 /// A second start of the same slot or Kubernetes Job inserts nothing.
 const INSERT_START: &str = "INSERT INTO job_execution_logs \
-     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner, requester, attempt) \
-     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id";
+     (job_id, run_time, scheduled_for, status, trigger, k8s_job_name, runner, requester, attempt, parameters) \
+     VALUES ($1, $2, $3, 'RUNNING', $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING id";
 
 const FIND_START: &str = "SELECT id FROM job_execution_logs \
      WHERE (job_id = $1 AND trigger = $2 AND scheduled_for = $3 AND attempt = $5) OR k8s_job_name = $4 \
@@ -143,6 +143,7 @@ impl Store {
                 .bind(&start.runner)
                 .bind(&start.requester)
                 .bind(attempt)
+                .bind(crate::row::parameters_json(&start.parameters))
                 .fetch_optional(pool)
                 .await?;
             match inserted {

@@ -35,6 +35,7 @@ async fn run(store: &Store, job_id: i64, slot: DateTime<Utc>, status: RunStatus)
             k8s_job_name: None,
             runner: Some("test".into()),
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .expect("start");
@@ -90,6 +91,7 @@ async fn job_health_holds_the_last_success_and_failure_and_leaves_deleted_jobs_o
             k8s_job_name: None,
             runner: Some("test".into()),
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .expect("start");

@@ -161,6 +161,7 @@ async fn postgres_outage_and_recovery() {
         k8s_job_name: None,
         runner: None,
         requester: None,
+        parameters: Default::default(),
     };
     let run_id = store.record_start(&start).await.expect("start");
 

@@ -35,6 +35,7 @@ async fn finished_k8s_jobs_names_only_finished_runs(db: &common::TestDb) {
         k8s_job_name: Some(name.into()),
         runner: Some("operator".into()),
         requester: None,
+        parameters: Default::default(),
     };
     let done = store
         .record_start(&start("team-a/backup-1", 1))

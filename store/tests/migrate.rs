@@ -65,6 +65,7 @@ async fn the_attempts_migration_keeps_every_run_and_the_id_sequence_on_sqlite() 
             k8s_job_name: None,
             runner: None,
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .expect("a new run");
@@ -150,6 +151,7 @@ async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() 
             k8s_job_name: None,
             runner: None,
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .expect("a new run");

@@ -40,6 +40,7 @@ fn start(job_id: i64, slot: DateTime<Utc>) -> RunStart {
         k8s_job_name: None,
         runner: Some("test".into()),
         requester: None,
+        parameters: Default::default(),
     }
 }
 
@@ -218,6 +219,7 @@ async fn claims_have_one_winner(db: &TestDb) {
                     runner,
                     now: slot(i),
                     drop_retry: false,
+                    parameters: &Default::default(),
                 };
                 store.claim_slot(&claim).await
             })
@@ -258,7 +260,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
     assert!(store.due_jobs(at(12, 0), 10).await.expect("due").is_empty());
 
     store
-        .request_run_now(manual.id, at(12, 0), "alice")
+        .request_run_now(manual.id, at(12, 0), "alice", &Default::default())
         .await
         .expect("run now");
     assert_eq!(store.next_wakeup().await.expect("wakeup"), Some(at(12, 0)));
@@ -272,6 +274,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         runner: "r",
         now: at(12, 0),
         drop_retry: false,
+        parameters: &Default::default(),
     };
     let won = store.claim_slot(&claim).await.expect("claim").expect("won");
     assert_eq!((won.trigger, won.scheduled_for), (Trigger::Manual, at(12, 0)));
@@ -298,7 +301,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         .expect("suspend");
     assert_eq!((updated.is_active, updated.next_run), (false, None));
     store
-        .request_run_now(scheduled.id, at(13, 0), "local")
+        .request_run_now(scheduled.id, at(13, 0), "local", &Default::default())
         .await
         .expect("run now");
     let edited = store
@@ -317,6 +320,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         runner: "r",
         now: at(13, 0),
         drop_retry: false,
+        parameters: &Default::default(),
     };
     assert_eq!(
         store
@@ -330,7 +334,7 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
     assert_eq!(store.next_wakeup().await.expect("wakeup"), None);
     assert_eq!(
         store
-            .request_run_now(987_654, at(1, 0), "local")
+            .request_run_now(987_654, at(1, 0), "local", &Default::default())
             .await
             .expect_err("unknown")
             .label(),
@@ -1721,7 +1725,7 @@ async fn attempts_retries_and_the_automatic_pause(db: &TestDb) {
         now: at(9, 1),
     };
     let won = store.claim_retries(&[claim, claim]).await.expect("claim");
-    let claimed = won[0].expect("the first claim wins");
+    let claimed = won[0].clone().expect("the first claim wins");
     assert_eq!(won[1], None, "a retry is claimed once");
     assert_eq!((claimed.attempt, claimed.scheduled_for), (2, at(9, 0)));
     assert_eq!(store.get_job(job.id).await.expect("job").pending_retry(), None);

@@ -97,6 +97,7 @@ pub async fn add_run_at(
             k8s_job_name: None,
             runner: Some("test".into()),
             requester: None,
+            parameters: Default::default(),
         })
         .await
         .unwrap();
@@ -483,6 +484,7 @@ pub mod kube_env {
                             k8s_job_name: Some(format!("{name}-manual-{}", at.timestamp())),
                             runner: None,
                             requester,
+                            parameters: Default::default(),
                         })
                         .await
                         .unwrap();

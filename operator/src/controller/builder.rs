@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use jtp_crds::{
-    ATTEMPT_ANNOTATION, JOB_LABEL, MAX_REQUESTER_CHARS, REQUESTER_ANNOTATION, RUN_NOW_ANNOTATION,
+    ATTEMPT_ANNOTATION, FieldError, InvalidParameters, JOB_LABEL, MAX_REQUESTER_CHARS, PARAMETERS_ANNOTATION,
+    ParameterValues, REQUESTER_ANNOTATION, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION,
     RUN_NOW_REQUESTER_ANNOTATION, SCHEDULED_AT_ANNOTATION, SLOT_LABEL, ScheduledJob, TRIGGER_ANNOTATION,
     Trigger,
 };
@@ -84,6 +85,91 @@ pub fn requester(sj: &ScheduledJob, launch: &Launch) -> Option<String> {
     }
     let name = annotations.get(RUN_NOW_REQUESTER_ANNOTATION)?.trim();
     (!name.is_empty()).then(|| name.chars().take(MAX_REQUESTER_CHARS).collect())
+}
+
+/// The values of a launch's parameters (`spec.parameters`), checked with
+/// [`jtp_crds::parameters::resolve`]: a further attempt's are those of the attempt before it (its
+/// Job's parameters annotation, `previous`), a manual launch's those of the ScheduledJob's
+/// run-now-parameters annotation when its run-now annotation is this launch's instant (like the
+/// requester), the rest take the defaults. Refused when the values do not fit the declarations
+/// (or the annotation is not a JSON object of strings): that run is not started.
+pub fn parameters(
+    sj: &ScheduledJob,
+    launch: &Launch,
+    previous: Option<&ParameterValues>,
+) -> Result<ParameterValues, InvalidParameters> {
+    let supplied = match previous {
+        Some(values) if launch.attempt > 1 => values.clone(),
+        _ => requested_parameters(sj, launch)?,
+    };
+    jtp_crds::parameters::resolve(&sj.spec.parameters, &supplied)
+}
+
+/// The values the ScheduledJob's run-now-parameters annotation gives a manual launch.
+fn requested_parameters(sj: &ScheduledJob, launch: &Launch) -> Result<ParameterValues, InvalidParameters> {
+    let annotations = sj.metadata.annotations.as_ref();
+    let asked_at = annotations
+        .and_then(|a| a.get(RUN_NOW_ANNOTATION))
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let text = annotations.and_then(|a| a.get(RUN_NOW_PARAMETERS_ANNOTATION));
+    match text {
+        Some(text) if launch.trigger == Trigger::Manual && asked_at == Some(launch.scheduled_at) => {
+            serde_json::from_str(text).map_err(|e| InvalidParameters {
+                errors: vec![FieldError::new(
+                    format!("metadata.annotations[{RUN_NOW_PARAMETERS_ANNOTATION}]"),
+                    format!("not a JSON object of strings: {e}"),
+                )],
+            })
+        }
+        _ => Ok(ParameterValues::new()),
+    }
+}
+
+/// Gives a run's Job its parameter values: each an environment variable of the script's
+/// container (after the template's and `spec.env`'s), and all of them in the parameters
+/// annotation of the Job and its pod (the ledger records them from there, a retry reads them).
+pub fn with_parameters(job: &mut Job, values: &ParameterValues) {
+    if values.is_empty() {
+        return;
+    }
+    let text = serde_json::to_string(values).unwrap_or_default();
+    job.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(PARAMETERS_ANNOTATION.to_owned(), text.clone());
+    let Some(template) = job.spec.as_mut().map(|s| &mut s.template) else {
+        return;
+    };
+    template
+        .metadata
+        .get_or_insert_default()
+        .annotations
+        .get_or_insert_default()
+        .insert(PARAMETERS_ANNOTATION.to_owned(), text);
+    let run = template
+        .spec
+        .as_mut()
+        .and_then(|pod| pod.containers.iter_mut().find(|c| c.name == CONTAINER_NAME));
+    if let Some(run) = run {
+        run.env
+            .get_or_insert_default()
+            .extend(values.iter().map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: Some(value.clone()),
+                value_from: None,
+            }));
+    }
+}
+
+/// The values in a launched Job's parameters annotation (empty when it has none or it does not read).
+pub fn job_parameters(job: &Job) -> ParameterValues {
+    job.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PARAMETERS_ANNOTATION))
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
 }
 
 /// The Job of attempt `attempt` of a slot: [`job_name`], with `-a<attempt>` from the second on.
@@ -440,6 +526,112 @@ mod tests {
         assert_eq!(
             requester(&sj, &asked).map(|r| r.chars().count()),
             Some(MAX_REQUESTER_CHARS)
+        );
+    }
+
+    fn region_job() -> ScheduledJob {
+        let mut spec = ScheduledJobSpec::manual();
+        spec.env = vec![jtp_crds::EnvVar {
+            name: "REPORT".into(),
+            value: "nightly".into(),
+        }];
+        spec.parameters = vec![
+            jtp_crds::Parameter {
+                name: "REGION".into(),
+                description: None,
+                default: Some("eu".into()),
+                allowed: vec!["eu".into(), "us".into()],
+                pattern: None,
+            },
+            jtp_crds::Parameter {
+                name: "TICKET".into(),
+                description: None,
+                default: None,
+                allowed: Vec::new(),
+                pattern: Some("[A-Z]+-[0-9]+".into()),
+            },
+        ];
+        sj("report", spec)
+    }
+
+    fn values(pairs: &[(&str, &str)]) -> ParameterValues {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_now_takes_the_values_of_its_own_request_checked_and_as_environment() {
+        let mut sj = region_job();
+        sj.metadata.annotations = Some(BTreeMap::from([
+            (RUN_NOW_ANNOTATION.to_owned(), at(5).to_rfc3339()),
+            (
+                RUN_NOW_PARAMETERS_ANNOTATION.to_owned(),
+                r#"{"TICKET":"OPS-12"}"#.to_owned(),
+            ),
+        ]));
+        let asked = Launch::new("report", Trigger::Manual, at(5));
+        let got = parameters(&sj, &asked, None).expect("valid");
+        assert_eq!(got, values(&[("REGION", "eu"), ("TICKET", "OPS-12")]));
+
+        let mut job = build_job(&sj, &asked, &defaults()).expect("builds");
+        with_parameters(&mut job, &got);
+        assert_eq!(job_parameters(&job), got);
+        let pod = job.spec.as_ref().expect("spec").template.clone();
+        let env: Vec<(String, String)> = pod.spec.expect("pod").containers[0]
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.name, e.value.unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env,
+            [("REPORT", "nightly"), ("REGION", "eu"), ("TICKET", "OPS-12")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(
+            pod.metadata.expect("meta").annotations.expect("annotations")[PARAMETERS_ANNOTATION],
+            r#"{"REGION":"eu","TICKET":"OPS-12"}"#
+        );
+
+        // A later run-now that brings no values of its own does not get these.
+        let later = Launch::new("report", Trigger::Manual, at(6));
+        let refused = parameters(&sj, &later, None).expect_err("TICKET has no default");
+        assert_eq!(refused.errors[0].field, "parameters.TICKET");
+        // A retry runs with the values of the attempt before it.
+        let retry = Launch::attempt("report", Trigger::Manual, at(6), 2);
+        let before = values(&[("TICKET", "OPS-9")]);
+        assert_eq!(
+            parameters(&sj, &retry, Some(&before)),
+            Ok(values(&[("REGION", "eu"), ("TICKET", "OPS-9")]))
+        );
+    }
+
+    #[test]
+    fn values_that_do_not_fit_refuse_the_run_with_their_field() {
+        let mut sj = region_job();
+        sj.metadata.annotations = Some(BTreeMap::from([
+            (RUN_NOW_ANNOTATION.to_owned(), at(5).to_rfc3339()),
+            (
+                RUN_NOW_PARAMETERS_ANNOTATION.to_owned(),
+                r#"{"REGION":"mars","TICKET":"x"}"#.to_owned(),
+            ),
+        ]));
+        let asked = Launch::new("report", Trigger::Manual, at(5));
+        let refused = parameters(&sj, &asked, None).expect_err("refused");
+        let fields: Vec<&str> = refused.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["parameters.REGION", "parameters.TICKET"]);
+        sj.metadata
+            .annotations
+            .as_mut()
+            .expect("set")
+            .insert(RUN_NOW_PARAMETERS_ANNOTATION.to_owned(), "[1]".to_owned());
+        let unreadable = parameters(&sj, &asked, None).expect_err("not an object");
+        assert_eq!(
+            unreadable.errors[0].field,
+            "metadata.annotations[jobtrigger.io/run-now-parameters]"
         );
     }
 

@@ -43,6 +43,8 @@ pub struct Child {
     pub created: DateTime<Utc>,
     /// Who asked for a manual run (the Job's requester annotation).
     pub requester: Option<String>,
+    /// The values of the job's parameters the run got (the Job's parameters annotation).
+    pub parameters: jtp_crds::ParameterValues,
     pub state: ChildState,
     /// The run's final row is known to be in SQL.
     pub recorded: bool,
@@ -666,6 +668,7 @@ mod tests {
             attempt: 1,
             created: t(at),
             requester: None,
+            parameters: Default::default(),
             state: ChildState::Active,
             recorded: false,
         }

@@ -117,6 +117,7 @@ impl SqlLedger {
             k8s_job_name: Some(qualified(&run.job.namespace, &run.k8s_job_name)),
             runner: Some(RUNNER_NAME.to_owned()),
             requester: run.requester.clone(),
+            parameters: run.parameters.clone(),
         };
         Ok(store.record_attempt_start(&start, run.attempt).await?)
     }
@@ -248,6 +249,8 @@ pub struct RunStart {
     pub requester: Option<String>,
     /// 1 for a slot's first run, more for its retries.
     pub attempt: u32,
+    /// The values of the job's parameters the run got (`spec.parameters`).
+    pub parameters: jtp_crds::ParameterValues,
 }
 
 /// A run that has finished.

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use jtp_crds::policy::Stop;
 use jtp_crds::{
-    FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, RunStatus,
-    STOP_RUN_ANNOTATION_PREFIX, ScheduledJob, ScheduledJobStatus, Trigger, validate,
+    FieldError, InvalidSpec, JOB_LABEL, JobId, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION,
+    RUN_NOW_REQUESTER_ANNOTATION, RunStatus, STOP_RUN_ANNOTATION_PREFIX, ScheduledJob, ScheduledJobStatus,
+    Trigger, validate,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
@@ -33,7 +34,7 @@ use super::ledger::{JobMirror, Ledger, RunFinish, RunStart};
 use super::metrics::Metrics;
 use super::runs::{self, Outcome};
 use super::trust::Trust;
-use super::writer::{STARTED, StatusWriter, Urgency};
+use super::writer::{INVALID_PARAMETERS_REASON, STARTED, StatusWriter, Urgency};
 use super::{Error, FIELD_MANAGER, FINALIZER, OperatorArgs, Result};
 
 /// Shared by every reconcile.
@@ -298,6 +299,7 @@ fn run_start(sj: &ScheduledJob, child: &Child) -> RunStart {
         trigger: child.trigger,
         requester: child.requester.clone(),
         attempt: child.attempt,
+        parameters: child.parameters.clone(),
     }
 }
 
@@ -586,7 +588,7 @@ async fn execute(
     }
     notices.extend(stop_requested_runs(sj, ctx, &jobs_api, &pods_api, &recorded.children).await);
     for launch in &decision.launch {
-        notices.extend(start(sj, ctx, &jobs_api, launch).await?);
+        notices.extend(start(sj, ctx, &jobs_api, launch, &recorded.children).await?);
     }
     if decision.pause.is_some() && !sj.spec.suspend {
         pause(sj, ctx, &ns).await?;
@@ -607,24 +609,45 @@ async fn execute(
     Ok(notices)
 }
 
-/// Removes the ScheduledJob's run-now requester annotation once its run has started, so a later
-/// run-now that names nobody is not credited to the same person. A JSON patch that first tests
-/// both annotations: if someone asked again meanwhile, the test fails and their name stays.
-async fn forget_requester(sj: &ScheduledJob, ctx: &Context, requester: &str) {
+/// Removes the ScheduledJob's run-now requester and parameters annotations once the run they
+/// belong to has started, so a later run-now that names nobody is not credited to the same
+/// person, nor given the same values. A JSON patch that first tests the annotations: if someone
+/// asked again meanwhile, the test fails and their request stays whole.
+async fn forget_request(sj: &ScheduledJob, ctx: &Context, launch: &Launch) {
     let (Some(ns), Some(run_now)) = (sj.namespace(), sj.annotations().get(RUN_NOW_ANNOTATION)) else {
         return;
     };
+    // Only the request this launch consumed (as `builder::requester` reads it).
+    let belongs =
+        DateTime::parse_from_rfc3339(run_now).is_ok_and(|t| t.with_timezone(&Utc) == launch.scheduled_at);
+    let held: Vec<(&str, &String)> = [RUN_NOW_REQUESTER_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION]
+        .into_iter()
+        .filter_map(|key| sj.annotations().get(key).map(|value| (key, value)))
+        .collect();
+    if !belongs || held.is_empty() {
+        return;
+    }
+    let requester = sj
+        .annotations()
+        .get(RUN_NOW_REQUESTER_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
     let pointer = |key: &str| {
         format!(
             "/metadata/annotations/{}",
             key.replace('~', "~0").replace('/', "~1")
         )
     };
-    let patch = json!([
-        { "op": "test", "path": pointer(RUN_NOW_ANNOTATION), "value": run_now },
-        { "op": "test", "path": pointer(RUN_NOW_REQUESTER_ANNOTATION), "value": sj.annotations().get(RUN_NOW_REQUESTER_ANNOTATION) },
-        { "op": "remove", "path": pointer(RUN_NOW_REQUESTER_ANNOTATION) },
-    ]);
+    let mut ops = vec![json!({ "op": "test", "path": pointer(RUN_NOW_ANNOTATION), "value": run_now })];
+    ops.extend(
+        held.iter()
+            .map(|(key, value)| json!({ "op": "test", "path": pointer(key), "value": value })),
+    );
+    ops.extend(
+        held.iter()
+            .map(|(key, _)| json!({ "op": "remove", "path": pointer(key) })),
+    );
+    let patch = serde_json::Value::Array(ops);
     let patch = match serde_json::from_value::<json_patch::Patch>(patch) {
         Ok(patch) => patch,
         Err(e) => {
@@ -664,14 +687,34 @@ async fn pause(sj: &ScheduledJob, ctx: &Context, ns: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the Job of one run; returns its "Started" Event unless the Job already existed.
+/// Creates the Job of one run; returns its "Started" Event unless the Job already existed, or
+/// the Warning Event of a run refused for its parameter values (nothing started; the request is
+/// not tried again: it is acted on like any run-now, see `status.lastRunNow`).
 async fn start(
     sj: &ScheduledJob,
     ctx: &Context,
     jobs_api: &Api<Job>,
     launch: &Launch,
+    children: &[Child],
 ) -> Result<Option<Notice>> {
-    let job = build_job(sj, launch, &ctx.defaults)?;
+    let previous = children
+        .iter()
+        .find(|c| {
+            c.trigger == launch.trigger
+                && c.scheduled_at == launch.scheduled_at
+                && c.attempt + 1 == launch.attempt
+        })
+        .map(|c| &c.parameters);
+    let values = match builder::parameters(sj, launch, previous) {
+        Ok(values) => values,
+        Err(invalid) => {
+            tracing::warn!(job = %launch.job_name, %invalid, "run refused for its parameter values");
+            let message = format!("did not start {}: {invalid}", launch.job_name);
+            return Ok(Some(Notice::warning(INVALID_PARAMETERS_REASON, message)));
+        }
+    };
+    let mut job = build_job(sj, launch, &ctx.defaults)?;
+    builder::with_parameters(&mut job, &values);
     // With "run started" below, tells the operator's part of the skew from the API server's.
     tracing::debug!(
         job = %launch.job_name,
@@ -709,11 +752,12 @@ async fn start(
         scheduled_at: launch.scheduled_at,
         started_at: Utc::now(),
         trigger: launch.trigger,
-        requester: requester.clone(),
+        requester,
         attempt: launch.attempt,
+        parameters: values,
     };
-    if let Some(requester) = &requester {
-        forget_requester(sj, ctx, requester).await;
+    if launch.attempt == 1 && launch.trigger == Trigger::Manual {
+        forget_request(sj, ctx, launch).await;
     }
     if let Err(e) = ctx.ledger.record_run_start(&start).await {
         tracing::warn!(job = %launch.job_name, error = %e, "cannot record the run start");

@@ -108,6 +108,7 @@ pub fn child(job: &Job, outcome: Option<&Outcome>) -> Option<Child> {
         attempt,
         created: created(job),
         requester: ann.get(REQUESTER_ANNOTATION).cloned(),
+        parameters: super::builder::job_parameters(job),
         state,
         recorded: false,
     })

@@ -258,6 +258,9 @@ impl StatusWriter {
 
 /// Reason of the Event that says a run started.
 pub const STARTED: &str = "Started";
+/// Reason of the Warning Event of a run not started because its parameter values do not fit
+/// `spec.parameters` (a value not allowed, a required one missing, an unreadable annotation).
+pub const INVALID_PARAMETERS_REASON: &str = "InvalidParameters";
 
 /// Publishes one Event (best effort: a failure is logged).
 pub async fn publish(recorder: &Recorder, metrics: &Metrics, object: &ObjectReference, notice: &Notice) {

@@ -12,6 +12,7 @@ use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
 use crate::controller::Metrics;
 use chrono::{DateTime, Utc};
 use jtp_crds::manifest::SecretData;
+use jtp_crds::parameters::{self, ParameterValues};
 use jtp_crds::policy::{self, Facts, Reason, RetryStep, Step};
 use jtp_crds::{CompiledSchedule, ConcurrencyPolicy, JobId, RunStatus, Script, Trigger, validate};
 use jtp_dashboard::live::LiveRuns;
@@ -359,6 +360,7 @@ impl Runner {
                 slot: claim.scheduled_for,
                 attempt: claim.attempt,
                 at: retry.at,
+                parameters: claim.parameters,
             })
         }));
         Ok(())
@@ -417,10 +419,12 @@ impl Runner {
         self.record_skips(job.id, &step, now).await?;
         self.stop_runs(job.id, &step.stop);
         Ok(Some(Pending {
-            job,
             expected,
             next_run: step.next_run,
             drop_retry: matches!(step.retry, RetryStep::Drop(..)),
+            // A job whose defaults do not resolve is refused again when its run starts, with why.
+            defaults: parameters::resolve(&job.spec.parameters, &ParameterValues::new()).unwrap_or_default(),
+            job,
         }))
     }
 
@@ -475,6 +479,7 @@ impl Runner {
                 runner: &self.config.id,
                 now,
                 drop_retry: p.drop_retry,
+                parameters: &p.defaults,
             })
             .collect();
         let (won, locked) = {
@@ -492,8 +497,9 @@ impl Runner {
                     run_id: claim.run_id,
                     trigger: claim.trigger,
                     slot: claim.scheduled_for,
-                    attempt: claim.attempt,
                     at: claim.scheduled_for,
+                    attempt: claim.attempt,
+                    parameters: claim.parameters,
                 })
             })
             .collect();
@@ -542,9 +548,10 @@ impl Runner {
             slot,
             attempt,
             at,
+            parameters,
         } = run;
         let mut started = Utc::now();
-        let done = match self.request(&job, run_id) {
+        let done = match self.request(&job, run_id, &parameters) {
             Ok(request) => {
                 let spawning = Instant::now();
                 let outcome = match start(&request) {
@@ -727,8 +734,11 @@ impl Runner {
     }
 
     /// Builds the process to start, or says why the script cannot start (an ERROR run).
-    fn request(&self, job: &Job, run_id: i64) -> Result<ExecRequest, String> {
+    fn request(&self, job: &Job, run_id: i64, claimed: &ParameterValues) -> Result<ExecRequest, String> {
         let spec = &job.spec;
+        // Checked again against the spec as it is now: an edit since the Run Now may have
+        // changed what the job takes.
+        let values = parameters::resolve(&spec.parameters, claimed).map_err(|e| e.to_string())?;
         // The run's own folder (only its owner may read it): ConfigMap scripts and the pod's
         // volumes are written here; it is removed when the run ends.
         let run_dir = self.config.work_dir.join(run_id.to_string());
@@ -781,6 +791,7 @@ impl Runner {
         // As in the pod: the run container's envFrom and env, then spec.env, then the runner's.
         let mut env = pod_env;
         env.extend(spec.env.iter().map(|v| (v.name.clone(), v.value.clone())));
+        env.extend(values);
         env.push(("JTP_RUN_DIR".into(), run_dir.display().to_string()));
         env.push(("JTP_JOB_NAME".into(), job.name.clone()));
         env.push(("JTP_JOB_NAMESPACE".into(), job.namespace.clone()));
@@ -862,6 +873,8 @@ struct Launch {
     attempt: u32,
     /// When its process starts: the slot, or when a further attempt's backoff has passed.
     at: DateTime<Utc>,
+    /// The values of the job's parameters, as claimed (recorded with the run).
+    parameters: ParameterValues,
 }
 
 /// A due run waiting for its claim.
@@ -871,6 +884,8 @@ struct Pending {
     next_run: Option<DateTime<Utc>>,
     /// The run policy dropped the job's pending retry.
     drop_retry: bool,
+    /// The parameters' defaults: the values of a scheduled run.
+    defaults: ParameterValues,
 }
 
 struct Finished {
