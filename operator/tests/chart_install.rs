@@ -554,7 +554,10 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "a Job in the release namespace: {in_release}"
     );
 
+    delete_jobs_while_an_operator_runs(&[namespace, jobs]);
     helm(&["uninstall", release, "--namespace", namespace]);
+    // The chart's SQLite claim (default values): no PVC protection controller runs in testenv.
+    remove_finalizers("pvc", &format!("{release}-data"), Some(namespace));
     kubectl(&["delete", "clusterrole", &format!("{release}-test-patcher")]);
     ns.cleanup().await;
     jobs_ns.cleanup().await;
@@ -929,6 +932,7 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
         "one run per Run Now, none for the refused one: {runs:?}"
     );
 
+    delete_jobs_while_an_operator_runs(&[jobs]);
     helm(&["uninstall", release, "--namespace", namespace]);
     store.close().await;
     jtp_store::testing::drop_database(&server, &db_name).await;
@@ -1028,6 +1032,7 @@ async fn helm_install_in_sqlite_mode_keeps_runs_on_a_persistent_volume_across_po
     assert!(ids.len() == 2 && ids.contains(&first), "{runs:?}");
     assert!(runs.iter().all(|r| r["status"] == "SUCCESS"), "{runs:?}");
 
+    delete_jobs_while_an_operator_runs(&[jobs]);
     helm(&["uninstall", release, "--namespace", namespace]);
     ns.cleanup().await;
     jobs_ns.cleanup().await;
@@ -1118,33 +1123,45 @@ impl HostPathVolume {
 
 impl Drop for HostPathVolume {
     fn drop(&mut self) {
-        let unprotect = r#"{"metadata":{"finalizers":null}}"#;
         let ns = self.namespace.as_str();
-        for args in [
-            &[
-                "delete",
-                "pvc",
-                &self.claim,
-                "-n",
-                ns,
-                "--wait=false",
-                "--ignore-not-found",
-            ][..],
-            &[
-                "patch",
-                "pvc",
-                &self.claim,
-                "-n",
-                ns,
-                "--type=merge",
-                "-p",
-                unprotect,
-            ],
-            &["delete", "pv", &self.name, "--wait=false", "--ignore-not-found"],
-            &["patch", "pv", &self.name, "--type=merge", "-p", unprotect],
-        ] {
-            let _ = kubectl_output(args);
-        }
+        let claim = [
+            "delete",
+            "pvc",
+            &self.claim,
+            "-n",
+            ns,
+            "--wait=false",
+            "--ignore-not-found",
+        ];
+        let _ = kubectl_output(&claim);
+        remove_finalizers("pvc", &self.claim, Some(ns));
+        let _ = kubectl_output(&["delete", "pv", &self.name, "--wait=false", "--ignore-not-found"]);
+        remove_finalizers("pv", &self.name, None);
+    }
+}
+
+/// Drops the finalizers of `kind/name` (ignoring failures, e.g. when it is gone already).
+fn remove_finalizers(kind: &str, name: &str, namespace: Option<&str>) {
+    let none = r#"{"metadata":{"finalizers":null}}"#;
+    let mut args = vec!["patch", kind, name, "--type=merge", "-p", none];
+    if let Some(ns) = namespace {
+        args.extend(["-n", ns]);
+    }
+    let _ = kubectl_output(&args);
+}
+
+/// Deletes the ScheduledJobs of `namespaces` while an operator still runs to remove its finalizer
+/// (`jobtrigger.io/sql-mirror`), so the test namespaces can go once the operator is uninstalled.
+fn delete_jobs_while_an_operator_runs(namespaces: &[&str]) {
+    for ns in namespaces {
+        kubectl(&[
+            "delete",
+            "scheduledjobs.jobtrigger.io",
+            "--all",
+            "-n",
+            ns,
+            "--timeout=60s",
+        ]);
     }
 }
 
