@@ -193,6 +193,22 @@ impl Browser {
         self.on_element(css, "click", async |el| el.click().await).await;
     }
 
+    /// Logs in on `base`'s login page with a Kubernetes bearer `token` and waits for the jobs list.
+    pub async fn log_in(&self, base: &str, token: &str) {
+        self.goto(&format!("{base}/login")).await;
+        self.fill("#token", token).await;
+        self.click("#login-submit").await;
+        self.find("#jobs-table").await;
+    }
+
+    /// Saves a screenshot `shot` to look at, then fails with the cells of the table matching
+    /// `table` that something covers ([`Browser::covered_cells`]).
+    pub async fn assert_nothing_covered(&self, table: &str, shot: &str) {
+        let path = self.screenshot(shot).await;
+        let covered = self.covered_cells(table).await;
+        assert!(covered.is_empty(), "{shot} ({}): {covered:#?}", path.display());
+    }
+
     /// Saves a screenshot outside the repository (`$TMPDIR/jtp-dashboard-NAME.png`) and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");

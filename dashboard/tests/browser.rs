@@ -209,7 +209,8 @@ async fn the_runs_view_searches_outputs_and_marks_the_match() {
         .eval("return document.querySelectorAll('#all-runs-table tr.run-row').length;")
         .await;
     assert_eq!(rows, 2);
-    assert_nothing_covered(&b, "#all-runs-table", "runs-search-1280").await;
+    b.assert_nothing_covered("#all-runs-table", "runs-search-1280")
+        .await;
     b.set_viewport(390, 844).await;
     b.goto(&format!("{base}/runs?q=ledger")).await;
     b.find(".snippet mark").await;
@@ -218,17 +219,11 @@ async fn the_runs_view_searches_outputs_and_marks_the_match() {
         width.as_f64().unwrap_or(f64::MAX) <= 390.0,
         "wider than the phone: {width}"
     );
-    assert_nothing_covered(&b, "#all-runs-table", "runs-search-390").await;
+    b.assert_nothing_covered("#all-runs-table", "runs-search-390")
+        .await;
     b.close().await;
     let _ = stop.send(());
     server.await.unwrap();
-}
-
-/// Fails with the covered cells, after saving a screenshot to look at.
-async fn assert_nothing_covered(b: &Browser, table: &str, shot: &str) {
-    let path = b.screenshot(shot).await;
-    let covered = b.covered_cells(table).await;
-    assert!(covered.is_empty(), "{shot} ({}): {covered:#?}", path.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,8 +240,10 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
         b.set_viewport(width, 900).await;
         b.goto(&panel_url).await;
         b.find("#panel-job").await;
-        assert_nothing_covered(&b, "#jobs-table", &format!("standalone-panel-{width}")).await;
-        assert_nothing_covered(&b, "#runs-table", &format!("standalone-panel-{width}-runs")).await;
+        b.assert_nothing_covered("#jobs-table", &format!("standalone-panel-{width}"))
+            .await;
+        b.assert_nothing_covered("#runs-table", &format!("standalone-panel-{width}-runs"))
+            .await;
         let headers = b.visible_headers("#jobs-table").await;
         // "Last run" holds the status sort's link too.
         for wanted in ["Name", "Next run", "Last run status", "State"] {
@@ -256,7 +253,8 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
     // Without the panel every column shows, none covered.
     b.goto(&base).await;
     b.find("#jobs-table").await;
-    assert_nothing_covered(&b, "#jobs-table", "standalone-jobs-1400").await;
+    b.assert_nothing_covered("#jobs-table", "standalone-jobs-1400")
+        .await;
     assert_eq!(
         b.visible_headers("#jobs-table").await,
         [
@@ -280,10 +278,13 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
         "the panel ({panel:?}) is above the table ({table:?})"
     );
     assert!(panel[1] < 300.0, "the panel starts near the top: {panel:?}");
-    assert_nothing_covered(&b, "#jobs-table", "standalone-panel-390").await;
-    assert_nothing_covered(&b, "#runs-table", "standalone-panel-390-runs").await;
+    b.assert_nothing_covered("#jobs-table", "standalone-panel-390")
+        .await;
+    b.assert_nothing_covered("#runs-table", "standalone-panel-390-runs")
+        .await;
     b.goto(&format!("{base}/runs")).await;
-    assert_nothing_covered(&b, "#all-runs-table", "standalone-runs-390").await;
+    b.assert_nothing_covered("#all-runs-table", "standalone-runs-390")
+        .await;
 
     // Rows are clickable: a click on a job row's schedule cell opens its panel, one on a run's
     // duration cell opens that run's output.
@@ -339,13 +340,6 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
     server.await.unwrap();
 }
 
-async fn log_in(b: &Browser, base: &str, token: &str) {
-    b.goto(&format!("{base}/login")).await;
-    b.fill("#token", token).await;
-    b.click("#login-submit").await;
-    b.find("#jobs-table").await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_create_run_now_refusal_and_output() {
     let env = KubeEnv::new("dash-browser").await;
@@ -375,7 +369,7 @@ async fn kubernetes_create_run_now_refusal_and_output() {
     assert!(b.text("#login-error").await.contains("not accepted"));
 
     // The owner creates a daily 09:00 job through the form.
-    log_in(&b, &base, &env.owner).await;
+    b.log_in(&base, &env.owner).await;
     b.goto(&format!("{base}/jobs/new")).await;
     b.fill("#name", "cluster-daily").await;
     b.fill("#namespace", &ns).await;
@@ -411,7 +405,8 @@ async fn kubernetes_create_run_now_refusal_and_output() {
         b.set_viewport(width, height).await;
         b.goto(&format!("{base}/jobs/{ns}/cluster-daily")).await;
         b.find("#panel-job").await;
-        assert_nothing_covered(&b, "#jobs-table", &format!("kubernetes-panel-{width}")).await;
+        b.assert_nothing_covered("#jobs-table", &format!("kubernetes-panel-{width}"))
+            .await;
         let headers = b.visible_headers("#jobs-table").await;
         if width > 700 {
             assert!(headers.iter().any(|h| h == "Namespace"), "{headers:?}");
@@ -421,7 +416,7 @@ async fn kubernetes_create_run_now_refusal_and_output() {
 
     // The reader may look but not Run Now: a clear refusal.
     b.click("button.link").await; // log out
-    log_in(&b, &base, &env.reader).await;
+    b.log_in(&base, &env.reader).await;
     b.goto(&format!("{base}/jobs/{ns}/cluster-daily")).await;
     b.click("#run-now").await;
     let refusal = b.text("#error-message").await;
@@ -446,7 +441,7 @@ async fn kubernetes_create_run_now_refusal_and_output() {
     // without a reload.
     b.goto(&format!("{base}/")).await;
     b.click("button.link").await;
-    log_in(&b, &base, &env.runner).await;
+    b.log_in(&base, &env.runner).await;
     b.goto(&format!("{base}/jobs/{ns}/cluster-daily")).await;
     b.click("#run-now").await;
     assert!(

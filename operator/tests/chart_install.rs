@@ -4,9 +4,14 @@
 //! chart's operator ServiceAccount identity scheduling a job end to end; and the chart installed with the
 //! project's own image (`scripts/build-image`) running in cluster: probes passing under the chart's
 //! securityContext, a Run Now landing in PostgreSQL, the leader's pod killed and the standby taking over
-//! with no duplicate run, and the portal reached through `kubectl port-forward` with a Kubernetes token.
+//! with no duplicate run, and the portal reached through `kubectl port-forward` with a token from
+//! `kubectl create token`: its API, and real Chromium logging in, seeing the jobs list at 1280 and
+//! 390 px, and pressing Run Now (refused without the form's CSRF token) until the run's SUCCESS and
+//! output show; and the chart's SQLite mode on a hostPath PersistentVolume: the run in the SQLite file
+//! on the node, and still there for the new pods after both were stopped and started again.
 
 use jtp_crds::{RunStatus, Trigger};
+use jtp_dashboard::testing::Browser;
 use jtp_store::Store;
 use jtp_testenv::{TestNamespace, kubeconfig_path, kubectl, kubectl_output};
 use serde::Deserialize;
@@ -72,17 +77,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
 
     let lint = helm(&["lint", &chart(), "--set", &watched]);
     assert!(lint.contains("0 chart(s) failed"), "{lint}");
-    helm(&[
-        "install",
-        release,
-        &chart(),
-        "--namespace",
-        namespace,
-        "--set",
-        &watched,
-        "--set",
-        "alerts.urlSecret=alert-urls",
-    ]);
+    install(release, namespace, jobs, &["alerts.urlSecret=alert-urls"]);
     kubectl(&[
         "wait",
         "--for",
@@ -559,7 +554,10 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
         "a Job in the release namespace: {in_release}"
     );
 
+    delete_jobs_while_an_operator_runs(&[namespace, jobs]);
     helm(&["uninstall", release, "--namespace", namespace]);
+    // The chart's SQLite claim (default values): no PVC protection controller runs in testenv.
+    remove_finalizers("pvc", &format!("{release}-data"), Some(namespace));
     kubectl(&["delete", "clusterrole", &format!("{release}-test-patcher")]);
     ns.cleanup().await;
     jobs_ns.cleanup().await;
@@ -807,16 +805,10 @@ fn port_forward(namespace: &str, target: &str) -> (Killed, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_and_port_forward() {
-    let client = jtp_testenv::cluster().await;
-    jtp_testenv::import_image(&image_archive());
-    let ns = TestNamespace::new(&client, "incluster").await;
-    let namespace = ns.name().to_owned();
-    let namespace = namespace.as_str();
+    let (client, ns, jobs_ns) = in_cluster("incluster").await;
+    let (namespace, jobs) = (ns.name().to_owned(), jobs_ns.name().to_owned());
+    let (namespace, jobs) = (namespace.as_str(), jobs.as_str());
     let release = namespace;
-    // The jobs run in a namespace of their own: the release's namespace runs none.
-    let jobs_ns = TestNamespace::new(&client, "incluster-jobs").await;
-    let jobs = jobs_ns.name().to_owned();
-    let jobs = jobs.as_str();
 
     // A database of its own on the test PostgreSQL; pods reach it on the node's address.
     let server = jtp_store::testing::postgres_server_url();
@@ -832,38 +824,17 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
         namespace,
         &format!("--from-literal=url={pod_url}"),
     ]);
-    helm(&[
-        "install",
+    install(
         release,
-        &chart(),
-        "--namespace",
         namespace,
-        "--set",
-        &format!("rbac.namespaces={{{namespace},{jobs}}}"),
-        "--set",
-        "image.repository=job-trigger-portal",
-        "--set",
-        "database.existingSecret=db",
-    ]);
+        jobs,
+        &[
+            "image.repository=job-trigger-portal",
+            "database.existingSecret=db",
+        ],
+    );
     // Ready means the chart's probes pass, with its non-root, read-only securityContext.
-    for deployment in ["operator", "portal"] {
-        let out = kubectl_output(&[
-            "rollout",
-            "status",
-            "-n",
-            namespace,
-            &format!("deployment/{release}-{deployment}"),
-            "--timeout=180s",
-        ]);
-        if !out.status.success() {
-            let pods = kubectl_output(&["describe", "pods", "-n", namespace]);
-            panic!(
-                "{deployment} did not become ready: {}\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&pods.stdout)
-            );
-        }
-    }
+    wait_ready(release, namespace);
     let first = leader(namespace, None).await;
 
     let example = repo().join("examples/manual.yaml").display().to_string();
@@ -902,12 +873,420 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     assert_eq!(runs.len(), 2, "exactly one run per Run Now: {runs:?}");
 
     // The portal, through kubectl port-forward (the kubelet's streaming), with a Kubernetes token.
-    // A user who may read the jobs namespace's ScheduledJobs, which is what the portal checks.
-    kubectl(&["create", "serviceaccount", "viewer", "-n", namespace]);
+    let token = portal_user(release, namespace, jobs, "runner");
+    let (_forward, port) = port_forward(namespace, &format!("svc/{release}-portal"));
+    let base = format!("http://127.0.0.1:{port}");
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("GET /healthz through port-forward");
+    assert!(health.status().is_success(), "{health:?}");
+    let listed = portal_get(&base, &token, "/api/v1/jobs").await;
+    assert!(listed.to_string().contains("rebuild-index"), "{listed}");
+
+    // Real Chromium through the same port-forward: log in with the token, the jobs list, Run Now.
+    let b = Browser::start().await;
+    b.log_in(&base, &token).await;
+    let row = format!("tr[data-job='{jobs}/rebuild-index']");
+    for (width, height) in [(1280, 900), (390, 844)] {
+        b.set_viewport(width, height).await;
+        b.goto(&format!("{base}/")).await;
+        b.find(&row).await;
+        b.assert_nothing_covered("#jobs-table", &format!("in-cluster-jobs-{width}"))
+            .await;
+    }
+    b.set_viewport(1440, 900).await;
+    let job_page = format!("{base}/jobs/{jobs}/rebuild-index");
+    // The Run Now form is CSRF protected: without its token the portal refuses, and no run starts.
+    b.goto(&job_page).await;
+    b.find("#run-now").await;
+    b.eval("document.querySelectorAll('input[name=csrf]').forEach(i => i.remove()); return null;")
+        .await;
+    b.click("#run-now").await;
+    let refusal = b.text("#error-message").await;
+    assert!(refusal.contains("no CSRF token"), "{refusal}");
+    b.goto(&job_page).await;
+    b.click("#run-now").await;
+    b.wait_text("#flash", Duration::from_secs(30), |t| {
+        t.contains("Run Now requested for rebuild-index")
+    })
+    .await;
+    // The operator runs it in a pod; the panel shows it reach SUCCESS, credited to the token's user.
+    let by = format!("manual by system:serviceaccount:{namespace}:runner");
+    b.wait_text("#runs-table tbody tr.run-row", Duration::from_secs(120), |t| {
+        t.contains(&by) && t.contains("SUCCESS")
+    })
+    .await;
+    b.click("#runs-table tbody tr.run-row a").await;
+    let output = b.text("#output-text").await;
+    assert!(
+        output.contains("rebuilding the index") && output.contains("warning: this is a demo"),
+        "{output}"
+    );
+    b.set_viewport(390, 844).await;
+    b.screenshot("in-cluster-output-390").await;
+    b.close().await;
+    let runs = finished_runs(&store, jobs, "rebuild-index", 3).await;
+    assert_eq!(
+        runs.len(),
+        3,
+        "one run per Run Now, none for the refused one: {runs:?}"
+    );
+
+    delete_jobs_while_an_operator_runs(&[jobs]);
+    helm(&["uninstall", release, "--namespace", namespace]);
+    store.close().await;
+    jtp_store::testing::drop_database(&server, &db_name).await;
+    ns.cleanup().await;
+    jobs_ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_in_sqlite_mode_keeps_runs_on_a_persistent_volume_across_pod_restarts() {
+    let (_client, ns, jobs_ns) = in_cluster("sqlite").await;
+    let (namespace, jobs) = (ns.name().to_owned(), jobs_ns.name().to_owned());
+    let (namespace, jobs) = (namespace.as_str(), jobs.as_str());
+    let release = namespace;
+
+    // The volume: a directory on the node (this machine), owned by the chart's user, since a
+    // hostPath volume gets no fsGroup ownership change.
+    let pod_security = rendered(&[])
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .map(|d| d["spec"]["template"]["spec"]["securityContext"].clone())
+        .expect("a Deployment");
+    let user = |key: &str| {
+        let id = pod_security[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {pod_security:?}"));
+        u32::try_from(id).expect("a uid")
+    };
+    let (uid, gid) = (user("runAsUser"), user("runAsGroup"));
+    // In /tmp, which every user may traverse (a TMPDIR below /root would not be).
+    let data = tempfile::Builder::new()
+        .prefix("jtp-sqlite-volume-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    std::os::unix::fs::chown(data.path(), Some(uid), Some(gid)).expect("chown the volume");
+
+    // No database Secret: the chart's SQLite mode, its PersistentVolumeClaim `<release>-data`.
+    install(
+        release,
+        namespace,
+        jobs,
+        &["image.repository=job-trigger-portal", "database.sqlite.size=64Mi"],
+    );
+    let _volume = HostPathVolume::bind(namespace, &format!("{release}-data"), data.path(), "64Mi");
+    wait_ready(release, namespace);
+
+    // A run by the operator's pod, read through the portal's pod from the shared file.
+    let example = repo().join("examples/manual.yaml").display().to_string();
+    kubectl(&["apply", "-n", jobs, "-f", &example]);
+    let token = portal_user(release, namespace, jobs, "reader");
+    run_now(jobs, "rebuild-index", "2026-01-01T00:00:00Z");
+    let first = {
+        let (_forward, port) = port_forward(namespace, &format!("svc/{release}-portal"));
+        let runs = portal_finished_runs(&format!("http://127.0.0.1:{port}"), &token, jobs, 1).await;
+        runs[0]["id"].as_i64().expect("run id")
+    };
+
+    // Both pods go; the run is in the SQLite file on the node, with its output.
+    restart_pods(release, namespace, async || {
+        let url = format!("sqlite://{}", data.path().join("jtp.db").display());
+        // Read only what the pods wrote: no migration of the test's own.
+        let options = jtp_store::StoreOptions {
+            migrate: false,
+            ..Default::default()
+        };
+        let store = Store::connect_with(&url, options)
+            .await
+            .expect("the chart's SQLite file");
+        let job = store
+            .get_job_by_name(jobs, "rebuild-index")
+            .await
+            .expect("the job");
+        let runs = store.list_runs(job.id, 10, 0).await.expect("runs").items;
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(
+            (runs[0].id, runs[0].status, runs[0].trigger),
+            (first, RunStatus::Success, Trigger::Manual)
+        );
+        let output = store.get_run(first).await.expect("run").log_output;
+        assert!(output.contains("rebuilding the index"), "{output}");
+        store.close().await;
+    })
+    .await;
+    // The test opened the file as root: hand whatever it made back to the chart's user.
+    for entry in std::fs::read_dir(data.path()).expect("the volume") {
+        let path = entry.expect("entry").path();
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+    }
+
+    // The new pods see the old run, and the new operator adds the next one to the same file.
+    let (_forward, port) = port_forward(namespace, &format!("svc/{release}-portal"));
+    let base = format!("http://127.0.0.1:{port}");
+    let old = portal_finished_runs(&base, &token, jobs, 1).await;
+    assert_eq!(old[0]["id"].as_i64(), Some(first), "{old:?}");
+    run_now(jobs, "rebuild-index", "2026-01-01T00:01:00Z");
+    let runs = portal_finished_runs(&base, &token, jobs, 2).await;
+    let ids: Vec<_> = runs.iter().filter_map(|r| r["id"].as_i64()).collect();
+    assert!(ids.len() == 2 && ids.contains(&first), "{runs:?}");
+    assert!(runs.iter().all(|r| r["status"] == "SUCCESS"), "{runs:?}");
+
+    delete_jobs_while_an_operator_runs(&[jobs]);
+    helm(&["uninstall", release, "--namespace", namespace]);
+    ns.cleanup().await;
+    jobs_ns.cleanup().await;
+}
+
+/// A hostPath PersistentVolume on `dir` for the claim `namespace/claim`, bound to it; on drop the
+/// claim and the volume are deleted.
+///
+/// testenv's controller-manager runs no persistentvolume-binder (nor the PV/PVC protection
+/// controllers), so nothing would bind the chart's claim: this writes what that controller writes
+/// for a pre-bound volume (the PV's `claimRef` with the claim's uid, the claim's `volumeName` and
+/// `bind-completed` annotation, both `Bound`), which is what the scheduler and the kubelet read
+/// before they mount the volume. On drop it also removes the protection finalizers that no
+/// controller would remove.
+struct HostPathVolume {
+    namespace: String,
+    claim: String,
+    name: String,
+}
+
+impl HostPathVolume {
+    fn bind(namespace: &str, claim: &str, dir: &Path, size: &str) -> Self {
+        let this = Self {
+            namespace: namespace.to_owned(),
+            claim: claim.to_owned(),
+            name: format!("{namespace}-data"),
+        };
+        let uid = kubectl(&[
+            "get",
+            "pvc",
+            claim,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        let volume = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": { "name": this.name },
+            "spec": {
+                "capacity": { "storage": size },
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": { "path": dir, "type": "Directory" },
+                "claimRef": { "kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": namespace, "name": claim, "uid": uid.trim() },
+            },
+        });
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), volume.to_string()).expect("write the volume");
+        kubectl(&["create", "-f", &file.path().display().to_string()]);
+        let bound = r#"{"status":{"phase":"Bound"}}"#;
+        kubectl(&[
+            "patch",
+            "pv",
+            &this.name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            bound,
+        ]);
+        let claim_spec = serde_json::json!({
+            "metadata": { "annotations": { "pv.kubernetes.io/bind-completed": "yes" } },
+            "spec": { "volumeName": this.name },
+        });
+        let claim_status = serde_json::json!({
+            "status": { "phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": { "storage": size } },
+        });
+        for (patch, sub) in [(claim_spec, None), (claim_status, Some("--subresource=status"))] {
+            let patch = patch.to_string();
+            let mut args = vec![
+                "patch",
+                "pvc",
+                claim,
+                "-n",
+                namespace,
+                "--type=merge",
+                "-p",
+                &patch,
+            ];
+            args.extend(sub);
+            kubectl(&args);
+        }
+        this
+    }
+}
+
+impl Drop for HostPathVolume {
+    fn drop(&mut self) {
+        let ns = self.namespace.as_str();
+        let claim = [
+            "delete",
+            "pvc",
+            &self.claim,
+            "-n",
+            ns,
+            "--wait=false",
+            "--ignore-not-found",
+        ];
+        let _ = kubectl_output(&claim);
+        remove_finalizers("pvc", &self.claim, Some(ns));
+        let _ = kubectl_output(&["delete", "pv", &self.name, "--wait=false", "--ignore-not-found"]);
+        remove_finalizers("pv", &self.name, None);
+    }
+}
+
+/// Drops the finalizers of `kind/name` (ignoring failures, e.g. when it is gone already).
+fn remove_finalizers(kind: &str, name: &str, namespace: Option<&str>) {
+    let none = r#"{"metadata":{"finalizers":null}}"#;
+    let mut args = vec!["patch", kind, name, "--type=merge", "-p", none];
+    if let Some(ns) = namespace {
+        args.extend(["-n", ns]);
+    }
+    let _ = kubectl_output(&args);
+}
+
+/// Deletes the ScheduledJobs of `namespaces` while an operator still runs to remove its finalizer
+/// (`jobtrigger.io/sql-mirror`), so the test namespaces can go once the operator is uninstalled.
+fn delete_jobs_while_an_operator_runs(namespaces: &[&str]) {
+    for ns in namespaces {
+        kubectl(&[
+            "delete",
+            "scheduledjobs.jobtrigger.io",
+            "--all",
+            "-n",
+            ns,
+            "--timeout=60s",
+        ]);
+    }
+}
+
+/// Scales the release's Deployments to 0, runs `while_down` once their pods are gone, and scales
+/// them back up until the new pods are Ready.
+async fn restart_pods(release: &str, namespace: &str, while_down: impl AsyncFnOnce()) {
+    let deployments = [
+        format!("deployment/{release}-operator"),
+        format!("deployment/{release}-portal"),
+    ];
+    let scale = |replicas: &str| {
+        let mut args = vec!["scale", "-n", namespace, replicas];
+        args.extend(deployments.iter().map(String::as_str));
+        kubectl(&args);
+    };
+    scale("--replicas=0");
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let started = Instant::now();
+    while !kubectl(&["get", "pods", "-n", namespace, "-l", &selector, "-o", "name"])
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the release's pods did not stop in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    while_down().await;
+    scale("--replicas=1");
+    wait_ready(release, namespace);
+}
+
+/// The finished runs of the example `rebuild-index` in `jobs`, as the portal's API lists them,
+/// waiting until there are `count`.
+async fn portal_finished_runs(base: &str, token: &str, jobs: &str, count: usize) -> Vec<serde_json::Value> {
+    let path = format!("/api/v1/jobs/{jobs}/rebuild-index/runs");
+    let started = Instant::now();
+    loop {
+        // Until the operator has put the job in SQL, the portal answers 404.
+        let list = match portal_fetch(base, token, &path).await {
+            Ok(list) => list,
+            Err(e) => serde_json::Value::String(e),
+        };
+        let done: Vec<_> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["status"] != "RUNNING")
+            .cloned()
+            .collect();
+        if done.len() >= count {
+            return done;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{} of {count} runs finished in 120 s: {list}",
+            done.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The cluster with the project's image on the node, and two fresh namespaces: `<prefix>-…` for
+/// a release and `<prefix>-jobs-…` for its jobs (the release's namespace runs none).
+async fn in_cluster(prefix: &str) -> (kube::Client, TestNamespace, TestNamespace) {
+    let client = jtp_testenv::cluster().await;
+    jtp_testenv::import_image(&image_archive());
+    let ns = TestNamespace::new(&client, prefix).await;
+    let jobs = TestNamespace::new(&client, &format!("{prefix}-jobs")).await;
+    (client, ns, jobs)
+}
+
+/// `helm install` of the chart as `release` in `namespace`, watching `namespace` and `jobs`, with
+/// the values `sets`.
+fn install(release: &str, namespace: &str, jobs: &str, sets: &[&str]) {
+    let watched = format!("rbac.namespaces={{{namespace},{jobs}}}");
+    let mut args = vec![
+        "install",
+        release,
+        &*CHART_PATH,
+        "--namespace",
+        namespace,
+        "--set",
+        &watched,
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    helm(&args);
+}
+
+/// Waits until the release's operator and portal Deployments are rolled out: their pods Ready,
+/// which means the chart's probes pass; panics with the pods' description otherwise.
+fn wait_ready(release: &str, namespace: &str) {
+    for deployment in ["operator", "portal"] {
+        let out = kubectl_output(&[
+            "rollout",
+            "status",
+            "-n",
+            namespace,
+            &format!("deployment/{release}-{deployment}"),
+            "--timeout=180s",
+        ]);
+        if !out.status.success() {
+            let pods = kubectl_output(&["describe", "pods", "-n", namespace]);
+            panic!(
+                "{deployment} did not become ready: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&pods.stdout)
+            );
+        }
+    }
+}
+
+/// A ServiceAccount `name` in `namespace` that may read the ScheduledJobs of `jobs` and Run Now
+/// there (the chart's `<release>-trigger` role, bound as the README says); returns a token of it
+/// from `kubectl create token`, which the portal accepts (TokenReview).
+fn portal_user(release: &str, namespace: &str, jobs: &str, name: &str) -> String {
+    let account = format!("--serviceaccount={namespace}:{name}");
+    kubectl(&["create", "serviceaccount", name, "-n", namespace]);
     kubectl(&[
         "create",
         "role",
-        "viewer",
+        name,
         "-n",
         jobs,
         "--verb=get,list,watch",
@@ -916,37 +1295,50 @@ async fn helm_install_runs_the_projects_image_in_cluster_with_leader_election_an
     kubectl(&[
         "create",
         "rolebinding",
-        "viewer",
+        name,
         "-n",
         jobs,
-        "--role=viewer",
-        &format!("--serviceaccount={namespace}:viewer"),
+        "--role",
+        name,
+        &account,
     ]);
-    let token = kubectl(&["create", "token", "viewer", "-n", namespace, "--duration=1h"]);
-    let (_forward, port) = port_forward(namespace, &format!("svc/{release}-portal"));
-    let http = reqwest::Client::new();
-    let health = http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .expect("GET /healthz through port-forward");
-    assert!(health.status().is_success(), "{health:?}");
-    let jobs = http
-        .get(format!("http://127.0.0.1:{port}/api/v1/jobs"))
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .expect("GET /api/v1/jobs");
-    let status = jobs.status();
-    let body = jobs.text().await.expect("body");
-    assert!(status.is_success(), "{status}: {body}");
-    assert!(body.contains("rebuild-index"), "{body}");
+    let trigger = format!("{release}-trigger");
+    let binding = format!("{name}-trigger");
+    kubectl(&[
+        "create",
+        "rolebinding",
+        &binding,
+        "-n",
+        jobs,
+        "--clusterrole",
+        &trigger,
+        &account,
+    ]);
+    let token = kubectl(&["create", "token", name, "-n", namespace, "--duration=1h"]);
+    token.trim().to_owned()
+}
 
-    helm(&["uninstall", release, "--namespace", namespace]);
-    store.close().await;
-    jtp_store::testing::drop_database(&server, &db_name).await;
-    ns.cleanup().await;
-    jobs_ns.cleanup().await;
+/// `GET base+path` of the portal's JSON API with a bearer token; panics unless it answers 2xx JSON.
+async fn portal_get(base: &str, token: &str, path: &str) -> serde_json::Value {
+    portal_fetch(base, token, path)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `GET base+path` of the portal's JSON API with a bearer token: its JSON, or what went wrong.
+async fn portal_fetch(base: &str, token: &str, path: &str) -> Result<serde_json::Value, String> {
+    let reply = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let status = reply.status();
+    let body = reply.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("GET {path}: {status}: {body}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}"))
 }
 
 /// The documents `helm template` renders with `sets`.
