@@ -3,113 +3,18 @@
 //! recording in a SQLite file it shares with the test; webhooks go to a real receiver on
 //! 127.0.0.1 of that namespace, with the URL in a real Secret read through the API.
 
+mod common;
+
+use common::cluster::{Operator, POLL, TIMEOUT, client, delete_all};
 use jtp_crds::{ScheduledJob, ScheduledJobSpec};
-use jtp_operator::controller::{Metrics, OperatorArgs, SqlLedger, run_with};
+use jtp_operator::controller::OperatorArgs;
 use jtp_store::{AlertKind, Store};
-use jtp_testenv::{TestNamespace, wait_for};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, CustomResourceExt};
+use jtp_testenv::TestNamespace;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(250);
-
-async fn client() -> kube::Client {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("jtp_operator=debug"))
-        .with_test_writer()
-        .try_init();
-    let client = jtp_testenv::cluster().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ScheduledJob::crd();
-    let name = crd.metadata.name.clone().expect("CRD name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("jtp-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the CRD");
-    wait_for(&crds, &name, TIMEOUT, "be established", |crd| {
-        crd.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-    })
-    .await;
-    client
-}
-
-/// An in-process operator on one namespace, recording in SQL at `url`.
-struct Operator {
-    metrics: Arc<Metrics>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<jtp_operator::controller::Result<()>>,
-}
-
-impl Operator {
-    fn start(client: &kube::Client, ns: &str, url: &str, tweak: impl FnOnce(&mut OperatorArgs)) -> Self {
-        let mut args = OperatorArgs::defaults();
-        args.namespaces = vec![ns.to_owned()];
-        args.no_leader_election = true;
-        args.error_grace_seconds = 3;
-        args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        tweak(&mut args);
-        let ledger = Arc::new(SqlLedger::with_output_cap(url, args.output_cap));
-        let metrics = Metrics::new();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run_with(
-            client.clone(),
-            args,
-            ledger,
-            metrics.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            metrics,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// Stops it and leaves the ScheduledJobs as they are (a restart).
-    async fn halt(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
-        self.task.abort();
-    }
-
-    async fn stop(mut self, ns: &TestNamespace) {
-        // Finalizers go while the operator still runs.
-        let api: Api<ScheduledJob> = ns.api();
-        let _ = api
-            .delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline
-            && api
-                .list(&ListParams::default())
-                .await
-                .is_ok_and(|l| !l.items.is_empty())
-        {
-            tokio::time::sleep(POLL).await;
-        }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
-        self.task.abort();
-    }
-}
 
 async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + TIMEOUT;
@@ -129,7 +34,7 @@ async fn a_suspended_job_goes_overdue_in_metrics_and_sql_and_a_success_clears_it
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
     let store = Store::connect(&url).await.expect("store");
-    let operator = Operator::start(&client, ns.name(), &url, |_| {});
+    let operator = Operator::start(&client, &[ns.name()], &url, |_| {});
     let api: Api<ScheduledJob> = ns.api();
     let mut spec = ScheduledJobSpec::daily("09:00")
         .expect_success_within("3s")
@@ -183,7 +88,8 @@ async fn a_suspended_job_goes_overdue_in_metrics_and_sql_and_a_success_clears_it
         .map(|r| r.event.kind)
         .collect();
     assert_eq!(kinds, [AlertKind::Recovery, AlertKind::Overdue]);
-    operator.stop(&ns).await;
+    delete_all(&ns).await;
+    operator.stop().await;
 }
 
 /// The samples of a real scrape of `url`, by series (`name{labels}`).
@@ -282,7 +188,7 @@ async fn per_job_series_are_read_from_sql_survive_a_restart_go_with_the_job_and_
     let with_port = |port: u16| {
         move |args: &mut OperatorArgs| args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], port))
     };
-    let operator = Operator::start(&client, ns.name(), &url, with_port(port));
+    let operator = Operator::start(&client, &[ns.name()], &url, with_port(port));
     let api: Api<ScheduledJob> = ns.api();
     api.create(
         &PostParams::default(),
@@ -368,10 +274,10 @@ async fn per_job_series_are_read_from_sql_survive_a_restart_go_with_the_job_and_
     }
 
     // A restart: the new operator reads the series from SQL, with no run since.
-    operator.halt().await;
+    operator.stop().await;
     let port = jtp_dashboard::testing::free_port();
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let operator = Operator::start(&client, ns.name(), &url, with_port(port));
+    let operator = Operator::start(&client, &[ns.name()], &url, with_port(port));
     let deadline = Instant::now() + TIMEOUT;
     let after = loop {
         if let Ok(response) = reqwest::get(&metrics_url).await
@@ -424,7 +330,8 @@ async fn per_job_series_are_read_from_sql_survive_a_restart_go_with_the_job_and_
         );
         tokio::time::sleep(POLL).await;
     }
-    operator.stop(&ns).await;
+    delete_all(&ns).await;
+    operator.stop().await;
     store.close().await;
     ns.cleanup().await;
 }
@@ -474,7 +381,7 @@ async fn a_failure_and_its_recovery_reach_a_receiver_whose_url_is_in_a_secret() 
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
     let secret_ref = format!("{}/alert-urls", ns.name());
-    let operator = Operator::start(&client, ns.name(), &url, |args| {
+    let operator = Operator::start(&client, &[ns.name()], &url, |args| {
         args.alerts.receivers = vec!["ops=json".into()];
         args.alerts.default_receivers = vec!["ops".into()];
         args.alert_url_secret = Some(secret_ref.clone());
@@ -552,7 +459,8 @@ async fn a_failure_and_its_recovery_reach_a_receiver_whose_url_is_in_a_secret() 
         !String::from_utf8_lossy(&db).contains(&hook),
         "the URL is not stored in SQL"
     );
-    operator.stop(&ns).await;
+    delete_all(&ns).await;
+    operator.stop().await;
     store.close().await;
     ns.cleanup().await;
 }

@@ -207,17 +207,19 @@ fn fit(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_owned();
     }
-    let hash = format!("{:08x}", fnv1a(name.as_bytes()) as u32);
+    let hash = format!("{:08x}", fnv1a(name) as u32);
     let keep = max.saturating_sub(hash.len() + 1);
     let prefix = name[..keep.min(name.len())].trim_end_matches(['-', '.']);
     format!("{prefix}-{hash}")
 }
 
-/// FNV-1a: stable across builds and platforms (std's hasher is not), which names need.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// FNV-1a (64 bit), the hash the interval phases use too: stable across builds and platforms
+/// (std's hasher is not), which names need.
+fn fnv1a(name: &str) -> u64 {
+    use std::hash::Hasher as _;
+    let mut hash = fnv::FnvHasher::default();
+    hash.write(name.as_bytes());
+    hash.finish()
 }
 
 /// The command of the run's container for each script form.
@@ -458,7 +460,12 @@ mod tests {
         );
         let long = "a".repeat(80);
         let one = job_name(&long, Trigger::Schedule, at(1_800_000_000));
-        assert_eq!(one, job_name(&long, Trigger::Schedule, at(1_800_000_000)));
+        // Pinned: an upgraded operator must find the Jobs an older one named.
+        assert_eq!(
+            one,
+            format!("{}-8c57aa35-1800000000", "a".repeat(43)),
+            "FNV-1a of the name, its low 32 bits"
+        );
         assert!(one.len() <= MAX_JOB_NAME, "{one}");
         assert!(one.ends_with("-1800000000"));
         let other = job_name(&format!("{long}b"), Trigger::Schedule, at(1_800_000_000));

@@ -1,16 +1,16 @@
 //! The operator's port to SQL: the `scheduled_jobs` mirror and the `job_execution_logs` rows.
 //!
-//! Every call is idempotent (rows are keyed by the resource UID and the Kubernetes Job name), so a
-//! retry after an outage or a restart writes each run once. [`MemoryLedger`] keeps rows in memory
-//! for tests and for runs without a database; the SQL store implements the same trait.
+//! Every call is idempotent (rows are keyed by the resource UID and the Kubernetes Job's
+//! `namespace/name`), so a retry after an outage or a restart writes each run once. [`SqlLedger`]
+//! is the store; [`MemoryLedger`] keeps the runs of an operator started without a database URL
+//! (warned at start) in its memory only.
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use jtp_crds::policy::PendingRetry;
 use jtp_crds::{Retention, RunStatus, ScheduledJobSpec, Trigger};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// A failed SQL call; the operator retries it with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +81,13 @@ impl SqlLedger {
         Ok(store)
     }
 
+    /// The mirror rows' ids by UID (a cache: a panic while it was held cannot leave it wrong).
+    fn ids(&self) -> MutexGuard<'_, BTreeMap<String, i64>> {
+        self.ids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn job_id(&self, store: &jtp_store::Store, job: &JobMirror) -> Result<i64, LedgerError> {
-        if let Some(id) = self.ids.lock().ok().and_then(|ids| ids.get(&job.uid).copied()) {
+        if let Some(id) = self.ids().get(&job.uid).copied() {
             return Ok(id);
         }
         self.upsert(store, job).await
@@ -101,9 +106,7 @@ impl SqlLedger {
         if job.spec.suspend && row.pause_note != job.pause_note {
             store.set_pause_note(row.id, job.pause_note.as_deref()).await?;
         }
-        if let Ok(mut ids) = self.ids.lock() {
-            ids.insert(job.uid.clone(), row.id);
-        }
+        self.ids().insert(job.uid.clone(), row.id);
         Ok(row.id)
     }
 
@@ -304,7 +307,7 @@ pub trait Ledger: Send + Sync {
     }
 }
 
-/// One row of [`MemoryLedger`].
+/// One run of [`MemoryLedger`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryRun {
     pub job_uid: String,
@@ -316,11 +319,11 @@ pub struct MemoryRun {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Rows in memory, with a switch that makes every call fail as a stopped database would.
+/// The runs of an operator without a database, in its memory: lost at restart, never shown by
+/// the portal; nothing alerts and nothing is pruned. Keyed as the SQL rows are (the Job's
+/// `namespace/name`), so Jobs of the same name in two namespaces are two runs.
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
-    down: AtomicBool,
-    jobs: Mutex<BTreeMap<String, (JobMirror, bool)>>,
     runs: Mutex<BTreeMap<String, MemoryRun>>,
 }
 
@@ -329,77 +332,37 @@ impl MemoryLedger {
         Self::default()
     }
 
-    /// Makes every later call fail (`true`) or succeed again (`false`).
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    /// The runs by Kubernetes Job name.
+    /// The runs by `namespace/name` of their Kubernetes Job.
     pub fn runs(&self) -> BTreeMap<String, MemoryRun> {
-        self.runs.lock().map(|r| r.clone()).unwrap_or_default()
+        self.lock().clone()
     }
 
-    /// The mirror row of a job and whether it is marked deleted.
-    pub fn job(&self, uid: &str) -> Option<(JobMirror, bool)> {
-        self.jobs.lock().ok().and_then(|j| j.get(uid).cloned())
-    }
-
-    fn check(&self) -> Result<(), LedgerError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(LedgerError::new("database unavailable (MemoryLedger is down)"))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn poisoned() -> LedgerError {
-        LedgerError::new("memory ledger lock poisoned")
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, MemoryRun>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Ledger for MemoryLedger {
-    fn upsert_job<'a>(&'a self, job: &'a JobMirror) -> BoxFuture<'a, Result<(), LedgerError>> {
-        Box::pin(async move {
-            self.check()?;
-            let mut jobs = self.jobs.lock().map_err(|_| Self::poisoned())?;
-            let deleted = jobs.get(&job.uid).is_some_and(|(_, d)| *d);
-            jobs.insert(job.uid.clone(), (job.clone(), deleted));
-            Ok(())
-        })
+    /// No mirror rows: only the portal reads them, and it reads SQL.
+    fn upsert_job<'a>(&'a self, _job: &'a JobMirror) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async { Ok(()) })
     }
 
     fn record_run_start<'a>(&'a self, run: &'a RunStart) -> BoxFuture<'a, Result<(), LedgerError>> {
         Box::pin(async move {
-            self.check()?;
-            let mut runs = self.runs.lock().map_err(|_| Self::poisoned())?;
-            runs.entry(run.k8s_job_name.clone()).or_insert_with(|| MemoryRun {
-                job_uid: run.job.uid.clone(),
-                scheduled_at: run.scheduled_at,
-                trigger: run.trigger,
-                status: RunStatus::Running,
-                exit_code: None,
-                output: String::new(),
-                finished_at: None,
-            });
+            let mut runs = self.lock();
+            runs.entry(qualified(&run.job.namespace, &run.k8s_job_name))
+                .or_insert_with(|| MemoryRun::started(run));
             Ok(())
         })
     }
 
     fn record_run_finish<'a>(&'a self, run: &'a RunFinish) -> BoxFuture<'a, Result<(), LedgerError>> {
         Box::pin(async move {
-            self.check()?;
-            let mut runs = self.runs.lock().map_err(|_| Self::poisoned())?;
+            let mut runs = self.lock();
             let row = runs
-                .entry(run.start.k8s_job_name.clone())
-                .or_insert_with(|| MemoryRun {
-                    job_uid: run.start.job.uid.clone(),
-                    scheduled_at: run.start.scheduled_at,
-                    trigger: run.start.trigger,
-                    status: RunStatus::Running,
-                    exit_code: None,
-                    output: String::new(),
-                    finished_at: None,
-                });
+                .entry(qualified(&run.start.job.namespace, &run.start.k8s_job_name))
+                .or_insert_with(|| MemoryRun::started(&run.start));
             if row.status == RunStatus::Running {
                 row.status = run.status;
                 row.exit_code = run.exit_code;
@@ -410,28 +373,24 @@ impl Ledger for MemoryLedger {
         })
     }
 
-    fn mark_deleted<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Result<(), LedgerError>> {
-        Box::pin(async move {
-            self.check()?;
-            let mut jobs = self.jobs.lock().map_err(|_| Self::poisoned())?;
-            if let Some(entry) = jobs.get_mut(uid) {
-                entry.1 = true;
-            }
-            Ok(())
-        })
+    /// No mirror rows to mark; the runs stay.
+    fn mark_deleted<'a>(&'a self, _uid: &'a str) -> BoxFuture<'a, Result<(), LedgerError>> {
+        Box::pin(async { Ok(()) })
     }
 
     fn finished_runs<'a>(
         &'a self,
-        _namespace: &'a str,
+        namespace: &'a str,
         jobs: &'a [String],
     ) -> BoxFuture<'a, Result<HashSet<String>, LedgerError>> {
         Box::pin(async move {
-            self.check()?;
-            let runs = self.runs.lock().map_err(|_| Self::poisoned())?;
+            let runs = self.lock();
             Ok(jobs
                 .iter()
-                .filter(|j| runs.get(*j).is_some_and(|r| r.status.is_finished()))
+                .filter(|j| {
+                    runs.get(&qualified(namespace, j))
+                        .is_some_and(|r| r.status.is_finished())
+                })
                 .cloned()
                 .collect())
         })
@@ -439,9 +398,73 @@ impl Ledger for MemoryLedger {
 
     /// Runs kept in memory live as long as the process: nothing is pruned.
     fn prune_runs<'a>(&'a self, _global: &'a Retention) -> BoxFuture<'a, Result<u64, LedgerError>> {
-        Box::pin(async move {
-            self.check()?;
-            Ok(0)
-        })
+        Box::pin(async { Ok(0) })
+    }
+}
+
+impl MemoryRun {
+    fn started(run: &RunStart) -> Self {
+        Self {
+            job_uid: run.job.uid.clone(),
+            scheduled_at: run.scheduled_at,
+            trigger: run.trigger,
+            status: RunStatus::Running,
+            exit_code: None,
+            output: String::new(),
+            finished_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(namespace: &str, job: &str) -> RunStart {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).expect("an instant");
+        RunStart {
+            job: JobMirror {
+                uid: format!("uid-{namespace}"),
+                namespace: namespace.into(),
+                name: "backup".into(),
+                spec: ScheduledJobSpec::manual(),
+                next_run: None,
+                last_run: None,
+                last_status: None,
+                pause_note: None,
+            },
+            k8s_job_name: job.into(),
+            scheduled_at: at,
+            started_at: at,
+            trigger: Trigger::Manual,
+            requester: None,
+            attempt: 1,
+        }
+    }
+
+    /// Jobs of one name in two namespaces are two runs, as in SQL: one finished does not make the
+    /// other look recorded.
+    #[tokio::test]
+    async fn runs_in_memory_are_keyed_by_namespace_and_job_name() {
+        let ledger = MemoryLedger::new();
+        let (a, b) = (start("a", "backup-m1"), start("b", "backup-m1"));
+        ledger.record_run_start(&a).await.expect("start a");
+        ledger.record_run_start(&b).await.expect("start b");
+        ledger
+            .record_run_finish(&RunFinish {
+                start: a,
+                finished_at: DateTime::from_timestamp(1_700_000_010, 0).expect("an instant"),
+                status: RunStatus::Success,
+                exit_code: Some(0),
+                output: super::super::runs::RunOutput::default(),
+                retry: None,
+            })
+            .await
+            .expect("finish a");
+        let names = ["backup-m1".to_owned()];
+        let in_a = ledger.finished_runs("a", &names).await.expect("a");
+        let in_b = ledger.finished_runs("b", &names).await.expect("b");
+        assert_eq!((in_a.len(), in_b.len()), (1, 0));
+        assert_eq!(ledger.runs().len(), 2);
     }
 }

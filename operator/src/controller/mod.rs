@@ -100,7 +100,9 @@ pub struct OperatorArgs {
     /// Image of runs whose spec names none.
     #[arg(long, env = "JTP_DEFAULT_IMAGE", default_value = DEFAULT_IMAGE)]
     pub default_image: String,
-    /// Database URL (postgres://… or sqlite:…) where runs are recorded; without it runs are kept in memory only.
+    /// Database URL (postgres://… or sqlite://…) where runs are recorded; without it runs are not
+    /// kept (in memory only: lost at restart, not in the portal, no alerts), which a warning at
+    /// start says.
     #[arg(long, env = "JTP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
@@ -237,14 +239,17 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
     run_with(client, args, ledger, metrics, crate::process::shutdown_signal()).await
 }
 
-/// Opens the run store named by the URL; without one, runs are kept in memory.
+/// What the operator says at start without a database URL.
+const NO_DATABASE_WARNING: &str = "no --database-url (JTP_DATABASE_URL): runs are NOT kept: they live in \
+    this process's memory only, are lost at restart, are not shown by the portal, and nothing alerts or is \
+    pruned; to record them in SQL, set --database-url or JTP_DATABASE_URL to postgres://USER:PASSWORD@HOST/DB \
+    or sqlite://PATH";
+
+/// Opens the run store named by the URL; without one, runs are kept in memory only (warned).
 async fn open_ledger(url: Option<&str>, output_cap: usize) -> Result<Arc<dyn Ledger>> {
-    match url {
+    match url.map(str::trim).filter(|u| !u.is_empty()) {
         None => {
-            tracing::warn!(
-                "no --database-url (JTP_DATABASE_URL): runs are kept in this process's memory only, lost at \
-                 restart and not shown by the portal; set it to record them in SQL"
-            );
+            tracing::warn!("{NO_DATABASE_WARNING}");
             Ok(Arc::new(MemoryLedger::new()))
         }
         Some(url) => {
@@ -260,7 +265,7 @@ async fn open_ledger(url: Option<&str>, output_cap: usize) -> Result<Arc<dyn Led
 }
 
 /// Runs the operator with a given client and store until `shutdown` completes. Tests call this
-/// in-process with a [`MemoryLedger`].
+/// in-process with a [`SqlLedger`] on a database of their own.
 pub async fn run_with(
     client: kube::Client,
     mut args: OperatorArgs,

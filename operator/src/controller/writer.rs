@@ -16,7 +16,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -80,6 +80,12 @@ impl StatusWriter {
         }
     }
 
+    /// The queue, also after a panic elsewhere while it was held: a poisoned lock must not make
+    /// every later status write and Event silently vanish.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Queues `status` (if it changed) and `notices` for `sj`. A newer status replaces a queued
     /// one; the "Started" Event of a run that has already ended is dropped, its end says it.
     pub fn queue(
@@ -104,9 +110,7 @@ impl StatusWriter {
             Urgency::Now => now,
             Urgency::Coalesce => now + self.window,
         };
-        let Ok(mut queue) = self.queue.lock() else {
-            return;
-        };
+        let mut queue = self.lock();
         let entry = queue
             .pending
             .entry(sj.uid().unwrap_or_default())
@@ -135,9 +139,7 @@ impl StatusWriter {
 
     /// Forgets what is queued for a deleted ScheduledJob.
     pub fn forget(&self, uid: &str) {
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.pending.remove(uid);
-        }
+        self.lock().pending.remove(uid);
     }
 
     /// Writes what falls due, forever (the controllers' lifetime).
@@ -150,9 +152,7 @@ impl StatusWriter {
                 let this = self.clone();
                 writes.spawn(async move {
                     this.write(&uid, pending).await;
-                    if let Ok(mut queue) = this.queue.lock() {
-                        queue.writing.remove(&uid);
-                    }
+                    this.lock().writing.remove(&uid);
                     this.wake.notify_one();
                 });
             }
@@ -169,9 +169,7 @@ impl StatusWriter {
     /// Takes up to `room` due entries whose object has no write in flight; also returns when
     /// the next remaining entry falls due.
     fn take_due(&self, now: Instant, room: usize) -> (Vec<(String, Pending)>, Option<Instant>) {
-        let Ok(mut queue) = self.queue.lock() else {
-            return (Vec::new(), None);
-        };
+        let mut queue = self.lock();
         let Queue { pending, writing } = &mut *queue;
         let mut due: Vec<(Instant, String)> = pending
             .iter()
@@ -237,20 +235,19 @@ impl StatusWriter {
 
     /// Puts back a failed write, behind anything queued for the same object meanwhile.
     fn requeue(&self, uid: &str, mut failed: Pending) {
-        if let Ok(mut queue) = self.queue.lock() {
-            match queue.pending.get_mut(uid) {
-                Some(newer) => {
-                    failed.notices.append(&mut newer.notices);
-                    newer.notices = failed.notices;
-                    newer.failures = failed.failures;
-                    newer.due = newer.due.max(failed.due);
-                    if newer.status.is_none() {
-                        newer.status = failed.status;
-                    }
+        let mut queue = self.lock();
+        match queue.pending.get_mut(uid) {
+            Some(newer) => {
+                failed.notices.append(&mut newer.notices);
+                newer.notices = failed.notices;
+                newer.failures = failed.failures;
+                newer.due = newer.due.max(failed.due);
+                if newer.status.is_none() {
+                    newer.status = failed.status;
                 }
-                None => {
-                    queue.pending.insert(uid.to_owned(), failed);
-                }
+            }
+            None => {
+                queue.pending.insert(uid.to_owned(), failed);
             }
         }
     }
@@ -357,7 +354,7 @@ mod tests {
         let (ready, next) = w.take_due(Instant::now(), 16);
         assert_eq!(ready.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(), ["b"]);
         assert_eq!(next, None, "a's write waits for the one in flight");
-        w.queue.lock().expect("lock").writing.remove("a");
+        w.lock().writing.remove("a");
         let (ready, _) = w.take_due(Instant::now(), 16);
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].1.status, status(2));
@@ -380,7 +377,7 @@ mod tests {
             Urgency::Now,
         );
         w.requeue("a", failed);
-        let queue = w.queue.lock().expect("lock");
+        let queue = w.lock();
         let pending = queue.pending.get("a").expect("queued");
         assert_eq!(pending.status, status(2), "the newer status wins");
         assert_eq!(reasons(pending), ["Failed", "Skipped"], "events keep their order");
