@@ -438,6 +438,7 @@ mod tests {
             started_at: at,
             trigger: Trigger::Manual,
             requester: None,
+            parameters: Default::default(),
             attempt: 1,
         }
     }
