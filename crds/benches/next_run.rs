@@ -77,4 +77,11 @@ fn main() {
     println!("validate+compile:          {:>7.3} µs per spec", per(compile));
     println!("next_after (compiled):     {:>7.3} µs per computation", per(next));
     println!("validate + next_after:     {:>7.3} µs per computation", per(both));
+    // The summary line of scripts/bench: name|figure|peer or limit|ratio|target|ok.
+    let ok = if per(both) < 10.0 { "✔" } else { "✘" };
+    println!(
+        "BENCH|schedule engine: validate + next run, {SPECS} random specs|{:.2} µs ({:.2} µs compiled)|—|—|< 10 µs|{ok}",
+        per(both),
+        per(next)
+    );
 }

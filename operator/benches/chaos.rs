@@ -458,6 +458,13 @@ async fn main() {
         seen.len()
     );
     let bad = duplicate_jobs + duplicate_rows + lost + unknown + left_running + wrong;
+    // The summary line of scripts/bench: name|figure|peer or limit|ratio|target|ok.
+    println!(
+        "BENCH|chaos soak, {seconds} s, {kills} operator kills: runs lost or duplicated, of {} Jobs|{}|—|—|0|{}",
+        seen.len(),
+        duplicate_jobs + duplicate_rows + lost,
+        if bad == 0 { "✔" } else { "✘" }
+    );
     if bad > 0 || apiserver_down.is_none() || postgres_down.is_none() {
         eprintln!("chaos soak FAILED (operator log: {})", log.display());
         std::mem::forget(work); // keep the log

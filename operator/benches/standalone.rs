@@ -344,4 +344,16 @@ fn main() {
         "runner CPU {own_cpu:.1} s ({:.1}% of one core), scripts' CPU {children_cpu:.1} s, runner peak RSS {peak_mib:.1} MiB",
         100.0 * own_cpu / wall
     );
+    // The summary line of scripts/bench: name|figure|peer or limit|ratio|target|ok|load.
+    let p99 = percentile(&skews, 99.0);
+    println!(
+        "BENCH|standalone start skew, {jobs} jobs for {wall:.0} s ({} runs)|p50 {:.1} ms / p99 {p99:.1} ms|—|—|p99 ≤ 10 ms|{}|{load_before} → {load_after}",
+        skews.len(),
+        percentile(&skews, 50.0),
+        if p99 <= 10.0 && !skews.is_empty() {
+            "✔"
+        } else {
+            "✘"
+        }
+    );
 }

@@ -1,22 +1,32 @@
-//! On-demand benchmark (not a test): N ScheduledJobs due in the same minute against the real
-//! control plane of testenv/, then the kube-controller-manager's CronJob controller on N
-//! equivalent CronJobs, one after the other in the same run. Prints p50/p99/max trigger skew (the
-//! instant a watch first sees the Job minus its scheduled time, the same method for both) and API
-//! writes per run (the operator's own count, and the API server's `apiserver_request_total` write
-//! verbs, leases and nodes excluded, which also counts the Job controller, scheduler and node).
+//! On-demand benchmark (not a test), against the real control plane and node of testenv/, one
+//! phase after the other in the same run:
+//! 1. **the limit**: a bare client creating N Jobs at once (the operator's Job for that run, built
+//!    by the same `build_job`, suspended so that no pod runs and without an owner), once by
+//!    server-side apply as the operator sends them and once by plain create;
+//! 2. **the operator**: N ScheduledJobs due in the same second, recording into a SQLite file
+//!    (`SqlLedger`, as users run it);
+//! 3. **the peer**: the kube-controller-manager's CronJob controller on N equivalent CronJobs.
+//!
+//! Prints p50/p99/max of the time from the common start instant (the scheduled second; for the
+//! bare client the instant it sends) to a watch first seeing each Job — the same method for every
+//! phase — and API writes per run (the operator's own count, and the API server's
+//! `apiserver_request_total` write verbs, leases and nodes excluded, which also counts the Job
+//! controller, scheduler and node). Ends with `BENCH|…` summary lines for `scripts/bench`.
 //!
 //!     cargo bench -p jtp-operator --bench trigger_skew            # N = 1000
 //!     JTP_BENCH_JOBS=200 cargo bench -p jtp-operator --bench trigger_skew
 //!
-//! `JTP_BENCH_CRONJOB=0` skips the CronJob phase; `JTP_BENCH_COALESCE_SECONDS` sets the operator's
-//! `--status-coalesce-seconds`. `RUST_LOG=jtp_operator::controller::reconcile=debug`
-//! logs, per Job, the skew when its apply was sent ("applying the Job") and when the API server
-//! answered ("run started"): the operator's part of the skew apart from the API server's.
+//! `JTP_BENCH_CRONJOB=0` skips the CronJob phase, `JTP_BENCH_BARE=0` the bare client;
+//! `JTP_BENCH_COALESCE_SECONDS` sets the operator's `--status-coalesce-seconds`.
+//! `RUST_LOG=jtp_operator::controller::reconcile=debug` logs, per Job, the skew when its apply was
+//! sent ("applying the Job") and when the API server answered ("run started"): the operator's part
+//! of the skew apart from the API server's.
 
 use chrono::{DateTime, Timelike, Utc};
 use futures::StreamExt;
-use jtp_crds::{ScheduledJob, ScheduledJobSpec};
-use jtp_operator::controller::{MemoryLedger, Metrics, OperatorArgs, run_with};
+use jtp_crds::{ScheduledJob, ScheduledJobSpec, Trigger};
+use jtp_operator::controller::builder::{JobDefaults, Launch, build_job};
+use jtp_operator::controller::{DEFAULT_IMAGE, Metrics, OperatorArgs, SqlLedger, run_with};
 use jtp_testenv::{TestNamespace, kubectl};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -128,6 +138,28 @@ struct Outcome {
     missing: usize,
     writes: BTreeMap<String, f64>,
     own_writes: Option<f64>,
+    /// The 1-minute load average of the machine just after the burst.
+    load: String,
+}
+
+impl Outcome {
+    fn p(&self, p: f64) -> f64 {
+        let mut s = self.skews.clone();
+        s.sort_by(f64::total_cmp);
+        percentile(&s, p)
+    }
+
+    fn writes_per_run(&self, n: usize) -> f64 {
+        self.writes.values().sum::<f64>() / n as f64
+    }
+}
+
+/// The machine's 1-minute load average (the other figures depend on what else ran).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn report(name: &str, n: usize, o: &Outcome) {
@@ -135,25 +167,26 @@ fn report(name: &str, n: usize, o: &Outcome) {
     s.sort_by(f64::total_cmp);
     let total: f64 = o.writes.values().sum();
     println!(
-        "{name:<10} runs {:>5}/{n}  skew p50 {:>6.3}s  p99 {:>6.3}s  max {:>6.3}s  apiserver writes/run {:>5.2}{}",
+        "{name:<12} runs {:>5}/{n}  skew p50 {:>6.3}s  p99 {:>6.3}s  max {:>6.3}s  load {}  apiserver writes/run {:>5.2}{}",
         s.len(),
         percentile(&s, 50.0),
         percentile(&s, 99.0),
         s.last().copied().unwrap_or(f64::NAN),
+        o.load,
         total / n as f64,
         o.own_writes
             .map(|w| format!("  controller's own writes/run {:.2}", w / n as f64))
             .unwrap_or_default()
     );
     if o.missing > 0 {
-        println!("{name:<10} {} Jobs never appeared", o.missing);
+        println!("{name:<12} {} Jobs never appeared", o.missing);
     }
     let per: Vec<String> = o
         .writes
         .iter()
         .map(|(k, v)| format!("{k}={:.2}", v / n as f64))
         .collect();
-    println!("{name:<10} apiserver writes/run by resource: {}", per.join(" "));
+    println!("{name:<12} apiserver writes/run by resource: {}", per.join(" "));
 }
 
 async fn skews_of(
@@ -197,15 +230,160 @@ where
         .await;
 }
 
+/// The spec of every ScheduledJob of the operator phase (and of the bare client's Jobs).
+fn bench_spec(cron: &str) -> ScheduledJobSpec {
+    let mut spec = ScheduledJobSpec::cron(cron).in_zone("UTC").script("true");
+    spec.successful_jobs_history_limit = Some(3);
+    spec
+}
+
+/// How the bare client sends its Jobs.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    /// Server-side apply, as the operator does.
+    Apply,
+    /// A plain create (POST).
+    Create,
+}
+
+impl Via {
+    fn label(self) -> &'static str {
+        match self {
+            Via::Apply => "bare SSA",
+            Via::Create => "bare create",
+        }
+    }
+}
+
+/// Waits until the API server has counted no new write for 2 s (at most 10 s: on a shared
+/// cluster other clients never stop), so that the Job controller's answers to one phase do not
+/// compete with the next.
+async fn settle() {
+    let mut last = f64::NAN;
+    let mut quiet = 0;
+    for _ in 0..10 {
+        let total: f64 = apiserver_writes().values().sum();
+        quiet = if total == last { quiet + 1 } else { 0 };
+        if quiet >= 2 {
+            return;
+        }
+        last = total;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The limit: a bare client sends N Jobs at once (each in its own task, as many connections as
+/// the client opens), the operator's own Job for each (`build_job` of the same spec) but
+/// suspended and without an owner, so that no pod runs and the garbage collector leaves them be.
+/// Skew = the watch sees the Job − the instant the client started sending. Also returns, per
+/// Job, when the API server answered it (same origin).
+async fn bare_phase(client: &kube::Client, n: usize, how: Via) -> (Outcome, Vec<f64>, TestNamespace) {
+    let prefix = match how {
+        Via::Apply => "bench-ssa",
+        Via::Create => "bench-create",
+    };
+    let ns = TestNamespace::new(client, prefix).await;
+    let slot = target_minute(chrono::Duration::zero());
+    let defaults = JobDefaults {
+        image: DEFAULT_IMAGE.into(),
+    };
+    let jobs: Vec<Job> = (0..n)
+        .map(|i| {
+            let name = format!("bare-{i}");
+            let mut sj = ScheduledJob::new(&name, bench_spec("0 0 * * *"));
+            sj.metadata.namespace = Some(ns.name().to_owned());
+            sj.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
+            let launch = Launch::new(&name, Trigger::Schedule, slot);
+            let mut job = build_job(&sj, &launch, &defaults).expect("the operator's Job");
+            job.metadata.owner_references = None;
+            if let Some(spec) = job.spec.as_mut() {
+                spec.suspend = Some(true);
+            }
+            job
+        })
+        .collect();
+    let names: Vec<String> = jobs.iter().map(ResourceExt::name_any).collect();
+    let seen: Seen = Arc::default();
+    let watch = watch_jobs(ns.api(), seen.clone());
+    // The watch's first list is done well before this.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = apiserver_writes();
+    eprintln!("{}: {n} Jobs at once", how.label());
+    let api: Api<Job> = ns.api();
+    let start = Utc::now();
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let name = job.name_any();
+                let sent = match how {
+                    Via::Apply => api
+                        .patch(
+                            &name,
+                            &PatchParams::apply("jtp-bench-bare").force(),
+                            &Patch::Apply(&job),
+                        )
+                        .await
+                        .map(|_| ()),
+                    Via::Create => api.create(&PostParams::default(), &job).await.map(|_| ()),
+                };
+                match sent {
+                    Ok(()) => Some((Utc::now() - start).num_microseconds().unwrap_or(0) as f64 / 1e6),
+                    Err(e) => {
+                        eprintln!("{name}: {e}");
+                        None
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut answered = Vec::with_capacity(n);
+    for task in tasks {
+        if let Ok(Some(t)) = task.await {
+            answered.push(t);
+        }
+    }
+    let (skews, missing) = skews_of(&seen, &names, start, start + chrono::Duration::seconds(120)).await;
+    let load = load_average();
+    settle().await;
+    let writes = diff(&apiserver_writes(), &before);
+    watch.abort();
+    let outcome = Outcome {
+        skews,
+        missing,
+        writes,
+        own_writes: None,
+        load,
+    };
+    (outcome, answered, ns)
+}
+
+/// How many of these runs (`<namespace>/<Job>`) the store has recorded as finished.
+async fn finished_runs(store: &jtp_store::Store, names: &[String]) -> usize {
+    let mut done = 0;
+    for chunk in names.chunks(500) {
+        done += store.finished_k8s_jobs(chunk).await.map_or(0, |f| f.len());
+    }
+    done
+}
+
 /// A running operator, stopped at the end once its ScheduledJobs (and finalizers) are gone.
 type Running = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<jtp_operator::controller::Result<()>>,
 );
 
-async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace, Running) {
+async fn operator_phase(
+    client: &kube::Client,
+    n: usize,
+) -> (Outcome, TestNamespace, Running, tempfile::TempDir) {
     let ns = TestNamespace::new(client, "bench-op").await;
-    let ledger = Arc::new(MemoryLedger::new());
+    // The runs go to a SQLite file, as users run it.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
+    let ledger = Arc::new(SqlLedger::new(&url));
+    let store = ledger.store().await.expect("the SQLite store");
     let metrics = Metrics::new();
     let mut args = OperatorArgs::defaults();
     args.namespaces = vec![ns.name().to_owned()];
@@ -233,9 +411,7 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
     let api: Api<ScheduledJob> = ns.api();
     let cron = format!("{} {} * * *", slot.minute(), slot.hour());
     create_all(&api, n, |i| {
-        let mut spec = ScheduledJobSpec::cron(&cron).in_zone("UTC").script("true");
-        spec.successful_jobs_history_limit = Some(3);
-        ScheduledJob::new(&format!("op-{i}"), spec)
+        ScheduledJob::new(&format!("op-{i}"), bench_spec(&cron))
     })
     .await;
     // Let the operator finish its first reconcile of every ScheduledJob before the slot.
@@ -265,11 +441,11 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
     let (before, own_before) = (apiserver_writes(), metrics.api_writes_total());
     let names: Vec<String> = (0..n).map(|i| format!("op-{i}-{}", slot.timestamp())).collect();
     let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
+    let load = load_average();
     // Every run recorded, then a moment for the last status writes.
+    let qualified: Vec<String> = names.iter().map(|j| format!("{}/{j}", ns.name())).collect();
     let deadline = Utc::now() + chrono::Duration::seconds(300);
-    while ledger.runs().values().filter(|r| r.status.is_finished()).count() < n - missing
-        && Utc::now() < deadline
-    {
+    while finished_runs(&store, &qualified).await < n - missing && Utc::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -281,8 +457,9 @@ async fn operator_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamesp
         missing,
         writes,
         own_writes: Some(own),
+        load,
     };
-    (outcome, ns, (stop, operator))
+    (outcome, ns, (stop, operator), dir)
 }
 
 async fn cronjob_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace) {
@@ -315,6 +492,7 @@ async fn cronjob_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespa
         .map(|i| format!("cj-{i}-{}", slot.timestamp() / 60))
         .collect();
     let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
+    let load = load_average();
     let deadline = Utc::now() + chrono::Duration::seconds(300);
     loop {
         let done = api
@@ -344,6 +522,7 @@ async fn cronjob_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespa
         missing,
         writes,
         own_writes: None,
+        load,
     };
     (outcome, ns)
 }
@@ -372,7 +551,15 @@ async fn main() {
     .await
     .expect("apply the CRD");
     // Namespaces are deleted at the end: deleting one mid-run would add its writes to the other phase.
-    let (op, op_ns, (stop, operator)) = operator_phase(&client, n).await;
+    // JTP_BENCH_BARE=0 skips the bare client (for quick iterations on the operator).
+    let with_bare = std::env::var("JTP_BENCH_BARE").map_or(true, |v| v != "0");
+    let mut bare = Vec::new();
+    if with_bare {
+        for how in [Via::Apply, Via::Create] {
+            bare.push((how, bare_phase(&client, n, how).await));
+        }
+    }
+    let (op, op_ns, (stop, operator), _db) = operator_phase(&client, n).await;
     // JTP_BENCH_CRONJOB=0 skips the CronJob phase (for quick iterations on the operator).
     let with_cronjob = std::env::var("JTP_BENCH_CRONJOB").map_or(true, |v| v != "0");
     let cronjob = if with_cronjob {
@@ -397,10 +584,73 @@ async fn main() {
     let _ = stop.send(());
     let _ = operator.await;
     op_ns.cleanup().await;
-    println!("\n{n} jobs due in the same minute (skew = watch sees the Job - scheduled time)");
+    println!(
+        "\n{n} Jobs at once (skew = a watch sees the Job - the scheduled second, or the instant the bare client sent)"
+    );
+    for (how, (outcome, answered, _)) in &bare {
+        report(how.label(), n, outcome);
+        let mut a = answered.clone();
+        a.sort_by(f64::total_cmp);
+        println!(
+            "{:<12} the API server answered p50 {:.3}s p99 {:.3}s after the start ({} of {n})",
+            how.label(),
+            percentile(&a, 50.0),
+            percentile(&a, 99.0),
+            a.len()
+        );
+    }
     report("operator", n, &op);
-    if let Some((cj, cj_ns)) = cronjob {
-        cj_ns.cleanup().await;
-        report("cronjob", n, &cj);
+    let cj = match cronjob {
+        Some((cj, cj_ns)) => {
+            cj_ns.cleanup().await;
+            report("cronjob", n, &cj);
+            Some(cj)
+        }
+        None => None,
+    };
+    // One line per figure for scripts/bench: name|figure|peer or limit|ratio|target|ok|load.
+    let shown = |o: &Outcome| format!("p50 {:.2} s / p99 {:.2} s", o.p(50.0), o.p(99.0));
+    let line = |what: &str, figure: String, peer: String, ratio: f64, target: &str, ok: bool, load: &str| {
+        let ok = if ok { "✔" } else { "✘" };
+        println!("BENCH|{what}|{figure}|{peer}|{ratio:.2}|{target}|{ok}|{load}");
+    };
+    println!();
+    let complete = |o: &Outcome| o.missing == 0;
+    for (how, (b, _, _)) in &bare {
+        let ratio = op.p(99.0) / b.p(99.0);
+        line(
+            &format!("operator skew, {n} jobs due at once / {} (limit)", how.label()),
+            shown(&op),
+            shown(b),
+            ratio,
+            "≤ 1.3",
+            ratio <= 1.3 && complete(&op) && complete(b),
+            &format!("{} / {}", op.load, b.load),
+        );
+    }
+    if let Some(cj) = &cj {
+        let ratio = op.p(99.0) / cj.p(99.0);
+        line(
+            &format!("operator skew, {n} jobs due at once / CronJob controller"),
+            shown(&op),
+            shown(cj),
+            ratio,
+            "≤ 0.2",
+            ratio <= 0.2 && complete(&op),
+            &format!("{} / {}", op.load, cj.load),
+        );
+        let (ours, theirs) = (op.writes_per_run(n), cj.writes_per_run(n));
+        line(
+            &format!("API-server writes per run, {n} jobs due at once / CronJob controller"),
+            format!("{ours:.2}"),
+            format!("{theirs:.2}"),
+            ours / theirs,
+            "< 1",
+            ours < theirs,
+            &format!("{} / {}", op.load, cj.load),
+        );
+    }
+    for (_, (_, _, ns)) in bare {
+        ns.cleanup().await;
     }
 }

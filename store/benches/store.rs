@@ -32,6 +32,61 @@ fn base() -> DateTime<Utc> {
 
 struct Timings(Vec<f64>);
 
+/// (backend, what, p99 ms) of every figure, for the `BENCH|…` summary lines of scripts/bench.
+static P99S: std::sync::Mutex<Vec<(String, String, f64)>> = std::sync::Mutex::new(Vec::new());
+
+/// The summary lines of one backend: name|figure|peer or limit|ratio|target|ok.
+fn summary_lines(kind: &str, jobs: usize, runs: usize) {
+    let all = P99S.lock().map(|v| v.clone()).unwrap_or_default();
+    let of = |pick: &dyn Fn(&str) -> bool| {
+        all.iter()
+            .filter(|(k, w, _)| k == kind && pick(w))
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(_, w, p)| (w.clone(), *p))
+    };
+    let p99 = |what: &str| of(&|w| w == what).map_or(f64::NAN, |(_, p)| p);
+    let ok = |b: bool| if b { "✔" } else { "✘" };
+    let size = format!("{kind}, {jobs} jobs, {runs} runs");
+    for (name, pick, target) in [
+        (
+            "worst p99 of the jobs and runs pages",
+            &(|w: &str| w.starts_with("jobs page") || w.starts_with("one job")) as &dyn Fn(&str) -> bool,
+            10.0,
+        ),
+        (
+            "worst p99 of a search (the 0-hit worst case apart)",
+            &|w: &str| w.starts_with("search") && !w.contains("0 hits"),
+            100.0,
+        ),
+    ] {
+        if let Some((what, p)) = of(pick) {
+            println!(
+                "BENCH|store ({size}): {name}|{p:.1} ms ({what})|—|—|≤ {target} ms|{}",
+                ok(p <= target)
+            );
+        }
+    }
+    for (name, a, b) in [
+        (
+            "recording a run during a retention pass / idle, p99",
+            "record a run during that pass",
+            "record a run (start + finish)",
+        ),
+        (
+            "recording a 2 KiB output with the search index / without, p99",
+            "record a run with 2 KiB output, search index on",
+            "record a run with 2 KiB output, search index dropped",
+        ),
+    ] {
+        let (a, b) = (p99(a), p99(b));
+        println!(
+            "BENCH|store ({size}): {name}|{a:.1} ms|{b:.1} ms|{:.2}|≤ 2|{}",
+            a / b,
+            ok(a / b <= 2.0)
+        );
+    }
+}
+
 impl Timings {
     fn p99(&self) -> f64 {
         let mut sorted = self.0.clone();
@@ -42,6 +97,9 @@ impl Timings {
     fn report(mut self, backend: &str, what: &str) {
         self.0.sort_by(f64::total_cmp);
         let pick = |q: f64| self.0[((self.0.len() as f64 - 1.0) * q).round() as usize];
+        if let Ok(mut all) = P99S.lock() {
+            all.push((backend.to_owned(), what.to_owned(), pick(0.99)));
+        }
         println!(
             "{backend:<9} {what:<34} n={:<5} p50={:>7.3} ms  p99={:>7.3} ms",
             self.0.len(),
@@ -196,6 +254,7 @@ async fn bench(store: &Store, url: &str, jobs: usize, runs: usize, iterations: u
     .report(kind, "record a run (start + finish)");
     bench_search(store, url, &picks, iterations, slot0 + Duration::days(10)).await;
     bench_prune(store, &picks, slot0 + Duration::days(30)).await;
+    summary_lines(kind, jobs, runs);
 }
 
 /// One search the benchmark times: a text and the filters beside it.
