@@ -275,7 +275,7 @@ pub struct JobHealth {
 }
 
 /// Dispatched incidents are kept this long for the portal; older ones (and their deliveries and
-/// attempts) are deleted by [`Store::prune_alerts`].
+/// attempts) are deleted by [`Store::prune_alerts`], which every retention pass ([`Store::prune_runs`]) runs.
 pub const ALERTS_KEPT: Duration = Duration::days(90);
 
 impl Store {

@@ -33,6 +33,8 @@ pub struct PruneReport {
     pub jobs: u64,
     /// Runs deleted.
     pub deleted: u64,
+    /// Dispatched incidents older than [`crate::ALERTS_KEPT`] deleted, with their deliveries.
+    pub incidents: u64,
 }
 
 /// Jobs per read of the jobs list during a pass.
@@ -80,7 +82,8 @@ type JobRow = (i64, bool, bool, Option<i64>, Option<i64>);
 impl Store {
     /// One pass of retention over every job, deleted ones included: each job's finished runs
     /// beyond its policy go, `options.batch` rows per DELETE. A job with `spec.retention`
-    /// follows it; every other job, and every deleted job, follows `global`. Returns what went.
+    /// follows it; every other job, and every deleted job, follows `global`. The pass also
+    /// deletes dispatched incidents older than [`crate::ALERTS_KEPT`]. Returns what went.
     pub async fn prune_runs(
         &self,
         global: &Retention,
@@ -112,6 +115,7 @@ impl Store {
                 report.deleted += self.prune_job(job_id, limits, options).await?;
             }
         }
+        report.incidents = self.prune_alerts(now - crate::ALERTS_KEPT).await?;
         Ok(report)
     }
 
@@ -168,9 +172,10 @@ impl Store {
     pub async fn prune_once_logged(&self, global: &Retention, options: &PruneOptions) {
         let started = std::time::Instant::now();
         match self.prune_runs(global, Utc::now(), options).await {
-            Ok(report) if report.deleted > 0 => tracing::info!(
+            Ok(report) if report.deleted > 0 || report.incidents > 0 => tracing::info!(
                 deleted = report.deleted,
                 jobs = report.jobs,
+                incidents = report.incidents,
                 took_ms = started.elapsed().as_millis() as u64,
                 "retention: deleted runs"
             ),

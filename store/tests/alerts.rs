@@ -428,12 +428,25 @@ async fn deliveries_are_claimed_once_and_every_attempt_is_kept(db: &TestDb) {
         ]
     );
     assert_eq!(store.prune_alerts(at(1, 1, 0)).await.expect("prune"), 0);
-    assert_eq!(
-        store
-            .prune_alerts(Utc::now() + Duration::days(400))
-            .await
-            .expect("prune"),
-        1
-    );
+    // The retention pass (both modes run it) deletes incidents older than ALERTS_KEPT.
+    let keep_all = jtp_crds::Retention::default();
+    let soon = store
+        .prune_runs(
+            &keep_all,
+            at(1, 0, 0) + Duration::days(80),
+            &PruneOptions::default(),
+        )
+        .await
+        .expect("prune");
+    assert_eq!(soon.incidents, 0, "younger than {ALERTS_KEPT:?}");
+    let later = store
+        .prune_runs(
+            &keep_all,
+            Utc::now() + Duration::days(400),
+            &PruneOptions::default(),
+        )
+        .await
+        .expect("prune");
+    assert_eq!(later.incidents, 1);
     assert!(store.job_alerts(job.id, 10).await.expect("alerts").is_empty());
 }
