@@ -54,8 +54,8 @@ fn summary_lines(kind: &str, jobs: usize, runs: usize) {
             10.0,
         ),
         (
-            "worst p99 of a search (the 0-hit worst case apart)",
-            &|w: &str| w.starts_with("search") && !w.contains("0 hits"),
+            "worst p99 of a search (first page with snippets; the 0-hit worst case included)",
+            &|w: &str| w.starts_with("search"),
             100.0,
         ),
     ] {
