@@ -136,6 +136,28 @@ impl ScheduledJobSpec {
         })
     }
 
+    /// Declares parameter `name` whose value is one of `allowed`, with a default or required.
+    pub fn parameter_one_of(self, name: &str, default: Option<&str>, allowed: &[&str]) -> Self {
+        self.parameter_with(crate::parameters::Parameter {
+            name: name.into(),
+            description: None,
+            default: default.map(Into::into),
+            allowed: allowed.iter().map(|v| (*v).to_owned()).collect(),
+            pattern: None,
+        })
+    }
+
+    /// Declares parameter `name` whose value must match `pattern`; no default, so it is required.
+    pub fn parameter_matching(self, name: &str, pattern: &str) -> Self {
+        self.parameter_with(crate::parameters::Parameter {
+            name: name.into(),
+            description: None,
+            default: None,
+            allowed: Vec::new(),
+            pattern: Some(pattern.into()),
+        })
+    }
+
     /// Declares `parameter` as written.
     pub fn parameter_with(mut self, parameter: crate::parameters::Parameter) -> Self {
         self.parameters.push(parameter);

@@ -203,7 +203,7 @@ impl Health {
 /// changed since they were read, and from one query for the rest.
 pub(crate) async fn attach_health(state: &AppState, jobs: &mut [JobView], zone: DisplayZone) -> Result<()> {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-    let running = state.store().running_jobs(&ids).await.map_err(store_err)?;
+    let running = state.store().running_jobs(&ids).await?;
     let cache = &state.inner.health;
     let mut points = cache.lookup(jobs, &running);
     let missing: Vec<i64> = jobs
@@ -212,11 +212,7 @@ pub(crate) async fn attach_health(state: &AppState, jobs: &mut [JobView], zone: 
         .filter(|id| !points.contains_key(id))
         .collect();
     if !missing.is_empty() {
-        let read = state
-            .store()
-            .run_history(&missing, HEALTH_RUNS)
-            .await
-            .map_err(store_err)?;
+        let read = state.store().run_history(&missing, HEALTH_RUNS).await?;
         let mut by_job: std::collections::HashMap<i64, Vec<RunPoint>> =
             missing.iter().map(|id| (*id, Vec::new())).collect();
         for point in read {
@@ -766,7 +762,7 @@ pub(crate) async fn list_all_runs(
     zone: DisplayZone,
 ) -> Result<RunsPage> {
     filter.namespaces = namespaces;
-    let page = state.store().list_all_runs(&filter).await.map_err(store_err)?;
+    let page = state.store().list_all_runs(&filter).await?;
     let now = Utc::now();
     let mut rows: Vec<RunRow> = page
         .items
@@ -775,11 +771,7 @@ pub(crate) async fn list_all_runs(
         .collect();
     if let Some(text) = &filter.text {
         let ids: Vec<i64> = rows.iter().map(|r| r.run.id).collect();
-        let mut snippets = state
-            .store()
-            .search_snippets(&ids, text)
-            .await
-            .map_err(store_err)?;
+        let mut snippets = state.store().search_snippets(&ids, text).await?;
         for row in &mut rows {
             row.snippet = snippets.remove(&row.run.id).map(|s| SnippetView::new(s, text));
         }
@@ -956,15 +948,6 @@ pub const STATE_ACTIVE: &str = "active";
 /// The `state` filter's value for suspended jobs.
 pub const STATE_SUSPENDED: &str = "suspended";
 
-/// The store's error, with "not found" as the portal's 404 and duplicates as 409.
-pub(crate) fn store_err(e: jtp_store::Error) -> AppError {
-    match e {
-        jtp_store::Error::NotFound { what } => AppError::NotFound(format!("{what} not found")),
-        jtp_store::Error::AlreadyExists { what } => AppError::Conflict(format!("{what} already exists")),
-        other => AppError::Store(other),
-    }
-}
-
 /// One page of jobs, limited to `namespaces` (`None`: all).
 pub(crate) async fn list_jobs(
     state: &AppState,
@@ -990,10 +973,7 @@ pub(crate) async fn list_jobs(
     let store = state.store();
     match (namespaces, wanted) {
         (None, wanted) => {
-            let page = store
-                .list_jobs(&filter(wanted, limit, offset))
-                .await
-                .map_err(store_err)?;
+            let page = store.list_jobs(&filter(wanted, limit, offset)).await?;
             Ok((
                 page.items
                     .into_iter()
@@ -1006,10 +986,7 @@ pub(crate) async fn list_jobs(
             if !allowed.contains(&wanted) {
                 return Ok((Vec::new(), 0));
             }
-            let page = store
-                .list_jobs(&filter(Some(wanted), limit, offset))
-                .await
-                .map_err(store_err)?;
+            let page = store.list_jobs(&filter(Some(wanted), limit, offset)).await?;
             Ok((
                 page.items
                     .into_iter()
@@ -1026,8 +1003,7 @@ pub(crate) async fn list_jobs(
             for ns in allowed {
                 let page = store
                     .list_jobs(&filter(Some(ns.clone()), offset + limit, 0))
-                    .await
-                    .map_err(store_err)?;
+                    .await?;
                 total += page.total;
                 all.extend(page.items);
             }
@@ -1048,7 +1024,7 @@ pub(crate) async fn get_job(state: &AppState, namespace: &str, name: &str) -> Re
     match state.store().get_job_by_name(namespace, name).await {
         Ok(job) => Ok(Some(job)),
         Err(jtp_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(store_err(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1089,13 +1065,9 @@ pub(crate) async fn get_run(state: &AppState, id: i64, zone: DisplayZone) -> Res
     let run = match state.store().get_run(id).await {
         Ok(run) => run,
         Err(jtp_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(store_err(e)),
+        Err(e) => return Err(e.into()),
     };
-    let job = state
-        .store()
-        .get_job(run.summary.job_id)
-        .await
-        .map_err(store_err)?;
+    let job = state.store().get_job(run.summary.job_id).await?;
     let view = RunView::from_summary(run.summary, zone.for_job(&job.timezone), Utc::now());
     Ok(Some(RunDetail {
         job,
@@ -1128,7 +1100,7 @@ pub(crate) async fn insert_job(
         spec,
         next_run: next_run(namespace, name, spec, Utc::now())?,
     };
-    state.store().create_job(&input).await.map_err(store_err)?;
+    state.store().create_job(&input).await?;
     Ok(())
 }
 
@@ -1154,11 +1126,7 @@ pub(crate) async fn update_job(
         spec,
         next_run: next_run_after_edit(edit, job.next_run, &schedule, spec, Utc::now()),
     };
-    state
-        .store()
-        .update_job(job.id, &input)
-        .await
-        .map_err(store_err)?;
+    state.store().update_job(job.id, &input).await?;
     Ok(())
 }
 
@@ -1167,7 +1135,7 @@ pub(crate) async fn delete_job(state: &AppState, namespace: &str, name: &str) ->
     let job = get_job(state, namespace, name)
         .await?
         .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
-    state.store().delete_job(job.id).await.map_err(store_err)
+    Ok(state.store().delete_job(job.id).await?)
 }
 
 /// Standalone: the job made due now, asked for by `requester`, with `parameters`.
@@ -1185,8 +1153,7 @@ pub(crate) async fn request_run_now(
     state
         .store()
         .request_run_now(job.id, now, requester, parameters)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok(())
 }
 

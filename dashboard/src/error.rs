@@ -80,6 +80,8 @@ impl AppError {
             Self::Kube(kube::Error::Api(status)) if status.code == 409 => StatusCode::CONFLICT,
             Self::Kube(kube::Error::Api(status)) if status.code == 404 => StatusCode::NOT_FOUND,
             Self::Kube(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(jtp_store::Error::Conflict { .. }) => StatusCode::CONFLICT,
+            Self::Store(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +92,12 @@ impl AppError {
             Self::Invalid(errors) => {
                 let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 format!("invalid input: {}", lines.join("; "))
+            }
+            Self::Store(jtp_store::Error::Conflict { .. }) => {
+                "a concurrent change got there first; reload and try again".to_owned()
+            }
+            Self::Store(e) if e.is_transient() => {
+                format!("the job store is unavailable right now; try again in {STORE_RETRY_AFTER} s")
             }
             Self::Store(_) => "the job store failed; the portal's log has the details".to_owned(),
             Self::Kube(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => {
@@ -103,9 +111,19 @@ impl AppError {
     }
 }
 
+/// Seconds a client is asked to wait (`Retry-After`) when the job store is briefly unreachable.
+const STORE_RETRY_AFTER: u64 = 5;
+
+/// The one mapping of store errors to responses: a missing row is the client's 404, a duplicate
+/// name its 409; everything else stays a store error, whose status [`AppError::status`] picks
+/// (409 for a lost concurrent write, 503 while the database is unreachable, 500 otherwise).
 impl From<jtp_store::Error> for AppError {
     fn from(e: jtp_store::Error) -> Self {
-        Self::Store(e)
+        match e {
+            jtp_store::Error::NotFound { what } => Self::NotFound(format!("{what} not found")),
+            jtp_store::Error::AlreadyExists { what } => Self::Conflict(format!("{what} already exists")),
+            other => Self::Store(other),
+        }
     }
 }
 
@@ -135,13 +153,72 @@ impl IntoResponse for AppError {
             _ => json!({ "error": message, "kind": self.label() }),
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after, .. } = &self {
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            Self::Store(e) if e.is_transient() => Some(STORE_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(*retry_after),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response.extensions_mut().insert(ErrorPage { status, message });
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response_of(e: jtp_store::Error) -> (StatusCode, Option<String>, String) {
+        let error = AppError::from(e);
+        let message = error.public_message();
+        let response = error.into_response();
+        let retry = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.to_str().expect("an ASCII header").to_owned());
+        (response.status(), retry, message)
+    }
+
+    #[test]
+    fn store_errors_map_to_the_status_a_client_can_act_on() {
+        let (status, _, message) = response_of(jtp_store::Error::NotFound { what: "run 7".into() });
+        assert_eq!(
+            (status, message.as_str()),
+            (StatusCode::NOT_FOUND, "run 7 not found")
+        );
+
+        let (status, _, message) = response_of(jtp_store::Error::AlreadyExists {
+            what: "job a/b".into(),
+        });
+        assert_eq!(
+            (status, message.as_str()),
+            (StatusCode::CONFLICT, "job a/b already exists")
+        );
+
+        let (status, _, message) = response_of(jtp_store::Error::Conflict {
+            message: "duplicate key value violates unique constraint \"runs_pkey\"".into(),
+            source: None,
+        });
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(!message.contains("runs_pkey"), "internal detail shown: {message}");
+
+        let (status, retry, message) = response_of(jtp_store::Error::Unavailable {
+            message: "connection refused to 10.0.0.5".into(),
+            source: None,
+        });
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert!(!message.contains("10.0.0.5"), "internal detail shown: {message}");
+
+        let (status, retry, message) = response_of(jtp_store::Error::Corrupt {
+            message: "spec of job 3 is not JSON".into(),
+        });
+        assert_eq!((status, retry), (StatusCode::INTERNAL_SERVER_ERROR, None));
+        assert!(!message.contains("job 3"), "internal detail shown: {message}");
     }
 }

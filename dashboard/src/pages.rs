@@ -121,7 +121,7 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<&'static str> {
-    state.store().ping().await.map_err(data::store_err)?;
+    state.store().ping().await?;
     Ok("ok")
 }
 

@@ -11,8 +11,7 @@ use axum::http::StatusCode;
 use common::kube_env::{KubeEnv, bearer};
 use common::*;
 use jtp_crds::{
-    Parameter, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION,
-    ScheduledJobSpec,
+    RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION, ScheduledJobSpec,
 };
 use jtp_dashboard::{AppState, PortalConfig};
 use serde_json::json;
@@ -25,20 +24,8 @@ async fn a_run_now_with_parameters_is_checked_against_the_resource_and_written_i
     let store = store_in(&dir, None).await;
     let state = AppState::kubernetes(store.clone(), env.client.clone(), PortalConfig::default());
     let spec = ScheduledJobSpec::manual()
-        .parameter_with(Parameter {
-            name: "REGION".into(),
-            description: None,
-            default: Some("eu-west".into()),
-            allowed: vec!["eu-west".into(), "us-east".into()],
-            pattern: None,
-        })
-        .parameter_with(Parameter {
-            name: "TICKET".into(),
-            description: None,
-            default: None,
-            allowed: Vec::new(),
-            pattern: Some("[A-Z]+-[0-9]+".into()),
-        });
+        .parameter_one_of("REGION", Some("eu-west"), &["eu-west", "us-east"])
+        .parameter_matching("TICKET", "[A-Z]+-[0-9]+");
     env.create_job("export", spec).await;
     let run = |body: serde_json::Value, token: &str| {
         bearer(

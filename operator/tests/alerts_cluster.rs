@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cluster::{Operator, POLL, TIMEOUT, client, delete_all};
+use common::cluster::{Operator, POLL, TIMEOUT, client, delete_all, eventually};
 use jtp_crds::{ScheduledJob, ScheduledJobSpec};
 use jtp_operator::controller::OperatorArgs;
 use jtp_store::{AlertKind, Store};
@@ -15,17 +15,6 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
-}
 
 #[tokio::test]
 async fn a_suspended_job_goes_overdue_in_metrics_and_sql_and_a_success_clears_it() {

@@ -5,61 +5,19 @@
 //! are recorded with the run in SQL, and the annotation goes once the run has started; values that
 //! do not fit start nothing and say why in a Warning Event.
 
+mod common;
+
+use common::cluster::{Operator, client, delete_all, eventually};
 use jtp_crds::{
-    PARAMETERS_ANNOTATION, Parameter, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION,
-    RUN_NOW_REQUESTER_ANNOTATION, RunStatus, ScheduledJob, ScheduledJobSpec,
+    PARAMETERS_ANNOTATION, RUN_NOW_ANNOTATION, RUN_NOW_PARAMETERS_ANNOTATION, RUN_NOW_REQUESTER_ANNOTATION,
+    RunStatus, ScheduledJob, ScheduledJobSpec,
 };
-use jtp_operator::controller::{Metrics, OperatorArgs, SqlLedger, run_with};
 use jtp_store::Store;
-use jtp_testenv::{TestNamespace, wait_for};
+use jtp_testenv::TestNamespace;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, CustomResourceExt};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-
-const TIMEOUT: Duration = Duration::from_secs(90);
-const POLL: Duration = Duration::from_millis(250);
-
-async fn client() -> kube::Client {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("jtp_operator=debug"))
-        .with_test_writer()
-        .try_init();
-    let client = jtp_testenv::cluster().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ScheduledJob::crd();
-    let name = crd.metadata.name.clone().expect("CRD name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("jtp-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the CRD");
-    wait_for(&crds, &name, TIMEOUT, "be established", |crd| {
-        crd.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-    })
-    .await;
-    client
-}
-
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
-}
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
 /// Asks for a run now with `values` (a JSON object, as the portal writes it) in one merge patch.
 async fn run_now(api: &Api<ScheduledJob>, name: &str, values: &str) -> chrono::DateTime<chrono::Utc> {
@@ -86,39 +44,12 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
     let url = format!("sqlite://{}", dir.path().join("jtp.db").display());
     let store = Store::connect(&url).await.expect("store");
 
-    let mut args = OperatorArgs::defaults();
-    args.namespaces = vec![ns.name().to_owned()];
-    args.no_leader_election = true;
-    args.error_grace_seconds = 3;
-    args.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let ledger = std::sync::Arc::new(SqlLedger::with_output_cap(&url, args.output_cap));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let mut operator = tokio::spawn(run_with(
-        client.clone(),
-        args,
-        ledger,
-        Metrics::new(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let operator = Operator::start(&client, &[ns.name()], &url, |_| {});
 
     let spec = ScheduledJobSpec::manual()
         .script("echo \"region=$REGION ticket=$TICKET\"")
-        .parameter_with(Parameter {
-            name: "REGION".into(),
-            description: None,
-            default: Some("eu-west".into()),
-            allowed: vec!["eu-west".into(), "us-east".into()],
-            pattern: None,
-        })
-        .parameter_with(Parameter {
-            name: "TICKET".into(),
-            description: None,
-            default: None,
-            allowed: Vec::new(),
-            pattern: Some("[A-Z]+-[0-9]+".into()),
-        });
+        .parameter_one_of("REGION", Some("eu-west"), &["eu-west", "us-east"])
+        .parameter_matching("TICKET", "[A-Z]+-[0-9]+");
     let api: Api<ScheduledJob> = ns.api();
     api.create(&PostParams::default(), &ScheduledJob::new("export", spec))
         .await
@@ -219,20 +150,7 @@ async fn a_run_now_s_values_reach_the_pod_and_sql_and_values_that_do_not_fit_sta
     .await;
     assert!(live.contains_key(RUN_NOW_ANNOTATION));
 
-    let _ = api
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline
-        && api
-            .list(&ListParams::default())
-            .await
-            .is_ok_and(|l| !l.items.is_empty())
-    {
-        tokio::time::sleep(POLL).await;
-    }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), &mut operator).await;
-    operator.abort();
+    delete_all(&ns).await;
+    operator.stop().await;
     ns.cleanup().await;
 }

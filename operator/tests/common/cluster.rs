@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub const TIMEOUT: Duration = Duration::from_secs(90);
 pub const POLL: Duration = Duration::from_millis(250);
 
 /// The test cluster's client, with the ScheduledJob CRD applied and established.
@@ -162,6 +162,18 @@ pub async fn first_finished(store: &Store, uid: &str) -> Run {
 /// The finished runs among `runs`.
 pub fn finished(runs: &[Run]) -> Vec<&Run> {
     runs.iter().filter(|r| r.summary.status.is_finished()).collect()
+}
+
+/// Polls `probe` every [`POLL`] until it gives a value; fails the test after [`TIMEOUT`].
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// An in-process operator recording in SQL: leader election off, ERROR after 3 s of a stuck pod,
