@@ -128,33 +128,25 @@ impl ScheduledJobSpec {
     /// Declares parameter `name` with a default (`None`: a value is required at Run Now).
     pub fn parameter(self, name: &str, default: Option<&str>) -> Self {
         self.parameter_with(crate::parameters::Parameter {
-            name: name.into(),
-            description: None,
             default: default.map(Into::into),
-            allowed: Vec::new(),
-            pattern: None,
+            ..free_parameter(name)
         })
     }
 
     /// Declares parameter `name` whose value is one of `allowed`, with a default or required.
     pub fn parameter_one_of(self, name: &str, default: Option<&str>, allowed: &[&str]) -> Self {
         self.parameter_with(crate::parameters::Parameter {
-            name: name.into(),
-            description: None,
             default: default.map(Into::into),
             allowed: allowed.iter().map(|v| (*v).to_owned()).collect(),
-            pattern: None,
+            ..free_parameter(name)
         })
     }
 
     /// Declares parameter `name` whose value must match `pattern`; no default, so it is required.
     pub fn parameter_matching(self, name: &str, pattern: &str) -> Self {
         self.parameter_with(crate::parameters::Parameter {
-            name: name.into(),
-            description: None,
-            default: None,
-            allowed: Vec::new(),
             pattern: Some(pattern.into()),
+            ..free_parameter(name)
         })
     }
 
@@ -162,5 +154,16 @@ impl ScheduledJobSpec {
     pub fn parameter_with(mut self, parameter: crate::parameters::Parameter) -> Self {
         self.parameters.push(parameter);
         self
+    }
+}
+
+/// Parameter `name` with no description, no default and any value allowed.
+fn free_parameter(name: &str) -> crate::parameters::Parameter {
+    crate::parameters::Parameter {
+        name: name.into(),
+        description: None,
+        default: None,
+        allowed: Vec::new(),
+        pattern: None,
     }
 }
