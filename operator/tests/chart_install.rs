@@ -10,6 +10,8 @@
 //! output show; and the chart's SQLite mode on a hostPath PersistentVolume: the run in the SQLite file
 //! on the node, and still there for the new pods after both were stopped and started again.
 
+mod common;
+
 use jtp_crds::{RunStatus, Trigger};
 use jtp_dashboard::testing::Browser;
 use jtp_store::Store;
@@ -444,7 +446,7 @@ async fn helm_install_examples_rbac_and_the_operator_with_the_charts_identity() 
     let database = format!("sqlite://{}", dir.path().join("jtp.db").display());
     let log = std::fs::File::create(dir.path().join("operator.log")).expect("log");
     let _operator = Killed(
-        Command::new(env!("CARGO_BIN_EXE_jtp"))
+        common::jtp()
             .args([
                 "operator",
                 "--namespaces",

@@ -2,11 +2,13 @@
 //! Kubernetes documentation's example, `kubectl get cronjob -o yaml` output, a Helm chart's
 //! rendered CronJob (fixtures under tests/fixtures/cronjobs/).
 
+mod common;
+
 use jtp_crds::manifest::{Manifest, parse_documents};
 use jtp_crds::{ConcurrencyPolicy, IntervalUnit, JobId, ScheduledJob, validate};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +24,7 @@ struct Output {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jtp"))
+    let mut child = common::jtp()
         .arg("convert")
         .args(args)
         .stdin(Stdio::piped())

@@ -2,13 +2,15 @@
 //! says what to apply. The test removes the CRD from the shared test cluster and puts it back
 //! (cargo runs test binaries one after another, so no other test sees the gap).
 
+mod common;
+
 use jtp_crds::ScheduledJob;
 use jtp_testenv::{kubeconfig_path, kubectl_output};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, CustomResourceExt, ResourceExt};
 use serde_json::json;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const CRD: &str = "scheduledjobs.jobtrigger.io";
@@ -65,7 +67,7 @@ async fn the_operator_without_its_crd_stops_with_what_to_do() {
     }
 
     let started = Instant::now();
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_jtp"))
+    let mut operator = common::jtp()
         .args([
             "operator",
             "--no-leader-election",

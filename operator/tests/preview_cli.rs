@@ -1,12 +1,12 @@
 //! `jtp preview` through the built binary.
 
-use std::process::Command;
+mod common;
 
 fn preview(yaml: &str, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("job.yaml");
     std::fs::write(&file, yaml).expect("write manifest");
-    let out = Command::new(env!("CARGO_BIN_EXE_jtp"))
+    let out = common::jtp()
         .arg("preview")
         .arg(&file)
         .args(args)

@@ -6,14 +6,18 @@
 //! output.
 #![allow(clippy::unwrap_used)]
 
-use jtp_dashboard::testing::{Browser, free_port};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::Jtp;
+use jtp_dashboard::testing::Browser;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const XSS: &str = "<script>alert(1)</script>";
 /// Long enough for a run of a few seconds on a busy two-core machine.
 const WAIT: Duration = Duration::from_secs(30);
+/// How long the process may take to exit after SIGTERM: its shutdown grace (2 s) and some margin.
+const STOP: Duration = Duration::from_secs(15);
 /// What the job runs: the environment only the real executor sets, the script tag with its
 /// indentation, and a pause so the run is seen in flight.
 const SCRIPT: &str = "echo \"job $JTP_JOB_NAME run $JTP_RUN_ID\"\n\
@@ -21,88 +25,15 @@ const SCRIPT: &str = "echo \"job $JTP_JOB_NAME run $JTP_RUN_ID\"\n\
                       sleep 4\n\
                       echo done";
 
-/// One `jtp standalone` process on 127.0.0.1; stopped with SIGTERM (killed if need be) when dropped,
-/// and its log printed when the test failed.
-struct Standalone {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Standalone {
-    fn start(data: &Path) -> Self {
-        let port = free_port();
-        let jobs = data.join("jobs");
-        std::fs::create_dir_all(jobs.join("scripts")).unwrap();
-        Self::start_on(data, port)
-    }
-
-    fn start_on(data: &Path, port: u16) -> Self {
-        let jobs = data.join("jobs");
-        let log = data.join("jtp.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_jtp"))
-            .arg("standalone")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--jobs-dir")
-            .arg(&jobs)
-            .args(["--runner-id", "browser-test", "--shutdown-grace", "2"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start jtp standalone");
-        let jtp = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let deadline = Instant::now() + WAIT;
-        while !reqwest::blocking::get(format!("{}/healthz", jtp.base)).is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "jtp standalone never answered on {}",
-                jtp.base
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        jtp
-    }
-
-    /// SIGTERM, then the process must exit by itself within the shutdown grace and some margin.
-    fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "jtp standalone exited with {status} after SIGTERM"
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jtp standalone did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Standalone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- jtp standalone log ---\n{log}");
-        }
-    }
+/// `jtp standalone` on the data folder `data` (its jobs in `data/jobs`), its log in `data/jtp.log`.
+fn standalone(data: &Path) -> Jtp {
+    std::fs::create_dir_all(data.join("jobs/scripts")).unwrap();
+    common::Standalone::new(data)
+        .arg("--jobs-dir")
+        .arg(data.join("jobs"))
+        .args(["--runner-id", "browser-test", "--shutdown-grace", "2"])
+        .log(&data.join("jtp.log"))
+        .start()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +41,7 @@ async fn create_a_daily_job_run_it_now_and_read_its_output() {
     let data = tempfile::tempdir().unwrap();
     let jtp = tokio::task::spawn_blocking({
         let data = data.path().to_owned();
-        move || Standalone::start(&data)
+        move || standalone(&data)
     })
     .await
     .unwrap();
@@ -200,7 +131,7 @@ async fn create_a_daily_job_run_it_now_and_read_its_output() {
     b.screenshot("standalone-binary-output").await;
 
     b.close().await;
-    tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+    tokio::task::spawn_blocking(move || jtp.stop(STOP)).await.unwrap();
 }
 
 /// A manual job whose script writes a coloured line with markup, waits until the test lets it go
@@ -269,7 +200,7 @@ async fn a_running_runs_output_streams_into_its_page_then_the_stored_output_show
         true
     );
     b.close().await;
-    tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+    tokio::task::spawn_blocking(move || jtp.stop(STOP)).await.unwrap();
 }
 
 /// The Stop button of a running run's page: it asks first, then the run ends, recorded as FAILURE
@@ -320,13 +251,13 @@ async fn the_stop_button_of_a_running_run_stops_it_and_the_page_shows_it_failed_
     );
     b.screenshot("standalone-stopped-run-1280").await;
     b.close().await;
-    tokio::task::spawn_blocking(move || jtp.stop()).await.unwrap();
+    tokio::task::spawn_blocking(move || jtp.stop(STOP)).await.unwrap();
 }
 
 /// `jtp standalone` on the data folder `data` (its jobs in `data/jobs`), on a free port.
-async fn start_in(data: &std::path::Path) -> Standalone {
+async fn start_in(data: &Path) -> Jtp {
     let data = data.to_owned();
-    tokio::task::spawn_blocking(move || Standalone::start_on(&data, free_port()))
+    tokio::task::spawn_blocking(move || standalone(&data))
         .await
         .unwrap()
 }

@@ -8,7 +8,7 @@ pub mod cluster;
 use jtp_dashboard::testing::free_port;
 use serde_json::Value;
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ pub struct Standalone {
     port: u16,
     portal: bool,
     token: Option<String>,
+    log: Option<PathBuf>,
 }
 
 impl Standalone {
@@ -53,6 +54,7 @@ impl Standalone {
             port,
             portal: true,
             token: None,
+            log: None,
         }
     }
 
@@ -71,7 +73,7 @@ impl Standalone {
         self
     }
 
-    /// Appends its log (stderr) to `path`.
+    /// Appends its log (stderr) to `path`, printed when the test fails.
     pub fn log(mut self, path: &Path) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -79,6 +81,7 @@ impl Standalone {
             .open(path)
             .expect("log file");
         self.cmd.stderr(Stdio::from(file));
+        self.log = Some(path.to_owned());
         self
     }
 
@@ -103,6 +106,7 @@ impl Standalone {
             child,
             base: format!("http://127.0.0.1:{}", self.port),
             token: self.token,
+            log: self.log,
         };
         if self.portal {
             wait_until(Duration::from_secs(30), "the portal to answer", || {
@@ -113,17 +117,22 @@ impl Standalone {
     }
 }
 
-/// One `jtp standalone` process; killed (SIGKILL) when dropped.
+/// One `jtp standalone` process; killed (SIGKILL) when dropped, its log printed if the test failed.
 pub struct Jtp {
     pub child: Child,
     pub base: String,
     pub token: Option<String>,
+    log: Option<PathBuf>,
 }
 
 impl Drop for Jtp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(log) = self.log.as_ref().filter(|_| std::thread::panicking()) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            eprintln!("--- jtp log ({}) ---\n{text}", log.display());
+        }
     }
 }
 
@@ -134,7 +143,19 @@ impl Jtp {
             child,
             base: String::new(),
             token: None,
+            log: None,
         }
+    }
+
+    /// SIGTERM; the process must then exit successfully by itself within `limit`.
+    pub fn stop(mut self, limit: Duration) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        wait_until(limit, "jtp to stop on SIGTERM", || {
+            self.child.try_wait().expect("wait").is_some()
+        });
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "jtp exited with {status} after SIGTERM");
     }
 
     /// A request to the JSON API: the status and the body (JSON, or the text as a string).
