@@ -2,6 +2,7 @@
 //! the small commands around them (preview, crd, migrate).
 
 pub mod alerts;
+pub mod backoff;
 pub mod controller;
 pub mod convert;
 pub mod portal;

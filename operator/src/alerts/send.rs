@@ -4,6 +4,7 @@
 //! holds its own send). Receivers are defined by whoever runs the scheduler (`--alert-receiver
 //! NAME=json|slack`); their URLs are secrets read at each send, never stored or logged.
 
+use crate::backoff::Backoff;
 use chrono::{DateTime, Utc};
 use jtp_crds::{AlertOn, RunStatus};
 use jtp_store::{
@@ -241,10 +242,12 @@ fn clean(text: String, receiver: &str) -> Result<String, String> {
     }
 }
 
+/// The waits between attempts: 1 s, 2 s, 4 s… up to [`MAX_BACKOFF`].
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
+
 /// Wait before attempt `attempt + 1`: 1 s, 2 s, 4 s… up to [`MAX_BACKOFF`].
 pub fn backoff(attempt: i64) -> Duration {
-    let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-    Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
+    RETRY.delay(u32::try_from(attempt.max(0)).unwrap_or(u32::MAX))
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {

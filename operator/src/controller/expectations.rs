@@ -6,6 +6,7 @@
 //! removal, so a lock poisoned by a panicking reconcile still holds consistent entries: it is taken
 //! over, never skipped (skipping would silently forget a launch or a recorded run).
 
+use crate::backoff::Backoff;
 use chrono::{DateTime, Utc};
 use jtp_crds::{RunStatus, ScheduledJobStatus};
 use k8s_openapi::api::batch::v1::Job;
@@ -24,13 +25,14 @@ const LAUNCH_MEMORY: Duration = Duration::from_secs(60);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between retries.
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// The waits between retries of one ScheduledJob's reconcile.
+const RETRY: Backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
 
 #[derive(Default)]
 pub struct Expectations {
     by_uid: Mutex<HashMap<String, Expected>>,
 }
 
-#[derive(Default)]
 struct Expected {
     /// The status last decided: a reconcile that sees an older copy of the object (the watch lags
     /// our own write) decides from this one instead, so a slot never looks due twice.
@@ -41,8 +43,19 @@ struct Expected {
     recorded: HashMap<String, Option<Ended>>,
     /// Jobs created here and not yet in the cache, by name.
     launched: HashMap<String, (Job, Instant)>,
-    /// Reconciles failed in a row.
-    failures: u32,
+    /// Reconciles failed in a row, and so the wait before the next.
+    retry: Backoff,
+}
+
+impl Default for Expected {
+    fn default() -> Self {
+        Self {
+            written: None,
+            recorded: HashMap::new(),
+            launched: HashMap::new(),
+            retry: RETRY,
+        }
+    }
 }
 
 impl Expectations {
@@ -95,18 +108,12 @@ impl Expectations {
     /// One more failure of `uid`'s reconcile: the delay before the next try, doubling from
     /// [`BACKOFF_MIN`] to [`BACKOFF_MAX`].
     pub fn failed(&self, uid: &str) -> Duration {
-        let n = self.with(uid, |e| {
-            e.failures = e.failures.saturating_add(1);
-            e.failures
-        });
-        BACKOFF_MIN
-            .saturating_mul(1u32 << (n - 1).min(10))
-            .min(BACKOFF_MAX)
+        self.with(uid, |e| e.retry.failed())
     }
 
     pub fn succeeded(&self, uid: &str) {
         if let Some(e) = self.lock().get_mut(uid) {
-            e.failures = 0;
+            e.retry.reset();
         }
     }
 

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::FIELD_MANAGER;
 use super::decide::Notice;
 use super::metrics::Metrics;
+use crate::backoff::Backoff;
 
 /// Status writes (with their Events) in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
@@ -32,6 +33,8 @@ const WRITE_CONCURRENCY: usize = 16;
 const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between tries.
 const RETRY_MAX: Duration = Duration::from_secs(15);
+/// The waits between tries of a status write (its failures are counted in its [`Pending`]).
+const RETRY: Backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
 
 /// How soon queued writes are wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,9 +221,7 @@ impl StatusWriter {
                 Err(e) => {
                     self.metrics.reconcile_error("status_write");
                     pending.failures = pending.failures.saturating_add(1);
-                    let wait = RETRY_MIN
-                        .saturating_mul(1 << (pending.failures - 1).min(4))
-                        .min(RETRY_MAX);
+                    let wait = RETRY.delay(pending.failures);
                     tracing::warn!(job = %name, %namespace, error = %e, ?wait, "cannot write the status yet");
                     pending.due = Instant::now() + wait;
                     self.requeue(uid, pending);

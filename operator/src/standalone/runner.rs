@@ -9,6 +9,7 @@
 
 use super::contain::Containment;
 use super::executor::{ExecRequest, Program, Stop, resolve_script_file, start};
+use crate::backoff::Backoff;
 use crate::controller::Metrics;
 use chrono::{DateTime, Utc};
 use jtp_crds::manifest::SecretData;
@@ -49,6 +50,11 @@ pub const LEAD: Duration = Duration::from_millis(300);
 /// The last stretch before a slot is slept by the thread, not the runtime's timer (which is
 /// millisecond-grained and may fire a millisecond or two late).
 const PRECISE_SLEEP: Duration = Duration::from_millis(2);
+/// Waits after failed passes of the loop (from 400 ms, doubling, up to 10 s).
+const PASS_RETRY: Backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(10));
+/// Waits between tries of a SQL write while the database is unavailable (from 200 ms, doubling, up
+/// to 10 s).
+const WRITE_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
 /// Tracing target of the runner's timing events (debug level): where the time between a slot and
 /// its process goes. `RUST_LOG=jtp::timing=debug` shows them; the standalone benchmark reads them.
 pub const TIMING: &str = "jtp::timing";
@@ -210,18 +216,18 @@ impl Runner {
             .and_then(|mut rx| rx.take())
             .map(|rx| tokio::spawn(Arc::clone(&self).record_writes(rx)));
         let mut tasks = JoinSet::new();
-        let mut backoff = Duration::from_millis(200);
+        let mut retry = PASS_RETRY;
         let mut meant_to_wake = None;
         while !*shutdown.borrow() {
             let pause = match self.pass(&mut tasks, meant_to_wake).await {
                 Ok(pause) => {
-                    backoff = Duration::from_millis(200);
+                    retry.reset();
                     pause
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "runner pass failed");
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    backoff
+                    let wait = retry.failed();
+                    tracing::warn!(error = %e, retry_in = ?wait, "runner pass failed");
+                    wait
                 }
             };
             meant_to_wake = chrono::Duration::from_std(pause)
@@ -649,7 +655,7 @@ impl Runner {
         if starts.is_empty() {
             return;
         }
-        let mut delay = Duration::from_millis(200);
+        let mut write_retry = WRITE_RETRY;
         loop {
             let written = {
                 let _writing = self.writes.lock().await;
@@ -658,9 +664,9 @@ impl Runner {
             match written {
                 Ok(()) => return,
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(runs = starts.len(), error = %e, retry_in = ?delay, "database unavailable; will record the start times when it is back");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    let wait = write_retry.failed();
+                    tracing::warn!(runs = starts.len(), error = %e, retry_in = ?wait, "database unavailable; will record the start times when it is back");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     tracing::error!(runs = starts.len(), error = %e, "could not record start times");
@@ -692,7 +698,7 @@ impl Runner {
             standalone: true,
         };
         let job = job.name.as_str();
-        let mut delay = Duration::from_millis(200);
+        let mut write_retry = WRITE_RETRY;
         loop {
             let finish = RunFinish {
                 status: done.status,
@@ -721,9 +727,9 @@ impl Runner {
                     return;
                 }
                 Err(e) if e.is_transient() => {
-                    tracing::warn!(job, run_id, error = %e, retry_in = ?delay, "database unavailable; will record the run when it is back");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    let wait = write_retry.failed();
+                    tracing::warn!(job, run_id, error = %e, retry_in = ?wait, "database unavailable; will record the run when it is back");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     tracing::error!(job, run_id, error = %e, "could not record the run");
