@@ -256,7 +256,8 @@ impl Browser {
 
     /// Every visible cell of the table matching `table` that something covers or pushes out of
     /// sight: cells under the panel (`#panel`, when open), cells beyond the viewport's right edge,
-    /// a table that scrolls sideways, and cells whose own content overflows them. Empty when
+    /// a table that scrolls sideways, cells whose own content overflows them, and boxes inside a
+    /// cell whose text runs out of them over what is beside them. Empty when
     /// every column can be read; measured with the browser's own layout boxes.
     pub async fn covered_cells(&self, table: &str) -> Vec<String> {
         let script = format!(
@@ -276,6 +277,12 @@ impl Browser {
               if (beside && r.right > p.left + 0.5 && r.left < p.right) out.push(name + ": under the panel (" + r.right + " > " + p.left + ")");
               if (r.right > vw + 0.5) out.push(name + ": past the right edge (" + r.right + " > " + vw + ")");
               if (c.scrollWidth > c.clientWidth + 1) out.push(name + ": its content overflows (" + c.scrollWidth + " > " + c.clientWidth + ")");
+              // A box inside the cell whose text runs out of it is drawn over its neighbour (a squeezed
+              // nowrap time under the relative time beside it); inline boxes have no width to compare.
+              for (const e of c.querySelectorAll("*")) {{
+                if (!(e instanceof HTMLElement) || e.offsetParent === null || e.clientWidth === 0) continue;
+                if (e.scrollWidth > e.clientWidth + 1) out.push(name + ": its " + e.tagName.toLowerCase() + " overflows (" + e.scrollWidth + " > " + e.clientWidth + ")");
+              }}
             }}
             const wrap = table.parentElement;
             if (wrap.scrollWidth > wrap.clientWidth + 1) out.push("the table scrolls sideways (" + wrap.scrollWidth + " > " + wrap.clientWidth + ")");

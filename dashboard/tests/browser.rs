@@ -124,6 +124,19 @@ async fn the_form_takes_a_dst_policy_and_a_pod_template() {
     server.await.unwrap();
 }
 
+/// Makes the panel's newest run a manual run by a service account, as the Kubernetes portal shows
+/// it: the longest requester there is, with no space to wrap at.
+async fn show_cluster_requester(b: &Browser) {
+    b.eval(
+        r##"const cell = document.querySelector("#runs-table td.trigger");
+           const who = "system:serviceaccount:jtp-e2e-7f3k2:runner";
+           cell.innerHTML = 'manual <span class="requester">by ' + who + '</span>';
+           cell.title = "manual by " + who;
+           return true;"##,
+    )
+    .await;
+}
+
 /// Jobs and runs as a new user sees them after a while: long names and descriptions, an interval
 /// job, a suspended one, a failing one with coloured output, runs seconds apart.
 async fn busy_portal(t: &Standalone) -> i64 {
@@ -244,6 +257,9 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
             .await;
         b.assert_nothing_covered("#runs-table", &format!("standalone-panel-{width}-runs"))
             .await;
+        show_cluster_requester(&b).await;
+        b.assert_nothing_covered("#runs-table", &format!("standalone-panel-{width}-requester"))
+            .await;
         let headers = b.visible_headers("#jobs-table").await;
         // "Last run" holds the status sort's link too.
         for wanted in ["Name", "Next run", "Last run status", "State"] {
@@ -281,6 +297,12 @@ async fn standalone_layout_clickable_rows_live_table_and_colours() {
     b.assert_nothing_covered("#jobs-table", "standalone-panel-390")
         .await;
     b.assert_nothing_covered("#runs-table", "standalone-panel-390-runs")
+        .await;
+    // The Trigger cell carries its whole text as a title, and a cluster's requester still fits.
+    let trigger = b.text("#runs-table td.trigger").await;
+    assert_eq!(b.attr("#runs-table td.trigger", "title").await, Some(trigger));
+    show_cluster_requester(&b).await;
+    b.assert_nothing_covered("#runs-table", "standalone-panel-390-requester")
         .await;
     b.goto(&format!("{base}/runs")).await;
     b.assert_nothing_covered("#all-runs-table", "standalone-runs-390")
