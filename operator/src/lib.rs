@@ -10,6 +10,7 @@ pub mod preview;
 pub mod process;
 pub mod retention;
 pub mod standalone;
+pub mod status;
 
 /// The run policy's scenario table (shared with `crds`), run through both modes' adapters.
 #[cfg(test)]

@@ -48,6 +48,8 @@ enum Command {
     Standalone(jtp_operator::standalone::StandaloneArgs),
     /// Serve the portal in a cluster (Kubernetes tokens, ScheduledJob resources, the operator's database).
     Portal(jtp_operator::portal::PortalArgs),
+    /// Print what is queued and the newest failures, with counts, from the database runs are recorded in.
+    Status(jtp_operator::status::StatusArgs),
     /// Apply the database migrations and exit (they also run at every start).
     Migrate {
         /// Database URL (`postgres://…` or `sqlite://…`).
@@ -88,6 +90,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Portal(args) => {
             jtp_operator::process::raise_open_file_limit();
             tokio::runtime::Runtime::new()?.block_on(jtp_operator::portal::run(args))?;
+        }
+        Command::Status(args) => {
+            tokio::runtime::Runtime::new()?.block_on(jtp_operator::status::run(args))?;
         }
         Command::Migrate { database_url } => {
             tokio::runtime::Runtime::new()?.block_on(async {
