@@ -27,13 +27,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let url = match args.database_url {
         Some(url) => url,
         None => {
-            let file = args.data_dir.join("jtp.db");
+            let file = crate::standalone::database_file(&args.data_dir);
             anyhow::ensure!(
                 file.is_file(),
                 "no database at {}: pass the data folder of `jtp standalone` with --data-dir, or --database-url",
                 file.display()
             );
-            format!("sqlite://{}", file.display())
+            crate::standalone::sqlite_url(&file)
         }
     };
     // Reading only: a database that is not migrated yet is an error, not something to change.

@@ -154,8 +154,18 @@ impl StandaloneArgs {
     fn database_url(&self) -> String {
         self.database_url
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("jtp.db").display()))
+            .unwrap_or_else(|| sqlite_url(&database_file(&self.data_dir)))
     }
+}
+
+/// The SQLite file of a data folder, when no `--database-url` is given.
+pub fn database_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("jtp.db")
+}
+
+/// The store's URL of a SQLite file.
+pub fn sqlite_url(file: &Path) -> String {
+    format!("sqlite://{}", file.display())
 }
 
 /// Runs standalone mode until Ctrl-C or SIGTERM.
