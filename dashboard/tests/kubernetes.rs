@@ -703,16 +703,19 @@ async fn a_running_runs_page_follows_its_pods_log_on_the_node_until_the_run_ends
     jobs.create(&PostParams::default(), &job).await.unwrap();
     let now = chrono::Utc::now();
     let run = store
-        .record_start(&jtp_store::RunStart {
-            job_id,
-            trigger: jtp_crds::Trigger::Manual,
-            scheduled_for: now,
-            started_at: now,
-            k8s_job_name: Some(format!("{ns}/live-manual-1")),
-            runner: None,
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &jtp_store::RunStart {
+                job_id,
+                trigger: jtp_crds::Trigger::Manual,
+                scheduled_for: now,
+                started_at: now,
+                k8s_job_name: Some(format!("{ns}/live-manual-1")),
+                runner: None,
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .unwrap();
 
@@ -759,7 +762,7 @@ async fn a_running_runs_page_follows_its_pods_log_on_the_node_until_the_run_ends
 
     // Recorded as ended: the page shows the stored output, and no longer follows.
     store
-        .record_finish(
+        .record_attempt_finish(
             run,
             &jtp_store::RunFinish {
                 status: RunStatus::Success,
@@ -767,6 +770,7 @@ async fn a_running_runs_page_follows_its_pods_log_on_the_node_until_the_run_ends
                 output: b"first line\nsecond line\n",
                 finished_at: chrono::Utc::now(),
             },
+            jtp_store::FinishEffects::default(),
         )
         .await
         .unwrap();

@@ -44,7 +44,13 @@ async fn claim(t: &Standalone, id: i64) -> jtp_store::Claim {
         drop_retry: false,
         parameters: &ParameterValues::new(),
     };
-    t.store.claim_slot(&claim).await.unwrap().expect("claimed")
+    t.store
+        .claim_slots(&[claim])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .expect("claimed")
 }
 
 #[tokio::test]

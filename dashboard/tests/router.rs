@@ -352,7 +352,13 @@ async fn run_now_makes_the_job_due_wakes_the_runner_and_says_so() {
         drop_retry: false,
         parameters: &Default::default(),
     };
-    t.store.claim_slot(&claim).await.unwrap().expect("claimed");
+    t.store
+        .claim_slots(&[claim])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .expect("claimed");
     let runs = send(&t.state, get("/api/v1/jobs/default/adhoc/runs"))
         .await
         .json();
@@ -1489,7 +1495,7 @@ async fn the_jobs_rows_refresh_from_a_fragment() {
     let started = send(&t.state, get("/fragments/jobs?selected=default%2Ffresh")).await;
     assert!(started.body.contains("class=\"bar RUNNING\""), "{}", started.body);
     t.store
-        .record_finish(
+        .record_attempt_finish(
             running,
             &jtp_store::RunFinish {
                 status: RunStatus::Failure,
@@ -1497,6 +1503,7 @@ async fn the_jobs_rows_refresh_from_a_fragment() {
                 output: b"",
                 finished_at: chrono::Utc::now(),
             },
+            jtp_store::FinishEffects::default(),
         )
         .await
         .unwrap();
@@ -1751,7 +1758,7 @@ async fn a_running_runs_page_follows_its_output_from_an_offset_until_it_ends() {
     assert!(bad.body.contains("offset"), "{}", bad.body);
     // The end is recorded: the page shows the stored output, the endpoint says it is over.
     t.store
-        .record_finish(
+        .record_attempt_finish(
             run,
             &jtp_store::RunFinish {
                 status: RunStatus::Success,
@@ -1759,6 +1766,7 @@ async fn a_running_runs_page_follows_its_output_from_an_offset_until_it_ends() {
                 output: b"stored output\n",
                 finished_at: chrono::Utc::now(),
             },
+            jtp_store::FinishEffects::default(),
         )
         .await
         .unwrap();

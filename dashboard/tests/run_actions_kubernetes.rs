@@ -28,16 +28,19 @@ async fn a_stop_needs_patch_and_is_written_as_the_users_annotation_and_an_ended_
     let job_name = "long-manual-1764650000";
     let now = chrono::Utc::now();
     let running = store
-        .record_start(&RunStart {
-            job_id: job.id,
-            trigger: Trigger::Manual,
-            scheduled_for: now,
-            started_at: now,
-            k8s_job_name: Some(format!("{ns}/{job_name}")),
-            runner: None,
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &RunStart {
+                job_id: job.id,
+                trigger: Trigger::Manual,
+                scheduled_for: now,
+                started_at: now,
+                k8s_job_name: Some(format!("{ns}/{job_name}")),
+                runner: None,
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .unwrap();
     let ended = add_run(&store, job.id, RunStatus::Success, Some(0), "ok\n").await;

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
-use jtp_store::{Finish, JobInput, RunFinish, SlotClaim, Store, StoreOptions};
+use jtp_store::{Finish, FinishEffects, JobInput, RunFinish, SlotClaim, Store, StoreOptions};
 use serde_json::json;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
         .await
         .expect("job");
     let claim = store
-        .claim_slot(&SlotClaim {
+        .claim_slots(&[SlotClaim {
             job_id: job.id,
             expected_next_run: job.next_run.expect("due"),
             new_next_run: None,
@@ -100,9 +100,11 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
             now: Utc::now(),
             drop_retry: false,
             parameters: &Default::default(),
-        })
+        }])
         .await
         .expect("claim")
+        .pop()
+        .flatten()
         .expect("won");
     let output = vec![b'x'; 400 * 1024];
     let finish = RunFinish {
@@ -114,7 +116,10 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
     let filler = disk.fill();
     let mut failures = 0;
     for _ in 0..5 {
-        match store.record_finish(claim.run_id, &finish).await {
+        match store
+            .record_attempt_finish(claim.run_id, &finish, FinishEffects::default())
+            .await
+        {
             Err(e) => {
                 assert!(e.is_transient(), "a full disk is worth retrying: {e}");
                 failures += 1;
@@ -125,7 +130,7 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
     assert_eq!(failures, 5);
     std::fs::remove_file(filler).expect("free the space");
     let done = store
-        .record_finish(claim.run_id, &finish)
+        .record_attempt_finish(claim.run_id, &finish, FinishEffects::default())
         .await
         .expect("recorded once the space is back");
     assert_eq!(done, Finish::Recorded);
@@ -274,7 +279,7 @@ async fn a_real_finish_replaces_an_interrupted_row() {
         .await
         .expect("job");
     let claim = store
-        .claim_slot(&SlotClaim {
+        .claim_slots(&[SlotClaim {
             job_id: job.id,
             expected_next_run: job.next_run.expect("due"),
             new_next_run: None,
@@ -282,9 +287,11 @@ async fn a_real_finish_replaces_an_interrupted_row() {
             now: Utc::now(),
             drop_retry: false,
             parameters: &Default::default(),
-        })
+        }])
         .await
         .expect("claim")
+        .pop()
+        .flatten()
         .expect("won");
     assert_eq!(
         store
@@ -300,7 +307,10 @@ async fn a_real_finish_replaces_an_interrupted_row() {
         finished_at: Utc::now(),
     };
     assert_eq!(
-        store.record_finish(claim.run_id, &finish).await.expect("finish"),
+        store
+            .record_attempt_finish(claim.run_id, &finish, FinishEffects::default())
+            .await
+            .expect("finish"),
         Finish::Recorded
     );
     let run = store.get_run(claim.run_id).await.expect("run");
@@ -314,7 +324,10 @@ async fn a_real_finish_replaces_an_interrupted_row() {
         ..finish
     };
     assert_eq!(
-        store.record_finish(claim.run_id, &again).await.expect("finish"),
+        store
+            .record_attempt_finish(claim.run_id, &again, FinishEffects::default())
+            .await
+            .expect("finish"),
         Finish::AlreadyFinished
     );
 }

@@ -12,7 +12,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
 use jtp_store::{
-    BackendKind, ImportedRun, JobFilter, JobInput, PruneOptions, RunFilter, RunFinish, RunStart, Store,
+    BackendKind, FinishEffects, ImportedRun, JobFilter, JobInput, PruneOptions, RunFilter, RunFinish,
+    RunStart, Store,
 };
 use rand::Rng;
 use std::time::Instant;
@@ -437,14 +438,17 @@ async fn record_sized(store: &Store, job_id: i64, slot: DateTime<Utc>, output: &
         requester: None,
         parameters: Default::default(),
     };
-    let id = store.record_start(&start).await.expect("start");
+    let id = store.record_attempt_start(&start, 1).await.expect("start");
     let finish = RunFinish {
         status: RunStatus::Success,
         exit_code: Some(0),
         output,
         finished_at: slot,
     };
-    store.record_finish(id, &finish).await.expect("finish");
+    store
+        .record_attempt_finish(id, &finish, FinishEffects::default())
+        .await
+        .expect("finish");
 }
 
 async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
@@ -458,14 +462,17 @@ async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
         requester: None,
         parameters: Default::default(),
     };
-    let id = store.record_start(&start).await.expect("start");
+    let id = store.record_attempt_start(&start, 1).await.expect("start");
     let finish = RunFinish {
         status: RunStatus::Success,
         exit_code: Some(0),
         output: b"ok\n",
         finished_at: slot,
     };
-    store.record_finish(id, &finish).await.expect("finish");
+    store
+        .record_attempt_finish(id, &finish, FinishEffects::default())
+        .await
+        .expect("finish");
 }
 
 /// Recording a run while a retention pass deletes every loaded run but each job's newest

@@ -371,7 +371,7 @@ pub enum Finish {
     AlreadyFinished,
 }
 
-/// A runner's claim of a due slot (see [`crate::Store::claim_slot`]).
+/// A runner's claim of a due slot (see [`crate::Store::claim_slots`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SlotClaim<'a> {
     pub job_id: i64,

@@ -167,21 +167,13 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the slot `expected_next_run` of a job: atomically moves next_run to `new_next_run`,
-    /// consumes a pending Run Now (the run is then `manual`, for the requested instant), and
-    /// inserts the RUNNING row, all in one transaction. Of several runners claiming the same slot,
+    /// Claims due slots, all in one transaction (a burst of due jobs), and answers one `Option`
+    /// per claim, in order. Each claim of the slot `expected_next_run` of a job atomically moves
+    /// next_run to `new_next_run`, consumes a pending Run Now (the run is then `manual`, for the
+    /// requested instant), and inserts the RUNNING row. Of several runners claiming the same slot,
     /// one gets `Some`; the others get `None` (next_run had already moved). `None` also when the
-    /// slot was recorded before (next_run is still moved on, so it is not retried forever).
-    pub async fn claim_slot(&self, claim: &SlotClaim<'_>) -> Result<Option<Claim>> {
-        Ok(self
-            .claim_slots(std::slice::from_ref(claim))
-            .await?
-            .pop()
-            .flatten())
-    }
-
-    /// [`Store::claim_slot`] for many slots in one transaction (a burst of due jobs): one answer per
-    /// claim, in order. Each claim is the same compare-and-set; one lost does not undo the others.
+    /// slot was recorded before (next_run is still moved on, so it is not retried forever). Each
+    /// claim is its own compare-and-set: one lost does not undo the others.
     pub async fn claim_slots(&self, claims: &[SlotClaim<'_>]) -> Result<Vec<Option<Claim>>> {
         with_pool!(self, pool => {
             let mut tx = begin_write(pool).await?;

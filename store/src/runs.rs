@@ -124,13 +124,9 @@ pub struct ImportedRun {
 }
 
 impl Store {
-    /// Records that a run started and returns its id. Recording the same (job, trigger,
-    /// scheduled_for), or the same Kubernetes Job name, again returns the first row's id.
-    pub async fn record_start(&self, start: &RunStart) -> Result<i64> {
-        self.record_attempt_start(start, 1).await
-    }
-
-    /// [`Store::record_start`] of attempt `attempt` of its slot (`spec.retries`; 1 for the first).
+    /// Records that attempt `attempt` of a run's slot started (`spec.retries`; 1 for the first)
+    /// and returns its id. Recording the same (job, trigger, scheduled_for, attempt), or the same
+    /// Kubernetes Job name, again returns the first row's id.
     pub async fn record_attempt_start(&self, start: &RunStart, attempt: u32) -> Result<i64> {
         let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
         let id = with_pool!(self, pool => {
@@ -165,16 +161,11 @@ impl Store {
     }
 
     /// Records how run `run_id` ended; the output is capped ([`crate::StoreOptions::output_cap`]).
-    /// In the same transaction the job's last_run, last_status and consecutive_failures follow.
-    /// A run that already finished is left as it is (`AlreadyFinished`), except one closed as
-    /// interrupted ([`crate::INTERRUPTED_MESSAGE`]) while it was in fact still running: its real
-    /// end replaces that.
-    pub async fn record_finish(&self, run_id: i64, finish: &RunFinish<'_>) -> Result<Finish> {
-        self.record_attempt_finish(run_id, finish, FinishEffects::default())
-            .await
-    }
-
-    /// [`Store::record_finish`] of an attempt that may be retried or pause its job ([`FinishEffects`]).
+    /// In the same transaction the job's last_run, last_status and consecutive_failures follow,
+    /// and `effects` says whether the attempt gets a retry or pauses its job ([`FinishEffects`];
+    /// the default is neither). A run that already finished is left as it is (`AlreadyFinished`),
+    /// except one closed as interrupted ([`crate::INTERRUPTED_MESSAGE`]) while it was in fact
+    /// still running: its real end replaces that.
     pub async fn record_attempt_finish(
         &self,
         run_id: i64,
@@ -185,7 +176,7 @@ impl Store {
         self.record_capped_finish(run_id, finish, output, effects).await
     }
 
-    /// [`Store::record_finish`] for output already cut while it was captured (see
+    /// [`Store::record_attempt_finish`] for output already cut while it was captured (see
     /// [`crate::cap_output_parts`]): `finish.output` is the kept head, `tail` the kept tail and
     /// `omitted` the bytes dropped between them.
     pub async fn record_finish_parts(

@@ -27,20 +27,23 @@ fn input<'a>(name: &'a str, spec: &'a ScheduledJobSpec) -> JobInput<'a> {
 /// Starts and finishes one run of `job_id` in `slot` (finished a minute later).
 async fn run(store: &Store, job_id: i64, slot: DateTime<Utc>, status: RunStatus) -> i64 {
     let id = store
-        .record_start(&RunStart {
-            job_id,
-            trigger: Trigger::Schedule,
-            scheduled_for: slot,
-            started_at: slot,
-            k8s_job_name: None,
-            runner: Some("test".into()),
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &RunStart {
+                job_id,
+                trigger: Trigger::Schedule,
+                scheduled_for: slot,
+                started_at: slot,
+                k8s_job_name: None,
+                runner: Some("test".into()),
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .expect("start");
     store
-        .record_finish(
+        .record_attempt_finish(
             id,
             &RunFinish {
                 status,
@@ -48,6 +51,7 @@ async fn run(store: &Store, job_id: i64, slot: DateTime<Utc>, status: RunStatus)
                 output: b"",
                 finished_at: slot + Duration::minutes(1),
             },
+            FinishEffects::default(),
         )
         .await
         .expect("finish");
@@ -83,20 +87,23 @@ async fn job_health_holds_the_last_success_and_failure_and_leaves_deleted_jobs_o
     run(store, a.id, at(3, 1, 0), RunStatus::Error).await;
     // A late finish of an older failure does not move the last failure back.
     let late = store
-        .record_start(&RunStart {
-            job_id: a.id,
-            trigger: Trigger::Manual,
-            scheduled_for: at(1, 2, 0),
-            started_at: at(1, 2, 0),
-            k8s_job_name: None,
-            runner: Some("test".into()),
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &RunStart {
+                job_id: a.id,
+                trigger: Trigger::Manual,
+                scheduled_for: at(1, 2, 0),
+                started_at: at(1, 2, 0),
+                k8s_job_name: None,
+                runner: Some("test".into()),
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .expect("start");
     store
-        .record_finish(
+        .record_attempt_finish(
             late,
             &RunFinish {
                 status: RunStatus::Failure,
@@ -104,6 +111,7 @@ async fn job_health_holds_the_last_success_and_failure_and_leaves_deleted_jobs_o
                 output: b"",
                 finished_at: at(1, 3, 0),
             },
+            FinishEffects::default(),
         )
         .await
         .expect("finish");
@@ -228,7 +236,7 @@ async fn ten_failures_are_one_incident_and_the_recovery_counts_them(db: &TestDb)
     );
     // A finish recorded twice opens nothing twice.
     store
-        .record_finish(
+        .record_attempt_finish(
             recovered,
             &RunFinish {
                 status: RunStatus::Success,
@@ -236,6 +244,7 @@ async fn ten_failures_are_one_incident_and_the_recovery_counts_them(db: &TestDb)
                 output: b"",
                 finished_at: at(12, 1, 1),
             },
+            FinishEffects::default(),
         )
         .await
         .expect("again");

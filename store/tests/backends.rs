@@ -163,7 +163,7 @@ async fn postgres_outage_and_recovery() {
         requester: None,
         parameters: Default::default(),
     };
-    let run_id = store.record_start(&start).await.expect("start");
+    let run_id = store.record_attempt_start(&start, 1).await.expect("start");
 
     assert!(common::postgres_down(&env, &[]), "scripts/postgres-down failed");
     let done = RunFinish {
@@ -174,7 +174,7 @@ async fn postgres_outage_and_recovery() {
     };
     let errors = [
         store
-            .record_finish(run_id, &done)
+            .record_attempt_finish(run_id, &done, FinishEffects::default())
             .await
             .expect_err("finish while down"),
         store
@@ -224,7 +224,10 @@ async fn postgres_outage_and_recovery() {
         1
     );
     assert_eq!(
-        store.record_finish(run_id, &done).await.expect("finish"),
+        store
+            .record_attempt_finish(run_id, &done, FinishEffects::default())
+            .await
+            .expect("finish"),
         Finish::Recorded
     );
     assert_eq!(

@@ -38,11 +38,11 @@ async fn finished_k8s_jobs_names_only_finished_runs(db: &common::TestDb) {
         parameters: Default::default(),
     };
     let done = store
-        .record_start(&start("team-a/backup-1", 1))
+        .record_attempt_start(&start("team-a/backup-1", 1), 1)
         .await
         .expect("start");
     store
-        .record_finish(
+        .record_attempt_finish(
             done,
             &RunFinish {
                 status: RunStatus::Failure,
@@ -50,11 +50,12 @@ async fn finished_k8s_jobs_names_only_finished_runs(db: &common::TestDb) {
                 output: b"no",
                 finished_at: at(1),
             },
+            FinishEffects::default(),
         )
         .await
         .expect("finish");
     store
-        .record_start(&start("team-a/backup-2", 2))
+        .record_attempt_start(&start("team-a/backup-2", 2), 1)
         .await
         .expect("start");
 

@@ -57,16 +57,19 @@ async fn the_attempts_migration_keeps_every_run_and_the_id_sequence_on_sqlite() 
         ]
     );
     let next = store
-        .record_start(&jtp_store::RunStart {
-            job_id: 1,
-            trigger: jtp_crds::Trigger::Schedule,
-            scheduled_for: chrono::Utc::now(),
-            started_at: chrono::Utc::now(),
-            k8s_job_name: None,
-            runner: None,
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &jtp_store::RunStart {
+                job_id: 1,
+                trigger: jtp_crds::Trigger::Schedule,
+                scheduled_for: chrono::Utc::now(),
+                started_at: chrono::Utc::now(),
+                k8s_job_name: None,
+                runner: None,
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .expect("a new run");
     assert_eq!(next, 4, "id 3 was used before the migration and is not reused");
@@ -143,20 +146,23 @@ async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() 
 
     let now = chrono::Utc::now();
     let id = store
-        .record_start(&jtp_store::RunStart {
-            job_id: 1,
-            trigger: jtp_crds::Trigger::Schedule,
-            scheduled_for: now,
-            started_at: now,
-            k8s_job_name: None,
-            runner: None,
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &jtp_store::RunStart {
+                job_id: 1,
+                trigger: jtp_crds::Trigger::Schedule,
+                scheduled_for: now,
+                started_at: now,
+                k8s_job_name: None,
+                runner: None,
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .expect("a new run");
     store
-        .record_finish(
+        .record_attempt_finish(
             id,
             &jtp_store::RunFinish {
                 status: jtp_crds::RunStatus::Success,
@@ -164,6 +170,7 @@ async fn the_deferred_search_index_migration_keeps_what_was_indexed_on_sqlite() 
                 output: b"fresh-delta text\n",
                 finished_at: now,
             },
+            jtp_store::FinishEffects::default(),
         )
         .await
         .expect("its finish");

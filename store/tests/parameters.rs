@@ -60,7 +60,13 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         drop_retry: false,
         parameters: &defaults,
     };
-    let won = store.claim_slot(&claim).await.expect("claim").expect("won");
+    let won = store
+        .claim_slots(&[claim])
+        .await
+        .expect("claim")
+        .pop()
+        .flatten()
+        .expect("won");
     assert_eq!(won.trigger, Trigger::Manual);
     assert_eq!(won.parameters, asked, "the request's values, not the defaults");
 
@@ -71,7 +77,13 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         now: at(9, 0),
         ..claim
     };
-    let slot = store.claim_slot(&scheduled).await.expect("claim").expect("won");
+    let slot = store
+        .claim_slots(&[scheduled])
+        .await
+        .expect("claim")
+        .pop()
+        .flatten()
+        .expect("won");
     assert_eq!((slot.trigger, &slot.parameters), (Trigger::Schedule, &defaults));
 
     let runs = store.list_runs(job.id, 10, 0).await.expect("runs").items;
@@ -108,7 +120,13 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         parameters: &ParameterValues::new(),
         ..claim
     };
-    let later = store.claim_slot(&bare).await.expect("claim").expect("won");
+    let later = store
+        .claim_slots(&[bare])
+        .await
+        .expect("claim")
+        .pop()
+        .flatten()
+        .expect("won");
     assert_eq!(
         (later.trigger, later.parameters),
         (Trigger::Manual, ParameterValues::new())
@@ -131,14 +149,14 @@ async fn a_recorded_start_keeps_its_values_and_a_run_without_any_reads_empty(db:
         requester: Some("alice".into()),
         parameters: values(&[("TICKET", "OPS-12")]),
     };
-    let id = store.record_start(&start).await.expect("start");
+    let id = store.record_attempt_start(&start, 1).await.expect("start");
     let plain = RunStart {
         scheduled_for: at(12, 0),
         k8s_job_name: Some("ops/k8s-m2".into()),
         parameters: ParameterValues::new(),
         ..start.clone()
     };
-    let other = store.record_start(&plain).await.expect("start");
+    let other = store.record_attempt_start(&plain, 1).await.expect("start");
     let read = |id| async move { store.get_run(id).await.expect("run").summary.parameters };
     assert_eq!(read(id).await, values(&[("TICKET", "OPS-12")]));
     assert_eq!(
@@ -169,7 +187,13 @@ async fn a_further_attempt_runs_with_the_values_of_the_attempt_before_it(db: &Te
         drop_retry: false,
         parameters: &ParameterValues::new(),
     };
-    let first = store.claim_slot(&claim).await.expect("claim").expect("won");
+    let first = store
+        .claim_slots(&[claim])
+        .await
+        .expect("claim")
+        .pop()
+        .flatten()
+        .expect("won");
     let retry = PendingRetry {
         scheduled_time: at(9, 0),
         trigger: Trigger::Manual,

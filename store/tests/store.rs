@@ -60,11 +60,15 @@ fn finish(status: RunStatus, output: &[u8], finished_at: DateTime<Utc>) -> RunFi
 
 /// Starts and finishes one run of `job_id` in `slot`.
 async fn run(store: &Store, job_id: i64, slot: DateTime<Utc>, status: RunStatus, output: &str) -> i64 {
-    let id = store.record_start(&start(job_id, slot)).await.expect("start");
+    let id = store
+        .record_attempt_start(&start(job_id, slot), 1)
+        .await
+        .expect("start");
     store
-        .record_finish(
+        .record_attempt_finish(
             id,
             &finish(status, output.as_bytes(), slot + Duration::seconds(5)),
+            FinishEffects::default(),
         )
         .await
         .expect("finish");
@@ -99,9 +103,12 @@ on_both_backends!(
 async fn recording_is_idempotent(db: &TestDb) {
     let store = &db.store;
     let job = job(store, "idem", None).await;
-    let first = store.record_start(&start(job.id, at(9, 0))).await.expect("start");
+    let first = store
+        .record_attempt_start(&start(job.id, at(9, 0)), 1)
+        .await
+        .expect("start");
     let again = store
-        .record_start(&start(job.id, at(9, 0)))
+        .record_attempt_start(&start(job.id, at(9, 0)), 1)
         .await
         .expect("start again");
     assert_eq!(first, again, "the same slot is one row");
@@ -111,21 +118,33 @@ async fn recording_is_idempotent(db: &TestDb) {
         k8s_job_name: Some("idem-1764493200".into()),
         ..start(job.id, at(10, 0))
     };
-    let k8s = store.record_start(&named).await.expect("start k8s");
+    let k8s = store.record_attempt_start(&named, 1).await.expect("start k8s");
     let other_slot = RunStart {
         scheduled_for: at(11, 0),
         ..named.clone()
     };
-    assert_eq!(store.record_start(&other_slot).await.expect("same job name"), k8s);
+    assert_eq!(
+        store
+            .record_attempt_start(&other_slot, 1)
+            .await
+            .expect("same job name"),
+        k8s
+    );
 
     let done = finish(RunStatus::Success, b"ok\n", at(9, 1));
     assert_eq!(
-        store.record_finish(first, &done).await.expect("finish"),
+        store
+            .record_attempt_finish(first, &done, FinishEffects::default())
+            .await
+            .expect("finish"),
         Finish::Recorded
     );
     let late = finish(RunStatus::Failure, b"late\n", at(9, 2));
     assert_eq!(
-        store.record_finish(first, &late).await.expect("finish again"),
+        store
+            .record_attempt_finish(first, &late, FinishEffects::default())
+            .await
+            .expect("finish again"),
         Finish::AlreadyFinished
     );
 
@@ -142,7 +161,7 @@ async fn recording_is_idempotent(db: &TestDb) {
     let running = finish(RunStatus::Running, b"", at(9, 3));
     assert_eq!(
         store
-            .record_finish(k8s, &running)
+            .record_attempt_finish(k8s, &running, FinishEffects::default())
             .await
             .expect_err("RUNNING is no finish")
             .label(),
@@ -150,7 +169,7 @@ async fn recording_is_idempotent(db: &TestDb) {
     );
     assert_eq!(
         store
-            .record_finish(999_999, &done)
+            .record_attempt_finish(999_999, &done, FinishEffects::default())
             .await
             .expect_err("no such run")
             .label(),
@@ -159,7 +178,7 @@ async fn recording_is_idempotent(db: &TestDb) {
     let orphan = start(999_999, at(9, 0));
     assert_eq!(
         store
-            .record_start(&orphan)
+            .record_attempt_start(&orphan, 1)
             .await
             .expect_err("no such job")
             .label(),
@@ -178,9 +197,16 @@ async fn finishing_updates_the_job(db: &TestDb) {
     assert_eq!(after.consecutive_failures, 2);
 
     // An older run finishing late does not hide the newer one.
-    let older = store.record_start(&start(job.id, at(8, 0))).await.expect("start");
+    let older = store
+        .record_attempt_start(&start(job.id, at(8, 0)), 1)
+        .await
+        .expect("start");
     store
-        .record_finish(older, &finish(RunStatus::Success, b"", at(11, 0)))
+        .record_attempt_finish(
+            older,
+            &finish(RunStatus::Success, b"", at(11, 0)),
+            FinishEffects::default(),
+        )
         .await
         .expect("finish");
     let after = store.get_job(job.id).await.expect("job");
@@ -221,7 +247,10 @@ async fn claims_have_one_winner(db: &TestDb) {
                     drop_retry: false,
                     parameters: &Default::default(),
                 };
-                store.claim_slot(&claim).await
+                store
+                    .claim_slots(&[claim])
+                    .await
+                    .map(|mut won| won.pop().flatten())
             })
         };
         let (ra, rb) = tokio::join!(claim(a.clone(), "a"), claim(b.clone(), "b"));
@@ -276,10 +305,22 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         drop_retry: false,
         parameters: &Default::default(),
     };
-    let won = store.claim_slot(&claim).await.expect("claim").expect("won");
+    let won = store
+        .claim_slots(&[claim])
+        .await
+        .expect("claim")
+        .pop()
+        .flatten()
+        .expect("won");
     assert_eq!((won.trigger, won.scheduled_for), (Trigger::Manual, at(12, 0)));
     assert!(
-        store.claim_slot(&claim).await.expect("claim again").is_none(),
+        store
+            .claim_slots(&[claim])
+            .await
+            .expect("claim again")
+            .pop()
+            .flatten()
+            .is_none(),
         "a slot is claimed once"
     );
     let after = store.get_job(manual.id).await.expect("job");
@@ -324,9 +365,11 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
     };
     assert_eq!(
         store
-            .claim_slot(&claim)
+            .claim_slots(&[claim])
             .await
             .expect("claim")
+            .pop()
+            .flatten()
             .expect("won")
             .trigger,
         Trigger::Manual
@@ -349,9 +392,16 @@ async fn output_is_capped_and_cleaned(db: &TestDb) {
     let mut big = b"HEAD \xff\xfe\0 line\n".to_vec();
     big.extend(std::iter::repeat_n(b'y', 5 * 1024 * 1024));
     big.extend_from_slice(b"\ntail \0 end\n");
-    let id = store.record_start(&start(job.id, at(9, 0))).await.expect("start");
+    let id = store
+        .record_attempt_start(&start(job.id, at(9, 0)), 1)
+        .await
+        .expect("start");
     store
-        .record_finish(id, &finish(RunStatus::Failure, &big, at(9, 5)))
+        .record_attempt_finish(
+            id,
+            &finish(RunStatus::Failure, &big, at(9, 5)),
+            FinishEffects::default(),
+        )
         .await
         .expect("finish with 5 MiB");
     let run = store.get_run(id).await.expect("run");
@@ -374,11 +424,15 @@ async fn output_is_capped_and_cleaned(db: &TestDb) {
     assert_eq!(run.summary.preview.chars().count(), PREVIEW_CHARS);
 
     let small = store
-        .record_start(&start(job.id, at(10, 0)))
+        .record_attempt_start(&start(job.id, at(10, 0)), 1)
         .await
         .expect("start");
     store
-        .record_finish(small, &finish(RunStatus::Success, b"a\0b\xc3(", at(10, 1)))
+        .record_attempt_finish(
+            small,
+            &finish(RunStatus::Success, b"a\0b\xc3(", at(10, 1)),
+            FinishEffects::default(),
+        )
         .await
         .expect("finish");
     let run = store.get_run(small).await.expect("run");
@@ -441,7 +495,7 @@ async fn retention_by_age_count_and_both(db: &TestDb) {
     }
     store.delete_job(gone.id).await.expect("delete");
     let in_flight = store
-        .record_start(&start(global.id, at(0, 10)))
+        .record_attempt_start(&start(global.id, at(0, 10)), 1)
         .await
         .expect("running");
 
@@ -974,7 +1028,7 @@ async fn run_history_per_job(db: &TestDb) {
     // A run in flight, started at a millisecond: it has no end yet, and the instant reads back exact.
     let mut running = start(b.id, at(8, 30));
     running.started_at += Duration::milliseconds(250);
-    let running = store.record_start(&running).await.expect("start");
+    let running = store.record_attempt_start(&running, 1).await.expect("start");
     let points = store
         .run_history(&[a.id, b.id, idle.id], 4)
         .await
@@ -1112,17 +1166,23 @@ async fn interrupted_runs_are_closed(db: &TestDb) {
     let store = &db.store;
     let job = job(store, "crashy", None).await;
     let mine = store
-        .record_start(&RunStart {
-            runner: Some("host-a".into()),
-            ..start(job.id, at(9, 0))
-        })
+        .record_attempt_start(
+            &RunStart {
+                runner: Some("host-a".into()),
+                ..start(job.id, at(9, 0))
+            },
+            1,
+        )
         .await
         .expect("a");
     let theirs = store
-        .record_start(&RunStart {
-            runner: Some("host-b".into()),
-            ..start(job.id, at(10, 0))
-        })
+        .record_attempt_start(
+            &RunStart {
+                runner: Some("host-b".into()),
+                ..start(job.id, at(10, 0))
+            },
+            1,
+        )
         .await
         .expect("b");
     assert_eq!(
@@ -1156,7 +1216,10 @@ async fn stats_count(db: &TestDb) {
     let store = &db.store;
     let a = job(store, "a", Some(at(9, 0))).await;
     job(store, "b", None).await;
-    store.record_start(&start(a.id, at(9, 0))).await.expect("start");
+    store
+        .record_attempt_start(&start(a.id, at(9, 0)), 1)
+        .await
+        .expect("start");
     let stats = store.stats().await.expect("stats");
     assert_eq!(
         stats,
@@ -1172,15 +1235,15 @@ async fn stats_count(db: &TestDb) {
 /// The portal and the operator hold futures across threads (axum, kube-runtime): every call's
 /// future must be `Send`. Compiling this is the test.
 #[allow(dead_code)]
-fn futures_are_send(store: &Store, input: &JobInput<'_>, finish: &RunFinish<'_>, claim: &SlotClaim<'_>) {
+fn futures_are_send(store: &Store, input: &JobInput<'_>, finish: &RunFinish<'_>, claims: &[SlotClaim<'_>]) {
     fn send<T: Send>(_: T) {}
     send(store.create_job(input));
     send(store.upsert_job(input));
     send(store.update_job(1, input));
     send(store.list_jobs(&JobFilter::default()));
-    send(store.record_start(&start(1, at(0, 0))));
-    send(store.record_finish(1, finish));
-    send(store.claim_slot(claim));
+    send(store.record_attempt_start(&start(1, at(0, 0)), 1));
+    send(store.record_attempt_finish(1, finish, FinishEffects::default()));
+    send(store.claim_slots(claims));
     send(store.import_runs(&[]));
     send(store.interrupted_runs_cleanup("r", at(0, 0)));
     send(Store::connect("sqlite::memory:"));
@@ -1339,10 +1402,17 @@ async fn search_filters_and_pages(db: &TestDb) {
 async fn search_reads_cleaned_and_capped_output(db: &TestDb) {
     let store = &db.store;
     let job = job(store, "bytes", None).await;
-    let id = store.record_start(&start(job.id, at(1, 0))).await.expect("start");
+    let id = store
+        .record_attempt_start(&start(job.id, at(1, 0)), 1)
+        .await
+        .expect("start");
     let raw = b"before \xff\xfe\x00 after-bytes marker\n";
     store
-        .record_finish(id, &finish(RunStatus::Failure, raw, at(1, 1)))
+        .record_attempt_finish(
+            id,
+            &finish(RunStatus::Failure, raw, at(1, 1)),
+            FinishEffects::default(),
+        )
         .await
         .expect("finish");
     assert_eq!(found(store, &search("after-bytes")).await, [id]);
@@ -1411,13 +1481,19 @@ async fn search_follows_finishes_updates_and_deletes_around_indexing(db: &TestDb
     }
 
     // Closed as interrupted, then its real end arrives: the message is replaced.
-    let second = store.record_start(&start(job.id, at(2, 0))).await.expect("start");
+    let second = store
+        .record_attempt_start(&start(job.id, at(2, 0)), 1)
+        .await
+        .expect("start");
     let closed = finish(RunStatus::Failure, INTERRUPTED_MESSAGE.as_bytes(), at(2, 1));
     let closed = RunFinish {
         exit_code: None,
         ..closed
     };
-    store.record_finish(second, &closed).await.expect("close");
+    store
+        .record_attempt_finish(second, &closed, FinishEffects::default())
+        .await
+        .expect("close");
     index_all(store).await;
     let interrupted = &INTERRUPTED_MESSAGE[..INTERRUPTED_MESSAGE.len().min(20)];
     assert!(
@@ -1425,7 +1501,11 @@ async fn search_follows_finishes_updates_and_deletes_around_indexing(db: &TestDb
         "{interrupted}"
     );
     store
-        .record_finish(second, &finish(RunStatus::Success, b"real-end text\n", at(2, 2)))
+        .record_attempt_finish(
+            second,
+            &finish(RunStatus::Success, b"real-end text\n", at(2, 2)),
+            FinishEffects::default(),
+        )
         .await
         .expect("real end");
     assert_eq!(
@@ -1690,7 +1770,10 @@ async fn attempts_retries_and_the_automatic_pause(db: &TestDb) {
         .create_job(&input("retried", &spec, Some(at(9, 0))))
         .await
         .expect("create");
-    let first = store.record_start(&start(job.id, at(9, 0))).await.expect("start");
+    let first = store
+        .record_attempt_start(&start(job.id, at(9, 0)), 1)
+        .await
+        .expect("start");
     let retry = PendingRetry {
         scheduled_time: at(9, 0),
         trigger: Trigger::Schedule,

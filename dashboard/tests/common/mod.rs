@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use jtp_crds::{RunStatus, ScheduledJobSpec, Trigger};
 use jtp_dashboard::{AppState, PortalConfig, app};
-use jtp_store::{JobInput, RunFinish, RunStart, Store, StoreOptions};
+use jtp_store::{FinishEffects, JobInput, RunFinish, RunStart, Store, StoreOptions};
 use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::sync::Notify;
@@ -89,21 +89,24 @@ pub async fn add_run_at(
     output: &str,
 ) -> i64 {
     let id = store
-        .record_start(&RunStart {
-            job_id,
-            trigger: Trigger::Manual,
-            scheduled_for: at,
-            started_at: at,
-            k8s_job_name: None,
-            runner: Some("test".into()),
-            requester: None,
-            parameters: Default::default(),
-        })
+        .record_attempt_start(
+            &RunStart {
+                job_id,
+                trigger: Trigger::Manual,
+                scheduled_for: at,
+                started_at: at,
+                k8s_job_name: None,
+                runner: Some("test".into()),
+                requester: None,
+                parameters: Default::default(),
+            },
+            1,
+        )
         .await
         .unwrap();
     if status != RunStatus::Running {
         store
-            .record_finish(
+            .record_attempt_finish(
                 id,
                 &RunFinish {
                     status,
@@ -111,6 +114,7 @@ pub async fn add_run_at(
                     output: output.as_bytes(),
                     finished_at: at + chrono::Duration::milliseconds(1500),
                 },
+                FinishEffects::default(),
             )
             .await
             .unwrap();
@@ -476,20 +480,23 @@ pub mod kube_env {
                         .map(|t| t.with_timezone(&Utc))
                         .unwrap_or(now);
                     let id = store
-                        .record_start(&RunStart {
-                            job_id: row.id,
-                            trigger: Trigger::Manual,
-                            scheduled_for: at,
-                            started_at: Utc::now(),
-                            k8s_job_name: Some(format!("{name}-manual-{}", at.timestamp())),
-                            runner: None,
-                            requester,
-                            parameters: Default::default(),
-                        })
+                        .record_attempt_start(
+                            &RunStart {
+                                job_id: row.id,
+                                trigger: Trigger::Manual,
+                                scheduled_for: at,
+                                started_at: Utc::now(),
+                                k8s_job_name: Some(format!("{name}-manual-{}", at.timestamp())),
+                                runner: None,
+                                requester,
+                                parameters: Default::default(),
+                            },
+                            1,
+                        )
                         .await
                         .unwrap();
                     store
-                        .record_finish(
+                        .record_attempt_finish(
                             id,
                             &RunFinish {
                                 status: RunStatus::Success,
@@ -497,6 +504,7 @@ pub mod kube_env {
                                 output: self.output.as_bytes(),
                                 finished_at: Utc::now(),
                             },
+                            FinishEffects::default(),
                         )
                         .await
                         .unwrap();

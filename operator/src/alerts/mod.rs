@@ -1,5 +1,5 @@
 //! Alerting, one core for both modes. It observes only what the store records — finished runs
-//! and skipped slots open incidents where they are written ([`jtp_store::Store::record_finish`],
+//! and skipped slots open incidents where they are written ([`jtp_store::Store::record_attempt_finish`],
 //! [`jtp_store::Store::record_skipped`]) — and adds the one fact nobody records: silence. Every
 //! [`CHECK_EVERY`] the scheduler process (the standalone runner, the operator's leader) checks
 //! each job's dead-man's switch (`spec.expectSuccessWithin`) against its last success and opens
