@@ -53,6 +53,17 @@ async fn claim(t: &Standalone, id: i64) -> jtp_store::Claim {
         .expect("claimed")
 }
 
+/// Posts the export job's Run Now form in a browser `session` (its cookie and CSRF token) with
+/// `fields`, as the browser sends it.
+async fn post_run_form(t: &Standalone, session: &(String, String), fields: &[(&str, &str)]) -> Reply {
+    let (cookie, csrf) = session;
+    let form: Vec<(&str, &str)> = [("csrf", csrf.as_str())]
+        .into_iter()
+        .chain(fields.iter().copied())
+        .collect();
+    send(&t.state, post_form("/jobs/default/export/run", cookie, &form)).await
+}
+
 #[tokio::test]
 async fn run_now_of_a_job_with_parameters_opens_a_form_with_its_fields_and_defaults() {
     let t = standalone().await;
@@ -136,19 +147,15 @@ async fn run_now_of_a_job_with_parameters_opens_a_form_with_its_fields_and_defau
 async fn the_form_reports_every_bad_value_next_to_its_field_and_keeps_what_was_typed() {
     let t = standalone().await;
     let id = add_job(&t.store, "default", "export", &export_spec()).await;
-    let (cookie, csrf) = browser_session(&t.state).await;
-    let reply = send(
-        &t.state,
-        post_form(
-            "/jobs/default/export/run",
-            &cookie,
-            &[
-                ("csrf", &csrf),
-                ("parameters.REGION", "mars"),
-                ("parameters.TICKET", "ops 42"),
-                ("parameters.ROWS", "<b>many</b>"),
-            ],
-        ),
+    let session = browser_session(&t.state).await;
+    let reply = post_run_form(
+        &t,
+        &session,
+        &[
+            ("parameters.REGION", "mars"),
+            ("parameters.TICKET", "ops 42"),
+            ("parameters.ROWS", "<b>many</b>"),
+        ],
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -179,11 +186,7 @@ async fn the_form_reports_every_bad_value_next_to_its_field_and_keeps_what_was_t
     assert_eq!(job.run_now_requested_at, None, "nothing was asked");
 
     // A required value left out is refused the same way.
-    let reply = send(
-        &t.state,
-        post_form("/jobs/default/export/run", &cookie, &[("csrf", &csrf)]),
-    )
-    .await;
+    let reply = post_run_form(&t, &session, &[]).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         reply
@@ -198,23 +201,16 @@ async fn the_form_reports_every_bad_value_next_to_its_field_and_keeps_what_was_t
 async fn a_valid_run_now_is_recorded_with_its_values_and_shown_with_the_run() {
     let t = standalone().await;
     let id = add_job(&t.store, "default", "export", &export_spec()).await;
-    let (cookie, csrf) = browser_session(&t.state).await;
-    let reply = send(
-        &t.state,
-        post_form(
-            "/jobs/default/export/run",
-            &cookie,
-            &[
-                ("csrf", &csrf),
-                ("parameters.REGION", "us-east"),
-                ("parameters.TICKET", "OPS-42"),
-            ],
-        ),
+    let session = browser_session(&t.state).await;
+    let reply = post_run_form(
+        &t,
+        &session,
+        &[("parameters.REGION", "us-east"), ("parameters.TICKET", "OPS-42")],
     )
     .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(reply.header("location"), "/jobs/default/export");
-    let cookie = reply.next_cookie(&cookie);
+    let cookie = reply.next_cookie(&session.0);
     let page = send(&t.state, get_with_cookie("/jobs/default/export", &cookie)).await;
     assert!(
         page.body
