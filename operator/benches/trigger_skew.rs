@@ -28,6 +28,7 @@ use jtp_crds::{ScheduledJob, ScheduledJobSpec, Trigger};
 use jtp_operator::controller::builder::{JobDefaults, Launch, build_job};
 use jtp_operator::controller::{DEFAULT_IMAGE, Metrics, OperatorArgs, SqlLedger, run_with};
 use jtp_testenv::{TestNamespace, kubectl};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -359,13 +360,176 @@ async fn bare_phase(client: &kube::Client, n: usize, how: Via) -> (Outcome, Vec<
     (outcome, answered, ns)
 }
 
-/// How many of these runs (`<namespace>/<Job>`) the store has recorded as finished.
-async fn finished_runs(store: &jtp_store::Store, names: &[String]) -> usize {
-    let mut done = 0;
-    for chunk in names.chunks(500) {
-        done += store.finished_k8s_jobs(chunk).await.map_or(0, |f| f.len());
+/// What a scheduler under test has of its own: its objects, the names of its Jobs and when their
+/// runs are done. [`due_at_once`] does the rest, the same for each.
+trait Scheduler {
+    type Object: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug;
+    /// Its name in the progress lines.
+    const NAME: &'static str;
+    /// What its objects are called in the progress lines.
+    const OBJECTS: &'static str;
+
+    /// Its object `i`, due daily at `cron`.
+    fn object(&self, i: usize, cron: &str) -> Self::Object;
+
+    /// Waits for it to be ready for `slot` once its objects exist.
+    async fn ready(&self, _ns: &TestNamespace, _n: usize, _slot: DateTime<Utc>) {}
+
+    /// The name of the Job it starts for object `i` at `slot`.
+    fn job_name(&self, i: usize, slot: DateTime<Utc>) -> String;
+
+    /// How many of these Jobs' runs it has seen finish.
+    async fn finished(&self, ns: &TestNamespace, jobs: &[String]) -> usize;
+
+    /// The API writes it counts itself, when it counts them.
+    fn own_writes(&self) -> Option<u64> {
+        None
     }
-    done
+}
+
+/// N objects of one scheduler due in the same second, in `ns`: creates them, waits for the slot,
+/// measures when a watch sees each Job, and counts the API writes until every run has finished.
+async fn due_at_once<S: Scheduler>(scheduler: &S, ns: &TestNamespace, n: usize) -> Outcome {
+    let slot = target_minute(chrono::Duration::seconds(45 + (n / 10) as i64));
+    eprintln!("{}: {n} {} due at {slot}", S::NAME, S::OBJECTS);
+    let cron = format!("{} {} * * *", slot.minute(), slot.hour());
+    create_all(&ns.api(), n, |i| scheduler.object(i, &cron)).await;
+    scheduler.ready(ns, n, slot).await;
+    let seen: Seen = Arc::default();
+    let watch = watch_jobs(ns.api(), seen.clone());
+    wait_until(slot - chrono::Duration::seconds(3)).await;
+    let (before, own_before) = (apiserver_writes(), scheduler.own_writes());
+    let names: Vec<String> = (0..n).map(|i| scheduler.job_name(i, slot)).collect();
+    let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
+    let load = load_average();
+    // Every run finished, then a moment for the last status writes.
+    let deadline = Utc::now() + chrono::Duration::seconds(300);
+    while scheduler.finished(ns, &names).await < n - missing && Utc::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let writes = diff(&apiserver_writes(), &before);
+    let own_writes = own_before
+        .zip(scheduler.own_writes())
+        .map(|(before, after)| (after - before) as f64);
+    watch.abort();
+    Outcome {
+        skews,
+        missing,
+        writes,
+        own_writes,
+        load,
+    }
+}
+
+/// The operator under test: its runs recorded in a SQLite file (`SqlLedger`, as users run it).
+struct Operator {
+    store: jtp_store::Store,
+    metrics: Arc<Metrics>,
+}
+
+impl Scheduler for Operator {
+    type Object = ScheduledJob;
+    const NAME: &'static str = "operator";
+    const OBJECTS: &'static str = "ScheduledJobs";
+
+    fn object(&self, i: usize, cron: &str) -> ScheduledJob {
+        ScheduledJob::new(&format!("op-{i}"), bench_spec(cron))
+    }
+
+    /// Lets the operator finish its first reconcile of every ScheduledJob before the slot.
+    async fn ready(&self, ns: &TestNamespace, n: usize, slot: DateTime<Utc>) {
+        let api: Api<ScheduledJob> = ns.api();
+        loop {
+            let settled = api
+                .list(&Default::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .filter(|s| s.status.as_ref().is_some_and(|st| st.next_run.is_some()))
+                        .count()
+                })
+                .unwrap_or(0);
+            if settled >= n || Utc::now() > slot - chrono::Duration::seconds(5) {
+                eprintln!(
+                    "operator: {settled}/{n} ScheduledJobs reconciled {:.1}s before the slot",
+                    (slot - Utc::now()).num_milliseconds() as f64 / 1e3
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn job_name(&self, i: usize, slot: DateTime<Utc>) -> String {
+        format!("op-{i}-{}", slot.timestamp())
+    }
+
+    /// The runs the store has recorded as finished (by `<namespace>/<Job>`).
+    async fn finished(&self, ns: &TestNamespace, jobs: &[String]) -> usize {
+        let qualified: Vec<String> = jobs.iter().map(|j| format!("{}/{j}", ns.name())).collect();
+        let mut done = 0;
+        for chunk in qualified.chunks(500) {
+            done += self.store.finished_k8s_jobs(chunk).await.map_or(0, |f| f.len());
+        }
+        done
+    }
+
+    fn own_writes(&self) -> Option<u64> {
+        Some(self.metrics.api_writes_total())
+    }
+}
+
+/// The peer: the kube-controller-manager's CronJob controller.
+struct CronJobController;
+
+impl Scheduler for CronJobController {
+    type Object = CronJob;
+    const NAME: &'static str = "cronjob";
+    const OBJECTS: &'static str = "CronJobs";
+
+    fn object(&self, i: usize, cron: &str) -> CronJob {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": format!("cj-{i}") },
+            "spec": {
+                "schedule": cron, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                "jobTemplate": { "spec": { "backoffLimit": 0, "template": { "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{ "name": "run", "image": "busybox:1.36", "command": ["sh", "-c", "true"] }]
+                }}}}
+            }
+        }))
+        .expect("CronJob")
+    }
+
+    /// The CronJob controller names Jobs <cronjob>-<scheduled time in minutes since the epoch>.
+    fn job_name(&self, i: usize, slot: DateTime<Utc>) -> String {
+        format!("cj-{i}-{}", slot.timestamp() / 60)
+    }
+
+    /// The CronJobs that have a last successful run (each has one run).
+    async fn finished(&self, ns: &TestNamespace, _jobs: &[String]) -> usize {
+        let api: Api<CronJob> = ns.api();
+        api.list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter(|c| {
+                        c.status
+                            .as_ref()
+                            .is_some_and(|s| s.last_successful_time.is_some())
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
 }
 
 /// A running operator, stopped at the end once its ScheduledJobs (and finalizers) are gone.
@@ -406,124 +570,13 @@ async fn operator_phase(
             let _ = stopped.await;
         },
     ));
-    let slot = target_minute(chrono::Duration::seconds(45 + (n / 10) as i64));
-    eprintln!("operator: {n} ScheduledJobs due at {slot}");
-    let api: Api<ScheduledJob> = ns.api();
-    let cron = format!("{} {} * * *", slot.minute(), slot.hour());
-    create_all(&api, n, |i| {
-        ScheduledJob::new(&format!("op-{i}"), bench_spec(&cron))
-    })
-    .await;
-    // Let the operator finish its first reconcile of every ScheduledJob before the slot.
-    loop {
-        let settled = api
-            .list(&Default::default())
-            .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .filter(|s| s.status.as_ref().is_some_and(|st| st.next_run.is_some()))
-                    .count()
-            })
-            .unwrap_or(0);
-        if settled >= n || Utc::now() > slot - chrono::Duration::seconds(5) {
-            eprintln!(
-                "operator: {settled}/{n} ScheduledJobs reconciled {:.1}s before the slot",
-                (slot - Utc::now()).num_milliseconds() as f64 / 1e3
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let seen: Seen = Arc::default();
-    let watch = watch_jobs(ns.api(), seen.clone());
-    wait_until(slot - chrono::Duration::seconds(3)).await;
-    let (before, own_before) = (apiserver_writes(), metrics.api_writes_total());
-    let names: Vec<String> = (0..n).map(|i| format!("op-{i}-{}", slot.timestamp())).collect();
-    let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
-    let load = load_average();
-    // Every run recorded, then a moment for the last status writes.
-    let qualified: Vec<String> = names.iter().map(|j| format!("{}/{j}", ns.name())).collect();
-    let deadline = Utc::now() + chrono::Duration::seconds(300);
-    while finished_runs(&store, &qualified).await < n - missing && Utc::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let writes = diff(&apiserver_writes(), &before);
-    let own = (metrics.api_writes_total() - own_before) as f64;
-    watch.abort();
-    let outcome = Outcome {
-        skews,
-        missing,
-        writes,
-        own_writes: Some(own),
-        load,
-    };
+    let outcome = due_at_once(&Operator { store, metrics }, &ns, n).await;
     (outcome, ns, (stop, operator), dir)
 }
 
 async fn cronjob_phase(client: &kube::Client, n: usize) -> (Outcome, TestNamespace) {
     let ns = TestNamespace::new(client, "bench-cj").await;
-    let slot = target_minute(chrono::Duration::seconds(45 + (n / 10) as i64));
-    eprintln!("cronjob: {n} CronJobs due at {slot}");
-    let api: Api<CronJob> = ns.api();
-    let schedule = format!("{} {} * * *", slot.minute(), slot.hour());
-    create_all(&api, n, |i| {
-        serde_json::from_value(serde_json::json!({
-            "metadata": { "name": format!("cj-{i}") },
-            "spec": {
-                "schedule": schedule, "timeZone": "Etc/UTC", "concurrencyPolicy": "Forbid",
-                "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
-                "jobTemplate": { "spec": { "backoffLimit": 0, "template": { "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{ "name": "run", "image": "busybox:1.36", "command": ["sh", "-c", "true"] }]
-                }}}}
-            }
-        }))
-        .expect("CronJob")
-    })
-    .await;
-    let seen: Seen = Arc::default();
-    let watch = watch_jobs(ns.api(), seen.clone());
-    wait_until(slot - chrono::Duration::seconds(3)).await;
-    let before = apiserver_writes();
-    // The CronJob controller names Jobs <cronjob>-<scheduled time in minutes since the epoch>.
-    let names: Vec<String> = (0..n)
-        .map(|i| format!("cj-{i}-{}", slot.timestamp() / 60))
-        .collect();
-    let (skews, missing) = skews_of(&seen, &names, slot, slot + chrono::Duration::seconds(120)).await;
-    let load = load_average();
-    let deadline = Utc::now() + chrono::Duration::seconds(300);
-    loop {
-        let done = api
-            .list(&Default::default())
-            .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .filter(|c| {
-                        c.status
-                            .as_ref()
-                            .is_some_and(|s| s.last_successful_time.is_some())
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
-        if done >= n - missing || Utc::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let writes = diff(&apiserver_writes(), &before);
-    watch.abort();
-    let outcome = Outcome {
-        skews,
-        missing,
-        writes,
-        own_writes: None,
-        load,
-    };
+    let outcome = due_at_once(&CronJobController, &ns, n).await;
     (outcome, ns)
 }
 
