@@ -404,7 +404,7 @@ fn a_restart_runs_a_slot_missed_during_downtime_once_and_closes_interrupted_runs
 #[test]
 fn shutdown_gives_running_scripts_a_grace_period_then_records_them() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut jtp = start(dir.path(), None, &[]);
+    let jtp = start(dir.path(), None, &[]);
     jtp.create(
         "quick",
         json!({ "schedule": { "manual": {} }, "script": inline("sleep 1; echo finished in grace") }),
@@ -424,10 +424,8 @@ fn shutdown_gives_running_scripts_a_grace_period_then_records_them() {
     wait_until(Duration::from_secs(15), "both runs to start", || {
         !db.runs("quick").is_empty() && !db.runs("stubborn").is_empty()
     });
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(jtp.child.id()).expect("pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    let status = jtp.child.wait().expect("jtp exits");
-    assert!(status.success(), "{status:?}");
+    // Well within the stubborn script's 60 s: the runner stops it once the 2 s grace is over.
+    jtp.stop(Duration::from_secs(20));
     let quick = db.finished_runs("quick");
     let stubborn = db.finished_runs("stubborn");
     assert_eq!(quick.len(), 1);
