@@ -219,8 +219,10 @@ pub(crate) async fn html_errors(request: Request, next: Next) -> Response {
     match template.render() {
         Ok(html) => {
             let mut out = (page.status, Html(html)).into_response();
+            // What the client is asked to do next survives the page: log in, or wait (a 429,
+            // a 503 of an unreachable store).
             for (name, value) in response.headers() {
-                if name == header::WWW_AUTHENTICATE {
+                if name == header::WWW_AUTHENTICATE || name == header::RETRY_AFTER {
                     out.headers_mut().insert(name, value.clone());
                 }
             }
