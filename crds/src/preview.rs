@@ -20,6 +20,20 @@ impl PreviewEntry {
             Self::Run(slot) | Self::Skipped(slot) => slot,
         }
     }
+
+    /// A wall time the DST policy leaves out, not a run.
+    pub fn is_skipped(&self) -> bool {
+        matches!(self, Self::Skipped(_))
+    }
+
+    /// What the line says beside its time: what a DST change did to the run, or why a skipped
+    /// wall time is not run.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Self::Run(slot) => slot.dst_note(),
+            Self::Skipped(slot) => Some(skipped_note(slot)),
+        }
+    }
 }
 
 /// The next `count` runs strictly after `after`, oldest first, with the wall times the DST policy

@@ -128,12 +128,9 @@ async fn get_job(
     caller
         .require(&state, Verb::Get, &namespace, "read this job")
         .await?;
-    let job = data::get_job(&state, &namespace, &name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
-    let mut view = JobView::cached(&state, job, DisplayZone::Job);
-    data::attach_health(&state, std::slice::from_mut(&mut view), DisplayZone::Job).await?;
-    Ok(Json(view))
+    Ok(Json(
+        data::job_view(&state, &namespace, &name, DisplayZone::Job).await?,
+    ))
 }
 
 /// Parses a JSON body; a body that is not what the route takes is a 422 naming the problem,
@@ -345,9 +342,7 @@ async fn list_runs(
     caller
         .require(&state, Verb::Get, &namespace, "read this job")
         .await?;
-    let job = data::get_job(&state, &namespace, &name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
+    let job = data::require_job(&state, &namespace, &name).await?;
     let mut filter = q.to_filter(crate::timefmt::zone(&job.timezone), state.config().runs_in_panel)?;
     filter.job_id = Some(job.id);
     let page = data::list_all_runs(&state, filter, None, DisplayZone::Job).await?;
@@ -372,9 +367,7 @@ async fn list_alerts(
     caller
         .require(&state, Verb::Get, &namespace, "read this job")
         .await?;
-    let job = data::get_job(&state, &namespace, &name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
+    let job = data::require_job(&state, &namespace, &name).await?;
     let items = data::job_alerts(&state, job.id, crate::timefmt::zone(&job.timezone)).await?;
     Ok(Json(AlertList { items }))
 }
@@ -422,12 +415,7 @@ struct RunResponse {
 }
 
 async fn run_detail(state: &AppState, caller: &Caller, id: &str) -> Result<data::RunDetail> {
-    let id = data::run_id(id)?;
-    let detail = data::get_run(state, id, DisplayZone::Job)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
-    caller.require_run(state, &detail.job.namespace, id).await?;
-    Ok(detail)
+    data::readable_run(state, caller, data::run_id(id)?, DisplayZone::Job).await
 }
 
 async fn get_run(

@@ -88,6 +88,15 @@ pub struct RetentionView {
 }
 
 impl RetentionView {
+    /// Whose retention it is, in words: "this job's retention" or "the global retention".
+    pub fn whose(&self) -> &'static str {
+        if self.source == "job" {
+            "this job's retention"
+        } else {
+            "the global retention"
+        }
+    }
+
     fn of(job: &Job, global: &Retention) -> Self {
         let (policy, source) = match (&job.spec.retention, job.deleted_at) {
             (Some(own), None) => (own.clone(), "job"),
@@ -1028,17 +1037,38 @@ pub(crate) async fn get_job(state: &AppState, namespace: &str, name: &str) -> Re
     }
 }
 
-/// A page of the job's runs, newest first, from a cursor.
+/// The live job `namespace/name`, or the 404 naming it.
+pub(crate) async fn require_job(state: &AppState, namespace: &str, name: &str) -> Result<Job> {
+    get_job(state, namespace, name)
+        .await?
+        .ok_or_else(|| crate::backend::job_not_found(namespace, name))
+}
+
+/// The live job `namespace/name` as the pages and the API show it, its health included (the one
+/// place a job's view is built from its row); the 404 naming it when there is none.
+pub(crate) async fn job_view(
+    state: &AppState,
+    namespace: &str,
+    name: &str,
+    zone: DisplayZone,
+) -> Result<JobView> {
+    let job = require_job(state, namespace, name).await?;
+    let mut view = JobView::cached(state, job, zone);
+    attach_health(state, std::slice::from_mut(&mut view), zone).await?;
+    Ok(view)
+}
+
+/// A page of the runs of job `job_id`, newest first, from a cursor.
 pub(crate) async fn list_runs(
     state: &AppState,
-    job: &Job,
+    job_id: i64,
     limit: u32,
     before: Option<RunCursor>,
     after: Option<RunCursor>,
     zone: DisplayZone,
 ) -> Result<(Vec<RunView>, Option<String>, Option<String>)> {
     let filter = RunFilter {
-        job_id: Some(job.id),
+        job_id: Some(job_id),
         before,
         after,
         limit: i64::from(limit.clamp(1, 1000)),
@@ -1074,6 +1104,21 @@ pub(crate) async fn get_run(state: &AppState, id: i64, zone: DisplayZone) -> Res
         run: view,
         output: run.log_output,
     }))
+}
+
+/// Run `id` as `caller` may see it: a run of a namespace they may not read is the same 404 as a
+/// run that does not exist ([`Caller::require_run`]).
+pub(crate) async fn readable_run(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    id: i64,
+    zone: DisplayZone,
+) -> Result<RunDetail> {
+    let detail = get_run(state, id, zone)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+    caller.require_run(state, &detail.job.namespace, id).await?;
+    Ok(detail)
 }
 
 fn next_run(
@@ -1112,9 +1157,7 @@ pub(crate) async fn update_job(
     name: &str,
     spec: &ScheduledJobSpec,
 ) -> Result<()> {
-    let job = get_job(state, namespace, name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
+    let job = require_job(state, namespace, name).await?;
     let id = JobId { namespace, name };
     let schedule = jtp_crds::validate(id, spec)?;
     let old = Timing::of_spec(id, &job.spec);
@@ -1132,9 +1175,7 @@ pub(crate) async fn update_job(
 
 /// Standalone: the row soft-deleted; its runs stay.
 pub(crate) async fn delete_job(state: &AppState, namespace: &str, name: &str) -> Result<()> {
-    let job = get_job(state, namespace, name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
+    let job = require_job(state, namespace, name).await?;
     Ok(state.store().delete_job(job.id).await?)
 }
 
@@ -1147,9 +1188,7 @@ pub(crate) async fn request_run_now(
     requester: &str,
     parameters: &jtp_crds::ParameterValues,
 ) -> Result<()> {
-    let job = get_job(state, namespace, name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
+    let job = require_job(state, namespace, name).await?;
     state
         .store()
         .request_run_now(job.id, now, requester, parameters)

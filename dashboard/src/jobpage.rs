@@ -8,18 +8,18 @@ use crate::auth::{Caller, Verb};
 use crate::data::{self, JobView, RunView};
 use crate::error::{AppError, Result};
 use crate::form::{FormErrors, JobForm};
-use crate::pages::{Chrome, Zone};
+use crate::pages::{Chrome, Zone, render};
 use crate::timefmt::{self, Precision, ShownTime};
 use crate::{AppState, Mode};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use jtp_crds::preview::{PreviewEntry, skipped_note, upcoming};
+use jtp_crds::preview::upcoming;
 use jtp_crds::{CompiledSchedule, ScheduledJob, ScheduledJobSpec};
 use serde::{Deserialize, Serialize};
 
@@ -66,17 +66,10 @@ pub fn preview_lines(
 ) -> Vec<PreviewLine> {
     upcoming(schedule, after, count)
         .into_iter()
-        .map(|entry| match entry {
-            PreviewEntry::Run(slot) => PreviewLine {
-                skipped: false,
-                at: timefmt::show_at(slot.at, tz, Precision::Slot, after),
-                note: slot.dst_note(),
-            },
-            PreviewEntry::Skipped(slot) => PreviewLine {
-                skipped: true,
-                at: timefmt::show_at(slot.at, tz, Precision::Slot, after),
-                note: Some(skipped_note(&slot)),
-            },
+        .map(|entry| PreviewLine {
+            skipped: entry.is_skipped(),
+            at: timefmt::show_at(entry.slot().at, tz, Precision::Slot, after),
+            note: entry.note(),
         })
         .collect()
 }
@@ -177,10 +170,7 @@ fn schedule_problems(errors: &[jtp_crds::FieldError]) -> Vec<String> {
 /// fragment. Reads nothing and writes nothing, so anyone who may open the form may call it.
 async fn form_preview(body: Bytes) -> Result<Response> {
     let form = JobForm::from_urlencoded(&body);
-    let html = form_preview_template(&form, Utc::now())
-        .render()
-        .map_err(|e| AppError::Internal(format!("rendering the preview: {e}")))?;
-    Ok(Html(html).into_response())
+    Ok(render(&form_preview_template(&form, Utc::now()))?.into_response())
 }
 
 /// `POST /api/v1/preview`'s body.
@@ -237,21 +227,16 @@ async fn api_preview(headers: HeaderMap, body: Bytes) -> Result<Response> {
     let tz = schedule.time_zone();
     let runs = upcoming(&schedule, after, count)
         .into_iter()
-        .map(|entry| {
-            let (slot, skipped, note) = match entry {
-                PreviewEntry::Run(slot) => (slot, false, slot.dst_note()),
-                PreviewEntry::Skipped(slot) => (slot, true, Some(skipped_note(&slot))),
-            };
-            ApiPreviewRun {
-                at: slot.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                local: slot
-                    .at
-                    .with_timezone(&tz)
-                    .format("%Y-%m-%d %H:%M:%S%.f %:z")
-                    .to_string(),
-                skipped,
-                note,
-            }
+        .map(|entry| ApiPreviewRun {
+            at: entry.slot().at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            local: entry
+                .slot()
+                .at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S%.f %:z")
+                .to_string(),
+            skipped: entry.is_skipped(),
+            note: entry.note(),
         })
         .collect();
     Ok(Json(PreviewAnswer {
@@ -317,14 +302,10 @@ async fn details_page(
     caller
         .require(&state, Verb::Get, &namespace, "read this job")
         .await?;
-    let job = data::get_job(&state, &namespace, &name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(&namespace, &name))?;
+    let view = data::job_view(&state, &namespace, &name, zone).await?;
     let resource = live_resource(&state, &namespace, &name).await;
-    let origin = origin_of(&state, &job, resource.as_ref());
-    let (runs, older, _) = data::list_runs(&state, &job, RECENT_RUNS, None, None, zone).await?;
-    let mut view = JobView::cached(&state, job, zone);
-    data::attach_health(&state, std::slice::from_mut(&mut view), zone).await?;
+    let origin = origin_of(&state, &view, resource.as_ref());
+    let (runs, older, _) = data::list_runs(&state, view.id, RECENT_RUNS, None, None, zone).await?;
     let tz = zone.for_job(&view.time_zone);
     let id = jtp_crds::JobId {
         namespace: &namespace,
@@ -357,10 +338,7 @@ async fn details_page(
         kubernetes: state.is_kubernetes(),
         job: view,
     };
-    let html = template
-        .render()
-        .map_err(|e| AppError::Internal(format!("rendering a page: {e}")))?;
-    Ok(Html(html).into_response())
+    Ok(render(&template)?.into_response())
 }
 
 /// Kubernetes mode: the ScheduledJob itself (for who manages it), read as the portal once the
@@ -380,7 +358,7 @@ async fn live_resource(state: &AppState, namespace: &str, name: &str) -> Option<
     }
 }
 
-fn origin_of(state: &AppState, job: &jtp_store::Job, resource: Option<&ScheduledJob>) -> Origin {
+fn origin_of(state: &AppState, job: &JobView, resource: Option<&ScheduledJob>) -> Origin {
     if state.is_kubernetes() {
         let mut managers: Vec<String> = resource
             .and_then(|r| r.metadata.managed_fields.as_ref())
@@ -420,7 +398,7 @@ fn origin_of(state: &AppState, job: &jtp_store::Job, resource: Option<&Scheduled
             managers,
         };
     }
-    match job.source.as_deref().and_then(|s| s.strip_prefix("file:")) {
+    match &job.source_file {
         Some(file) => Origin {
             kind: "file",
             summary: format!(
@@ -548,15 +526,7 @@ fn policies_of(spec: &ScheduledJobSpec, view: &JobView) -> Vec<Fact> {
     }
     out.push(Fact {
         label: "Retention",
-        value: format!(
-            "keeps {} ({})",
-            view.retention.summary,
-            if view.retention.source == "job" {
-                "this job's retention"
-            } else {
-                "the global retention"
-            }
-        ),
+        value: format!("keeps {} ({})", view.retention.summary, view.retention.whose()),
     });
     out.push(Fact {
         label: "Expect a success within",
@@ -780,10 +750,7 @@ async fn export_yaml(
 /// The job's spec as the store holds it (standalone: the row; a cluster: the operator's mirror of
 /// the resource).
 async fn spec_of(state: &AppState, namespace: &str, name: &str) -> Result<ScheduledJobSpec> {
-    Ok(data::get_job(state, namespace, name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(namespace, name))?
-        .spec)
+    Ok(data::require_job(state, namespace, name).await?.spec)
 }
 
 /// A free name for a copy of `name`: `name-copy`, else `name-copy-2`… (cut to 63 characters).

@@ -161,7 +161,7 @@ impl Chrome {
     }
 }
 
-fn render<T: Template>(template: &T) -> Result<Html<String>> {
+pub(crate) fn render<T: Template>(template: &T) -> Result<Html<String>> {
     template
         .render()
         .map(Html)
@@ -219,8 +219,10 @@ pub(crate) async fn html_errors(request: Request, next: Next) -> Response {
     match template.render() {
         Ok(html) => {
             let mut out = (page.status, Html(html)).into_response();
+            // What the client is asked to do next survives the page: log in, or wait (a 429,
+            // a 503 of an unreachable store).
             for (name, value) in response.headers() {
-                if name == header::WWW_AUTHENTICATE {
+                if name == header::WWW_AUTHENTICATE || name == header::RETRY_AFTER {
                     out.headers_mut().insert(name, value.clone());
                 }
             }
@@ -692,11 +694,7 @@ async fn run_own_page(
     Zone(zone): Zone,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let id = data::run_id(&id)?;
-    let detail = data::get_run(&state, id, zone)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
-    caller.require_run(&state, &detail.job.namespace, id).await?;
+    let detail = data::readable_run(&state, &caller, data::run_id(&id)?, zone).await?;
     let template = RunTemplate {
         chrome: Chrome::new(&state, &caller, zone, "runs"),
         namespace: detail.job.namespace.clone(),
@@ -716,10 +714,7 @@ async fn output_txt(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = data::run_id(&id)?;
-    let detail = data::get_run(&state, id, DisplayZone::Job)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
-    caller.require_run(&state, &detail.job.namespace, id).await?;
+    let detail = data::readable_run(&state, &caller, id, DisplayZone::Job).await?;
     let filename = format!("{}-run-{id}.txt", detail.job.name);
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
@@ -810,9 +805,7 @@ async fn panel_data(
     caller
         .require(state, Verb::Get, namespace, "read this job")
         .await?;
-    let job = data::get_job(state, namespace, name)
-        .await?
-        .ok_or_else(|| crate::backend::job_not_found(namespace, name))?;
+    let view = data::job_view(state, namespace, name, zone).await?;
     let cursor = |field: &str, text: &str| match text.trim() {
         "" => Ok(None),
         t => data::parse_cursor(field, t).map(Some),
@@ -822,20 +815,18 @@ async fn panel_data(
         cursor("after", &panel_query.after)?,
     );
     let (runs, older, newer) =
-        data::list_runs(state, &job, state.config().runs_in_panel, before, after, zone).await?;
+        data::list_runs(state, view.id, state.config().runs_in_panel, before, after, zone).await?;
     let output = match run {
         None => None,
         Some(id) => {
             let detail = data::get_run(state, id, zone)
                 .await?
-                .filter(|d| d.job.id == job.id)
+                .filter(|d| d.job.id == view.id)
                 .ok_or_else(|| AppError::NotFound(format!("job {namespace}/{name} has no run #{id}")))?;
             let view = OutputView::new(state, detail);
             Some(crate::run_actions::with_stop_button(view, caller, "panel"))
         }
     };
-    let mut view = JobView::cached(state, job, zone);
-    data::attach_health(state, std::slice::from_mut(&mut view), zone).await?;
     let live = view.run_now_requested.is_some() || runs.iter().any(|r| !r.status.is_finished());
     let list_query = ListQuery::from_query(query);
     let rest = list_query.suffix.trim_start_matches('?').to_owned();

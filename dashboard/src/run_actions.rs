@@ -38,11 +38,8 @@ impl AppState {
     /// right to patch its job, 409 for a run that is not in flight (ended, or not stoppable here).
     pub(crate) async fn stop_run(&self, caller: &Caller, id: &str) -> Result<StopAsked> {
         let id = data::run_id(id)?;
-        let detail = data::get_run(self, id, DisplayZone::Job)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+        let detail = data::readable_run(self, caller, id, DisplayZone::Job).await?;
         let namespace = detail.job.namespace.clone();
-        caller.require_run(self, &namespace, id).await?;
         caller
             .require(self, Verb::Patch, &namespace, "stop this job's runs")
             .await?;

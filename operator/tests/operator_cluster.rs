@@ -7,8 +7,9 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::cluster::{
-    Database, Link, Operator, POLL, TIMEOUT, client, delete_all, finished, first_finished, runs_of, wait_runs,
+    Database, Operator, POLL, TIMEOUT, client, delete_all, finished, first_finished, runs_of, wait_runs,
 };
+use common::link::Link;
 use jtp_crds::{RunStatus, SLOT_LABEL, ScheduledJob, ScheduledJobSpec, Trigger};
 use jtp_operator::controller::OperatorArgs;
 use jtp_store::Store;

@@ -1,9 +1,11 @@
 //! What the tests that run the built `jtp standalone` share: starting it on a free port of
 //! 127.0.0.1 (killed when dropped, even when an assertion fails), waiting, and the JSON API;
-//! [`cluster`] is what the tests of the in-process operator share.
+//! [`cluster`] is what the tests of the in-process operator share, [`link`] a database connection
+//! a test can cut.
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
 pub mod cluster;
+pub mod link;
 
 use jtp_dashboard::testing::free_port;
 use serde_json::Value;
