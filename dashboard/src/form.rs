@@ -4,8 +4,8 @@
 
 use jtp_crds::{
     ConcurrencyPolicy, ConfigMapScript, DailySchedule, DaylightSaving, FieldError, HourlySchedule,
-    IntervalSchedule, IntervalUnit, ManualSchedule, MonthlySchedule, PodTemplate, RepeatedTime, Schedule,
-    ScheduledJobSpec, Script, SkippedTime, Weekday, WeeklySchedule,
+    IntervalSchedule, IntervalUnit, ManualSchedule, MonthlySchedule, Parameter, PodTemplate, RepeatedTime,
+    Schedule, ScheduledJobSpec, Script, SkippedTime, Weekday, WeeklySchedule,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ pub struct JobForm {
     pub image: String,
     /// `spec.podTemplate` as YAML; "" for none, `None` when not sent (an edit keeps the job's own).
     pub pod_template: Option<String>,
+    /// `spec.parameters` as a YAML list; "" for none, `None` when not sent (an edit keeps the job's own).
+    pub parameters: Option<String>,
     pub concurrency_policy: String,
     pub starting_deadline_seconds: String,
     pub active_deadline_seconds: String,
@@ -67,12 +69,16 @@ impl FormErrors {
         let mut out = Self::default();
         for e in errors {
             match form_field(&e.field) {
-                // The template is one field: its messages keep the path inside it.
-                Some("pod_template") if e.field != "spec.podTemplate" => out
-                    .fields
-                    .entry("pod_template".to_owned())
-                    .or_default()
-                    .push(e.to_string()),
+                // The template and the parameters are one field each: their messages keep the
+                // path inside it.
+                Some(field @ ("pod_template" | "parameters"))
+                    if e.field != "spec.podTemplate" && e.field != "spec.parameters" =>
+                {
+                    out.fields
+                        .entry(field.to_owned())
+                        .or_default()
+                        .push(e.to_string())
+                }
                 Some(field) => out
                     .fields
                     .entry(field.to_owned())
@@ -129,6 +135,7 @@ pub fn form_field(path: &str) -> Option<&'static str> {
         "daylightSaving.repeatedTime" => "repeated_time",
         "daylightSaving" | "daylightSaving.skippedTime" => "skipped_time",
         p if p == "podTemplate" || p.starts_with("podTemplate.") => "pod_template",
+        p if p == "parameters" || p.starts_with("parameters[") => "parameters",
         "script" => "script_kind",
         "script.inline" => "script_inline",
         "script.command" => "script_command",
@@ -157,6 +164,10 @@ impl JobForm {
         self.pod_template.as_deref().unwrap_or_default()
     }
 
+    pub fn parameters_shown(&self) -> &str {
+        self.parameters.as_deref().unwrap_or_default()
+    }
+
     /// An empty form for a new job: a daily job in the default zone.
     pub fn new_job(namespace: &str) -> Self {
         Self {
@@ -174,6 +185,7 @@ impl JobForm {
             repeated_time: Some(String::new()),
             skipped_time: Some(String::new()),
             pod_template: Some(String::new()),
+            parameters: Some(String::new()),
             script_kind: "inline".into(),
             concurrency_policy: ConcurrencyPolicy::default().as_str().into(),
             ..Self::default()
@@ -206,6 +218,7 @@ impl JobForm {
                 "repeated_time" => form.repeated_time = Some(value),
                 "skipped_time" => form.skipped_time = Some(value),
                 "pod_template" => form.pod_template = Some(value),
+                "parameters" => form.parameters = Some(value),
                 "suspend" => form.suspend = !value.is_empty() && value != "false",
                 "script_kind" => form.script_kind = value,
                 "script_inline" => form.script_inline = value,
@@ -269,6 +282,11 @@ impl JobForm {
                 .and_then(|t| serde_yaml::to_string(&t.0).ok())
                 .unwrap_or_default(),
         );
+        form.parameters = Some(if spec.parameters.is_empty() {
+            String::new()
+        } else {
+            serde_yaml::to_string(&spec.parameters).unwrap_or_default()
+        });
         form.suspend = spec.suspend;
         let script = &spec.script;
         if let Some(inline) = &script.inline {
@@ -336,6 +354,9 @@ impl JobForm {
         }
         if let Some(typed) = &self.pod_template {
             spec.pod_template = pod_template(typed, &mut errors);
+        }
+        if let Some(typed) = &self.parameters {
+            spec.parameters = parameters(typed, &mut errors);
         }
         spec.suspend = self.suspend;
         spec.description = non_empty(&self.description);
@@ -574,6 +595,47 @@ fn pod_template(typed: &str, errors: &mut Vec<FieldError>) -> Option<PodTemplate
     }
 }
 
+/// The parameters typed as a YAML list of `{name, description, default, allowed, pattern}`, or none
+/// when empty. A misspelt key is refused at its path (`spec.parameters[0].defualt`), with the
+/// nearest known one; the values are checked by [`jtp_crds::validate`].
+fn parameters(typed: &str, errors: &mut Vec<FieldError>) -> Vec<Parameter> {
+    if typed.trim().is_empty() {
+        return Vec::new();
+    }
+    let value = match serde_yaml::from_str::<serde_json::Value>(typed) {
+        Ok(value @ serde_json::Value::Array(_)) => value,
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "spec.parameters",
+                "write a list, one \"- name: …\" item per parameter",
+            ));
+            return Vec::new();
+        }
+        Err(e) => {
+            errors.push(FieldError::new("spec.parameters", format!("not YAML: {e}")));
+            return Vec::new();
+        }
+    };
+    let unknown =
+        jtp_crds::admission::unknown_spec_fields("spec", &serde_json::json!({ "parameters": value }));
+    if !unknown.is_empty() {
+        errors.extend(unknown);
+        return Vec::new();
+    }
+    serde_path_to_error::deserialize(&value).unwrap_or_else(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => "spec.parameters".to_owned(),
+            path => format!("spec.parameters{path}"),
+        };
+        let mut message = e.into_inner().to_string();
+        if message.contains("expected a string") {
+            message.push_str(": put the value in quotes");
+        }
+        errors.push(FieldError::new(field, message));
+        Vec::new()
+    })
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.to_owned())
 }
@@ -691,6 +753,63 @@ mod tests {
             "{shown:?}"
         );
         assert!(shown.general.is_empty(), "{shown:?}");
+    }
+
+    #[test]
+    fn parameters_round_trip_and_are_kept_when_not_sent() {
+        let spec = ScheduledJobSpec::manual()
+            .parameter_one_of("REGION", Some("eu"), &["eu", "us"])
+            .parameter_matching("TICKET", "[A-Z]+-[0-9]+");
+        let form = JobForm::from_spec("default", "job", &spec);
+        assert!(form.parameters_shown().contains("name: REGION"), "{form:?}");
+        assert_eq!(form.to_spec(None).unwrap(), spec, "{form:?}");
+        let mut bare = form.clone();
+        bare.parameters = None;
+        assert_eq!(bare.to_spec(Some(&spec)).unwrap(), spec);
+        let mut cleared = form;
+        cleared.parameters = Some(" \n".into());
+        assert!(cleared.to_spec(Some(&spec)).unwrap().parameters.is_empty());
+        // A new job's form shows none.
+        assert_eq!(JobForm::new_job("default").parameters_shown(), "");
+    }
+
+    #[test]
+    fn bad_parameters_are_field_errors_with_their_path() {
+        let mut form = JobForm::new_job("default");
+        form.name = "job".into();
+        form.script_inline = "echo".into();
+        let shown = |form: &JobForm| FormErrors::from_field_errors(&form.checked(None).unwrap_err());
+
+        form.parameters = Some("- name: REGION\n  defualt: eu\n".into());
+        let errors = shown(&form);
+        assert_eq!(
+            errors.get("parameters"),
+            "spec.parameters[0].defualt: unknown field, did you mean default?",
+            "{errors:?}"
+        );
+        form.parameters = Some("- name: [unclosed".into());
+        assert!(shown(&form).get("parameters").contains("not YAML"));
+        form.parameters = Some("name: REGION".into());
+        assert!(shown(&form).get("parameters").contains("write a list"));
+        form.parameters = Some("- name: COUNT\n  default: 5\n".into());
+        let errors = shown(&form);
+        assert!(
+            errors
+                .get("parameters")
+                .starts_with("spec.parameters[0].default: invalid type"),
+            "{errors:?}"
+        );
+        assert!(
+            errors.get("parameters").ends_with("put the value in quotes"),
+            "{errors:?}"
+        );
+        // What parses is validated: a scheduled job's parameter needs a default, a name its form.
+        form.parameters = Some("- name: region\n- name: TICKET\n".into());
+        let errors = shown(&form);
+        let text = errors.get("parameters");
+        assert!(text.contains("spec.parameters[0].name"), "{errors:?}");
+        assert!(text.contains("spec.parameters[1]"), "{errors:?}");
+        assert!(errors.general.is_empty(), "{errors:?}");
     }
 
     #[test]

@@ -124,6 +124,110 @@ async fn the_form_takes_a_dst_policy_and_a_pod_template() {
     server.await.unwrap();
 }
 
+/// The form's Run Now parameters, folded away until wanted: a misspelt key is shown next to the
+/// field with its path and nearest known key, the section stays open with what was typed; fixed,
+/// the job is created with them, its Run Now form offers them with their defaults, and its edit
+/// form shows them back. At 1280 px and on a 390 px phone the field fits the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_declares_run_now_parameters() {
+    let t = standalone().await;
+    let (base, stop, server) = serve_portal(t.state.clone()).await;
+    let b = Browser::start().await;
+    b.set_viewport(1280, 900).await;
+    b.goto(&format!("{base}/jobs/new")).await;
+    assert_eq!(
+        b.eval("return !document.querySelector('#parameters').checkVisibility();")
+            .await,
+        true,
+        "the parameters are folded away on a new job"
+    );
+    b.fill("#name", "with-parameters").await;
+    b.eval(
+        "document.querySelector('#schedule_type').value = 'manual';\
+         document.querySelector('#schedule_type').dispatchEvent(new Event('change'));\
+         for (const d of document.querySelectorAll('details')) d.open = true; return true;",
+    )
+    .await;
+    b.fill("#script_inline", "echo \"region=$REGION\"").await;
+    let typo = "- name: REGION\n  description: Which region to rebuild\n  defualt: eu\n  allowed: [eu, us]\n";
+    b.fill("#parameters", typo).await;
+    b.click("#save-job").await;
+    let error = b.text("#error-parameters").await;
+    assert!(
+        error.contains("spec.parameters[0].defualt: unknown field, did you mean default?"),
+        "{error}"
+    );
+    assert_eq!(b.prop("#parameters", "value").await.as_deref(), Some(typo));
+    assert_eq!(
+        b.eval("return document.querySelector('#parameters').checkVisibility();")
+            .await,
+        true,
+        "the section stays open on an error"
+    );
+    let show_error =
+        "document.querySelector('#error-parameters').scrollIntoView({block: 'center'}); return true;";
+    b.eval(show_error).await;
+    b.screenshot("form-parameters-1280").await;
+    let [_, _, width, _] = b.rect("#parameters").await;
+    assert!(width <= 1280.0, "{width}");
+    b.set_viewport(390, 844).await;
+    let overflow = b.eval("return document.documentElement.scrollWidth;").await;
+    assert!(
+        overflow.as_f64().unwrap_or(f64::MAX) <= 390.0,
+        "the form is wider than the phone: {overflow}"
+    );
+    b.eval(show_error).await;
+    b.screenshot("form-parameters-390").await;
+    b.set_viewport(1280, 900).await;
+
+    b.fill("#parameters", &typo.replace("defualt", "default")).await;
+    b.click("#save-job").await;
+    b.wait_text("#flash", WAIT, |text| {
+        text.contains("Created job with-parameters")
+    })
+    .await;
+    let job = t
+        .store
+        .get_job_by_name("default", "with-parameters")
+        .await
+        .unwrap();
+    assert_eq!(job.spec.parameters.len(), 1, "{:?}", job.spec.parameters);
+    let region = &job.spec.parameters[0];
+    assert_eq!(
+        (
+            region.name.as_str(),
+            region.default.as_deref(),
+            region.allowed.clone()
+        ),
+        ("REGION", Some("eu"), vec!["eu".to_owned(), "us".to_owned()])
+    );
+
+    b.goto(&format!("{base}/jobs/default/with-parameters/run")).await;
+    b.wait_text("h1", WAIT, |t| t.contains("Run with-parameters now"))
+        .await;
+    assert_eq!(b.prop("#param-REGION", "value").await.as_deref(), Some("eu"));
+    assert!(
+        b.text("#help-param-REGION")
+            .await
+            .contains("Which region to rebuild")
+    );
+    b.goto(&format!("{base}/jobs/default/with-parameters/edit")).await;
+    let shown = b.prop("#parameters", "value").await.unwrap_or_default();
+    assert!(
+        shown.contains("name: REGION") && shown.contains("default: eu"),
+        "{shown}"
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('#parameters').checkVisibility();")
+            .await,
+        true,
+        "a job's own parameters are shown open"
+    );
+    b.close().await;
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
 /// Makes the panel's newest run a manual run by a service account, as the Kubernetes portal shows
 /// it: the longest requester there is, with no space to wrap at.
 async fn show_cluster_requester(b: &Browser) {
