@@ -166,10 +166,13 @@ impl Store {
             crate::Backend::Sqlite(pool) => pool,
         };
         let phrase = fts_phrase(text);
+        // Both probes read one snapshot: between two separate reads the indexer could move a run
+        // from the pending table into the index, and neither would find it.
+        let mut snapshot = pool.begin().await?;
         let mut hits: Vec<i64> = sqlx::query_scalar(PROBE_INDEX)
             .bind(&phrase)
             .bind(FEW_HITS + 1)
-            .fetch_all(pool)
+            .fetch_all(&mut *snapshot)
             .await?;
         if hits.len() > usize::try_from(FEW_HITS).unwrap_or(usize::MAX) {
             return Ok(if text.is_ascii() {
@@ -180,8 +183,9 @@ impl Store {
         }
         let pending: Vec<i64> = sqlx::query_scalar(PROBE_PENDING)
             .bind(&like)
-            .fetch_all(pool)
+            .fetch_all(&mut *snapshot)
             .await?;
+        snapshot.commit().await?;
         hits.extend(pending);
         let ids = serde_json::to_string(&hits).map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Condition::Ids(ids))
