@@ -4,7 +4,7 @@
 //!
 //! Both backends run the same SQL text (numbered `$1` parameters, `RETURNING`, `ON CONFLICT`, partial
 //! indexes and `TRUE`/`FALSE` work on both); what differs lives in the migrations, in how instants
-//! are bound ([`time`]), and in the [`Dialect`] trait. Queries are checked at run time
+//! are bound ([`time`]), and in the `Dialect` trait. Queries are checked at run time
 //! (`query_as().bind()`), so building needs no database.
 
 mod alerts;

@@ -191,7 +191,7 @@ impl Store {
         Ok(Condition::Ids(ids))
     }
 
-    /// SQLite: moves up to [`INDEX_BATCH`] runs noted since they finished (migration 0012) into
+    /// SQLite: moves up to 64 runs (`INDEX_BATCH`) noted since they finished (migration 0012) into
     /// the search index, in one transaction; answers how many. The store does this by itself in
     /// the background after each finish and every few seconds; a search finds noted runs
     /// without it. PostgreSQL: nothing to do (0).
