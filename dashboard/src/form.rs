@@ -576,20 +576,36 @@ fn wall_time(typed: &str) -> String {
 /// The pod template typed as YAML (a mapping with `metadata` and/or `spec`), or none when empty.
 /// What is inside is checked by [`jtp_crds::validate`], each problem at its path.
 fn pod_template(typed: &str, errors: &mut Vec<FieldError>) -> Option<PodTemplate> {
+    typed_yaml(
+        "spec.podTemplate",
+        typed,
+        serde_json::Value::is_object,
+        "write a mapping with metadata and/or spec, as in a CronJob's jobTemplate.spec.template",
+        errors,
+    )
+    .map(PodTemplate)
+}
+
+/// A field typed as YAML: `None` when left empty, or (with the error at `field`) when it is not
+/// YAML or not of the `shape` `hint` asks for.
+fn typed_yaml(
+    field: &str,
+    typed: &str,
+    shape: fn(&serde_json::Value) -> bool,
+    hint: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<serde_json::Value> {
     if typed.trim().is_empty() {
         return None;
     }
     match serde_yaml::from_str::<serde_json::Value>(typed) {
-        Ok(value @ serde_json::Value::Object(_)) => Some(PodTemplate(value)),
+        Ok(value) if shape(&value) => Some(value),
         Ok(_) => {
-            errors.push(FieldError::new(
-                "spec.podTemplate",
-                "write a mapping with metadata and/or spec, as in a CronJob's jobTemplate.spec.template",
-            ));
+            errors.push(FieldError::new(field, hint));
             None
         }
         Err(e) => {
-            errors.push(FieldError::new("spec.podTemplate", format!("not YAML: {e}")));
+            errors.push(FieldError::new(field, format!("not YAML: {e}")));
             None
         }
     }
@@ -599,22 +615,14 @@ fn pod_template(typed: &str, errors: &mut Vec<FieldError>) -> Option<PodTemplate
 /// when empty. A misspelt key is refused at its path (`spec.parameters[0].defualt`), with the
 /// nearest known one; the values are checked by [`jtp_crds::validate`].
 fn parameters(typed: &str, errors: &mut Vec<FieldError>) -> Vec<Parameter> {
-    if typed.trim().is_empty() {
+    let Some(value) = typed_yaml(
+        "spec.parameters",
+        typed,
+        serde_json::Value::is_array,
+        "write a list, one \"- name: …\" item per parameter",
+        errors,
+    ) else {
         return Vec::new();
-    }
-    let value = match serde_yaml::from_str::<serde_json::Value>(typed) {
-        Ok(value @ serde_json::Value::Array(_)) => value,
-        Ok(_) => {
-            errors.push(FieldError::new(
-                "spec.parameters",
-                "write a list, one \"- name: …\" item per parameter",
-            ));
-            return Vec::new();
-        }
-        Err(e) => {
-            errors.push(FieldError::new("spec.parameters", format!("not YAML: {e}")));
-            return Vec::new();
-        }
     };
     let unknown =
         jtp_crds::admission::unknown_spec_fields("spec", &serde_json::json!({ "parameters": value }));

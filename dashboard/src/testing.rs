@@ -246,6 +246,21 @@ impl Browser {
         assert_eq!(w, width, "the viewport did not take the width asked for");
     }
 
+    /// Whether the element matching `css` is shown (not inside a closed `<details>`, not hidden).
+    pub async fn is_visible(&self, css: &str) -> bool {
+        let script = format!("return document.querySelector({css:?}).checkVisibility();");
+        self.eval(&script).await == serde_json::Value::Bool(true)
+    }
+
+    /// Asserts that the page does not scroll sideways at a viewport `width` px wide.
+    pub async fn assert_fits_width(&self, width: u32) {
+        let page = self.eval("return document.documentElement.scrollWidth;").await;
+        assert!(
+            page.as_f64().unwrap_or(f64::MAX) <= f64::from(width),
+            "the page is wider than {width} px: {page}"
+        );
+    }
+
     /// Runs `script` (a function body that `return`s JSON) in the page.
     pub async fn eval(&self, script: &str) -> serde_json::Value {
         self.client

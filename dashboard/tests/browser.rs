@@ -61,11 +61,7 @@ async fn the_form_takes_a_dst_policy_and_a_pod_template() {
     let b = Browser::start().await;
     b.set_viewport(1280, 900).await;
     b.goto(&format!("{base}/jobs/new")).await;
-    assert_eq!(
-        b.eval("return !document.querySelector('#repeated_time').checkVisibility();")
-            .await,
-        true
-    );
+    assert!(!b.is_visible("#repeated_time").await);
     b.fill("#name", "dst-form").await;
     b.fill("#time_zone", "America/New_York").await;
     b.eval(
@@ -87,20 +83,12 @@ async fn the_form_takes_a_dst_policy_and_a_pod_template() {
         "{error}"
     );
     assert_eq!(b.prop("#repeated_time", "value").await.as_deref(), Some("Both"));
-    assert_eq!(
-        b.eval("return document.querySelector('#pod_template').checkVisibility();")
-            .await,
-        true
-    );
+    assert!(b.is_visible("#pod_template").await);
     b.screenshot("form-dst-pod-template-1280").await;
     let [_, _, width, _] = b.rect("#pod_template").await;
     assert!(width <= 1280.0, "{width}");
     b.set_viewport(390, 844).await;
-    let overflow = b.eval("return document.documentElement.scrollWidth;").await;
-    assert!(
-        overflow.as_f64().unwrap_or(f64::MAX) <= 390.0,
-        "the form is wider than the phone: {overflow}"
-    );
+    b.assert_fits_width(390).await;
     b.screenshot("form-dst-pod-template-390").await;
 
     b.fill(
@@ -135,10 +123,8 @@ async fn the_form_declares_run_now_parameters() {
     let b = Browser::start().await;
     b.set_viewport(1280, 900).await;
     b.goto(&format!("{base}/jobs/new")).await;
-    assert_eq!(
-        b.eval("return !document.querySelector('#parameters').checkVisibility();")
-            .await,
-        true,
+    assert!(
+        !b.is_visible("#parameters").await,
         "the parameters are folded away on a new job"
     );
     b.fill("#name", "with-parameters").await;
@@ -158,10 +144,8 @@ async fn the_form_declares_run_now_parameters() {
         "{error}"
     );
     assert_eq!(b.prop("#parameters", "value").await.as_deref(), Some(typo));
-    assert_eq!(
-        b.eval("return document.querySelector('#parameters').checkVisibility();")
-            .await,
-        true,
+    assert!(
+        b.is_visible("#parameters").await,
         "the section stays open on an error"
     );
     let show_error =
@@ -171,11 +155,7 @@ async fn the_form_declares_run_now_parameters() {
     let [_, _, width, _] = b.rect("#parameters").await;
     assert!(width <= 1280.0, "{width}");
     b.set_viewport(390, 844).await;
-    let overflow = b.eval("return document.documentElement.scrollWidth;").await;
-    assert!(
-        overflow.as_f64().unwrap_or(f64::MAX) <= 390.0,
-        "the form is wider than the phone: {overflow}"
-    );
+    b.assert_fits_width(390).await;
     b.eval(show_error).await;
     b.screenshot("form-parameters-390").await;
     b.set_viewport(1280, 900).await;
@@ -217,10 +197,8 @@ async fn the_form_declares_run_now_parameters() {
         shown.contains("name: REGION") && shown.contains("default: eu"),
         "{shown}"
     );
-    assert_eq!(
-        b.eval("return document.querySelector('#parameters').checkVisibility();")
-            .await,
-        true,
+    assert!(
+        b.is_visible("#parameters").await,
         "a job's own parameters are shown open"
     );
     b.close().await;
@@ -331,11 +309,7 @@ async fn the_runs_view_searches_outputs_and_marks_the_match() {
     b.set_viewport(390, 844).await;
     b.goto(&format!("{base}/runs?q=ledger")).await;
     b.find(".snippet mark").await;
-    let width = b.eval("return document.documentElement.scrollWidth;").await;
-    assert!(
-        width.as_f64().unwrap_or(f64::MAX) <= 390.0,
-        "wider than the phone: {width}"
-    );
+    b.assert_fits_width(390).await;
     b.assert_nothing_covered("#all-runs-table", "runs-search-390")
         .await;
     b.close().await;

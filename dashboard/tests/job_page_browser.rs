@@ -155,11 +155,7 @@ async fn the_job_page_fits_exports_and_clones_with_a_live_preview() {
             "{:?}",
             b.covered_cells("#recent-runs").await
         );
-        let overflow = b.eval("return document.documentElement.scrollWidth;").await;
-        assert!(
-            overflow.as_f64().unwrap() <= f64::from(width),
-            "the page is wider than {width}: {overflow}"
-        );
+        b.assert_fits_width(width).await;
         b.screenshot(&format!("job-page-{width}")).await;
     }
     b.set_viewport(1280, 900).await;
@@ -208,8 +204,7 @@ async fn the_job_page_fits_exports_and_clones_with_a_live_preview() {
     );
     b.set_viewport(390, 844).await;
     b.goto(&format!("{base}/jobs/default/london-report/clone")).await;
-    let overflow = b.eval("return document.documentElement.scrollWidth;").await;
-    assert!(overflow.as_f64().unwrap() <= 390.0, "{overflow}");
+    b.assert_fits_width(390).await;
     b.screenshot("clone-form-390").await;
     b.close().await;
     let _ = stop.send(());

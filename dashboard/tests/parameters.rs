@@ -44,12 +44,9 @@ async fn claim(t: &Standalone, id: i64) -> jtp_store::Claim {
         drop_retry: false,
         parameters: &ParameterValues::new(),
     };
-    t.store
-        .claim_slots(&[claim])
+    jtp_store::testing::claim_one(&t.store, claim)
         .await
         .unwrap()
-        .pop()
-        .flatten()
         .expect("claimed")
 }
 

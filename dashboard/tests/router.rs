@@ -352,12 +352,9 @@ async fn run_now_makes_the_job_due_wakes_the_runner_and_says_so() {
         drop_retry: false,
         parameters: &Default::default(),
     };
-    t.store
-        .claim_slots(&[claim])
+    jtp_store::testing::claim_one(&t.store, claim)
         .await
         .unwrap()
-        .pop()
-        .flatten()
         .expect("claimed");
     let runs = send(&t.state, get("/api/v1/jobs/default/adhoc/runs"))
         .await

@@ -91,8 +91,9 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
         })
         .await
         .expect("job");
-    let claim = store
-        .claim_slots(&[SlotClaim {
+    let claim = jtp_store::testing::claim_one(
+        &store,
+        SlotClaim {
             job_id: job.id,
             expected_next_run: job.next_run.expect("due"),
             new_next_run: None,
@@ -100,12 +101,11 @@ async fn a_write_that_fails_on_a_full_disk_does_not_poison_the_connection() {
             now: Utc::now(),
             drop_retry: false,
             parameters: &Default::default(),
-        }])
-        .await
-        .expect("claim")
-        .pop()
-        .flatten()
-        .expect("won");
+        },
+    )
+    .await
+    .expect("claim")
+    .expect("won");
     let output = vec![b'x'; 400 * 1024];
     let finish = RunFinish {
         status: RunStatus::Success,
@@ -278,8 +278,9 @@ async fn a_real_finish_replaces_an_interrupted_row() {
         })
         .await
         .expect("job");
-    let claim = store
-        .claim_slots(&[SlotClaim {
+    let claim = jtp_store::testing::claim_one(
+        &store,
+        SlotClaim {
             job_id: job.id,
             expected_next_run: job.next_run.expect("due"),
             new_next_run: None,
@@ -287,12 +288,11 @@ async fn a_real_finish_replaces_an_interrupted_row() {
             now: Utc::now(),
             drop_retry: false,
             parameters: &Default::default(),
-        }])
-        .await
-        .expect("claim")
-        .pop()
-        .flatten()
-        .expect("won");
+        },
+    )
+    .await
+    .expect("claim")
+    .expect("won");
     assert_eq!(
         store
             .interrupted_runs_cleanup("r1", Utc::now())

@@ -14,6 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The variable naming an already running server (a role that may `CREATE DATABASE`).
 pub const POSTGRES_URL_ENV: &str = "JTP_TEST_POSTGRES_URL";
 
+/// Claims one slot: [`crate::Store::claim_slots`] of a single claim, answering the run won or `None`
+/// (tests claim one slot at a time; the runner claims a burst at once).
+pub async fn claim_one(
+    store: &crate::Store,
+    claim: crate::SlotClaim<'_>,
+) -> crate::Result<Option<crate::Claim>> {
+    Ok(store.claim_slots(&[claim]).await?.pop().flatten())
+}
+
 /// A script of the repository's `scripts/` folder.
 pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

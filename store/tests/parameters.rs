@@ -60,12 +60,9 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         drop_retry: false,
         parameters: &defaults,
     };
-    let won = store
-        .claim_slots(&[claim])
+    let won = jtp_store::testing::claim_one(store, claim)
         .await
         .expect("claim")
-        .pop()
-        .flatten()
         .expect("won");
     assert_eq!(won.trigger, Trigger::Manual);
     assert_eq!(won.parameters, asked, "the request's values, not the defaults");
@@ -77,12 +74,9 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         now: at(9, 0),
         ..claim
     };
-    let slot = store
-        .claim_slots(&[scheduled])
+    let slot = jtp_store::testing::claim_one(store, scheduled)
         .await
         .expect("claim")
-        .pop()
-        .flatten()
         .expect("won");
     assert_eq!((slot.trigger, &slot.parameters), (Trigger::Schedule, &defaults));
 
@@ -120,12 +114,9 @@ async fn a_run_now_s_values_are_recorded_with_its_run_and_read_back(db: &TestDb)
         parameters: &ParameterValues::new(),
         ..claim
     };
-    let later = store
-        .claim_slots(&[bare])
+    let later = jtp_store::testing::claim_one(store, bare)
         .await
         .expect("claim")
-        .pop()
-        .flatten()
         .expect("won");
     assert_eq!(
         (later.trigger, later.parameters),
@@ -187,12 +178,9 @@ async fn a_further_attempt_runs_with_the_values_of_the_attempt_before_it(db: &Te
         drop_retry: false,
         parameters: &ParameterValues::new(),
     };
-    let first = store
-        .claim_slots(&[claim])
+    let first = jtp_store::testing::claim_one(store, claim)
         .await
         .expect("claim")
-        .pop()
-        .flatten()
         .expect("won");
     let retry = PendingRetry {
         scheduled_time: at(9, 0),

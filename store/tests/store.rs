@@ -248,10 +248,7 @@ async fn claims_have_one_winner(db: &TestDb) {
                     drop_retry: false,
                     parameters: &Default::default(),
                 };
-                store
-                    .claim_slots(&[claim])
-                    .await
-                    .map(|mut won| won.pop().flatten())
+                jtp_store::testing::claim_one(&store, claim).await
             })
         };
         let (ra, rb) = tokio::join!(claim(a.clone(), "a"), claim(b.clone(), "b"));
@@ -306,21 +303,15 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         drop_retry: false,
         parameters: &Default::default(),
     };
-    let won = store
-        .claim_slots(&[claim])
+    let won = jtp_store::testing::claim_one(store, claim)
         .await
         .expect("claim")
-        .pop()
-        .flatten()
         .expect("won");
     assert_eq!((won.trigger, won.scheduled_for), (Trigger::Manual, at(12, 0)));
     assert!(
-        store
-            .claim_slots(&[claim])
+        jtp_store::testing::claim_one(store, claim)
             .await
             .expect("claim again")
-            .pop()
-            .flatten()
             .is_none(),
         "a slot is claimed once"
     );
@@ -365,12 +356,9 @@ async fn run_now_is_consumed_as_manual(db: &TestDb) {
         parameters: &Default::default(),
     };
     assert_eq!(
-        store
-            .claim_slots(&[claim])
+        jtp_store::testing::claim_one(store, claim)
             .await
             .expect("claim")
-            .pop()
-            .flatten()
             .expect("won")
             .trigger,
         Trigger::Manual
