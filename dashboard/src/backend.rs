@@ -49,7 +49,7 @@ fn kube_err(namespace: &str, name: &str) -> impl Fn(kube::Error) -> AppError {
 }
 
 /// The prefix of ServiceAccount user names.
-const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+pub(crate) const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 
 fn header(value: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(value)

@@ -501,6 +501,43 @@ impl RunView {
     }
 }
 
+/// Who asked for a manual run, as a run's Trigger cell shows it: a ServiceAccount
+/// (`system:serviceaccount:NS:NAME`) as `NS/NAME`, marked as one; anyone else by their name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requester<'a> {
+    /// The ServiceAccount's namespace; `None` for a user.
+    pub namespace: Option<&'a str>,
+    /// The ServiceAccount's name, or the user's whole name.
+    pub name: &'a str,
+}
+
+impl RunView {
+    /// Who asked, short enough for a narrow column (the cell's title keeps the whole name).
+    pub fn requester_shown(&self) -> Option<Requester<'_>> {
+        self.requester.as_deref().map(Requester::of)
+    }
+}
+
+impl<'a> Requester<'a> {
+    /// The parts of a recorded requester.
+    pub fn of(who: &'a str) -> Self {
+        let account = who
+            .strip_prefix(crate::backend::SERVICE_ACCOUNT_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+            .filter(|(namespace, name)| !namespace.is_empty() && !name.is_empty() && !name.contains(':'));
+        match account {
+            Some((namespace, name)) => Self {
+                namespace: Some(namespace),
+                name,
+            },
+            None => Self {
+                namespace: None,
+                name: who,
+            },
+        }
+    }
+}
+
 /// A run of the runs view, with its job (which may be deleted).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1283,4 +1320,33 @@ pub async fn job_alerts(state: &AppState, job_id: i64, tz: chrono_tz::Tz) -> Res
                 .collect(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Requester;
+
+    #[test]
+    fn a_service_account_requester_reads_as_its_namespace_and_name() {
+        let account = Requester::of("system:serviceaccount:team-a:runner");
+        assert_eq!((account.namespace, account.name), (Some("team-a"), "runner"));
+        for who in [
+            "alice",
+            "local",
+            "oidc:alice@example.com",
+            "system:serviceaccount:team-a",
+            "system:serviceaccount::runner",
+            "system:serviceaccount:team-a:",
+            "system:serviceaccount:a:b:c",
+        ] {
+            assert_eq!(
+                Requester::of(who),
+                Requester {
+                    namespace: None,
+                    name: who
+                },
+                "{who}"
+            );
+        }
+    }
 }

@@ -195,10 +195,11 @@ async fn rights_follow_the_users_own_rbac() {
     assert_eq!(runs["items"][0]["trigger"], "manual");
     assert_eq!(runs["items"][0]["requester"], runner_name.as_str());
     let panel = send(&state, bearer(get(&format!("/jobs/{ns}/nightly")), &env.reader)).await;
+    // The run row names who asked: the service account as NS/NAME, its whole name in the title.
     assert!(
-        panel
-            .body
-            .contains(&format!("<span class=\"requester\">by {runner_name}</span>")),
+        panel.body.contains(&format!(
+            "<span class=\"requester\">by {ns}/<wbr>runner <span class=\"requester-kind\">service account</span></span>"
+        )) && panel.body.contains(&format!("title=\"manual by {runner_name}\"")),
         "the run row names who asked: {}",
         panel.body
     );

@@ -88,6 +88,19 @@ pub async fn add_run_at(
     exit_code: Option<i32>,
     output: &str,
 ) -> i64 {
+    add_run_by(store, job_id, at, status, exit_code, output, None).await
+}
+
+/// A manual run as [`add_run_at`] records it, asked for by `requester`.
+pub async fn add_run_by(
+    store: &Store,
+    job_id: i64,
+    at: DateTime<Utc>,
+    status: RunStatus,
+    exit_code: Option<i32>,
+    output: &str,
+    requester: Option<&str>,
+) -> i64 {
     let id = store
         .record_attempt_start(
             &RunStart {
@@ -97,7 +110,7 @@ pub async fn add_run_at(
                 started_at: at,
                 k8s_job_name: None,
                 runner: Some("test".into()),
-                requester: None,
+                requester: requester.map(str::to_owned),
                 parameters: Default::default(),
             },
             1,
