@@ -85,10 +85,12 @@ const LIST_ALL_RUNS: &str = concat!(
      FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1"
 );
 
-/// A budgeted search's reading: each filtered run's id and whether its output contains the text.
-const READ_FOR_SEARCH: &str = "SELECT l.id, (l.log_output LIKE ";
-const READ_FOR_SEARCH_FROM: &str =
-    " ESCAPE '\\') AS hit FROM job_execution_logs l JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1";
+/// A budgeted search's reading: each filtered run's id and whether its output contains the text
+/// (`LIKE` on SQLite, `ILIKE` on PostgreSQL, then the pattern). Every run has its job (a foreign
+/// key), so the `LEFT JOIN` finds the same runs; the planner then leaves the job out unless a
+/// filter reads it (half of the reading at a million runs on PostgreSQL).
+const READ_FOR_SEARCH: &str = "SELECT l.id, (l.log_output";
+const READ_FOR_SEARCH_FROM: &str = " ESCAPE '\\') AS hit FROM job_execution_logs l LEFT JOIN scheduled_jobs j ON l.job_id = j.id WHERE 1 = 1";
 
 /// The most runs [`Store::run_history`] reads per job.
 pub const MAX_HISTORY: i64 = 100;
@@ -385,9 +387,10 @@ impl Store {
             Some(text) => Some(self.search_condition(text).await?),
             None => None,
         };
-        // A text most outputs contain is tested run by run (SQLite's `LIKE` plan): a page then
-        // reads at most [`SCAN_BUDGET`] runs that pass the other filters, so a filter few of the
-        // text's runs pass cannot make it read every run; where it stops is the next page's cursor.
+        // A text most outputs contain is tested run by run (SQLite's `LIKE` plan; PostgreSQL's
+        // `ILIKE` one when the planner expects more than `FEW_HITS` hits): a page then reads at
+        // most [`SCAN_BUDGET`] runs that pass the other filters, so a filter few of the text's
+        // runs pass cannot make it read every run; where it stops is the next page's cursor.
         let budget = search.as_ref().is_some_and(Condition::reads_each_output);
         // Newer pages are read oldest first from the cursor, then turned around.
         let forward = filter.before.is_some() || filter.after.is_none();
@@ -450,39 +453,41 @@ impl Store {
                 }
             }};
         }
-        // The budgeted reading (SQLite only): stream the filtered runs newest first with whether
-        // each output contains the text, stop at the page's hits or at the budget; the page is
-        // then those hits by id, and a budget read to its end ends the page at its last run.
+        // The budgeted reading: stream the filtered runs newest first with whether each output
+        // contains the text, stop at the page's hits or at the budget; the page is then those
+        // hits by id, and a budget read to its end ends the page at its last run.
         let mut search = search;
         let mut cut_id = None;
-        if let (true, Some(Condition::Like(like)), crate::Backend::Sqlite(pool)) =
-            (budget, &search, &self.backend)
-        {
-            let mut reading = sqlx::QueryBuilder::new(READ_FOR_SEARCH);
-            reading.push_bind(like.clone()).push(READ_FOR_SEARCH_FROM);
-            push_filters!(&mut reading);
-            reading.push(order).push(" LIMIT ").push_bind(SCAN_BUDGET);
-            let mut stream = reading
-                .build_query_as::<(i64, bool)>()
-                .persistent(false)
-                .fetch(pool);
-            let (mut hits, mut read, mut last) = (Vec::new(), 0_i64, None);
-            while let Some((id, hit)) = stream.try_next().await? {
-                read += 1;
-                last = Some(id);
-                if hit {
-                    hits.push(id);
-                    if hits.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
-                        break;
+        if let (true, Some((op, pattern))) = (budget, search.as_ref().and_then(Condition::each_test)) {
+            let (hits, read, last) = with_pool!(self, pool => {
+                let mut reading = sqlx::QueryBuilder::new(READ_FOR_SEARCH);
+                reading
+                    .push(op)
+                    .push_bind(pattern.to_owned())
+                    .push(READ_FOR_SEARCH_FROM);
+                push_filters!(&mut reading);
+                reading.push(order).push(" LIMIT ").push_bind(SCAN_BUDGET);
+                let mut stream = reading
+                    .build_query_as::<(i64, bool)>()
+                    .persistent(false)
+                    .fetch(pool);
+                let (mut hits, mut read, mut last) = (Vec::new(), 0_i64, None);
+                while let Some((id, hit)) = stream.try_next().await? {
+                    read += 1;
+                    last = Some(id);
+                    if hit {
+                        hits.push(id);
+                        if hits.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+                            break;
+                        }
                     }
                 }
-            }
-            drop(stream);
+                (hits, read, last)
+            });
             if read == SCAN_BUDGET && hits.len() <= usize::try_from(limit).unwrap_or(usize::MAX) {
                 cut_id = last;
             }
-            let ids = serde_json::to_string(&hits).map_err(|e| Error::invalid(e.to_string()))?;
-            search = Some(Condition::Ids(ids));
+            search = Some(Condition::hits(self.backend_kind(), &hits)?);
         }
         let (mut rows, cut): (Vec<RunListItem>, Option<RunListItem>) = with_pool!(self, pool => {
             let mut query = sqlx::QueryBuilder::new(LIST_ALL_RUNS);
@@ -496,10 +501,9 @@ impl Store {
                 }
             }
             query.push(order).push(" LIMIT ").push_bind(limit + 1);
-            // A search is planned for its own values, never from a cached generic plan: on
-            // PostgreSQL the generic plan of "this job's runs whose output contains $n" ANDs the
-            // job's index with the trigram index's bitmap, which for a text most outputs contain
-            // reads every hit (0.9 s at a million runs) where this job's 100 runs would do.
+            // A search is planned for its own values (here its hits' ids, a few or thousands),
+            // never from a cached generic plan, which PostgreSQL would plan for a list of unknown
+            // length.
             let rows = query
                 .build_query_as::<RunListItem>()
                 .persistent(search.is_none())
