@@ -1,6 +1,7 @@
 //! A run's output as the page shows it: the colours and bold of ANSI SGR codes (`\x1b[31m`) become
 //! spans with a class, every other escape or control sequence is dropped, and the text itself is
-//! left to the template to escape. Parsing is `anstyle-parse`'s VT state machine.
+//! left to the template to escape. Parsing is `anstyle-parse`'s VT state machine, which only the
+//! bytes around plain text go through: runs of plain ASCII between them are copied whole.
 
 use anstyle_parse::{DefaultCharAccumulator, Params, Parser, Perform};
 use serde::Serialize;
@@ -103,6 +104,10 @@ struct Collector {
     current: String,
     /// Text is kept only while this is true; styles are followed throughout.
     keep: bool,
+    /// The last byte fed printed a character or ended a CSI or ESC sequence, so the parser is in
+    /// its ground state. (It can get there without either, e.g. at the end of an OSC string; then
+    /// the next plain byte it is fed prints and says so.)
+    grounded: bool,
 }
 
 impl Collector {
@@ -114,10 +119,19 @@ impl Collector {
             });
         }
     }
+
+    /// Plain bytes ([`is_plain`]) read in the ground state: the text they print, as it is.
+    fn push_plain(&mut self, bytes: &[u8]) {
+        // Plain bytes are ASCII, so always UTF-8.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            self.current.push_str(text);
+        }
+    }
 }
 
 impl Perform for Collector {
     fn print(&mut self, c: char) {
+        self.grounded = true;
         if self.keep {
             self.current.push(c);
         }
@@ -131,6 +145,7 @@ impl Perform for Collector {
     }
 
     fn csi_dispatch(&mut self, params: &Params, intermediates: &[u8], ignore: bool, action: u8) {
+        self.grounded = true;
         if action == b'm' && intermediates.is_empty() && !ignore {
             let before = self.style;
             let mut after = before;
@@ -141,6 +156,16 @@ impl Perform for Collector {
             }
         }
     }
+
+    fn esc_dispatch(&mut self, _intermediates: &[u8], _ignore: bool, _byte: u8) {
+        self.grounded = true;
+    }
+}
+
+/// Bytes that the parser, in its ground state, turns into text as they are: printable ASCII and
+/// DEL (which it prints too), line ends and tabs (which [`Collector`] keeps).
+fn is_plain(byte: u8) -> bool {
+    matches!(byte, 0x20..=0x7f | b'\n' | b'\t')
 }
 
 /// `text` cut into styled segments; escape sequences are gone, the text is not escaped.
@@ -155,10 +180,31 @@ pub fn segments(text: &str) -> Vec<Segment> {
 pub fn segments_since(pieces: &[(u64, &[u8])], from: u64) -> Vec<Segment> {
     let mut parser = Parser::<DefaultCharAccumulator>::new();
     let mut collector = Collector::default();
-    for (start, bytes) in pieces {
-        for (i, byte) in bytes.iter().enumerate() {
-            collector.keep = start + i as u64 >= from;
-            parser.advance(&mut collector, *byte);
+    // Most output is plain text. In the ground state a run of plain bytes is copied whole; the
+    // other bytes (escape sequences, other controls, non-ASCII characters) go through the parser
+    // one by one, as every byte once did (the tests compare both ways on mixed input).
+    let mut ground = true;
+    for &(start, bytes) in pieces {
+        // The first byte of this piece to keep (a plain byte is a character of its own).
+        let keep_from = usize::try_from(from.saturating_sub(start)).unwrap_or(usize::MAX);
+        let mut i = 0;
+        while let Some(&byte) = bytes.get(i) {
+            if ground {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|b| !is_plain(*b))
+                    .map_or(bytes.len(), |n| i + n);
+                if end > i {
+                    collector.push_plain(&bytes[keep_from.clamp(i, end)..end]);
+                    i = end;
+                    continue;
+                }
+            }
+            collector.keep = i >= keep_from;
+            collector.grounded = false;
+            parser.advance(&mut collector, byte);
+            ground = collector.grounded;
+            i += 1;
         }
     }
     collector.flush();
@@ -232,6 +278,87 @@ mod tests {
             [seg("ansi-fg-1", "abcd")]
         );
         assert!(segments_since(&[(0, text)], text.len() as u64).is_empty());
+    }
+
+    /// [`segments_since`] as it was before plain runs were copied whole: every byte through the
+    /// parser.
+    fn segments_since_bytewise(pieces: &[(u64, &[u8])], from: u64) -> Vec<Segment> {
+        let mut parser = Parser::<DefaultCharAccumulator>::new();
+        let mut collector = Collector::default();
+        for (start, bytes) in pieces {
+            for (i, byte) in bytes.iter().enumerate() {
+                collector.keep = start + i as u64 >= from;
+                parser.advance(&mut collector, *byte);
+            }
+        }
+        collector.flush();
+        merge(collector.segments)
+    }
+
+    #[test]
+    fn plain_runs_copied_whole_read_as_every_byte_parsed() {
+        // Text, SGR and other sequences (CSI, OSC ended by BEL or ST, DCS, APC, one with too many
+        // parameters), controls (CAN aborts a sequence), DEL, UTF-8 (C1 code points included),
+        // invalid and cut UTF-8.
+        let parts: [&[u8]; 28] = [
+            b"plain text ",
+            b"<b>&amp;</b>\n",
+            b"\x1b[31m",
+            b"\x1b[1;92m",
+            b"\x1b[0m",
+            b"\x1b[m",
+            b"\x1b[38;5;9m",
+            b"\x1b[38;2;1;2;3m",
+            b"\x1b[2K\x1b[1G",
+            b"\x1b[?25l",
+            b"\x1b]0;title\x07",
+            b"\x1b]8;;http://x/\x1b\\",
+            b"\x1bP1$r\x1b\\",
+            b"\x1b_apc\x1b\\",
+            b"\x1b[1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17;18;19;20;21;22;23;24;25;26;27;28;29;30;31;32;33m",
+            b"\x1b[31\x18m",
+            b"\x1b(B",
+            b"\x1b",
+            b"\x1b[",
+            "é 日本 \u{9b}31m \u{85}".as_bytes(),
+            b"\x7f",
+            b"\r\n\t",
+            b"\x07\x08",
+            b"\xff\xfe",
+            b"\xc3",
+            b"\xe6\x97",
+            b"\x9b31m",
+            b"x",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n as u64).unwrap_or(0)
+        };
+        for case in 0..3_000 {
+            let mut stream = Vec::new();
+            for _ in 0..next(40) {
+                stream.extend_from_slice(parts[next(parts.len())]);
+            }
+            // Cut into pieces at any byte, some with a gap in the positions (bytes a cap dropped).
+            let mut pieces = Vec::new();
+            let (mut at, mut position) = (0, 0u64);
+            while at < stream.len() {
+                let len = (1 + next(60)).min(stream.len() - at);
+                pieces.push((position, &stream[at..at + len]));
+                position += len as u64 + if next(4) == 0 { next(50) as u64 } else { 0 };
+                at += len;
+            }
+            let from = next(position as usize + 2) as u64;
+            assert_eq!(
+                segments_since(&pieces, from),
+                segments_since_bytewise(&pieces, from),
+                "case {case}: {:?} from {from}",
+                String::from_utf8_lossy(&stream)
+            );
+        }
     }
 
     #[test]
