@@ -6,7 +6,8 @@
 //! pass deletes all but each job's newest run.
 //!
 //! Environment: JTP_BENCH_JOBS, JTP_BENCH_RUNS (sizes), JTP_BENCH_ITERATIONS (samples per query),
-//! JTP_BENCH_BACKENDS (`sqlite,postgres`), JTP_TEST_POSTGRES_URL (else scripts/postgres-up runs),
+//! JTP_BENCH_BACKENDS (`sqlite,postgres`), JTP_BENCH_IDLE_SECONDS (how long runs are recorded idle
+//! before the retention pass, 60), JTP_TEST_POSTGRES_URL (else scripts/postgres-up runs),
 //! JTP_BENCH_KEEP (keep the PostgreSQL database for EXPLAIN).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -71,7 +72,7 @@ fn summary_lines(kind: &str, jobs: usize, runs: usize) {
         (
             "recording a run during a retention pass / idle, p99",
             "record a run during that pass",
-            "record a run (start + finish)",
+            "record runs back to back, idle",
         ),
         (
             "recording a 2 KiB output with the search index / without, p99",
@@ -254,7 +255,8 @@ async fn bench(store: &Store, url: &str, jobs: usize, runs: usize, iterations: u
     .await
     .report(kind, "record a run (start + finish)");
     bench_search(store, url, &picks, iterations, slot0 + Duration::days(10)).await;
-    bench_prune(store, &picks, slot0 + Duration::days(30)).await;
+    let idle = std::time::Duration::from_secs(env_or("JTP_BENCH_IDLE_SECONDS", 60) as u64);
+    bench_prune(store, &picks, slot0 + Duration::days(30), idle).await;
     summary_lines(kind, jobs, runs);
 }
 
@@ -476,9 +478,27 @@ async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
 }
 
 /// Recording a run while a retention pass deletes every loaded run but each job's newest
-/// (`keepLast: 1`), against recording with nothing else going on.
-async fn bench_prune(store: &Store, picks: &[i64], slot0: DateTime<Utc>) {
+/// (`keepLast: 1`), against recording with nothing else going on — both sampled the same way:
+/// runs recorded back to back, the idle ones for `idle` just before the pass (long enough to
+/// meet what recording meets now and then anyway: the search index's pending list merged, a
+/// checkpoint, autovacuum).
+async fn bench_prune(store: &Store, picks: &[i64], slot0: DateTime<Utc>, idle: std::time::Duration) {
     let kind = store.backend_kind().as_str();
+    let mut samples = Vec::new();
+    let mut i = 0;
+    let idle_from = Instant::now();
+    while idle_from.elapsed() < idle {
+        let started = Instant::now();
+        record_one(store, picks[i % picks.len()], slot0 + Duration::minutes(i as i64)).await;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        i += 1;
+    }
+    println!(
+        "{kind:<9} recorded {i} runs back to back, idle, in {:.1} s",
+        idle.as_secs_f64()
+    );
+    Timings(samples).report(kind, "record runs back to back, idle");
+    let slot0 = slot0 + Duration::minutes(i as i64);
     let policy = jtp_crds::Retention {
         max_age: None,
         keep_last: Some(1),

@@ -9,11 +9,16 @@ use jtp_crds::Retention;
 use std::time::Duration;
 
 /// How a pass deletes: rows per DELETE and the pause after each DELETE that removed rows.
+///
+/// The pause is at least [`PruneOptions::pause`] and at least as long as the DELETE took, so a
+/// pass keeps the database busy half the time at most, however slow a delete turns out (a big
+/// output's TOAST rows, a cold cache, a busy disk): a writer recording a run always finds it idle
+/// soon after.
 #[derive(Clone, Copy, Debug)]
 pub struct PruneOptions {
     /// Rows one DELETE removes at most (one short transaction each).
     pub batch: i64,
-    /// Time left to other writers between two deletes.
+    /// The shortest time left to other writers between two deletes.
     pub pause: Duration,
 }
 
@@ -138,6 +143,7 @@ impl Store {
         let batch = options.batch.max(1);
         let mut deleted = 0;
         loop {
+            let started = std::time::Instant::now();
             let went = with_pool!(self, pool => {
                 sqlx::query(DELETE_BATCH)
                     .bind(job_id)
@@ -151,7 +157,7 @@ impl Store {
             })?;
             deleted += went;
             if went > 0 {
-                tokio::time::sleep(options.pause).await;
+                tokio::time::sleep(options.pause.max(started.elapsed())).await;
             }
             if went < u64::try_from(batch).unwrap_or(u64::MAX) {
                 return Ok(deleted);
