@@ -245,7 +245,7 @@ impl Size {
         let day = |k: u64| Weekday::ALL[usize::try_from(k % 7).unwrap_or(0)];
         let spec = match j % 10 {
             0..=4 => ScheduledJobSpec::daily(&at),
-            5..=7 if j % 2 == 0 => ScheduledJobSpec::weekly(&[day(j / 10)], &at),
+            5..=7 if j.is_multiple_of(2) => ScheduledJobSpec::weekly(&[day(j / 10)], &at),
             5..=7 => ScheduledJobSpec::weekly(&[day(j / 10), day(j / 10 + 3)], &at),
             8 => ScheduledJobSpec::cron(&format!("{minute} {hour} * * 1-5")),
             _ => ScheduledJobSpec::cron(&format!("{minute} {}/6 * * *", hour % 6)),
