@@ -16,24 +16,47 @@ pub const INTERRUPTED_MESSAGE: &str = "interrupted: the runner stopped before th
 /// have started. It counts towards consecutive_failures like any failure.
 pub const INTERRUPTED_STATUS: RunStatus = RunStatus::Failure;
 
-const DUE_JOBS: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM scheduled_jobs WHERE deleted_at IS NULL AND next_run IS NOT NULL AND next_run <= $1 \
-     ORDER BY next_run, id LIMIT $2"
+/// A query over the live jobs by one of their times, on each backend. SQLite names the index: a
+/// standalone database is never `ANALYZE`d, and without statistics SQLite's planner takes the jobs
+/// list's indexes that start with `deleted_at` (migrations 0003, 0015, 0017) and reads every live
+/// job, then sorts — 60–150 ms a query at 100,000 jobs, four of them per runner pass, against
+/// 0.1–12 ms on the time's own index. PostgreSQL has its statistics and keeps its own plan.
+struct ByTime {
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+macro_rules! by_time {
+    ($select:expr, $index:literal, $rest:literal) => {
+        ByTime {
+            postgres: concat!($select, " FROM scheduled_jobs ", $rest),
+            sqlite: concat!($select, " FROM scheduled_jobs INDEXED BY ", $index, " ", $rest),
+        }
+    };
+}
+
+const DUE_JOBS: ByTime = by_time!(
+    concat!("SELECT ", job_columns!()),
+    "scheduled_jobs_due",
+    "WHERE deleted_at IS NULL AND next_run IS NOT NULL AND next_run <= $1 ORDER BY next_run, id LIMIT $2"
 );
 
-const NEXT_WAKEUP: &str =
-    "SELECT MIN(next_run) FROM scheduled_jobs WHERE deleted_at IS NULL AND next_run IS NOT NULL";
+const NEXT_WAKEUP: ByTime = by_time!(
+    "SELECT MIN(next_run)",
+    "scheduled_jobs_due",
+    "WHERE deleted_at IS NULL AND next_run IS NOT NULL"
+);
 
-const NEXT_RETRY: &str =
-    "SELECT MIN(retry_at) FROM scheduled_jobs WHERE deleted_at IS NULL AND retry_at IS NOT NULL";
+const NEXT_RETRY: ByTime = by_time!(
+    "SELECT MIN(retry_at)",
+    "scheduled_jobs_retry",
+    "WHERE deleted_at IS NULL AND retry_at IS NOT NULL"
+);
 
-const DUE_RETRIES: &str = concat!(
-    "SELECT ",
-    job_columns!(),
-    " FROM scheduled_jobs WHERE deleted_at IS NULL AND retry_at IS NOT NULL AND retry_at <= $1 \
-     ORDER BY retry_at, id LIMIT $2"
+const DUE_RETRIES: ByTime = by_time!(
+    concat!("SELECT ", job_columns!()),
+    "scheduled_jobs_retry",
+    "WHERE deleted_at IS NULL AND retry_at IS NOT NULL AND retry_at <= $1 ORDER BY retry_at, id LIMIT $2"
 );
 
 /// The compare-and-set of a retry: only the claimer that still sees this retry takes it.
@@ -81,19 +104,26 @@ const RUNNING_OF_RUNNER: &str = "SELECT l.id, l.trigger, l.scheduled_for, l.atte
 type PendingRunNow = (Option<DateTime<Utc>>, Option<String>, Option<String>);
 
 impl Store {
+    fn by_time(&self, query: &ByTime) -> &'static str {
+        match &self.backend {
+            crate::Backend::Postgres(_) => query.postgres,
+            crate::Backend::Sqlite(_) => query.sqlite,
+        }
+    }
+
     /// Live jobs whose next_run is at or before `now` (scheduled slots and pending Run Nows),
     /// soonest first.
     pub async fn due_jobs(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Job>> {
         Ok(
-            with_pool!(self, pool => sqlx::query_as(DUE_JOBS).bind(Ts(now)).bind(limit).fetch_all(pool).await)?,
+            with_pool!(self, pool => sqlx::query_as(self.by_time(&DUE_JOBS)).bind(Ts(now)).bind(limit).fetch_all(pool).await)?,
         )
     }
 
     /// The earliest next_run or retry of any live job, so a runner can sleep exactly until then.
     pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
         let (next, retry): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = with_pool!(self, pool => {
-            let next = sqlx::query_scalar(NEXT_WAKEUP).fetch_one(pool).await?;
-            let retry = sqlx::query_scalar(NEXT_RETRY).fetch_one(pool).await?;
+            let next = sqlx::query_scalar(self.by_time(&NEXT_WAKEUP)).fetch_one(pool).await?;
+            let retry = sqlx::query_scalar(self.by_time(&NEXT_RETRY)).fetch_one(pool).await?;
             Ok::<_, sqlx::Error>((next, retry))
         })?;
         Ok(match (next, retry) {
@@ -105,7 +135,7 @@ impl Store {
     /// Live jobs with a further attempt of a failed run due at or before `now`, soonest first.
     pub async fn due_retries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Job>> {
         Ok(
-            with_pool!(self, pool => sqlx::query_as(DUE_RETRIES).bind(Ts(now)).bind(limit).fetch_all(pool).await)?,
+            with_pool!(self, pool => sqlx::query_as(self.by_time(&DUE_RETRIES)).bind(Ts(now)).bind(limit).fetch_all(pool).await)?,
         )
     }
 
@@ -296,5 +326,68 @@ impl Store {
             }
         }
         Ok(closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a database without statistics (as every standalone one is) each of the runner's queries
+    /// by time reads its time's index in order, neither every live job nor a sort.
+    #[tokio::test]
+    async fn sqlite_reads_the_runner_queries_on_their_time_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::connect(&format!("sqlite://{}/jtp.db", dir.path().display()))
+            .await
+            .expect("store");
+        let crate::Backend::Sqlite(pool) = &store.backend else {
+            unreachable!("a sqlite:// URL")
+        };
+        for (query, index) in [
+            (&DUE_JOBS, "scheduled_jobs_due"),
+            (&NEXT_WAKEUP, "scheduled_jobs_due"),
+            (&NEXT_RETRY, "scheduled_jobs_retry"),
+            (&DUE_RETRIES, "scheduled_jobs_retry"),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {}",
+                query.sqlite
+            )))
+            .bind(Ts(Utc::now()))
+            .bind(10_i64)
+            .fetch_all(pool)
+            .await
+            .expect("plan");
+            let steps: Vec<&str> = plan.iter().map(|step| step.3.as_str()).collect();
+            assert_eq!(steps.len(), 1, "{}: {steps:?}", query.sqlite);
+            assert!(
+                steps[0].starts_with(&format!("SEARCH scheduled_jobs USING INDEX {index} (")),
+                "{steps:?}"
+            );
+        }
+        // And they answer: a due job, the wake-up at its time, no retry.
+        let spec = jtp_crds::ScheduledJobSpec::daily("09:00");
+        let at = Utc::now() - chrono::Duration::seconds(5);
+        let job = store
+            .create_job(&crate::JobInput {
+                name: "due",
+                namespace: "default",
+                uid: None,
+                spec: &spec,
+                next_run: Some(at),
+            })
+            .await
+            .expect("create");
+        let due = store.due_jobs(Utc::now(), 10).await.expect("due");
+        assert_eq!(due.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
+        assert_eq!(store.next_wakeup().await.expect("wake-up"), job.next_run);
+        assert!(
+            store
+                .due_retries(Utc::now(), 10)
+                .await
+                .expect("retries")
+                .is_empty()
+        );
     }
 }
