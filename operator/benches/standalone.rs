@@ -54,13 +54,18 @@ fn usage(pid: u32) -> (f64, f64, f64) {
     // After the ')' field 0 is the state; utime is field 11, stime 12, cutime 13, cstime 14.
     let own = (field(11) + field(12)) / ticks;
     let children = (field(13) + field(14)) / ticks;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kib = status
+    (own, children, status_mib(pid, "VmHWM:"))
+}
+
+/// A memory line of `/proc/PID/status` (`VmHWM:` peak RSS, `VmRSS:` now), in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (own, children, hwm_kib / 1024.0)
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 fn load() -> String {
@@ -273,16 +278,6 @@ struct Sample {
     rss_mib: f64,
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
 }
@@ -381,7 +376,7 @@ fn main() {
         samples.push(Sample {
             at: Utc::now(),
             cpu: usage(child.id()).0,
-            rss_mib: rss_mib(child.id()),
+            rss_mib: status_mib(child.id(), "VmRSS:"),
         });
     }
     let (own_cpu, children_cpu, peak_mib) = usage(child.id());

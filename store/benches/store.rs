@@ -477,6 +477,24 @@ async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
         .expect("finish");
 }
 
+/// Records runs one after the other (the picked jobs in turn, a minute apart from `slot0`) while
+/// `go_on` says so; the ms each took.
+async fn record_back_to_back(
+    store: &Store,
+    picks: &[i64],
+    slot0: DateTime<Utc>,
+    mut go_on: impl FnMut() -> bool,
+) -> Vec<f64> {
+    let mut samples = Vec::new();
+    while go_on() {
+        let i = samples.len();
+        let started = Instant::now();
+        record_one(store, picks[i % picks.len()], slot0 + Duration::minutes(i as i64)).await;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples
+}
+
 /// Recording a run while a retention pass deletes every loaded run but each job's newest
 /// (`keepLast: 1`), against recording with nothing else going on — both sampled the same way:
 /// runs recorded back to back, the idle ones for `idle` just before the pass (long enough to
@@ -484,21 +502,15 @@ async fn record_one(store: &Store, job_id: i64, slot: DateTime<Utc>) {
 /// checkpoint, autovacuum).
 async fn bench_prune(store: &Store, picks: &[i64], slot0: DateTime<Utc>, idle: std::time::Duration) {
     let kind = store.backend_kind().as_str();
-    let mut samples = Vec::new();
-    let mut i = 0;
     let idle_from = Instant::now();
-    while idle_from.elapsed() < idle {
-        let started = Instant::now();
-        record_one(store, picks[i % picks.len()], slot0 + Duration::minutes(i as i64)).await;
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
-        i += 1;
-    }
+    let samples = record_back_to_back(store, picks, slot0, || idle_from.elapsed() < idle).await;
     println!(
-        "{kind:<9} recorded {i} runs back to back, idle, in {:.1} s",
+        "{kind:<9} recorded {} runs back to back, idle, in {:.1} s",
+        samples.len(),
         idle.as_secs_f64()
     );
+    let slot0 = slot0 + Duration::minutes(samples.len() as i64);
     Timings(samples).report(kind, "record runs back to back, idle");
-    let slot0 = slot0 + Duration::minutes(i as i64);
     let policy = jtp_crds::Retention {
         max_age: None,
         keep_last: Some(1),
@@ -514,14 +526,7 @@ async fn bench_prune(store: &Store, picks: &[i64], slot0: DateTime<Utc>, idle: s
             (report, started.elapsed())
         }
     });
-    let mut samples = Vec::new();
-    let mut i = 0;
-    while !pruner.is_finished() {
-        let started = Instant::now();
-        record_one(store, picks[i % picks.len()], slot0 + Duration::minutes(i as i64)).await;
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
-        i += 1;
-    }
+    let samples = record_back_to_back(store, picks, slot0, || !pruner.is_finished()).await;
     let (report, took) = pruner.await.expect("pruner");
     println!(
         "{kind:<9} retention pass deleted {} runs of {} jobs in {:.1} s",
