@@ -105,9 +105,9 @@ type PendingRunNow = (Option<DateTime<Utc>>, Option<String>, Option<String>);
 
 impl Store {
     fn by_time(&self, query: &ByTime) -> &'static str {
-        match &self.backend {
-            crate::Backend::Postgres(_) => query.postgres,
-            crate::Backend::Sqlite(_) => query.sqlite,
+        match self.backend_kind() {
+            crate::BackendKind::Postgres => query.postgres,
+            crate::BackendKind::Sqlite => query.sqlite,
         }
     }
 
