@@ -301,7 +301,7 @@ async fn main() {
             format!("{base_url}/jobs/default/{big_job}/panel"),
         ),
         (
-            "run page with 200 KiB output".to_owned(),
+            "jobs page, its panel with a 200 KiB output".to_owned(),
             format!("{base_url}/jobs/default/{big_job}/runs/{big_run}"),
         ),
         (
